@@ -1,0 +1,234 @@
+/* db_sqlite.c - the SQLite backend of db.h.
+ *
+ * The database runs in WAL mode so the server's readers never block an
+ * import (or, later, the analytics writers), with synchronous=NORMAL, which in
+ * WAL mode is durable across application crashes and loses at most the last
+ * transactions on power loss. Migrations are an append-only list: entry i
+ * takes the schema from version i to i+1, all inside one transaction. */
+#include "db.h"
+
+#include "err.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct db {
+    sqlite3 *conn;
+    sqlite3_stmt *insert_image;
+    sqlite3_stmt *image_by_path;
+    sqlite3_stmt *image_scan;
+};
+
+static const char *const migrations[] = {
+    /* 0 -> 1: the image catalog. */
+    "CREATE TABLE images ("
+    "  id TEXT PRIMARY KEY,"
+    "  owner TEXT NOT NULL,"
+    "  album TEXT NOT NULL,"
+    "  filename TEXT NOT NULL,"
+    "  content_type TEXT NOT NULL,"
+    "  size_bytes INTEGER NOT NULL,"
+    "  created_at TEXT NOT NULL," /* ISO-8601 UTC, as the seed's meta rows */
+    "  sha256 TEXT NOT NULL,"
+    "  width INTEGER NOT NULL,"
+    "  height INTEGER NOT NULL,"
+    "  UNIQUE (owner, album, filename)"
+    ");"
+    "CREATE INDEX images_owner ON images (owner);",
+};
+
+#define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+int db_schema_version(void)
+{
+    return MIGRATION_COUNT;
+}
+
+static int migrate(sqlite3 *conn, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int version = 0, rc = 0;
+    char *msg = NULL;
+    if (sqlite3_exec(conn, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK)
+        goto fail;
+    if (sqlite3_prepare_v2(conn, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW)
+        goto fail;
+    version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (version > MIGRATION_COUNT) {
+        snprintf(err, errlen,
+                 "database schema version %d is newer than this build knows (%d); "
+                 "upgrade pixflare",
+                 version, MIGRATION_COUNT);
+        sqlite3_exec(conn, "ROLLBACK", NULL, NULL, NULL);
+        return PF_EDB;
+    }
+    for (int v = version; v < MIGRATION_COUNT; v++) {
+        if (sqlite3_exec(conn, migrations[v], NULL, NULL, &msg) != SQLITE_OK)
+            goto fail;
+    }
+    if (version < MIGRATION_COUNT) {
+        char pragma[64];
+        snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", MIGRATION_COUNT);
+        if (sqlite3_exec(conn, pragma, NULL, NULL, &msg) != SQLITE_OK)
+            goto fail;
+    }
+    if (sqlite3_exec(conn, "COMMIT", NULL, NULL, &msg) != SQLITE_OK)
+        goto fail;
+    return 0;
+fail:
+    snprintf(err, errlen, "database migration failed: %s", msg ? msg : sqlite3_errmsg(conn));
+    sqlite3_free(msg);
+    sqlite3_finalize(st);
+    sqlite3_exec(conn, "ROLLBACK", NULL, NULL, NULL);
+    rc = PF_EDB;
+    return rc;
+}
+
+int db_open(const char *sqlite_path, struct db **out, char *err, size_t errlen)
+{
+    struct db *db = calloc(1, sizeof(*db));
+    char *msg = NULL;
+    int rc = PF_EDB;
+    if (db == NULL)
+        return PF_ENOMEM;
+    if (sqlite3_open_v2(sqlite_path, &db->conn,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open database %s: %s", sqlite_path,
+                 db->conn ? sqlite3_errmsg(db->conn) : "out of memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout(db->conn, 5000);
+    if (sqlite3_exec(db->conn,
+                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                     "PRAGMA foreign_keys=ON;",
+                     NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open database %s: %s", sqlite_path, msg);
+        goto fail;
+    }
+    if (migrate(db->conn, err, errlen) != 0)
+        goto fail;
+    if (sqlite3_prepare_v3(db->conn,
+                           "INSERT INTO images (id, owner, album, filename, content_type, "
+                           "size_bytes, created_at, sha256, width, height) VALUES "
+                           "(?, ?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%SZ', ?, 'unixepoch'), "
+                           "?, ?, ?)",
+                           -1, SQLITE_PREPARE_PERSISTENT, &db->insert_image, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(db->conn,
+                           "SELECT rowid, id, owner, album, filename, content_type, size_bytes, "
+                           "CAST(strftime('%s', created_at) AS INTEGER), sha256, width, height "
+                           "FROM images WHERE owner = ? AND album = ? AND filename = ?",
+                           -1, SQLITE_PREPARE_PERSISTENT, &db->image_by_path, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(db->conn,
+                           "SELECT rowid, id, owner, album, filename, content_type, size_bytes, "
+                           "CAST(strftime('%s', created_at) AS INTEGER), sha256, width, height "
+                           "FROM images WHERE rowid > ? ORDER BY rowid",
+                           -1, SQLITE_PREPARE_PERSISTENT, &db->image_scan, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot prepare statements on %s: %s", sqlite_path,
+                 sqlite3_errmsg(db->conn));
+        goto fail;
+    }
+    *out = db;
+    return 0;
+fail:
+    sqlite3_free(msg);
+    db_close(db);
+    return rc;
+}
+
+void db_close(struct db *db)
+{
+    if (db == NULL)
+        return;
+    sqlite3_finalize(db->insert_image);
+    sqlite3_finalize(db->image_by_path);
+    sqlite3_finalize(db->image_scan);
+    sqlite3_close(db->conn);
+    free(db);
+}
+
+int db_image_insert(struct db *db, const struct db_image *img)
+{
+    sqlite3_stmt *st = db->insert_image;
+    sqlite3_bind_text(st, 1, img->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, img->owner, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, img->album, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, img->filename, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, img->content_type, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, img->size_bytes);
+    sqlite3_bind_int64(st, 7, img->created_at);
+    sqlite3_bind_text(st, 8, img->sha256, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 9, img->width);
+    sqlite3_bind_int(st, 10, img->height);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (rc == SQLITE_CONSTRAINT)
+        return PF_EEXISTS;
+    return PF_EDB;
+}
+
+static void copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
+{
+    const unsigned char *s = sqlite3_column_text(st, col);
+    snprintf(dst, cap, "%s", s ? (const char *)s : "");
+}
+
+static void read_row(sqlite3_stmt *st, struct db_image *img)
+{
+    img->seq = sqlite3_column_int64(st, 0);
+    copy_col(img->id, sizeof(img->id), st, 1);
+    copy_col(img->owner, sizeof(img->owner), st, 2);
+    copy_col(img->album, sizeof(img->album), st, 3);
+    copy_col(img->filename, sizeof(img->filename), st, 4);
+    copy_col(img->content_type, sizeof(img->content_type), st, 5);
+    img->size_bytes = sqlite3_column_int64(st, 6);
+    img->created_at = sqlite3_column_int64(st, 7);
+    copy_col(img->sha256, sizeof(img->sha256), st, 8);
+    img->width = sqlite3_column_int(st, 9);
+    img->height = sqlite3_column_int(st, 10);
+}
+
+int db_image_by_path(struct db *db, const char *owner, const char *album, const char *filename,
+                     struct db_image *out)
+{
+    sqlite3_stmt *st = db->image_by_path;
+    sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, album, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, filename, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        read_row(st, out);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? PF_ENOTFOUND : PF_EDB;
+}
+
+int db_image_scan(struct db *db, int64_t after, int (*fn)(void *ctx, const struct db_image *img),
+                  void *ctx)
+{
+    sqlite3_stmt *st = db->image_scan;
+    struct db_image img;
+    int rc = 0, step;
+    sqlite3_bind_int64(st, 1, after);
+    for (;;) {
+        step = sqlite3_step(st);
+        if (step != SQLITE_ROW)
+            break;
+        read_row(st, &img);
+        rc = fn(ctx, &img);
+        if (rc != 0)
+            break;
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = PF_EDB;
+    sqlite3_reset(st);
+    return rc;
+}

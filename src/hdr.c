@@ -1,0 +1,165 @@
+/* hdr.c - see hdr.h. */
+#include "hdr.h"
+
+#include "err.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *skip_ows(const char *p)
+{
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return p;
+}
+
+/* Read a decimal number that fits 63 bits. OUT: *v. Returns the end or NULL. */
+static const char *read_u63(const char *p, uint64_t *v)
+{
+    uint64_t n = 0;
+    const char *start = p;
+    while (*p >= '0' && *p <= '9') {
+        if (n > (UINT64_C(1) << 62) / 10)
+            return NULL;
+        n = n * 10 + (uint64_t)(*p - '0');
+        p++;
+    }
+    if (p == start)
+        return NULL;
+    *v = n;
+    return p;
+}
+
+enum hdr_range hdr_parse_range(const char *value, uint64_t size, uint64_t *first, uint64_t *count)
+{
+    const char *p = skip_ows(value);
+    if (strncasecmp(p, "bytes", 5) != 0)
+        return HDR_RANGE_NONE;
+    p = skip_ows(p + 5);
+    if (*p != '=')
+        return HDR_RANGE_NONE;
+    p = skip_ows(p + 1);
+    if (strchr(p, ',') != NULL) {
+        /* Several ranges. Refuse only if the list is obviously junk. */
+        return HDR_RANGE_NONE;
+    }
+    uint64_t a = 0, b = 0;
+    int has_a = 0, has_b = 0;
+    if (*p != '-') {
+        p = read_u63(p, &a);
+        if (p == NULL)
+            return HDR_RANGE_UNSATISFIABLE;
+        has_a = 1;
+    }
+    if (*p != '-')
+        return HDR_RANGE_UNSATISFIABLE;
+    p++;
+    if (*p >= '0' && *p <= '9') {
+        p = read_u63(p, &b);
+        if (p == NULL)
+            return HDR_RANGE_UNSATISFIABLE;
+        has_b = 1;
+    }
+    p = skip_ows(p);
+    if (*p != '\0' || (!has_a && !has_b))
+        return HDR_RANGE_UNSATISFIABLE;
+    if (has_a) {
+        if (has_b && b < a)
+            return HDR_RANGE_UNSATISFIABLE;
+        if (a >= size)
+            return HDR_RANGE_UNSATISFIABLE;
+        uint64_t last = has_b && b < size - 1 ? b : size - 1;
+        *first = a;
+        *count = last - a + 1;
+        return HDR_RANGE_OK;
+    }
+    /* Suffix range: the last b bytes. */
+    if (b == 0 || size == 0)
+        return HDR_RANGE_UNSATISFIABLE;
+    if (b > size)
+        b = size;
+    *first = size - b;
+    *count = b;
+    return HDR_RANGE_OK;
+}
+
+int hdr_etag_matches(const char *if_none_match, const char *etag)
+{
+    /* Weak comparison: ignore a W/ prefix on either side. */
+    if (strncmp(etag, "W/", 2) == 0)
+        etag += 2;
+    size_t elen = strlen(etag);
+    const char *p = if_none_match;
+    for (;;) {
+        p = skip_ows(p);
+        while (*p == ',')
+            p = skip_ows(p + 1);
+        if (*p == '\0')
+            return 0;
+        if (*p == '*')
+            return 1;
+        if (strncmp(p, "W/", 2) == 0)
+            p += 2;
+        if (*p != '"')
+            return 0; /* malformed list: no match */
+        const char *close = strchr(p + 1, '"');
+        if (close == NULL)
+            return 0;
+        size_t n = (size_t)(close - p) + 1;
+        if (n == elen && memcmp(p, etag, n) == 0)
+            return 1;
+        p = close + 1;
+    }
+}
+
+static const char *const wkday[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+static const char *const month[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+void hdr_format_http_date(time_t t, char out[30])
+{
+    struct tm tm;
+    char buf[64]; /* roomier than needed: the compiler cannot bound tm's fields */
+    gmtime_r(&t, &tm);
+    snprintf(buf, sizeof(buf), "%s, %02d %s %04d %02d:%02d:%02d GMT", wkday[tm.tm_wday], tm.tm_mday,
+             month[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    snprintf(out, 30, "%.29s", buf);
+}
+
+static int two_digits(const char *p, int *v)
+{
+    if (p[0] < '0' || p[0] > '9' || p[1] < '0' || p[1] > '9')
+        return PF_EINVAL;
+    *v = (p[0] - '0') * 10 + (p[1] - '0');
+    return 0;
+}
+
+int hdr_parse_http_date(const char *value, time_t *t)
+{
+    /* "Sun, 06 Nov 1994 08:49:37 GMT": fixed layout, 29 characters. */
+    const char *p = skip_ows(value);
+    struct tm tm;
+    int d, y1, y2, h, mi, s, mon = -1;
+    if (strlen(p) < 29 || p[3] != ',' || p[4] != ' ' || p[7] != ' ' || p[11] != ' ' ||
+        p[16] != ' ' || p[19] != ':' || p[22] != ':' || strncmp(p + 25, " GMT", 4) != 0 ||
+        *skip_ows(p + 29) != '\0')
+        return PF_EINVAL;
+    for (int i = 0; i < 12; i++)
+        if (strncmp(p + 8, month[i], 3) == 0)
+            mon = i;
+    if (mon < 0 || two_digits(p + 5, &d) || two_digits(p + 12, &y1) || two_digits(p + 14, &y2) ||
+        two_digits(p + 17, &h) || two_digits(p + 20, &mi) || two_digits(p + 23, &s))
+        return PF_EINVAL;
+    if (d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
+        return PF_EINVAL;
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = y1 * 100 + y2 - 1900;
+    tm.tm_mon = mon;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = s;
+    *t = timegm(&tm);
+    return 0;
+}

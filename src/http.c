@@ -1,0 +1,306 @@
+/* http.c - see http.h.
+ *
+ * libmicrohttpd runs a pool of worker threads, each with its own epoll set,
+ * so connections never share a lock on the request path. Two MHD hooks are
+ * bent to our needs:
+ *  - the unescape callback is the identity, so handlers get the raw path and
+ *    decode it themselves (MHD's decoder would turn %00 into a NUL that
+ *    silently truncates the path);
+ *  - the URI-log callback, called once per request with the whole request
+ *    target, stores its length in the per-request pointer (no allocation),
+ *    so over-long targets get our JSON 414 rather than a truncated path.
+ * libmicrohttpd's own log lines may quote request targets (and so query
+ * strings), so they are dropped: Pixflare never logs those. */
+#include "http.h"
+
+#include "cdn.h"
+#include "err.h"
+#include "urlpath.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TARGET_MAX 8192   /* whole request target, query included: else 414 */
+#define HEADERS_MAX 16384 /* sum of header names and values: else 431 */
+#define INFLIGHT_SLOTS 64
+
+/* Per-request state packed into MHD's con_cls pointer: bit 0 marks a request
+ * counted in flight, the rest is the target length + 1 from the URI log. */
+#define REQ_COUNTED ((uintptr_t)1)
+
+struct inflight_slot {
+    _Atomic long n;
+    char pad[64 - sizeof(long)];
+};
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    struct cdn *cdn;
+    _Atomic int next_slot;
+    struct inflight_slot inflight[INFLIGHT_SLOTS];
+};
+
+static _Thread_local int thread_slot = -1;
+
+const char *http_req_header(const struct http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+void http_resp_error(struct http_resp *resp, int status, const char *code, const char *message)
+{
+    json_t *j =
+        json_pack("{s:b, s:{s:s, s:s}}", "success", 0, "error", "code", code, "message", message);
+    free(resp->owned_body);
+    resp->owned_body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    resp->status = status;
+    resp->content_type = "application/json";
+    resp->body = NULL;
+    resp->file_path = NULL;
+    resp->len = resp->owned_body ? strlen(resp->owned_body) : 0;
+    resp->accept_ranges = 0;
+}
+
+static size_t unescape_identity(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return strlen(s);
+}
+
+static void *uri_log(void *cls, const char *uri, struct MHD_Connection *con)
+{
+    (void)cls;
+    (void)con;
+    size_t n = strlen(uri);
+    if (n > TARGET_MAX)
+        n = TARGET_MAX + 1;
+    return (void *)((uintptr_t)(n + 1) << 1);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    (void)fmt;
+    (void)ap;
+}
+
+static void inflight_add(struct http_server *srv, long d)
+{
+    if (thread_slot < 0)
+        thread_slot = atomic_fetch_add(&srv->next_slot, 1) % INFLIGHT_SLOTS;
+    atomic_fetch_add_explicit(&srv->inflight[thread_slot].n, d, memory_order_relaxed);
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    (void)c;
+    (void)toe;
+    if (((uintptr_t)*con_cls & REQ_COUNTED) != 0)
+        inflight_add(cls, -1);
+    *con_cls = NULL;
+}
+
+static enum MHD_Result sum_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    (void)kind;
+    size_t *sum = cls;
+    *sum += strlen(key) + (value ? strlen(value) : 0) + 4;
+    return *sum > HEADERS_MAX ? MHD_NO : MHD_YES;
+}
+
+static void route_healthz(struct http_resp *resp)
+{
+    static const char ok[] = "{\"status\":\"ok\"}";
+    resp->status = 200;
+    resp->content_type = "application/json";
+    resp->body = ok;
+    resp->len = sizeof(ok) - 1;
+    resp->cache_control = "no-store";
+}
+
+/* The route table. Parses the path once and dispatches on its kind. */
+static void route(struct http_server *srv, const struct http_req *req, struct http_resp *resp)
+{
+    struct urlpath path;
+    if (urlpath_parse(req->path, req->path_len, &path) != 0) {
+        http_resp_error(resp, path.status, path.code, path.message);
+        return;
+    }
+    if (path.kind == URLPATH_SERVER) {
+        if (strcmp(path.route, "healthz") == 0 && req->path_len == 8)
+            route_healthz(resp);
+        else
+            http_resp_error(resp, 404, "NOT_FOUND", "not found");
+        return;
+    }
+    cdn_serve(srv->cdn, req, &path, resp);
+}
+
+static struct MHD_Response *make_response(struct http_resp *r)
+{
+    struct MHD_Response *m = NULL;
+    if (r->file_path != NULL) {
+        int fd = open(r->file_path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            http_resp_error(r, 500, "INTERNAL", "cannot read the stored image");
+        } else {
+            m = MHD_create_response_from_fd_at_offset64(r->len, fd, r->file_off);
+            if (m == NULL)
+                close(fd);
+            return m;
+        }
+    }
+    if (r->owned_body != NULL) {
+        m = MHD_create_response_from_buffer(r->len, r->owned_body, MHD_RESPMEM_MUST_FREE);
+        if (m != NULL)
+            r->owned_body = NULL;
+        return m;
+    }
+    return MHD_create_response_from_buffer(r->len, (void *)r->body, MHD_RESPMEM_PERSISTENT);
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
+                               const char *method, const char *version, const char *upload_data,
+                               size_t *upload_data_size, void **con_cls)
+{
+    struct http_server *srv = cls;
+    (void)version;
+    (void)upload_data;
+    uintptr_t state = (uintptr_t)*con_cls;
+    if ((state & REQ_COUNTED) == 0) {
+        inflight_add(srv, 1);
+        state |= REQ_COUNTED;
+        *con_cls = (void *)state;
+    }
+    *upload_data_size = 0; /* a body is never read; it is discarded */
+
+    struct http_req req = {method, 0, url, strlen(url), conn};
+    struct http_resp resp;
+    memset(&resp, 0, sizeof(resp));
+    size_t header_bytes = 0;
+    int is_get = strcmp(method, "GET") == 0;
+    req.is_head = strcmp(method, "HEAD") == 0;
+
+    if ((state >> 1) > TARGET_MAX + 1) {
+        http_resp_error(&resp, 414, "URI_TOO_LONG", "request target is longer than 8192 bytes");
+    } else if (MHD_get_connection_values(conn, MHD_HEADER_KIND, sum_header, &header_bytes),
+               header_bytes > HEADERS_MAX) {
+        http_resp_error(&resp, 431, "HEADERS_TOO_LARGE", "request headers exceed 16384 bytes");
+    } else if (!is_get && !req.is_head) {
+        http_resp_error(&resp, 405, "METHOD_NOT_ALLOWED", "only GET and HEAD are allowed here");
+        resp.allow = "GET, HEAD";
+    } else {
+        route(srv, &req, &resp);
+    }
+
+    struct MHD_Response *m = make_response(&resp);
+    if (m == NULL && resp.status != 500) {
+        http_resp_error(&resp, 500, "INTERNAL", "cannot build the response");
+        m = make_response(&resp);
+    }
+    free(resp.owned_body);
+    if (m == NULL)
+        return MHD_NO;
+    if (resp.content_type)
+        MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_TYPE, resp.content_type);
+    if (resp.etag)
+        MHD_add_response_header(m, MHD_HTTP_HEADER_ETAG, resp.etag);
+    if (resp.last_modified)
+        MHD_add_response_header(m, MHD_HTTP_HEADER_LAST_MODIFIED, resp.last_modified);
+    if (resp.cache_control)
+        MHD_add_response_header(m, MHD_HTTP_HEADER_CACHE_CONTROL, resp.cache_control);
+    if (resp.accept_ranges)
+        MHD_add_response_header(m, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+    if (resp.content_range[0])
+        MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_RANGE, resp.content_range);
+    if (resp.allow)
+        MHD_add_response_header(m, MHD_HTTP_HEADER_ALLOW, resp.allow);
+    if (resp.retry_after > 0) {
+        char ra[16];
+        snprintf(ra, sizeof(ra), "%d", resp.retry_after);
+        MHD_add_response_header(m, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    }
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)resp.status, m);
+    MHD_destroy_response(m);
+    return ret;
+}
+
+int http_start(const struct http_options *opt, struct http_server **out, int *bound_port, char *err,
+               size_t errlen)
+{
+    struct http_server *srv = calloc(1, sizeof(*srv));
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
+    if (srv == NULL)
+        return PF_ENOMEM;
+    srv->cdn = opt->cdn;
+    if (strchr(opt->host, ':') != NULL) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)opt->port);
+        inet_pton(AF_INET6, opt->host, &a->sin6_addr);
+        flags |= MHD_USE_IPv6;
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)opt->port);
+        inet_pton(AF_INET, opt->host, &a->sin_addr);
+    }
+    srv->daemon = MHD_start_daemon(
+        flags, (uint16_t)opt->port, NULL, NULL, handler, srv, MHD_OPTION_SOCK_ADDR, &ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)opt->threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)10000, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        (unsigned)1024, MHD_OPTION_UNESCAPE_CALLBACK, unescape_identity, NULL,
+        MHD_OPTION_URI_LOG_CALLBACK, uri_log, NULL, MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+    if (srv->daemon == NULL) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", opt->host, opt->port,
+                 errno ? strerror(errno) : "libmicrohttpd failed to start");
+        free(srv);
+        return PF_EIO;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    *bound_port = info ? info->port : opt->port;
+    *out = srv;
+    return 0;
+}
+
+static long inflight_total(struct http_server *srv)
+{
+    long n = 0;
+    for (int i = 0; i < INFLIGHT_SLOTS; i++)
+        n += atomic_load_explicit(&srv->inflight[i].n, memory_order_relaxed);
+    return n;
+}
+
+void http_stop(struct http_server *srv, int grace_ms)
+{
+    if (srv == NULL)
+        return;
+    MHD_socket listen_fd = MHD_quiesce_daemon(srv->daemon);
+    struct timespec tick = {0, 10 * 1000 * 1000};
+    for (int waited = 0; waited < grace_ms && inflight_total(srv) > 0; waited += 10)
+        nanosleep(&tick, NULL);
+    MHD_stop_daemon(srv->daemon);
+    if (listen_fd != MHD_INVALID_SOCKET)
+        close(listen_fd);
+    free(srv);
+}

@@ -1,0 +1,366 @@
+/* main.c - the command line: one function per subcommand.
+ *
+ * Exit codes: 0 success; 1 a runtime failure (I/O, database); 2 bad usage or
+ * bad input (unknown flag, invalid value, refused import), with a one-line
+ * reason on stderr. */
+#include "catalog.h"
+#include "cdn.h"
+#include "config.h"
+#include "cron.h"
+#include "db.h"
+#include "demo.h"
+#include "err.h"
+#include "http.h"
+#include "import.h"
+#include "storage.h"
+#include "timeutil.h"
+
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define EXIT_USAGE 2
+
+struct cmd {
+    const char *name;
+    int (*run)(const char *config_file, int argc, char **argv);
+    const char *usage;
+    const char *help;
+};
+
+static const struct cmd *find_cmd(const char *name);
+
+static int usage_error(const char *cmd, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "pixflare %s: ", cmd);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see 'pixflare %s --help')\n", cmd);
+    return EXIT_USAGE;
+}
+
+static int wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return 1;
+    return 0;
+}
+
+static int load_config(const char *file, struct pf_config *cfg, int need_secret)
+{
+    char err[512];
+    if (config_load(file, cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "pixflare: %s\n", err);
+        return EXIT_USAGE;
+    }
+    if (need_secret && config_ensure_secret(cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "pixflare: %s\n", err);
+        config_free(cfg);
+        return 1;
+    }
+    return 0;
+}
+
+/* Open the database and storage for the offline commands. */
+static int open_stores(struct pf_config *cfg, const char *argv0, struct db **db,
+                       struct storage **st)
+{
+    char err[512];
+    if (storage_vips_init(argv0) != 0) {
+        fprintf(stderr, "pixflare: cannot start libvips\n");
+        return 1;
+    }
+    if (db_open(cfg->sqlite_path, db, err, sizeof(err)) != 0) {
+        fprintf(stderr, "pixflare: %s\n", err);
+        return 1;
+    }
+    if (storage_open(cfg->storage_dir, 0, st) != 0) {
+        fprintf(stderr, "pixflare: cannot open storage directory %s\n", cfg->storage_dir);
+        db_close(*db);
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_serve(const char *config_file, int argc, char **argv)
+{
+    struct pf_config cfg;
+    struct storage *st = NULL;
+    struct catalog *cat = NULL;
+    struct cdn *cdn = NULL;
+    struct http_server *srv = NULL;
+    char err[512];
+    int rc = 1, port = 0;
+    if (argc > 1)
+        return usage_error("serve", "unexpected argument '%s'", argv[1]);
+    rc = load_config(config_file, &cfg, 1);
+    if (rc != 0)
+        return rc;
+    rc = 1;
+
+    /* Block the stop signals before any thread starts so that only sigwait()
+     * below sees them; every worker inherits the mask. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (storage_vips_init(argv[0]) != 0) {
+        fprintf(stderr, "pixflare: cannot start libvips\n");
+        goto done;
+    }
+    if (storage_open(cfg.storage_dir, cfg.cache_bytes, &st) != 0) {
+        fprintf(stderr, "pixflare: cannot open storage directory %s\n", cfg.storage_dir);
+        goto done;
+    }
+    if (catalog_open(cfg.sqlite_path, &cat, err, sizeof(err)) != 0) {
+        fprintf(stderr, "pixflare: %s\n", err);
+        goto done;
+    }
+    if (cdn_new(cat, st, &cdn) != 0)
+        goto done;
+    struct http_options opt = {cfg.listen_host, cfg.listen_port, cfg.threads, cdn};
+    if (http_start(&opt, &srv, &port, err, sizeof(err)) != 0) {
+        fprintf(stderr, "pixflare: %s\n", err);
+        goto done;
+    }
+    fprintf(stderr, "pixflare: serving %zu images from %s on http://%s%s%s:%d/ (%d threads)\n",
+            catalog_count(cat), cfg.storage_dir, strchr(cfg.listen_host, ':') ? "[" : "",
+            cfg.listen_host, strchr(cfg.listen_host, ':') ? "]" : "", port, cfg.threads);
+    int sig = 0;
+    sigwait(&stop, &sig);
+    fprintf(stderr, "pixflare: %s received, finishing in-flight requests\n",
+            sig == SIGINT ? "SIGINT" : "SIGTERM");
+    http_stop(srv, 10000);
+    fprintf(stderr, "pixflare: stopped\n");
+    rc = 0;
+done:
+    cdn_free(cdn);
+    catalog_close(cat);
+    storage_close(st);
+    storage_vips_shutdown();
+    config_free(&cfg);
+    return rc;
+}
+
+static int cmd_import(const char *config_file, int argc, char **argv)
+{
+    struct pf_config cfg;
+    struct db *db = NULL;
+    struct storage *st = NULL;
+    struct import_stats stats;
+    if (argc != 2)
+        return usage_error("import", "%s", argc < 2 ? "missing DIR" : "too many arguments");
+    if (argv[1][0] == '-')
+        return usage_error("import", "unknown option '%s'", argv[1]);
+    int rc = load_config(config_file, &cfg, 1);
+    if (rc != 0)
+        return rc;
+    rc = open_stores(&cfg, argv[0], &db, &st);
+    if (rc != 0)
+        goto done;
+    rc = import_dir(db, st, argv[1], stdout, stderr, &stats);
+    if (rc == PF_EIO) {
+        fprintf(stderr, "pixflare import: cannot read directory %s\n", argv[1]);
+        rc = EXIT_USAGE;
+    } else if (rc != 0) {
+        fprintf(stderr, "pixflare import: %s\n", pf_strerror(rc));
+        rc = 1;
+    } else {
+        fprintf(stderr, "pixflare import: %d imported, %d already present, %d refused\n",
+                stats.imported, stats.unchanged, stats.refused);
+        rc = stats.refused > 0 ? EXIT_USAGE : 0;
+    }
+done:
+    db_close(db);
+    storage_close(st);
+    storage_vips_shutdown();
+    config_free(&cfg);
+    return rc;
+}
+
+static int cmd_demo(const char *config_file, int argc, char **argv)
+{
+    struct pf_config cfg;
+    struct db *db = NULL;
+    struct storage *st = NULL;
+    char src[PATH_MAX];
+    if (argc > 1)
+        return usage_error("demo", "unexpected argument '%s'", argv[1]);
+    int rc = load_config(config_file, &cfg, 1);
+    if (rc != 0)
+        return rc;
+    rc = open_stores(&cfg, argv[0], &db, &st);
+    if (rc != 0)
+        goto done;
+    snprintf(src, sizeof(src), "%s/demo-src", cfg.data_dir);
+    rc = demo_run(db, st, src, stdout, stderr);
+    if (rc != 0) {
+        fprintf(stderr, "pixflare demo: %s\n", pf_strerror(rc));
+        rc = 1;
+        goto done;
+    }
+    const char *host = strcmp(cfg.listen_host, "0.0.0.0") == 0 ? "127.0.0.1" : cfg.listen_host;
+    int v6 = strchr(host, ':') != NULL;
+    fprintf(stderr,
+            "pixflare demo: ready. After 'pixflare serve', try:\n"
+            "  http://%s%s%s:%d/alice/pics/sunset.jpg\n"
+            "  http://%s%s%s:%d/alice/pics/sunset.jpg/w512\n"
+            "  http://%s%s%s:%d/alice/travel/harbour.webp/og-image\n"
+            "  http://%s%s%s:%d/bob/art/portrait.jpg/thumb\n",
+            v6 ? "[" : "", host, v6 ? "]" : "", cfg.listen_port, v6 ? "[" : "", host, v6 ? "]" : "",
+            cfg.listen_port, v6 ? "[" : "", host, v6 ? "]" : "", cfg.listen_port, v6 ? "[" : "",
+            host, v6 ? "]" : "", cfg.listen_port);
+done:
+    db_close(db);
+    storage_close(st);
+    storage_vips_shutdown();
+    config_free(&cfg);
+    return rc;
+}
+
+static int cmd_cron_next(const char *config_file, int argc, char **argv)
+{
+    (void)config_file;
+    const char *expr = NULL;
+    int64_t from = (int64_t)time(NULL);
+    long count = 5;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--from") == 0) {
+            if (i + 1 >= argc)
+                return usage_error("cron-next", "%s", "--from needs a value");
+            if (tu_parse_iso8601(argv[++i], &from) != 0)
+                return usage_error("cron-next",
+                                   "--from '%s' is not an ISO-8601 UTC time "
+                                   "(YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][Z])",
+                                   argv[i]);
+        } else if (strcmp(argv[i], "--count") == 0) {
+            char *end = NULL;
+            if (i + 1 >= argc)
+                return usage_error("cron-next", "%s", "--count needs a value");
+            count = strtol(argv[++i], &end, 10);
+            if (end == argv[i] || *end != '\0' || count < 1 || count > 1000)
+                return usage_error("cron-next", "--count '%s' must be 1-1000", argv[i]);
+        } else if (strncmp(argv[i], "--", 2) == 0) {
+            return usage_error("cron-next", "unknown option '%s'", argv[i]);
+        } else if (expr == NULL) {
+            expr = argv[i];
+        } else {
+            return usage_error("cron-next", "unexpected argument '%s' (quote the expression)",
+                               argv[i]);
+        }
+    }
+    if (expr == NULL)
+        return usage_error("cron-next", "%s", "missing EXPR");
+    struct cron_expr e;
+    char why[200];
+    if (cron_parse(expr, &e, why, sizeof(why)) != 0) {
+        fprintf(stderr, "pixflare cron-next: invalid cron expression '%s': %s\n", expr, why);
+        return EXIT_USAGE;
+    }
+    int64_t t = from - 1; /* a fire time equal to --from counts */
+    for (long i = 0; i < count; i++) {
+        if (cron_next(&e, t, &t) != 0) {
+            fprintf(stderr, "pixflare cron-next: '%s' never fires\n", expr);
+            return i == 0 ? EXIT_USAGE : 0;
+        }
+        char out[21];
+        tu_format_iso8601(t, out);
+        printf("%s\n", out);
+    }
+    return 0;
+}
+
+static int cmd_help(const char *config_file, int argc, char **argv);
+
+static const struct cmd commands[] = {
+    {"serve", cmd_serve, "pixflare serve",
+     "Serve the CDN route (GET/HEAD /{owner}/{album}/{file}[/{variant}] and\n"
+     "/i/{id}[/{variant}]) until SIGINT or SIGTERM. Settings come from the\n"
+     "environment (see README.md), e.g. PIXFLARE_LISTEN=127.0.0.1:8080."},
+    {"import", cmd_import, "pixflare import DIR",
+     "Register every image under DIR/<owner>/<album>/<file>: copy it into the\n"
+     "storage directory and print '<image_id>\\t<owner>/<album>/<file>'.\n"
+     "Exits 2 if any file was refused (reason on stderr)."},
+    {"demo", cmd_demo, "pixflare demo",
+     "Draw demo images for owners alice and bob and import them."},
+    {"cron-next", cmd_cron_next, "pixflare cron-next EXPR [--from ISO8601] [--count N]",
+     "Print the next N (default 5) fire times of a 5-field cron expression, UTC."},
+    {"help", cmd_help, "pixflare help [COMMAND]", "Show help."},
+};
+
+static void print_usage(FILE *f)
+{
+    fprintf(f, "usage: pixflare [--config FILE] COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(f, "  %s\n", commands[i].usage);
+    fprintf(f, "\n'pixflare COMMAND --help' describes a command.\n");
+}
+
+static int cmd_help(const char *config_file, int argc, char **argv)
+{
+    (void)config_file;
+    const struct cmd *c = argc > 1 ? find_cmd(argv[1]) : NULL;
+    if (c != NULL)
+        printf("usage: %s\n\n%s\n", c->usage, c->help);
+    else
+        print_usage(stdout);
+    return 0;
+}
+
+static const struct cmd *find_cmd(const char *name)
+{
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_file = NULL;
+    int i = 1;
+    while (i < argc && argv[i][0] == '-') {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config_file = argv[i + 1];
+            i += 2;
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            config_file = argv[i] + 9;
+            i++;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            print_usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "pixflare: unknown option '%s'\n", argv[i]);
+            print_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (i >= argc) {
+        print_usage(stderr);
+        return EXIT_USAGE;
+    }
+    const struct cmd *c = find_cmd(argv[i]);
+    if (c == NULL) {
+        fprintf(stderr, "pixflare: unknown command '%s'\n", argv[i]);
+        print_usage(stderr);
+        return EXIT_USAGE;
+    }
+    int sub_argc = argc - i;
+    char **sub_argv = argv + i;
+    if (c->run != cmd_help && wants_help(sub_argc, sub_argv)) {
+        printf("usage: %s\n\n%s\n", c->usage, c->help);
+        return 0;
+    }
+    /* argv[0] of a subcommand is its name; libvips wants the program path. */
+    char *saved = sub_argv[0];
+    sub_argv[0] = argv[0];
+    int rc = c->run(config_file, sub_argc, sub_argv);
+    sub_argv[0] = saved;
+    return rc;
+}

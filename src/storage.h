@@ -1,0 +1,74 @@
+/* storage.h - the R2 role: originals and cached variants on local disk.
+ *
+ * Layout under the storage directory, keyed only by image id so that no
+ * client-supplied name ever reaches the filesystem:
+ *
+ *     <dir>/<id[0..1]>/<id>/original.<ext>      as imported, byte for byte
+ *     <dir>/<id[0..1]>/<id>/<variant>.<ext>     generated on first request
+ *
+ * Every file is written as temp + fsync + rename, so a reader never sees a
+ * partial file. A served file is described by a `struct storage_obj`, created
+ * once per (image, variant) and published through an atomic slot the caller
+ * owns; objects are immutable and owned by the storage until storage_close().
+ * Small objects are kept in memory (within the cache budget) so a hot image is
+ * served without touching the filesystem. */
+#ifndef PF_STORAGE_H
+#define PF_STORAGE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct storage;
+
+struct storage_obj {
+    const char *content_type;
+    char etag[48];          /* quoted strong entity tag */
+    char last_modified[30]; /* IMF-fixdate */
+    time_t mtime;
+    uint64_t size;
+    const unsigned char *data; /* whole body, or NULL: serve from `path` */
+    char *path;
+};
+
+/* What storage needs to know about an image to find or make its files. */
+struct storage_ref {
+    const char *id;
+    const char *sha256; /* hex of the original */
+    const char *content_type;
+    time_t created_at;
+};
+
+/* Open the storage directory (created if missing). `cache_bytes` bounds the
+ * memory used for hot objects. OUT: *out, released with storage_close(). */
+int storage_open(const char *dir, size_t cache_bytes, struct storage **out);
+void storage_close(struct storage *st);
+
+/* Start/stop libvips. Call once per process around any storage use that may
+ * generate variants or inspect images. */
+int storage_vips_init(const char *argv0);
+void storage_vips_shutdown(void);
+
+/* The file extension (without dot) used for a content type, or NULL if the
+ * type is not one Pixflare serves. */
+const char *storage_ext(const char *content_type);
+
+/* Sniff the first bytes of a file. OUT: *content_type (static string).
+ * PF_EFORMAT for anything but JPEG, PNG, WebP or GIF. */
+int storage_sniff(const unsigned char *head, size_t len, const char **content_type);
+
+/* Inspect an image file with libvips (header only). OUT: *width, *height. */
+int storage_probe(const char *path, int *width, int *height);
+
+/* Copy `src` in as the original of image `ref`. */
+int storage_put_original(struct storage *st, const struct storage_ref *ref, const char *src);
+
+/* Find or generate the object for `variant` of `ref`, publishing it in *slot
+ * (the caller's atomic pointer for that image and variant). OUT: *out, valid
+ * until storage_close(). PF_ENOTFOUND when the original is missing,
+ * PF_EIMAGE when generation fails. */
+int storage_get(struct storage *st, const struct storage_ref *ref, int variant,
+                _Atomic(struct storage_obj *) *slot, const struct storage_obj **out);
+
+#endif

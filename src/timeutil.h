@@ -1,0 +1,19 @@
+/* timeutil.h - UTC calendar helpers: strict ISO-8601 parsing and printing.
+ * Pure functions; no allocation. */
+#ifndef PF_TIMEUTIL_H
+#define PF_TIMEUTIL_H
+
+#include <stdint.h>
+
+/* Parse "YYYY-MM-DD", "YYYY-MM-DDTHH:MM", "YYYY-MM-DDTHH:MM:SS", each
+ * optionally followed by "Z". Real calendar dates only (no 2026-02-30).
+ * OUT: *t (Unix seconds, UTC). PF_EINVAL otherwise. */
+int tu_parse_iso8601(const char *s, int64_t *t);
+
+/* Format as "YYYY-MM-DDTHH:MM:SSZ" into out[21]. */
+void tu_format_iso8601(int64_t t, char out[21]);
+
+/* Days in a month of a year (month 1-12). */
+int tu_days_in_month(int year, int month);
+
+#endif
