@@ -1,0 +1,123 @@
+/* cron_test.c - cron expressions against hand-checked fire times (UTC). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "cron.h"
+#include "err.h"
+#include "timeutil.h"
+
+/* Check that the fire times after `from` are exactly `want` (NULL-ended). */
+static void expect_fires(const char *expr, const char *from, const char *const *want)
+{
+    struct cron_expr e;
+    char err[200];
+    int64_t t;
+    if (cron_parse(expr, &e, err, sizeof(err)) != 0)
+        fail_msg("'%s' did not parse: %s", expr, err);
+    assert_int_equal(tu_parse_iso8601(from, &t), 0);
+    for (int i = 0; want[i] != NULL; i++) {
+        char got[21];
+        assert_int_equal(cron_next(&e, t, &t), 0);
+        tu_format_iso8601(t, got);
+        if (strcmp(got, want[i]) != 0)
+            fail_msg("'%s' from %s, fire %d: got %s want %s", expr, from, i, got, want[i]);
+    }
+}
+
+static void test_fire_times(void **state)
+{
+    (void)state;
+    expect_fires("0 2 * * *", "2026-11-24T19:56:00Z",
+                 (const char *[]){"2026-11-25T02:00:00Z", "2026-11-26T02:00:00Z", NULL});
+    /* strictly after: a time equal to a fire time moves on */
+    expect_fires("0 1 * * *", "2026-11-25T01:00:00Z",
+                 (const char *[]){"2026-11-26T01:00:00Z", NULL});
+    /* month ends: only months with a 31st */
+    expect_fires("59 23 31 * *", "2026-01-31T23:59:00Z",
+                 (const char *[]){"2026-03-31T23:59:00Z", "2026-05-31T23:59:00Z", NULL});
+    /* leap years */
+    expect_fires("0 0 29 2 *", "2026-01-01T00:00:00Z",
+                 (const char *[]){"2028-02-29T00:00:00Z", "2032-02-29T00:00:00Z", NULL});
+    expect_fires("0 0 29 2 *", "2099-03-01T00:00:00Z",
+                 (const char *[]){"2104-02-29T00:00:00Z", NULL});
+    /* both day fields restricted: either matches (Mon 30 Nov, then Tue 1 Dec) */
+    expect_fires("0 0 1 * mon", "2026-11-24T00:00:00Z",
+                 (const char *[]){"2026-11-30T00:00:00Z", "2026-12-01T00:00:00Z",
+                                  "2026-12-07T00:00:00Z", NULL});
+    /* day-of-week restricted alone: AND with '*' day-of-month */
+    expect_fires("5 4 * * 7", "2026-11-24T00:00:00Z",
+                 (const char *[]){"2026-11-29T04:05:00Z", "2026-12-06T04:05:00Z", NULL});
+    expect_fires("5 4 * * sun", "2026-11-24T00:00:00Z",
+                 (const char *[]){"2026-11-29T04:05:00Z", NULL});
+    /* steps, ranges, names, across a year boundary */
+    expect_fires("*/15 9-17 * jan-mar mon-fri", "2026-11-24T12:00:00Z",
+                 (const char *[]){"2027-01-01T09:00:00Z", "2027-01-01T09:15:00Z",
+                                  "2027-01-01T09:30:00Z", NULL});
+    expect_fires("0 22 * * 1-5/2", "2026-11-24T23:00:00Z",
+                 (const char *[]){"2026-11-25T22:00:00Z", "2026-11-27T22:00:00Z",
+                                  "2026-11-30T22:00:00Z", NULL});
+    expect_fires("10,20 */6 * * *", "2026-11-24T19:56:00Z",
+                 (const char *[]){"2026-11-25T00:10:00Z", "2026-11-25T00:20:00Z",
+                                  "2026-11-25T06:10:00Z", NULL});
+    expect_fires("30 5/8 * * *", "2026-11-24T00:00:00Z",
+                 (const char *[]){"2026-11-24T05:30:00Z", "2026-11-24T13:30:00Z",
+                                  "2026-11-24T21:30:00Z", "2026-11-25T05:30:00Z", NULL});
+    /* macros */
+    expect_fires("@hourly", "2026-11-24T19:56:30Z", (const char *[]){"2026-11-24T20:00:00Z", NULL});
+    expect_fires("@monthly", "2026-11-24T00:00:00Z",
+                 (const char *[]){"2026-12-01T00:00:00Z", NULL});
+    expect_fires("@yearly", "2026-12-31T23:59:00Z", (const char *[]){"2027-01-01T00:00:00Z", NULL});
+    expect_fires("@weekly", "2026-11-24T00:00:00Z", (const char *[]){"2026-11-29T00:00:00Z", NULL});
+}
+
+static void test_never(void **state)
+{
+    (void)state;
+    struct cron_expr e;
+    char err[200];
+    int64_t t;
+    assert_int_equal(cron_parse("0 0 30 2 *", &e, err, sizeof(err)), 0);
+    assert_int_equal(cron_next(&e, 0, &t), PF_ENOTFOUND);
+}
+
+static void expect_error(const char *expr, const char *needle)
+{
+    struct cron_expr e;
+    char err[200];
+    if (cron_parse(expr, &e, err, sizeof(err)) == 0)
+        fail_msg("'%s' parsed but should not", expr);
+    if (strstr(err, needle) == NULL)
+        fail_msg("'%s': error '%s' lacks '%s'", expr, err, needle);
+}
+
+static void test_errors(void **state)
+{
+    (void)state;
+    expect_error("0 25 * * *", "column 3: hour value out of range 0-23");
+    expect_error("61 * * * *", "column 1");
+    expect_error("* * * *", "missing day-of-week field");
+    expect_error("* * * * * *", "column 11: unexpected text");
+    expect_error("*/0 * * * *", "column 3: minute step");
+    expect_error("5-1 * * * *", "runs backwards");
+    expect_error("* * 0 * *", "day-of-month value out of range 1-31");
+    expect_error("* * * foo *", "unknown month name");
+    expect_error("* * * * funday", "unknown day-of-week name");
+    expect_error("@reboot", "unknown macro");
+    expect_error("", "missing minute field");
+    expect_error("1,,2 * * * *", "column 3");
+    expect_error("* * * * 8", "out of range 0-7");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fire_times),
+        cmocka_unit_test(test_never),
+        cmocka_unit_test(test_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
