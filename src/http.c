@@ -182,28 +182,34 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     (void)version;
     (void)upload_data;
     uintptr_t state = (uintptr_t)*con_cls;
-    if ((state & REQ_COUNTED) == 0) {
-        inflight_add(srv, 1);
-        state |= REQ_COUNTED;
-        *con_cls = (void *)state;
-    }
-    *upload_data_size = 0; /* a body is never read; it is discarded */
-
     struct http_req req = {method, 0, url, strlen(url), conn};
     struct http_resp resp;
     memset(&resp, 0, sizeof(resp));
-    size_t header_bytes = 0;
     int is_get = strcmp(method, "GET") == 0;
     req.is_head = strcmp(method, "HEAD") == 0;
 
-    if ((state >> 1) > TARGET_MAX + 1) {
-        http_resp_error(&resp, 414, "URI_TOO_LONG", "request target is longer than 8192 bytes");
-    } else if (MHD_get_connection_values(conn, MHD_HEADER_KIND, sum_header, &header_bytes),
-               header_bytes > HEADERS_MAX) {
-        http_resp_error(&resp, 431, "HEADERS_TOO_LARGE", "request headers exceed 16384 bytes");
-    } else if (!is_get && !req.is_head) {
-        http_resp_error(&resp, 405, "METHOD_NOT_ALLOWED", "only GET and HEAD are allowed here");
-        resp.allow = "GET, HEAD";
+    if ((state & REQ_COUNTED) == 0) {
+        /* First call: headers are in, the body (if any) is not. Answering now
+         * makes MHD close the connection after the reply, which suits
+         * requests we refuse; a good request waits for the next call so the
+         * connection stays alive. */
+        inflight_add(srv, 1);
+        *con_cls = (void *)(state | REQ_COUNTED);
+        size_t header_bytes = 0;
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, sum_header, &header_bytes);
+        if ((state >> 1) > TARGET_MAX + 1) {
+            http_resp_error(&resp, 414, "URI_TOO_LONG", "request target is longer than 8192 bytes");
+        } else if (header_bytes > HEADERS_MAX) {
+            http_resp_error(&resp, 431, "HEADERS_TOO_LARGE", "request headers exceed 16384 bytes");
+        } else if (!is_get && !req.is_head) {
+            http_resp_error(&resp, 405, "METHOD_NOT_ALLOWED", "only GET and HEAD are allowed here");
+            resp.allow = "GET, HEAD";
+        } else {
+            return MHD_YES;
+        }
+    } else if (*upload_data_size != 0) {
+        *upload_data_size = 0; /* a GET body is read and discarded */
+        return MHD_YES;
     } else {
         route(srv, &req, &resp);
     }
