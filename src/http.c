@@ -301,12 +301,14 @@ void http_stop(struct http_server *srv, int grace_ms)
 {
     if (srv == NULL)
         return;
+    /* Stop accepting: close the listening socket at once, so that new
+     * connections are refused rather than left waiting in its backlog. */
     MHD_socket listen_fd = MHD_quiesce_daemon(srv->daemon);
+    if (listen_fd != MHD_INVALID_SOCKET)
+        close(listen_fd);
     struct timespec tick = {0, 10 * 1000 * 1000};
     for (int waited = 0; waited < grace_ms && inflight_total(srv) > 0; waited += 10)
         nanosleep(&tick, NULL);
     MHD_stop_daemon(srv->daemon);
-    if (listen_fd != MHD_INVALID_SOCKET)
-        close(listen_fd);
     free(srv);
 }

@@ -20,7 +20,7 @@ def make_png(width, height, seed=1, noise=False):
     rows = []
     for y in range(height):
         if noise:
-            row = bytes(rng.getrandbits(8) for _ in range(width * 3))
+            row = rng.randbytes(width * 3)
         else:
             row = bytes(v for x in range(width)
                         for v in (x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1),
