@@ -68,11 +68,13 @@ bench: deps
 fuzz:
 	@sh tests/fuzz/run.sh $(or $(FUZZ_SECONDS),60)
 
+FORMATTED := $(wildcard src/*.[ch] tests/unit/*.c tests/fuzz/*.c)
+
 format:
-	clang-format -i src/*.[ch] tests/unit/*.c tests/fuzz/*.c
+	clang-format -i $(FORMATTED)
 
 format-check:
-	clang-format --dry-run --Werror src/*.[ch] tests/unit/*.c tests/fuzz/*.c
+	clang-format --dry-run --Werror $(FORMATTED)
 
 clean:
 	rm -rf build

@@ -1,0 +1,54 @@
+#!/bin/sh
+# `make test`: every check CI runs, in order of how fast they fail.
+#   1. formatting (clang-format, .clang-format)
+#   2. gcc build with -Werror, unit tests, integration tests
+#   3. clang build with -Werror
+#   4. clang ASan + UBSan build (leak checking on), unit and integration tests
+#   5. a short fuzzing run of every parser target (FUZZ_SECONDS, default 20)
+# Ends with one summary line "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+JOBS=$(nproc 2>/dev/null || echo 2)
+passed=0
+failed=0
+failures=""
+
+step() {
+    name=$1
+    shift
+    echo
+    echo "==== $name"
+    if "$@"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        failures="$failures
+  - $name"
+    fi
+}
+
+pytest_run() {
+    PIXFLARE_BIN="$(pwd)/$1/pixflare" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
+}
+
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+
+step "format check (clang-format)" make -s format-check
+step "gcc build (-Wall -Wextra -Werror)" make -s -j"$JOBS" CC=gcc BUILD=build/gcc all
+step "gcc unit tests" make -s -j"$JOBS" CC=gcc BUILD=build/gcc unit
+step "gcc integration tests" pytest_run build/gcc
+step "clang build (-Wall -Wextra -Werror)" make -s -j"$JOBS" CC=clang BUILD=build/clang all
+step "asan+ubsan build" make -s -j"$JOBS" CC=clang SAN=1 BUILD=build/asan all
+step "asan+ubsan unit tests" make -s -j"$JOBS" CC=clang SAN=1 BUILD=build/asan unit
+step "asan+ubsan integration tests" pytest_run build/asan
+if [ -f tests/fuzz/run.sh ]; then
+    step "fuzzing (${FUZZ_SECONDS:-20}s per target)" sh tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
+fi
+
+echo
+if [ "$failed" -gt 0 ]; then
+    echo "failed steps:$failures"
+fi
+echo "test: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
