@@ -64,25 +64,45 @@ static int load_config(const char *file, struct pf_config *cfg, int need_secret)
     return 0;
 }
 
-/* Open the database and storage for the offline commands. */
-static int open_stores(struct pf_config *cfg, const char *argv0, struct db **db,
-                       struct storage **st)
+/* What the offline commands (import, demo) work on. */
+struct offline {
+    struct pf_config cfg;
+    struct db *db;
+    struct storage *st;
+};
+
+/* Load the settings and open the database and storage. On failure everything
+ * is released and the exit code is returned. */
+static int offline_open(const char *config_file, const char *argv0, struct offline *o)
 {
     char err[512];
-    if (storage_vips_init(argv0) != 0) {
+    memset(o, 0, sizeof(*o));
+    int rc = load_config(config_file, &o->cfg, 1);
+    if (rc != 0)
+        return rc;
+    rc = 1;
+    if (storage_vips_init(argv0) != 0)
         fprintf(stderr, "pixflare: cannot start libvips\n");
-        return 1;
-    }
-    if (db_open(cfg->sqlite_path, db, err, sizeof(err)) != 0) {
+    else if (db_open(o->cfg.sqlite_path, &o->db, err, sizeof(err)) != 0)
         fprintf(stderr, "pixflare: %s\n", err);
-        return 1;
+    else if (storage_open(o->cfg.storage_dir, 0, &o->st) != 0)
+        fprintf(stderr, "pixflare: cannot open storage directory %s\n", o->cfg.storage_dir);
+    else
+        rc = 0;
+    if (rc != 0) {
+        db_close(o->db);
+        storage_vips_shutdown();
+        config_free(&o->cfg);
     }
-    if (storage_open(cfg->storage_dir, 0, st) != 0) {
-        fprintf(stderr, "pixflare: cannot open storage directory %s\n", cfg->storage_dir);
-        db_close(*db);
-        return 1;
-    }
-    return 0;
+    return rc;
+}
+
+static void offline_close(struct offline *o)
+{
+    db_close(o->db);
+    storage_close(o->st);
+    storage_vips_shutdown();
+    config_free(&o->cfg);
 }
 
 static int cmd_serve(const char *config_file, int argc, char **argv)
@@ -150,21 +170,16 @@ done:
 
 static int cmd_import(const char *config_file, int argc, char **argv)
 {
-    struct pf_config cfg;
-    struct db *db = NULL;
-    struct storage *st = NULL;
+    struct offline o;
     struct import_stats stats;
     if (argc != 2)
         return usage_error("import", "%s", argc < 2 ? "missing DIR" : "too many arguments");
     if (argv[1][0] == '-')
         return usage_error("import", "unknown option '%s'", argv[1]);
-    int rc = load_config(config_file, &cfg, 1);
+    int rc = offline_open(config_file, argv[0], &o);
     if (rc != 0)
         return rc;
-    rc = open_stores(&cfg, argv[0], &db, &st);
-    if (rc != 0)
-        goto done;
-    rc = import_dir(db, st, argv[1], stdout, stderr, &stats);
+    rc = import_dir(o.db, o.st, argv[1], stdout, stderr, &stats);
     if (rc == PF_EIO) {
         fprintf(stderr, "pixflare import: cannot read directory %s\n", argv[1]);
         rc = EXIT_USAGE;
@@ -176,51 +191,38 @@ static int cmd_import(const char *config_file, int argc, char **argv)
                 stats.imported, stats.unchanged, stats.refused);
         rc = stats.refused > 0 ? EXIT_USAGE : 0;
     }
-done:
-    db_close(db);
-    storage_close(st);
-    storage_vips_shutdown();
-    config_free(&cfg);
+    offline_close(&o);
     return rc;
 }
 
 static int cmd_demo(const char *config_file, int argc, char **argv)
 {
-    struct pf_config cfg;
-    struct db *db = NULL;
-    struct storage *st = NULL;
-    char src[PATH_MAX];
+    struct offline o;
+    char src[PATH_MAX], base[128];
     if (argc > 1)
         return usage_error("demo", "unexpected argument '%s'", argv[1]);
-    int rc = load_config(config_file, &cfg, 1);
+    int rc = offline_open(config_file, argv[0], &o);
     if (rc != 0)
         return rc;
-    rc = open_stores(&cfg, argv[0], &db, &st);
-    if (rc != 0)
-        goto done;
-    snprintf(src, sizeof(src), "%s/demo-src", cfg.data_dir);
-    rc = demo_run(db, st, src, stdout, stderr);
+    snprintf(src, sizeof(src), "%s/demo-src", o.cfg.data_dir);
+    rc = demo_run(o.db, o.st, src, stdout, stderr);
     if (rc != 0) {
         fprintf(stderr, "pixflare demo: %s\n", pf_strerror(rc));
         rc = 1;
-        goto done;
+    } else {
+        const char *host = o.cfg.listen_host;
+        if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0)
+            host = "127.0.0.1";
+        int v6 = strchr(host, ':') != NULL;
+        snprintf(base, sizeof(base), "http://%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "",
+                 o.cfg.listen_port);
+        fprintf(stderr,
+                "pixflare demo: ready. After 'pixflare serve', try:\n"
+                "  %s/alice/pics/sunset.jpg\n  %s/alice/pics/sunset.jpg/w512\n"
+                "  %s/alice/travel/harbour.webp/og-image\n  %s/bob/art/portrait.jpg/thumb\n",
+                base, base, base, base);
     }
-    const char *host = strcmp(cfg.listen_host, "0.0.0.0") == 0 ? "127.0.0.1" : cfg.listen_host;
-    int v6 = strchr(host, ':') != NULL;
-    fprintf(stderr,
-            "pixflare demo: ready. After 'pixflare serve', try:\n"
-            "  http://%s%s%s:%d/alice/pics/sunset.jpg\n"
-            "  http://%s%s%s:%d/alice/pics/sunset.jpg/w512\n"
-            "  http://%s%s%s:%d/alice/travel/harbour.webp/og-image\n"
-            "  http://%s%s%s:%d/bob/art/portrait.jpg/thumb\n",
-            v6 ? "[" : "", host, v6 ? "]" : "", cfg.listen_port, v6 ? "[" : "", host, v6 ? "]" : "",
-            cfg.listen_port, v6 ? "[" : "", host, v6 ? "]" : "", cfg.listen_port, v6 ? "[" : "",
-            host, v6 ? "]" : "", cfg.listen_port);
-done:
-    db_close(db);
-    storage_close(st);
-    storage_vips_shutdown();
-    config_free(&cfg);
+    offline_close(&o);
     return rc;
 }
 
