@@ -68,26 +68,52 @@ static int range_applies(const struct http_req *req, const struct storage_obj *o
     return hdr_parse_http_date(ir, &t) == 0 && obj->mtime == t;
 }
 
-void cdn_serve(struct cdn *cdn, const struct http_req *req, const struct urlpath *path,
-               struct http_resp *resp)
+static void ref_of(const struct cat_image *img, struct storage_ref *ref)
+{
+    ref->id = img->id;
+    ref->sha256 = img->sha256;
+    ref->content_type = img->content_type;
+    ref->created_at = img->created_at;
+}
+
+void cdn_job_run(struct cdn *cdn, const struct cdn_job *job)
+{
+    const struct storage_obj *obj;
+    struct storage_ref ref;
+    ref_of(job->img, &ref);
+    storage_get(cdn->st, &ref, job->variant, &job->img->objs[job->variant], &obj);
+}
+
+int cdn_serve(struct cdn *cdn, const struct http_req *req, const struct urlpath *path,
+              int may_block, struct http_resp *resp, struct cdn_job *job)
 {
     struct cat_image *img = lookup(cdn, path);
     if (img == NULL && catalog_refresh(cdn->cat))
         img = lookup(cdn, path);
     if (img == NULL) {
         http_resp_error(resp, 404, "NOT_FOUND", "image not found");
-        return;
+        return 0;
+    }
+    /* A variant not made yet is generated off the event loop, so one slow
+     * image never stalls the other connections of this thread. */
+    _Atomic(struct storage_obj *) *slot = &img->objs[path->variant];
+    if (!may_block && path->variant != VARIANT_ORIGINAL_INDEX &&
+        atomic_load_explicit(slot, memory_order_acquire) == NULL) {
+        job->img = img;
+        job->variant = path->variant;
+        return CDN_PENDING;
     }
     const struct storage_obj *obj = NULL;
-    struct storage_ref ref = {img->id, img->sha256, img->content_type, img->created_at};
-    int rc = storage_get(cdn->st, &ref, path->variant, &img->objs[path->variant], &obj);
+    struct storage_ref ref;
+    ref_of(img, &ref);
+    int rc = storage_get(cdn->st, &ref, path->variant, slot, &obj);
     if (rc == PF_ENOTFOUND) {
         http_resp_error(resp, 404, "NOT_FOUND", "image not found");
-        return;
+        return 0;
     }
     if (rc != 0) {
         http_resp_error(resp, 500, "INTERNAL", "cannot produce this variant of the image");
-        return;
+        return 0;
     }
 
     resp->etag = obj->etag;
@@ -95,7 +121,7 @@ void cdn_serve(struct cdn *cdn, const struct http_req *req, const struct urlpath
     resp->cache_control = cache_control;
     if (not_modified(req, obj)) {
         resp->status = 304;
-        return;
+        return 0;
     }
     resp->content_type = obj->content_type;
     resp->accept_ranges = 1;
@@ -114,7 +140,7 @@ void cdn_serve(struct cdn *cdn, const struct http_req *req, const struct urlpath
                             "the Range header does not fit the image");
             snprintf(resp->content_range, sizeof(resp->content_range), "bytes */%llu",
                      (unsigned long long)obj->size);
-            return;
+            return 0;
         case HDR_RANGE_NONE:
             first = 0;
             count = obj->size;
@@ -130,4 +156,5 @@ void cdn_serve(struct cdn *cdn, const struct http_req *req, const struct urlpath
         resp->file_path = obj->path;
         resp->file_off = first;
     }
+    return 0;
 }

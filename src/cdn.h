@@ -18,8 +18,23 @@ struct storage;
 int cdn_new(struct catalog *cat, struct storage *st, struct cdn **out);
 void cdn_free(struct cdn *cdn);
 
-/* Answer a GET or HEAD for an already parsed image path. */
-void cdn_serve(struct cdn *cdn, const struct http_req *req, const struct urlpath *path,
-               struct http_resp *resp);
+/* Work to do off the event loop before a request can be answered. */
+struct cdn_job {
+    struct cat_image *img;
+    int variant;
+};
+
+#define CDN_PENDING 1
+
+/* Answer a GET or HEAD for an already parsed image path. Returns 0 with resp
+ * filled, or, when !may_block and the variant must first be generated,
+ * CDN_PENDING with *job filled: run cdn_job_run(job) on a worker thread,
+ * then call cdn_serve() again (with may_block set, so that a failed
+ * generation is answered rather than deferred again). */
+int cdn_serve(struct cdn *cdn, const struct http_req *req, const struct urlpath *path,
+              int may_block, struct http_resp *resp, struct cdn_job *job);
+
+/* Generate (or find) the job's variant, publishing it for later requests. */
+void cdn_job_run(struct cdn *cdn, const struct cdn_job *job);
 
 #endif

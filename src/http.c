@@ -16,6 +16,7 @@
 #include "cdn.h"
 #include "err.h"
 #include "urlpath.h"
+#include "workq.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,8 +37,11 @@
 #define INFLIGHT_SLOTS 64
 
 /* Per-request state packed into MHD's con_cls pointer: bit 0 marks a request
- * counted in flight, the rest is the target length + 1 from the URI log. */
+ * counted in flight, bit 1 one that was suspended for work on the generation
+ * pool, the rest is the target length + 1 from the URI log. */
 #define REQ_COUNTED ((uintptr_t)1)
+#define REQ_DEFERRED ((uintptr_t)2)
+#define REQ_SHIFT 2
 
 struct inflight_slot {
     _Atomic long n;
@@ -47,6 +51,7 @@ struct inflight_slot {
 struct http_server {
     struct MHD_Daemon *daemon;
     struct cdn *cdn;
+    struct workq *gen; /* variant generation, off the event loops */
     _Atomic int next_slot;
     struct inflight_slot inflight[INFLIGHT_SLOTS];
 };
@@ -87,7 +92,7 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *con)
     size_t n = strlen(uri);
     if (n > TARGET_MAX)
         n = TARGET_MAX + 1;
-    return (void *)((uintptr_t)(n + 1) << 1);
+    return (void *)((uintptr_t)(n + 1) << REQ_SHIFT);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -133,22 +138,59 @@ static void route_healthz(struct http_resp *resp)
     resp->cache_control = "no-store";
 }
 
-/* The route table. Parses the path once and dispatches on its kind. */
-static void route(struct http_server *srv, const struct http_req *req, struct http_resp *resp)
+/* The route table. Parses the path once and dispatches on its kind.
+ * Returns CDN_PENDING (with *job set) when the answer needs blocking work. */
+static int route(struct http_server *srv, const struct http_req *req, int may_block,
+                 struct http_resp *resp, struct cdn_job *job)
 {
     struct urlpath path;
     if (urlpath_parse(req->path, req->path_len, &path) != 0) {
         http_resp_error(resp, path.status, path.code, path.message);
-        return;
+        return 0;
     }
     if (path.kind == URLPATH_SERVER) {
         if (strcmp(path.route, "healthz") == 0 && req->path_len == 8)
             route_healthz(resp);
         else
             http_resp_error(resp, 404, "NOT_FOUND", "not found");
-        return;
+        return 0;
     }
-    cdn_serve(srv->cdn, req, &path, resp);
+    return cdn_serve(srv->cdn, req, &path, may_block, resp, job);
+}
+
+struct deferred {
+    struct http_server *srv;
+    struct MHD_Connection *conn;
+    struct cdn_job job;
+};
+
+/* On a generation thread: do the work, then hand the connection back to its
+ * event loop, which calls the handler again to answer. */
+static void run_deferred(void *arg)
+{
+    struct deferred *d = arg;
+    cdn_job_run(d->srv->cdn, &d->job);
+    MHD_resume_connection(d->conn);
+    free(d);
+}
+
+/* Suspend the request and queue its job. Returns 0, or PF_ENOMEM when it
+ * could not be queued (the caller then does the work itself). */
+static int defer(struct http_server *srv, struct MHD_Connection *conn, const struct cdn_job *job)
+{
+    struct deferred *d = malloc(sizeof(*d));
+    if (d == NULL)
+        return PF_ENOMEM;
+    d->srv = srv;
+    d->conn = conn;
+    d->job = *job;
+    MHD_suspend_connection(conn);
+    if (workq_push(srv->gen, run_deferred, d) != 0) {
+        MHD_resume_connection(conn);
+        free(d);
+        return PF_ENOMEM;
+    }
+    return 0;
 }
 
 static struct MHD_Response *make_response(struct http_resp *r)
@@ -197,7 +239,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         *con_cls = (void *)(state | REQ_COUNTED);
         size_t header_bytes = 0;
         MHD_get_connection_values(conn, MHD_HEADER_KIND, sum_header, &header_bytes);
-        if ((state >> 1) > TARGET_MAX + 1) {
+        if ((state >> REQ_SHIFT) > TARGET_MAX + 1) {
             http_resp_error(&resp, 414, "URI_TOO_LONG", "request target is longer than 8192 bytes");
         } else if (header_bytes > HEADERS_MAX) {
             http_resp_error(&resp, 431, "HEADERS_TOO_LARGE", "request headers exceed 16384 bytes");
@@ -211,7 +253,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         *upload_data_size = 0; /* a GET body is read and discarded */
         return MHD_YES;
     } else {
-        route(srv, &req, &resp);
+        struct cdn_job job;
+        int may_block = (state & REQ_DEFERRED) != 0;
+        if (route(srv, &req, may_block, &resp, &job) == CDN_PENDING) {
+            *con_cls = (void *)(state | REQ_DEFERRED);
+            if (defer(srv, conn, &job) == 0)
+                return MHD_YES;
+            route(srv, &req, 1, &resp, &job);
+        }
     }
 
     struct MHD_Response *m = make_response(&resp);
@@ -252,11 +301,15 @@ int http_start(const struct http_options *opt, struct http_server **out, int *bo
     struct http_server *srv = calloc(1, sizeof(*srv));
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO |
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (srv == NULL)
         return PF_ENOMEM;
     srv->cdn = opt->cdn;
+    if (workq_new(opt->threads, &srv->gen) != 0) {
+        free(srv);
+        return PF_ENOMEM;
+    }
     if (strchr(opt->host, ':') != NULL) {
         struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
         a->sin6_family = AF_INET6;
@@ -280,6 +333,7 @@ int http_start(const struct http_options *opt, struct http_server **out, int *bo
     if (srv->daemon == NULL) {
         snprintf(err, errlen, "cannot listen on %s:%d: %s", opt->host, opt->port,
                  errno ? strerror(errno) : "libmicrohttpd failed to start");
+        workq_free(srv->gen);
         free(srv);
         return PF_EIO;
     }
@@ -309,6 +363,11 @@ void http_stop(struct http_server *srv, int grace_ms)
     struct timespec tick = {0, 10 * 1000 * 1000};
     for (int waited = 0; waited < grace_ms && inflight_total(srv) > 0; waited += 10)
         nanosleep(&tick, NULL);
+    /* Suspended requests count as in flight, so the generation pool is idle
+     * by now unless the grace period ran out. Drain it before stopping the
+     * daemon either way: its jobs resume connections that must still exist,
+     * and MHD_stop_daemon() must not meet a suspended one. */
+    workq_free(srv->gen);
     MHD_stop_daemon(srv->daemon);
     free(srv);
 }

@@ -205,3 +205,43 @@ def test_new_import_visible_without_restart(server, tmp_path):
             break
         time.sleep(0.1)
     assert status == 200 and body == data
+
+
+def test_generation_does_not_stall_other_requests(tmp_path):
+    """With one event-loop thread, a hot image is served while a slow variant
+    is being generated: generation runs off the event loop."""
+    import threading
+    import time
+    from pftest import Server, make_png
+    src = tmp_path / "src"
+    (src / "gina" / "a").mkdir(parents=True)
+    (src / "gina" / "a" / "huge.png").write_bytes(make_png(3000, 3000, seed=7, noise=True))
+    (src / "gina" / "a" / "small.png").write_bytes(make_png(32, 32, seed=8))
+    srv = Server(tmp_path / "data", {"PIXFLARE_THREADS": "1"})
+    srv.cli("import", str(src), check=0)
+    srv.start()
+    try:
+        assert srv.request("GET", "/gina/a/small.png")[0] == 200  # now hot
+        done = {}
+
+        def slow():
+            c = srv.connect()
+            c.request("GET", "/gina/a/huge.png/og-image")
+            r = c.getresponse()  # returns once the headers are in
+            done["slow"] = (time.monotonic(), r.status, r.read())
+            c.close()
+
+        t = threading.Thread(target=slow)
+        t.start()
+        time.sleep(0.05)
+        status, _, _ = srv.request("GET", "/gina/a/small.png")
+        fast_at = time.monotonic()
+        t.join(60)
+        assert status == 200
+        assert done["slow"][1] == 200
+        assert image_size(done["slow"][2]) == (1200, 630)
+        # Served inline, the hot image would be answered only after the
+        # generation, so after the slow response's headers.
+        assert fast_at < done["slow"][0], "the hot image waited for the generation"
+    finally:
+        assert srv.stop() == 0
