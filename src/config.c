@@ -103,8 +103,10 @@ int config_parse_text(const char *text, size_t len,
 {
     int rc = 0, lineno = 0;
     char *line = malloc(len + 1);
-    if (line == NULL)
+    if (line == NULL) {
+        snprintf(err, errlen, "out of memory");
         return PF_ENOMEM;
+    }
     size_t pos = 0;
     while (pos < len && rc == 0) {
         size_t end = pos;

@@ -199,8 +199,13 @@ static int day_matches(const struct cron_expr *e, const struct tm *t)
     return dom || dow;
 }
 
+/* Last second of year 9999: fire times are searched no further. */
+#define CRON_TIME_MAX INT64_C(253402300799)
+
 int cron_next(const struct cron_expr *e, int64_t after, int64_t *next)
 {
+    if (after < 0 || after >= CRON_TIME_MAX)
+        return PF_ENOTFOUND;
     /* Start at the next whole minute; skip a month, day or hour at a time so
      * the search is short. 28 years covers every weekday/leap-day cycle. */
     time_t t = (time_t)(after - (after % 60 + 60) % 60 + 60);
@@ -221,7 +226,10 @@ int cron_next(const struct cron_expr *e, int64_t after, int64_t *next)
         } else if (!((e->minute >> tm.tm_min) & 1)) {
             tm.tm_min++;
         } else {
-            *next = (int64_t)timegm(&tm);
+            int64_t found = (int64_t)timegm(&tm);
+            if (found > CRON_TIME_MAX)
+                return PF_ENOTFOUND;
+            *next = found;
             return 0;
         }
         tm.tm_sec = 0;

@@ -28,7 +28,8 @@ struct cron_expr {
 int cron_parse(const char *text, struct cron_expr *out, char *err, size_t errlen);
 
 /* First fire time strictly after `after` (Unix seconds, UTC). OUT: *next.
- * PF_ENOTFOUND when the expression never fires (e.g. "0 0 30 2 *"). */
+ * PF_ENOTFOUND when the expression never fires (e.g. "0 0 30 2 *"), or
+ * not before the end of year 9999, or `after` is outside 1970..9999. */
 int cron_next(const struct cron_expr *e, int64_t after, int64_t *next);
 
 #endif

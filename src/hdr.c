@@ -2,6 +2,7 @@
 #include "hdr.h"
 
 #include "err.h"
+#include "timeutil.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -121,7 +122,10 @@ void hdr_format_http_date(time_t t, char out[30])
 {
     struct tm tm;
     char buf[64]; /* roomier than needed: the compiler cannot bound tm's fields */
-    gmtime_r(&t, &tm);
+    if (gmtime_r(&t, &tm) == NULL || tm.tm_year + 1900 > 9999) {
+        snprintf(out, 30, "Fri, 31 Dec 9999 23:59:59 GMT"); /* beyond the calendar */
+        return;
+    }
     snprintf(buf, sizeof(buf), "%s, %02d %s %04d %02d:%02d:%02d GMT", wkday[tm.tm_wday], tm.tm_mday,
              month[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
     snprintf(out, 30, "%.29s", buf);
@@ -151,7 +155,7 @@ int hdr_parse_http_date(const char *value, time_t *t)
     if (mon < 0 || two_digits(p + 5, &d) || two_digits(p + 12, &y1) || two_digits(p + 14, &y2) ||
         two_digits(p + 17, &h) || two_digits(p + 20, &mi) || two_digits(p + 23, &s))
         return PF_EINVAL;
-    if (d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
+    if (d < 1 || d > tu_days_in_month(y1 * 100 + y2, mon + 1) || h > 23 || mi > 59 || s > 60)
         return PF_EINVAL;
     memset(&tm, 0, sizeof(tm));
     tm.tm_year = y1 * 100 + y2 - 1900;

@@ -66,7 +66,10 @@ void tu_format_iso8601(int64_t t, char out[21])
     struct tm tm;
     time_t tt = (time_t)t;
     char buf[64]; /* roomier than needed: the compiler cannot bound tm's fields */
-    gmtime_r(&tt, &tm);
+    if (gmtime_r(&tt, &tm) == NULL || tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 0) {
+        snprintf(out, 21, "%s", t < 0 ? "0000-01-01T00:00:00Z" : "9999-12-31T23:59:59Z");
+        return;
+    }
     snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
     snprintf(out, 21, "%.20s", buf);

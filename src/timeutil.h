@@ -10,7 +10,8 @@
  * OUT: *t (Unix seconds, UTC). PF_EINVAL otherwise. */
 int tu_parse_iso8601(const char *s, int64_t *t);
 
-/* Format as "YYYY-MM-DDTHH:MM:SSZ" into out[21]. */
+/* Format as "YYYY-MM-DDTHH:MM:SSZ" into out[21]. Times outside years
+ * 0-9999 are clamped to the first or last second of that span. */
 void tu_format_iso8601(int64_t t, char out[21]);
 
 /* Days in a month of a year (month 1-12). */

@@ -82,6 +82,11 @@ static void test_never(void **state)
     int64_t t;
     assert_int_equal(cron_parse("0 0 30 2 *", &e, err, sizeof(err)), 0);
     assert_int_equal(cron_next(&e, 0, &t), PF_ENOTFOUND);
+    /* no overflow at the end of time */
+    assert_int_equal(cron_parse("* * * * *", &e, err, sizeof(err)), 0);
+    assert_int_equal(cron_next(&e, INT64_MAX - 5, &t), PF_ENOTFOUND);
+    assert_int_equal(cron_next(&e, INT64_C(253402300700), &t), 0);
+    assert_int_equal(cron_next(&e, INT64_C(253402300740), &t), PF_ENOTFOUND);
 }
 
 static void expect_error(const char *expr, const char *needle)

@@ -70,6 +70,10 @@ static void test_dates(void **state)
     assert_int_not_equal(hdr_parse_http_date("Sun, 06 Nov 1994 08:49:37 UTC", &t), 0);
     assert_int_not_equal(hdr_parse_http_date("Sun, 06 Foo 1994 08:49:37 GMT", &t), 0);
     assert_int_not_equal(hdr_parse_http_date("", &t), 0);
+    assert_int_not_equal(hdr_parse_http_date("Mon, 31 Feb 2025 00:00:00 GMT", &t), 0);
+    assert_int_equal(hdr_parse_http_date("Thu, 29 Feb 2024 00:00:00 GMT", &t), 0);
+    hdr_format_http_date((time_t)INT64_MAX - 1, buf); /* beyond gmtime: clamped */
+    assert_string_equal(buf, "Fri, 31 Dec 9999 23:59:59 GMT");
 }
 
 int main(void)

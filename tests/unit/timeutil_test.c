@@ -29,6 +29,8 @@ static void test_parse(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (tu_parse_iso8601(bad[i], &t) == 0)
             fail_msg("'%s' was accepted", bad[i]);
+    tu_format_iso8601(INT64_MAX, buf);
+    assert_string_equal(buf, "9999-12-31T23:59:59Z");
     assert_int_equal(tu_days_in_month(2000, 2), 29);
     assert_int_equal(tu_days_in_month(2100, 2), 28);
 }
