@@ -36,7 +36,7 @@ TARGETS="urlpath range cron config date"
 sources_for() {
     case $1 in
     urlpath) echo "src/urlpath.c src/variant.c src/err.c" ;;
-    range) echo "src/hdr.c src/err.c" ;;
+    range) echo "src/hdr.c src/timeutil.c src/err.c" ;;
     cron) echo "src/cron.c src/err.c" ;;
     config) echo "src/config.c src/fsutil.c src/cron.c src/err.c" ;;
     date) echo "src/timeutil.c src/err.c" ;;
