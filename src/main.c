@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #define EXIT_USAGE 2
@@ -105,6 +106,17 @@ static void offline_close(struct offline *o)
     config_free(&o->cfg);
 }
 
+/* Each connection holds a descriptor; the usual soft limit of 1024 would cap
+ * the server far below what it can serve, so take the hard limit. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 static int cmd_serve(const char *config_file, int argc, char **argv)
 {
     struct pf_config cfg;
@@ -129,6 +141,7 @@ static int cmd_serve(const char *config_file, int argc, char **argv)
     sigaddset(&stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
 
     if (storage_vips_init(argv[0]) != 0) {
         fprintf(stderr, "pixflare: cannot start libvips\n");
