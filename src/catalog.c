@@ -259,10 +259,17 @@ struct cat_image *catalog_find_id(const struct catalog *cat, const char *id)
     return NULL;
 }
 
+#define REFRESH_INTERVAL_MS 200
+
+int catalog_refresh_due(const struct catalog *cat)
+{
+    return now_ms() - atomic_load(&((struct catalog *)cat)->last_refresh_ms) >= REFRESH_INTERVAL_MS;
+}
+
 int catalog_refresh(struct catalog *cat)
 {
     int64_t now = now_ms();
-    if (now - atomic_load(&cat->last_refresh_ms) < 200)
+    if (now - atomic_load(&cat->last_refresh_ms) < REFRESH_INTERVAL_MS)
         return 0;
     if (pthread_mutex_trylock(&cat->write_lock) != 0)
         return 0;

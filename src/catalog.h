@@ -26,6 +26,8 @@ struct cat_image {
     time_t created_at;
     /* Storage objects per variant, published by storage_get(). */
     _Atomic(struct storage_obj *) objs[VARIANT_COUNT];
+    /* Unix time before which a failed variant is not generated again. */
+    _Atomic int64_t fail_until[VARIANT_COUNT];
 };
 
 /* Open the catalog over the SQLite database at `sqlite_path` and load it.
@@ -43,6 +45,9 @@ struct cat_image *catalog_find_id(const struct catalog *cat, const char *id);
  * refresh runs at a time and at most one per 200 ms: a flood of lookups for
  * unknown images costs the database nothing. Returns 1 if rows were added. */
 int catalog_refresh(struct catalog *cat);
+
+/* Whether catalog_refresh() would look at the database now. */
+int catalog_refresh_due(const struct catalog *cat);
 
 /* Number of images indexed. */
 size_t catalog_count(const struct catalog *cat);

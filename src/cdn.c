@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char cache_control[] = "public, max-age=31536000, immutable";
 
@@ -45,15 +46,28 @@ static struct cat_image *lookup(struct cdn *cdn, const struct urlpath *path)
     return catalog_find_name(cdn->cat, path->owner, path->album, path->filename);
 }
 
-/* Whether the client's cached copy is current (answer 304). */
-static int not_modified(const struct http_req *req, const struct storage_obj *obj)
+/* RFC 9110 section 13.2.2: evaluate the preconditions in order. Returns the
+ * status they call for (412 or 304), or 0 to go on. */
+static int preconditions(const struct http_req *req, const struct storage_obj *obj)
 {
+    time_t t;
+    const char *im = http_req_header(req, "If-Match");
+    if (im != NULL) {
+        /* If-Match uses the strong comparison; our tags are all strong. */
+        if (!hdr_etag_matches(im, obj->etag) || strstr(im, "W/\"") != NULL)
+            return 412;
+    } else {
+        const char *ius = http_req_header(req, "If-Unmodified-Since");
+        if (ius != NULL && hdr_parse_http_date(ius, &t) == 0 && obj->mtime > t)
+            return 412;
+    }
     const char *inm = http_req_header(req, "If-None-Match");
     if (inm != NULL)
-        return hdr_etag_matches(inm, obj->etag);
+        return hdr_etag_matches(inm, obj->etag) ? 304 : 0;
     const char *ims = http_req_header(req, "If-Modified-Since");
-    time_t t;
-    return ims != NULL && hdr_parse_http_date(ims, &t) == 0 && obj->mtime <= t;
+    if (ims != NULL && hdr_parse_http_date(ims, &t) == 0 && obj->mtime <= t)
+        return 304;
+    return 0;
 }
 
 /* If-Range: a Range applies only if the validator still matches. */
@@ -76,37 +90,71 @@ static void ref_of(const struct cat_image *img, struct storage_ref *ref)
     ref->created_at = img->created_at;
 }
 
+/* A variant that failed to generate is not retried for this long: each
+ * attempt decodes the whole original, and requests for it keep coming. */
+#define FAIL_RETRY_SECONDS 60
+
+static int recently_failed(const struct cat_image *img, int variant)
+{
+    return atomic_load_explicit(&img->fail_until[variant], memory_order_relaxed) >
+           (int64_t)time(NULL);
+}
+
+/* Find or make the object; remember a failure. */
+static int get_obj(struct cdn *cdn, struct cat_image *img, int variant,
+                   const struct storage_obj **obj)
+{
+    struct storage_ref ref;
+    ref_of(img, &ref);
+    int rc = storage_get(cdn->st, &ref, variant, &img->objs[variant], obj);
+    if (rc != 0 && rc != PF_ENOTFOUND)
+        atomic_store_explicit(&img->fail_until[variant], (int64_t)time(NULL) + FAIL_RETRY_SECONDS,
+                              memory_order_relaxed);
+    return rc;
+}
+
 void cdn_job_run(struct cdn *cdn, const struct cdn_job *job)
 {
     const struct storage_obj *obj;
-    struct storage_ref ref;
-    ref_of(job->img, &ref);
-    storage_get(cdn->st, &ref, job->variant, &job->img->objs[job->variant], &obj);
+    if (job->img == NULL)
+        catalog_refresh(cdn->cat);
+    else
+        get_obj(cdn, job->img, job->variant, &obj);
 }
 
 int cdn_serve(struct cdn *cdn, const struct http_req *req, const struct urlpath *path,
               int may_block, struct http_resp *resp, struct cdn_job *job)
 {
+    /* Anything that may block (reading the database for images imported
+     * since the last look, reading or generating a file the first time) is
+     * done off the event loop: the request comes back with may_block set. */
     struct cat_image *img = lookup(cdn, path);
-    if (img == NULL && catalog_refresh(cdn->cat))
+    if (img == NULL && !may_block && catalog_refresh_due(cdn->cat)) {
+        job->img = NULL;
+        return CDN_PENDING;
+    }
+    if (img == NULL && may_block) {
+        catalog_refresh(cdn->cat); /* a no-op if the job just did it */
         img = lookup(cdn, path);
+    }
     if (img == NULL) {
         http_resp_error(resp, 404, "NOT_FOUND", "image not found");
         return 0;
     }
-    /* A variant not made yet is generated off the event loop, so one slow
-     * image never stalls the other connections of this thread. */
-    _Atomic(struct storage_obj *) *slot = &img->objs[path->variant];
-    if (!may_block && path->variant != VARIANT_ORIGINAL_INDEX &&
-        atomic_load_explicit(slot, memory_order_acquire) == NULL) {
-        job->img = img;
-        job->variant = path->variant;
-        return CDN_PENDING;
+    int v = path->variant;
+    if (atomic_load_explicit(&img->objs[v], memory_order_acquire) == NULL) {
+        if (recently_failed(img, v)) {
+            http_resp_error(resp, 500, "INTERNAL", "cannot produce this variant of the image");
+            return 0;
+        }
+        if (!may_block) {
+            job->img = img;
+            job->variant = v;
+            return CDN_PENDING;
+        }
     }
     const struct storage_obj *obj = NULL;
-    struct storage_ref ref;
-    ref_of(img, &ref);
-    int rc = storage_get(cdn->st, &ref, path->variant, slot, &obj);
+    int rc = get_obj(cdn, img, v, &obj);
     if (rc == PF_ENOTFOUND) {
         http_resp_error(resp, 404, "NOT_FOUND", "image not found");
         return 0;
@@ -119,8 +167,17 @@ int cdn_serve(struct cdn *cdn, const struct http_req *req, const struct urlpath 
     resp->etag = obj->etag;
     resp->last_modified = obj->last_modified;
     resp->cache_control = cache_control;
-    if (not_modified(req, obj)) {
+    int pre = preconditions(req, obj);
+    if (pre == 412) {
+        http_resp_error(resp, 412, "PRECONDITION_FAILED",
+                        "the image does not match If-Match "
+                        "or If-Unmodified-Since");
+        return 0;
+    }
+    if (pre == 304) {
+        /* No body, but the length a 200 would have (RFC 9110 8.6). */
         resp->status = 304;
+        resp->len = (size_t)obj->size;
         return 0;
     }
     resp->content_type = obj->content_type;

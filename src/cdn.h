@@ -18,7 +18,8 @@ struct storage;
 int cdn_new(struct catalog *cat, struct storage *st, struct cdn **out);
 void cdn_free(struct cdn *cdn);
 
-/* Work to do off the event loop before a request can be answered. */
+/* Work to do off the event loop before a request can be answered: make the
+ * variant of img, or (img NULL) read newly imported images. */
 struct cdn_job {
     struct cat_image *img;
     int variant;
@@ -34,7 +35,8 @@ struct cdn_job {
 int cdn_serve(struct cdn *cdn, const struct http_req *req, const struct urlpath *path,
               int may_block, struct http_resp *resp, struct cdn_job *job);
 
-/* Generate (or find) the job's variant, publishing it for later requests. */
+/* Do the job: generate (or load) the variant and publish it for later
+ * requests, remembering a failure for a while; or refresh the catalog. */
 void cdn_job_run(struct cdn *cdn, const struct cdn_job *job);
 
 #endif

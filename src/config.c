@@ -343,14 +343,15 @@ static int validate(struct pf_config *cfg, const char *const val[K_COUNT], char 
 
     const char *url = val[K_ENGINE_URL];
     if (url != NULL && strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
-        return bad(err, errlen, K_ENGINE_URL, url, "expected an http:// or https:// URL");
+        return bad(err, errlen, K_ENGINE_URL, "(hidden: it may hold credentials)",
+                   "expected an http:// or https:// URL");
     if (cfg->engine == PF_ENGINE_CLICKHOUSE && url == NULL)
         return bad(err, errlen, K_ENGINE_URL, "", "is required when ANALYTICS_ENGINE=clickhouse");
-    if (url != NULL && (cfg->engine_url = strdup(url)) == NULL)
-        return PF_ENOMEM;
-    if (val[K_ENGINE_USER] && (cfg->engine_user = strdup(val[K_ENGINE_USER])) == NULL)
-        return PF_ENOMEM;
-    if (val[K_ENGINE_PASSWORD] && (cfg->engine_password = strdup(val[K_ENGINE_PASSWORD])) == NULL)
+    cfg->engine_url = url ? strdup(url) : NULL;
+    cfg->engine_user = val[K_ENGINE_USER] ? strdup(val[K_ENGINE_USER]) : NULL;
+    cfg->engine_password = val[K_ENGINE_PASSWORD] ? strdup(val[K_ENGINE_PASSWORD]) : NULL;
+    if ((url && !cfg->engine_url) || (val[K_ENGINE_USER] && !cfg->engine_user) ||
+        (val[K_ENGINE_PASSWORD] && !cfg->engine_password))
         return PF_ENOMEM;
 
     const char *bool_allowed = "expected true, false, 1, 0, yes or no";
@@ -459,20 +460,22 @@ done:
 
 int config_ensure_secret(struct pf_config *cfg, char *err, size_t errlen)
 {
-    if (cfg->secret != NULL)
-        return 0;
-    char *path = join(cfg->data_dir, "/secret");
+    char *path = NULL;
     char *text = NULL;
     size_t len = 0;
-    int rc;
-    if (path == NULL)
-        return PF_ENOMEM;
-    rc = fs_mkdirs(cfg->data_dir, 0755);
+    /* Every command that needs the secret also writes into the data
+     * directory, so make it here whether or not the secret is configured. */
+    int rc = fs_mkdirs(cfg->data_dir, 0755);
     if (rc != 0) {
         snprintf(err, errlen, "cannot create data directory %s: %s", cfg->data_dir,
                  strerror(errno));
-        goto done;
+        return rc;
     }
+    if (cfg->secret != NULL)
+        return 0;
+    path = join(cfg->data_dir, "/secret");
+    if (path == NULL)
+        return PF_ENOMEM;
     rc = fs_read_file(path, 4096, &text, &len);
     if (rc == PF_ENOTFOUND) {
         unsigned char raw[32];

@@ -8,7 +8,9 @@
 #include "db.h"
 
 #include "err.h"
+#include "fsutil.h"
 
+#include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,43 +51,42 @@ int db_schema_version(void)
 static int migrate(sqlite3 *conn, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
-    int version = 0, rc = 0;
+    int version = 0, rc = PF_EDB;
     char *msg = NULL;
+    err[0] = '\0';
     if (sqlite3_exec(conn, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK)
-        goto fail;
+        goto done;
     if (sqlite3_prepare_v2(conn, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW)
-        goto fail;
+        goto done;
     version = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    st = NULL;
     if (version > MIGRATION_COUNT) {
         snprintf(err, errlen,
                  "database schema version %d is newer than this build knows (%d); "
                  "upgrade pixflare",
                  version, MIGRATION_COUNT);
-        sqlite3_exec(conn, "ROLLBACK", NULL, NULL, NULL);
-        return PF_EDB;
+        goto done;
     }
-    for (int v = version; v < MIGRATION_COUNT; v++) {
+    for (int v = version; v < MIGRATION_COUNT; v++)
         if (sqlite3_exec(conn, migrations[v], NULL, NULL, &msg) != SQLITE_OK)
-            goto fail;
-    }
+            goto done;
     if (version < MIGRATION_COUNT) {
         char pragma[64];
         snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", MIGRATION_COUNT);
         if (sqlite3_exec(conn, pragma, NULL, NULL, &msg) != SQLITE_OK)
-            goto fail;
+            goto done;
     }
-    if (sqlite3_exec(conn, "COMMIT", NULL, NULL, &msg) != SQLITE_OK)
-        goto fail;
-    return 0;
-fail:
-    snprintf(err, errlen, "database migration failed: %s", msg ? msg : sqlite3_errmsg(conn));
+    if (sqlite3_exec(conn, "COMMIT", NULL, NULL, &msg) == SQLITE_OK)
+        rc = 0;
+done:
+    if (rc != 0) {
+        if (err[0] == '\0')
+            snprintf(err, errlen, "database migration failed: %s",
+                     msg ? msg : sqlite3_errmsg(conn));
+        sqlite3_exec(conn, "ROLLBACK", NULL, NULL, NULL);
+    }
     sqlite3_free(msg);
     sqlite3_finalize(st);
-    sqlite3_exec(conn, "ROLLBACK", NULL, NULL, NULL);
-    rc = PF_EDB;
     return rc;
 }
 
@@ -93,9 +94,17 @@ int db_open(const char *sqlite_path, struct db **out, char *err, size_t errlen)
 {
     struct db *db = calloc(1, sizeof(*db));
     char *msg = NULL;
+    char dir[PATH_MAX];
     int rc = PF_EDB;
     if (db == NULL)
         return PF_ENOMEM;
+    /* The database may live outside the data directory: make its folder. */
+    snprintf(dir, sizeof(dir), "%s", sqlite_path);
+    char *slash = strrchr(dir, '/');
+    if (slash != NULL && slash != dir) {
+        *slash = '\0';
+        fs_mkdirs(dir, 0755);
+    }
     if (sqlite3_open_v2(sqlite_path, &db->conn,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {

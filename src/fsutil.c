@@ -42,7 +42,7 @@ int fs_sync_parent(const char *path)
     memcpy(dir, path, n + 1);
     char *slash = strrchr(dir, '/');
     if (slash == NULL)
-        strcpy(dir, ".");
+        snprintf(dir, sizeof(dir), ".");
     else if (slash == dir)
         dir[1] = '\0';
     else

@@ -139,6 +139,29 @@ static int two_digits(const char *p, int *v)
     return 0;
 }
 
+/* The two obsolete forms RFC 9110 5.6.7 still asks recipients to accept:
+ * RFC 850 ("Sunday, 06-Nov-94 08:49:37 GMT") and asctime ("Sun Nov  6
+ * 08:49:37 1994"). strptime() reads English names: Pixflare never changes
+ * the C locale. */
+static int parse_obsolete_date(const char *p, time_t *t)
+{
+    static const char *const forms[] = {"%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"};
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        struct tm tm;
+        memset(&tm, 0, sizeof(tm));
+        const char *end = strptime(p, forms[i], &tm);
+        if (end == NULL || *skip_ows(end) != '\0')
+            continue;
+        int year = tm.tm_year + 1900;
+        if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 ||
+            tm.tm_mday > tu_days_in_month(year, tm.tm_mon + 1))
+            return PF_EINVAL;
+        *t = timegm(&tm);
+        return 0;
+    }
+    return PF_EINVAL;
+}
+
 int hdr_parse_http_date(const char *value, time_t *t)
 {
     /* "Sun, 06 Nov 1994 08:49:37 GMT": fixed layout, 29 characters. */
@@ -148,7 +171,7 @@ int hdr_parse_http_date(const char *value, time_t *t)
     if (strlen(p) < 29 || p[3] != ',' || p[4] != ' ' || p[7] != ' ' || p[11] != ' ' ||
         p[16] != ' ' || p[19] != ':' || p[22] != ':' || strncmp(p + 25, " GMT", 4) != 0 ||
         *skip_ows(p + 29) != '\0')
-        return PF_EINVAL;
+        return parse_obsolete_date(p, t);
     for (int i = 0; i < 12; i++)
         if (strncmp(p + 8, month[i], 3) == 0)
             mon = i;

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,7 +57,8 @@ struct inflight_slot {
 struct http_server {
     struct MHD_Daemon *daemon;
     struct cdn *cdn;
-    struct workq *gen; /* variant generation, off the event loops */
+    struct workq *gen;    /* variant generation, off the event loops */
+    _Atomic int stopping; /* set by http_stop(): answer inline, then close */
     _Atomic int next_slot;
     struct inflight_slot inflight[INFLIGHT_SLOTS];
 };
@@ -81,6 +83,12 @@ void http_resp_error(struct http_resp *resp, int status, const char *code, const
     resp->file_path = NULL;
     resp->len = resp->owned_body ? strlen(resp->owned_body) : 0;
     resp->accept_ranges = 0;
+    /* An error must not inherit an image's validators or its year-long
+     * immutable caching (a cache in front would keep the error). */
+    resp->etag = NULL;
+    resp->last_modified = NULL;
+    resp->cache_control = "no-store";
+    resp->content_range[0] = '\0';
 }
 
 static size_t unescape_identity(void *cls, struct MHD_Connection *c, char *s)
@@ -88,6 +96,21 @@ static size_t unescape_identity(void *cls, struct MHD_Connection *c, char *s)
     (void)cls;
     (void)c;
     return strlen(s);
+}
+
+/* The path of an absolute-form target ("http://host/path", RFC 9112 3.2.2),
+ * or the target itself. */
+static const char *origin_form(const char *url)
+{
+    const char *p = NULL;
+    if (strncasecmp(url, "http://", 7) == 0)
+        p = url + 7;
+    else if (strncasecmp(url, "https://", 8) == 0)
+        p = url + 8;
+    if (p == NULL)
+        return url;
+    p = strchr(p, '/');
+    return p != NULL ? p : "/";
 }
 
 static void *uri_log(void *cls, const char *uri, struct MHD_Connection *con)
@@ -198,9 +221,21 @@ static int defer(struct http_server *srv, struct MHD_Connection *conn, const str
     return 0;
 }
 
+/* Reader for a response that has a length but never a body (304). */
+static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)cls;
+    (void)pos;
+    (void)buf;
+    (void)max;
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
 static struct MHD_Response *make_response(struct http_resp *r)
 {
     struct MHD_Response *m = NULL;
+    if (r->status == 304)
+        return MHD_create_response_from_callback(r->len, 4096, no_body, NULL, NULL);
     if (r->file_path != NULL) {
         int fd = open(r->file_path, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
@@ -229,9 +264,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     (void)version;
     (void)upload_data;
     uintptr_t state = (uintptr_t)*con_cls;
-    struct http_req req = {method, 0, url, strlen(url), conn};
+    struct http_req req = {method, 0, origin_form(url), 0, conn};
+    req.path_len = strlen(req.path);
     struct http_resp resp;
     memset(&resp, 0, sizeof(resp));
+    int closing = 0;
     int is_get = strcmp(method, "GET") == 0;
     req.is_head = strcmp(method, "HEAD") == 0;
 
@@ -258,8 +295,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         *upload_data_size = 0; /* a GET body is read and discarded */
         return MHD_YES;
     } else {
+        /* While stopping, nothing new goes to the generation pool (it is
+         * being drained) and kept-alive connections are told to close. */
         struct cdn_job job;
-        int may_block = (state & REQ_DEFERRED) != 0;
+        closing = atomic_load_explicit(&srv->stopping, memory_order_relaxed);
+        int may_block = (state & REQ_DEFERRED) != 0 || closing;
         if (route(srv, &req, may_block, &resp, &job) == CDN_PENDING) {
             *con_cls = (void *)(state | REQ_DEFERRED);
             if (defer(srv, conn, &job) == 0)
@@ -290,6 +330,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_RANGE, resp.content_range);
     if (resp.allow)
         MHD_add_response_header(m, MHD_HTTP_HEADER_ALLOW, resp.allow);
+    if (closing)
+        MHD_add_response_header(m, MHD_HTTP_HEADER_CONNECTION, "close");
     if (resp.retry_after > 0) {
         char ra[16];
         snprintf(ra, sizeof(ra), "%d", resp.retry_after);
@@ -362,17 +404,19 @@ void http_stop(struct http_server *srv, int grace_ms)
         return;
     /* Stop accepting: close the listening socket at once, so that new
      * connections are refused rather than left waiting in its backlog. */
+    atomic_store(&srv->stopping, 1);
     MHD_socket listen_fd = MHD_quiesce_daemon(srv->daemon);
     if (listen_fd != MHD_INVALID_SOCKET)
         close(listen_fd);
     struct timespec tick = {0, 10 * 1000 * 1000};
     for (int waited = 0; waited < grace_ms && inflight_total(srv) > 0; waited += 10)
         nanosleep(&tick, NULL);
-    /* Suspended requests count as in flight, so the generation pool is idle
-     * by now unless the grace period ran out. Drain it before stopping the
-     * daemon either way: its jobs resume connections that must still exist,
-     * and MHD_stop_daemon() must not meet a suspended one. */
-    workq_free(srv->gen);
+    /* Order matters: the pool's jobs resume connections, so drain it while
+     * the daemon runs (pushes are refused from now on, and handlers no longer
+     * defer), and MHD_stop_daemon() must then meet no suspended connection.
+     * The pool's memory goes last, once MHD's threads are gone. */
+    workq_stop(srv->gen);
     MHD_stop_daemon(srv->daemon);
+    workq_free(srv->gen);
     free(srv);
 }

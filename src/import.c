@@ -184,15 +184,21 @@ static int import_file(struct db *db, struct storage *st, const char *path, cons
         if (rc != 0)
             return rc;
         struct storage_ref ref = {img.id, img.sha256, img.content_type, (time_t)img.created_at};
-        /* Copy first, then insert: a row never points at a missing file. */
+        /* Copy first, then insert: a row never points at a missing file.
+         * A taken id (in storage or in the table) means: draw another. */
         rc = storage_put_original(st, &ref, path);
+        if (rc == PF_EEXISTS)
+            continue;
         if (rc != 0) {
             refuse(errs, stats, rel, "cannot copy into the storage directory");
             return 0;
         }
         rc = db_image_insert(db, &img);
-        if (rc != PF_EEXISTS)
+        if (rc == 0)
             break;
+        storage_remove(st, &ref);
+        if (rc != PF_EEXISTS)
+            return rc;
         if (db_image_by_path(db, owner, album, filename, &existing) == 0) {
             /* Another import registered it meanwhile. */
             fprintf(out, "%s\t%s\n", existing.id, rel);

@@ -164,13 +164,34 @@ int storage_put_original(struct storage *st, const struct storage_ref *ref, cons
     int rc = file_path(st, ref, "original", path);
     if (rc != 0)
         return rc;
+    /* Claim the id's directory with an exclusive mkdir: an id that is
+     * already taken (a random clash) must never overwrite another image. */
     char *slash = strrchr(path, '/');
     *slash = '\0';
+    char *shard = strrchr(path, '/');
+    *shard = '\0';
     rc = fs_mkdirs(path, 0755);
+    *shard = '/';
+    if (rc == 0 && mkdir(path, 0755) != 0)
+        rc = errno == EEXIST ? PF_EEXISTS : PF_EIO;
     *slash = '/';
     if (rc != 0)
         return rc;
-    return fs_copy_atomic(src, path, 0644);
+    rc = fs_copy_atomic(src, path, 0644);
+    if (rc != 0)
+        storage_remove(st, ref);
+    return rc;
+}
+
+int storage_remove(struct storage *st, const struct storage_ref *ref)
+{
+    char path[PATH_MAX];
+    int rc = file_path(st, ref, "original", path);
+    if (rc != 0)
+        return rc;
+    unlink(path);
+    *strrchr(path, '/') = '\0';
+    return rmdir(path) == 0 || errno == ENOENT ? 0 : PF_EIO;
 }
 
 /* Make the variant file at `dst` from the original at `src`. */
@@ -182,22 +203,29 @@ static int generate(const struct storage_ref *ref, const struct variant *v, cons
     size_t len = 0;
     int rc = PF_EIMAGE;
     int vrc;
+    /* fail_on=error: a damaged original is refused rather than turned into
+     * a garbage variant that would then be cached as immutable. */
     if (v->mode == VARIANT_WIDTH)
         vrc = vips_thumbnail(src, &out, v->width, "height", VIPS_MAX_COORD, "size", VIPS_SIZE_DOWN,
-                             NULL);
+                             "fail_on", VIPS_FAIL_ON_ERROR, NULL);
     else
         vrc = vips_thumbnail(src, &out, v->width, "height", v->height, "size", VIPS_SIZE_BOTH,
-                             "crop", VIPS_INTERESTING_CENTRE, NULL);
-    if (vrc != 0)
-        goto done;
-    if (vips_image_write_to_buffer(out, save_suffix(ref->content_type), &buf, &len, NULL) != 0)
-        goto done;
-    rc = fs_write_atomic(dst, buf, len, 0644);
-done:
-    if (rc == PF_EIMAGE) {
-        fprintf(stderr, "pixflare: cannot make variant %s of image %s: %s", v->name, ref->id,
-                vips_error_buffer());
-        vips_error_clear();
+                             "crop", VIPS_INTERESTING_CENTRE, "fail_on", VIPS_FAIL_ON_ERROR, NULL);
+    /* The decode is lazy: writing the buffer is where most errors surface. */
+    if (vrc == 0 &&
+        vips_image_write_to_buffer(out, save_suffix(ref->content_type), &buf, &len, NULL) == 0) {
+        rc = fs_write_atomic(dst, buf, len, 0644);
+        if (rc != 0)
+            fprintf(stderr, "pixflare: cannot write variant %s: %s\n", dst, strerror(errno));
+    } else {
+        /* libvips's error buffer is shared by all threads: copy it out. */
+        char *why = vips_error_buffer_copy();
+        size_t n = why ? strlen(why) : 0;
+        while (n > 0 && why[n - 1] == '\n')
+            why[--n] = '\0';
+        fprintf(stderr, "pixflare: cannot make variant %s of image %s: %s\n", v->name, ref->id,
+                n > 0 ? why : "libvips failed");
+        g_free(why);
     }
     g_free(buf);
     if (out != NULL)
@@ -290,8 +318,11 @@ int storage_get(struct storage *st, const struct storage_ref *ref, int variant,
             goto done;
     }
     rc = make_obj(st, ref, path, &obj);
-    if (rc != 0)
+    if (rc != 0) {
+        if (rc != PF_ENOTFOUND)
+            fprintf(stderr, "pixflare: cannot read %s: %s\n", path, pf_strerror(rc));
         goto done;
+    }
     snprintf(obj->etag, sizeof(obj->etag), "\"%.16s-%s\"", ref->sha256, v->name);
     atomic_store_explicit(slot, obj, memory_order_release);
 done:

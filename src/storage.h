@@ -61,8 +61,13 @@ int storage_sniff(const unsigned char *head, size_t len, const char **content_ty
 /* Inspect an image file with libvips (header only). OUT: *width, *height. */
 int storage_probe(const char *path, int *width, int *height);
 
-/* Copy `src` in as the original of image `ref`. */
+/* Copy `src` in as the original of image `ref`, whose id must be new:
+ * PF_EEXISTS when the id's directory already exists (nothing is written). */
 int storage_put_original(struct storage *st, const struct storage_ref *ref, const char *src);
+
+/* Remove an original put by storage_put_original() (and its directory) when
+ * its registration failed. Variants must not exist yet. */
+int storage_remove(struct storage *st, const struct storage_ref *ref);
 
 /* Find or generate the object for `variant` of `ref`, publishing it in *slot
  * (the caller's atomic pointer for that image and variant). OUT: *out, valid

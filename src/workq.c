@@ -18,6 +18,7 @@ struct workq {
     pthread_cond_t ready;
     struct job *head, *tail;
     int stopping;
+    int joined;
     int nthreads;
     pthread_t *threads;
 };
@@ -78,6 +79,11 @@ int workq_push(struct workq *q, void (*fn)(void *arg), void *arg)
     j->arg = arg;
     j->next = NULL;
     pthread_mutex_lock(&q->lock);
+    if (q->stopping) {
+        pthread_mutex_unlock(&q->lock);
+        free(j);
+        return PF_EINVAL;
+    }
     if (q->tail != NULL)
         q->tail->next = j;
     else
@@ -88,16 +94,24 @@ int workq_push(struct workq *q, void (*fn)(void *arg), void *arg)
     return 0;
 }
 
-void workq_free(struct workq *q)
+void workq_stop(struct workq *q)
 {
-    if (q == NULL)
-        return;
     pthread_mutex_lock(&q->lock);
     q->stopping = 1;
     pthread_cond_broadcast(&q->ready);
     pthread_mutex_unlock(&q->lock);
+    if (q->joined)
+        return;
     for (int i = 0; i < q->nthreads; i++)
         pthread_join(q->threads[i], NULL);
+    q->joined = 1;
+}
+
+void workq_free(struct workq *q)
+{
+    if (q == NULL)
+        return;
+    workq_stop(q);
     pthread_mutex_destroy(&q->lock);
     pthread_cond_destroy(&q->ready);
     free(q->threads);

@@ -66,7 +66,12 @@ static void test_dates(void **state)
     assert_int_equal((long long)t, 784111777LL);
     hdr_format_http_date(t, buf);
     assert_string_equal(buf, "Sun, 06 Nov 1994 08:49:37 GMT");
-    assert_int_not_equal(hdr_parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT", &t), 0);
+    assert_int_equal(hdr_parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT", &t), 0);
+    assert_int_equal((long long)t, 784111777LL);
+    assert_int_equal(hdr_parse_http_date("Sun Nov  6 08:49:37 1994", &t), 0);
+    assert_int_equal((long long)t, 784111777LL);
+    assert_int_not_equal(hdr_parse_http_date("Sunday, 31-Feb-94 08:49:37 GMT", &t), 0);
+    assert_int_not_equal(hdr_parse_http_date("Sun Nov  6 08:49:37 1994 junk", &t), 0);
     assert_int_not_equal(hdr_parse_http_date("Sun, 06 Nov 1994 08:49:37 UTC", &t), 0);
     assert_int_not_equal(hdr_parse_http_date("Sun, 06 Foo 1994 08:49:37 GMT", &t), 0);
     assert_int_not_equal(hdr_parse_http_date("", &t), 0);
