@@ -53,8 +53,7 @@ static int preconditions(const struct http_req *req, const struct storage_obj *o
     time_t t;
     const char *im = http_req_header(req, "If-Match");
     if (im != NULL) {
-        /* If-Match uses the strong comparison; our tags are all strong. */
-        if (!hdr_etag_matches(im, obj->etag) || strstr(im, "W/\"") != NULL)
+        if (!hdr_etag_matches_strong(im, obj->etag))
             return 412;
     } else {
         const char *ius = http_req_header(req, "If-Unmodified-Since");
@@ -122,21 +121,22 @@ void cdn_job_run(struct cdn *cdn, const struct cdn_job *job)
         get_obj(cdn, job->img, job->variant, &obj);
 }
 
-int cdn_serve(struct cdn *cdn, const struct http_req *req, const struct urlpath *path,
-              int may_block, struct http_resp *resp, struct cdn_job *job)
+int cdn_serve(struct cdn *cdn, const struct http_req *req, const struct urlpath *path, int flags,
+              struct http_resp *resp, struct cdn_job *job)
 {
     /* Anything that may block (reading the database for images imported
      * since the last look, reading or generating a file the first time) is
-     * done off the event loop: the request comes back with may_block set. */
+     * done off the event loop: the request comes back with a flag set. */
     struct cat_image *img = lookup(cdn, path);
-    if (img == NULL && !may_block && catalog_refresh_due(cdn->cat)) {
+    if (img == NULL && !(flags & (CDN_REFRESHED | CDN_MAY_BLOCK)) &&
+        catalog_refresh_due(cdn->cat)) {
         job->img = NULL;
         return CDN_PENDING;
     }
-    if (img == NULL && may_block) {
-        catalog_refresh(cdn->cat); /* a no-op if the job just did it */
+    if (img == NULL && (flags & CDN_MAY_BLOCK))
+        catalog_refresh(cdn->cat); /* stopping: no pool to do it */
+    if (img == NULL && (flags & (CDN_REFRESHED | CDN_MAY_BLOCK)))
         img = lookup(cdn, path);
-    }
     if (img == NULL) {
         http_resp_error(resp, 404, "NOT_FOUND", "image not found");
         return 0;
@@ -147,7 +147,7 @@ int cdn_serve(struct cdn *cdn, const struct http_req *req, const struct urlpath 
             http_resp_error(resp, 500, "INTERNAL", "cannot produce this variant of the image");
             return 0;
         }
-        if (!may_block) {
+        if (!(flags & CDN_MAY_BLOCK)) {
             job->img = img;
             job->variant = v;
             return CDN_PENDING;

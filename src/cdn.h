@@ -27,13 +27,19 @@ struct cdn_job {
 
 #define CDN_PENDING 1
 
+/* What a request may do inline, by the work already done for it. */
+#define CDN_REFRESHED 1 /* the catalog was refreshed for it: just look up */
+#define CDN_MAY_BLOCK 2 /* its job ran (or the server is stopping): block if need be */
+
 /* Answer a GET or HEAD for an already parsed image path. Returns 0 with resp
- * filled, or, when !may_block and the variant must first be generated,
- * CDN_PENDING with *job filled: run cdn_job_run(job) on a worker thread,
- * then call cdn_serve() again (with may_block set, so that a failed
- * generation is answered rather than deferred again). */
-int cdn_serve(struct cdn *cdn, const struct http_req *req, const struct urlpath *path,
-              int may_block, struct http_resp *resp, struct cdn_job *job);
+ * filled, or CDN_PENDING with *job filled when blocking work must come first:
+ * run cdn_job_run(job) on a worker thread, then call cdn_serve() again with
+ * CDN_REFRESHED added to `flags` for a refresh job (job->img NULL), or
+ * CDN_MAY_BLOCK for a variant job (so that a failure is answered rather than
+ * deferred again). A request may thus be deferred twice: once to find a newly
+ * imported image, once to make its variant. */
+int cdn_serve(struct cdn *cdn, const struct http_req *req, const struct urlpath *path, int flags,
+              struct http_resp *resp, struct cdn_job *job);
 
 /* Do the job: generate (or load) the variant and publish it for later
  * requests, remembering a failure for a while; or refresh the catalog. */

@@ -463,16 +463,14 @@ int config_ensure_secret(struct pf_config *cfg, char *err, size_t errlen)
     char *path = NULL;
     char *text = NULL;
     size_t len = 0;
-    /* Every command that needs the secret also writes into the data
-     * directory, so make it here whether or not the secret is configured. */
+    if (cfg->secret != NULL)
+        return 0;
     int rc = fs_mkdirs(cfg->data_dir, 0755);
     if (rc != 0) {
         snprintf(err, errlen, "cannot create data directory %s: %s", cfg->data_dir,
                  strerror(errno));
         return rc;
     }
-    if (cfg->secret != NULL)
-        return 0;
     path = join(cfg->data_dir, "/secret");
     if (path == NULL)
         return PF_ENOMEM;

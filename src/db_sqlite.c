@@ -60,6 +60,8 @@ static int migrate(sqlite3 *conn, char *err, size_t errlen)
         sqlite3_step(st) != SQLITE_ROW)
         goto done;
     version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st); /* an open statement would lock tables a migration drops */
+    st = NULL;
     if (version > MIGRATION_COUNT) {
         snprintf(err, errlen,
                  "database schema version %d is newer than this build knows (%d); "

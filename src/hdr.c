@@ -85,13 +85,12 @@ enum hdr_range hdr_parse_range(const char *value, uint64_t size, uint64_t *first
     return HDR_RANGE_OK;
 }
 
-int hdr_etag_matches(const char *if_none_match, const char *etag)
+/* Walk a list of entity tags; `strong` skips weak members (W/"...").
+ * `etag` is one of ours, always strong. */
+static int etag_list_matches(const char *list, const char *etag, int strong)
 {
-    /* Weak comparison: ignore a W/ prefix on either side. */
-    if (strncmp(etag, "W/", 2) == 0)
-        etag += 2;
     size_t elen = strlen(etag);
-    const char *p = if_none_match;
+    const char *p = list;
     for (;;) {
         p = skip_ows(p);
         while (*p == ',')
@@ -100,7 +99,8 @@ int hdr_etag_matches(const char *if_none_match, const char *etag)
             return 0;
         if (*p == '*')
             return 1;
-        if (strncmp(p, "W/", 2) == 0)
+        int weak = strncmp(p, "W/", 2) == 0;
+        if (weak)
             p += 2;
         if (*p != '"')
             return 0; /* malformed list: no match */
@@ -108,10 +108,22 @@ int hdr_etag_matches(const char *if_none_match, const char *etag)
         if (close == NULL)
             return 0;
         size_t n = (size_t)(close - p) + 1;
-        if (n == elen && memcmp(p, etag, n) == 0)
+        if (n == elen && memcmp(p, etag, n) == 0 && !(strong && weak))
             return 1;
         p = close + 1;
     }
+}
+
+int hdr_etag_matches(const char *if_none_match, const char *etag)
+{
+    if (strncmp(etag, "W/", 2) == 0)
+        etag += 2;
+    return etag_list_matches(if_none_match, etag, 0);
+}
+
+int hdr_etag_matches_strong(const char *if_match, const char *etag)
+{
+    return strncmp(etag, "W/", 2) != 0 && etag_list_matches(if_match, etag, 1);
 }
 
 static const char *const wkday[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
@@ -153,6 +165,17 @@ static int parse_obsolete_date(const char *p, time_t *t)
         if (end == NULL || *skip_ows(end) != '\0')
             continue;
         int year = tm.tm_year + 1900;
+        if (i == 0) {
+            /* RFC 9110: a two-digit year more than 50 years ahead is in the
+             * past century (strptime's own pivot is fixed at 1969). */
+            time_t now = time(NULL);
+            struct tm nt;
+            gmtime_r(&now, &nt);
+            year = 2000 + year % 100;
+            if (year > nt.tm_year + 1900 + 50)
+                year -= 100;
+            tm.tm_year = year - 1900;
+        }
         if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 ||
             tm.tm_mday > tu_days_in_month(year, tm.tm_mon + 1))
             return PF_EINVAL;

@@ -25,6 +25,10 @@ enum hdr_range hdr_parse_range(const char *value, uint64_t size, uint64_t *first
  * `etag` under the weak comparison RFC 9110 prescribes for it. */
 int hdr_etag_matches(const char *if_none_match, const char *etag);
 
+/* The same for If-Match, under the strong comparison: weak members of the
+ * list never match. */
+int hdr_etag_matches_strong(const char *if_match, const char *etag);
+
 /* Parse an HTTP date: IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), or the
  * obsolete RFC 850 and asctime forms. OUT: *t. Returns 0, or PF_EINVAL for
  * anything else (impossible dates such as 31 Feb included). */

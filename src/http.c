@@ -43,11 +43,12 @@
 #define INFLIGHT_SLOTS 64
 
 /* Per-request state packed into MHD's con_cls pointer: bit 0 marks a request
- * counted in flight, bit 1 one that was suspended for work on the generation
- * pool, the rest is the target length + 1 from the URI log. */
+ * counted in flight, bits 1-2 the kinds of work the generation pool did for
+ * it, the rest is the target length + 1 from the URI log. */
 #define REQ_COUNTED ((uintptr_t)1)
-#define REQ_DEFERRED ((uintptr_t)2)
-#define REQ_SHIFT 2
+#define REQ_REFRESHED ((uintptr_t)2) /* a catalog refresh ran for it */
+#define REQ_GENERATED ((uintptr_t)4) /* a variant job ran for it */
+#define REQ_SHIFT 3
 
 struct inflight_slot {
     _Atomic long n;
@@ -168,7 +169,7 @@ static void route_healthz(struct http_resp *resp)
 
 /* The route table. Parses the path once and dispatches on its kind.
  * Returns CDN_PENDING (with *job set) when the answer needs blocking work. */
-static int route(struct http_server *srv, const struct http_req *req, int may_block,
+static int route(struct http_server *srv, const struct http_req *req, int flags,
                  struct http_resp *resp, struct cdn_job *job)
 {
     struct urlpath path;
@@ -183,7 +184,7 @@ static int route(struct http_server *srv, const struct http_req *req, int may_bl
             http_resp_error(resp, 404, "NOT_FOUND", "not found");
         return 0;
     }
-    return cdn_serve(srv->cdn, req, &path, may_block, resp, job);
+    return cdn_serve(srv->cdn, req, &path, flags, resp, job);
 }
 
 struct deferred {
@@ -299,12 +300,16 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
          * being drained) and kept-alive connections are told to close. */
         struct cdn_job job;
         closing = atomic_load_explicit(&srv->stopping, memory_order_relaxed);
-        int may_block = (state & REQ_DEFERRED) != 0 || closing;
-        if (route(srv, &req, may_block, &resp, &job) == CDN_PENDING) {
-            *con_cls = (void *)(state | REQ_DEFERRED);
+        int flags = ((state & REQ_REFRESHED) ? CDN_REFRESHED : 0) |
+                    ((state & REQ_GENERATED) || closing ? CDN_MAY_BLOCK : 0);
+        if (route(srv, &req, flags, &resp, &job) == CDN_PENDING) {
+            *con_cls = (void *)(state | (job.img == NULL ? REQ_REFRESHED : REQ_GENERATED));
             if (defer(srv, conn, &job) == 0)
                 return MHD_YES;
-            route(srv, &req, 1, &resp, &job);
+            /* The pool refused it: the server is stopping (or out of memory).
+             * Do the work here and let the connection go. */
+            closing = 1;
+            route(srv, &req, CDN_MAY_BLOCK, &resp, &job);
         }
     }
 

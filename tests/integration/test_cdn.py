@@ -207,19 +207,32 @@ def test_new_import_visible_without_restart(server, tmp_path):
     assert status == 200 and body == data
 
 
-def test_generation_does_not_stall_other_requests(tmp_path):
+import pytest
+
+
+@pytest.mark.parametrize("imported_while_serving", [False, True])
+def test_generation_does_not_stall_other_requests(tmp_path, imported_while_serving):
     """With one event-loop thread, a hot image is served while a slow variant
-    is being generated: generation runs off the event loop."""
+    is being generated: generation runs off the event loop, also for an image
+    imported after the server started (found by a deferred catalog refresh,
+    then deferred again for its variant)."""
     import threading
     import time
     from pftest import Server, make_png
     src = tmp_path / "src"
     (src / "gina" / "a").mkdir(parents=True)
-    (src / "gina" / "a" / "huge.png").write_bytes(make_png(3000, 3000, seed=7, noise=True))
     (src / "gina" / "a" / "small.png").write_bytes(make_png(32, 32, seed=8))
+    huge = tmp_path / "later" / "gina" / "a" / "huge.png"
+    huge.parent.mkdir(parents=True)
+    huge.write_bytes(make_png(3000, 3000, seed=7, noise=True))
     srv = Server(tmp_path / "data", {"PIXFLARE_THREADS": "1"})
     srv.cli("import", str(src), check=0)
+    if not imported_while_serving:
+        srv.cli("import", str(tmp_path / "later"), check=0)
     srv.start()
+    if imported_while_serving:
+        srv.cli("import", str(tmp_path / "later"), check=0)
+        time.sleep(0.3)  # let a catalog refresh fall due
     try:
         assert srv.request("GET", "/gina/a/small.png")[0] == 200  # now hot
         done = {}

@@ -55,6 +55,11 @@ static void test_etag(void **state)
     assert_false(hdr_etag_matches("abc-w128", etag));
     assert_false(hdr_etag_matches("\"abc-w128", etag));
     assert_false(hdr_etag_matches("", etag));
+    assert_true(hdr_etag_matches_strong("\"abc-w128\"", etag));
+    assert_true(hdr_etag_matches_strong("W/\"x\", \"abc-w128\"", etag));
+    assert_true(hdr_etag_matches_strong("*", etag));
+    assert_false(hdr_etag_matches_strong("W/\"abc-w128\"", etag));
+    assert_false(hdr_etag_matches_strong("\"other\"", etag));
 }
 
 static void test_dates(void **state)
@@ -71,6 +76,9 @@ static void test_dates(void **state)
     assert_int_equal(hdr_parse_http_date("Sun Nov  6 08:49:37 1994", &t), 0);
     assert_int_equal((long long)t, 784111777LL);
     assert_int_not_equal(hdr_parse_http_date("Sunday, 31-Feb-94 08:49:37 GMT", &t), 0);
+    /* two-digit years: within 50 years ahead stay ahead (run in 2026-2069) */
+    assert_int_equal(hdr_parse_http_date("Thursday, 01-Jan-70 00:00:00 GMT", &t), 0);
+    assert_true((long long)t > 3000000000LL);
     assert_int_not_equal(hdr_parse_http_date("Sun Nov  6 08:49:37 1994 junk", &t), 0);
     assert_int_not_equal(hdr_parse_http_date("Sun, 06 Nov 1994 08:49:37 UTC", &t), 0);
     assert_int_not_equal(hdr_parse_http_date("Sun, 06 Foo 1994 08:49:37 GMT", &t), 0);
