@@ -166,8 +166,10 @@ int config_parse_text(const char *text, size_t len,
                 *--e = '\0';
         }
         rc = fn(ctx, key, val);
-        if (rc != 0)
+        if (rc == PF_EINVAL)
             snprintf(err, errlen, "line %d: unknown setting %s", lineno, key);
+        else if (rc != 0)
+            snprintf(err, errlen, "line %d: %s", lineno, pf_strerror(rc));
     }
     free(line);
     return rc;

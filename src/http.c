@@ -337,11 +337,6 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         MHD_add_response_header(m, MHD_HTTP_HEADER_ALLOW, resp.allow);
     if (closing)
         MHD_add_response_header(m, MHD_HTTP_HEADER_CONNECTION, "close");
-    if (resp.retry_after > 0) {
-        char ra[16];
-        snprintf(ra, sizeof(ra), "%d", resp.retry_after);
-        MHD_add_response_header(m, MHD_HTTP_HEADER_RETRY_AFTER, ra);
-    }
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)resp.status, m);
     MHD_destroy_response(m);
     return ret;

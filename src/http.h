@@ -32,7 +32,6 @@ struct http_resp {
     uint64_t file_off;
     const char *etag, *last_modified, *cache_control, *allow;
     int accept_ranges;
-    int retry_after; /* seconds, 0: none */
     char content_range[80];
 };
 
