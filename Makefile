@@ -5,7 +5,7 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libmicrohttpd vips jansson sqlite3 libcrypto
+PKGS    := libmicrohttpd vips jansson sqlite3 libcrypto libmaxminddb libxxhash
 # gcc's -Wformat-truncation flags every snprintf that may cut a string; we use
 # snprintf precisely so that cutting is safe (names are validated before).
 NO_TRUNC_WARN := $(shell $(CC) -Werror -Wno-format-truncation -E -x c /dev/null >/dev/null 2>&1 && echo -Wno-format-truncation)
@@ -23,7 +23,7 @@ SRCS    := $(wildcard src/*.c)
 LIBOBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(filter-out src/main.c,$(SRCS)))
 UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/*_test.c))
 
-.PHONY: all run test unit integration deps bench fuzz format format-check clean
+.PHONY: all run test unit integration deps bench fuzz geoip format format-check clean
 
 all: $(BUILD)/pixflare
 
@@ -61,6 +61,11 @@ integration: $(BUILD)/pixflare
 # integration tests plain and under ASan+UBSan, and a short fuzzing run.
 test: deps
 	@sh scripts/test.sh
+
+# A GeoIP country database (.mmdb) built offline from Debian's tor-geoipdb
+# (IPFire Location data, CC BY-SA 4.0); point PIXFLARE_GEOIP_DB at it.
+geoip: deps
+	@sh scripts/geoip.sh $(BUILD)/geoip/country.mmdb
 
 bench: deps
 	@sh bench/run.sh

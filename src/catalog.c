@@ -9,6 +9,7 @@
 
 #include "db.h"
 #include "err.h"
+#include "keyhash.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -24,7 +25,8 @@ struct table {
     size_t mask;
     _Atomic(struct link *) *by_name;
     _Atomic(struct link *) *by_id;
-    struct table *retired; /* older tables, kept for readers until close */
+    _Atomic(struct link *) *by_owner; /* the first image seen of each owner */
+    struct table *retired;            /* older tables, kept for readers until close */
 };
 
 /* Links are allocated in blocks and freed together at close. */
@@ -49,6 +51,7 @@ struct catalog {
     int64_t last_seq;
     struct entry *all;
     struct link_block *blocks; /* every link ever made, freed at close */
+    char *secret;              /* key of the owner hashes */
 };
 
 static uint64_t hash_name(const char *owner, const char *album, const char *filename)
@@ -61,6 +64,14 @@ static uint64_t hash_name(const char *owner, const char *album, const char *file
         h = (h ^ 0xff) * 1099511628211ULL; /* separator no name byte can be */
     }
     return h;
+}
+
+static uint64_t hash_owner(const char *owner)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = owner; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return h ^ 0x5bd1e995;
 }
 
 static uint64_t hash_id(const char *id)
@@ -92,9 +103,11 @@ static struct table *table_new(size_t buckets)
     t->mask = buckets - 1;
     t->by_name = calloc(buckets, sizeof(*t->by_name));
     t->by_id = calloc(buckets, sizeof(*t->by_id));
-    if (t->by_name == NULL || t->by_id == NULL) {
+    t->by_owner = calloc(buckets, sizeof(*t->by_owner));
+    if (t->by_name == NULL || t->by_id == NULL || t->by_owner == NULL) {
         free(t->by_name);
         free(t->by_id);
+        free(t->by_owner);
         free(t);
         return NULL;
     }
@@ -107,6 +120,17 @@ static int table_add(struct catalog *cat, struct table *t, struct cat_image *img
     struct link *a = new_link(cat), *b = new_link(cat);
     if (a == NULL || b == NULL)
         return PF_ENOMEM;
+    size_t k = hash_owner(img->owner) & t->mask;
+    struct link *o = atomic_load_explicit(&t->by_owner[k], memory_order_relaxed);
+    while (o != NULL && strcmp(o->img->owner, img->owner) != 0)
+        o = o->next;
+    if (o == NULL) {
+        if ((o = new_link(cat)) == NULL)
+            return PF_ENOMEM;
+        o->img = img;
+        o->next = atomic_load_explicit(&t->by_owner[k], memory_order_relaxed);
+        atomic_store_explicit(&t->by_owner[k], o, memory_order_release);
+    }
     size_t i = hash_name(img->owner, img->album, img->filename) & t->mask;
     a->img = img;
     a->next = atomic_load_explicit(&t->by_name[i], memory_order_relaxed);
@@ -156,6 +180,7 @@ static int add_row(void *ctx, const struct db_image *row)
     snprintf(e->img.sha256, sizeof(e->img.sha256), "%s", row->sha256);
     e->img.size_bytes = row->size_bytes;
     e->img.created_at = (time_t)row->created_at;
+    kh_owner(cat->secret, row->owner, e->img.owner_hash);
     int rc = maybe_grow(cat);
     if (rc == 0)
         rc = table_add(cat, atomic_load_explicit(&cat->table, memory_order_relaxed), &e->img);
@@ -177,12 +202,18 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int catalog_open(const char *sqlite_path, struct catalog **out, char *err, size_t errlen)
+int catalog_open(const char *sqlite_path, const char *secret, struct catalog **out, char *err,
+                 size_t errlen)
 {
     struct catalog *cat = calloc(1, sizeof(*cat));
     int rc;
     if (cat == NULL)
         return PF_ENOMEM;
+    cat->secret = strdup(secret);
+    if (cat->secret == NULL) {
+        free(cat);
+        return PF_ENOMEM;
+    }
     pthread_mutex_init(&cat->write_lock, NULL);
     struct table *t = table_new(1024);
     if (t == NULL) {
@@ -213,6 +244,7 @@ void catalog_close(struct catalog *cat)
         struct table *older = t->retired;
         free(t->by_name);
         free(t->by_id);
+        free(t->by_owner);
         free(t);
         t = older;
     }
@@ -230,6 +262,7 @@ void catalog_close(struct catalog *cat)
     }
     db_close(cat->db);
     pthread_mutex_destroy(&cat->write_lock);
+    free(cat->secret);
     free(cat);
 }
 
@@ -256,6 +289,17 @@ struct cat_image *catalog_find_id(const struct catalog *cat, const char *id)
          l = l->next)
         if (strcmp(l->img->id, id) == 0)
             return l->img;
+    return NULL;
+}
+
+const uint8_t *catalog_owner_hash(const struct catalog *cat, const char *owner)
+{
+    struct table *t = atomic_load_explicit(&((struct catalog *)cat)->table, memory_order_acquire);
+    size_t i = hash_owner(owner) & t->mask;
+    for (struct link *l = atomic_load_explicit(&t->by_owner[i], memory_order_acquire); l != NULL;
+         l = l->next)
+        if (strcmp(l->img->owner, owner) == 0)
+            return l->img->owner_hash;
     return NULL;
 }
 

@@ -24,15 +24,18 @@ struct cat_image {
     char sha256[65];
     int64_t size_bytes;
     time_t created_at;
+    uint8_t owner_hash[16]; /* keyed hash of owner, as analytics stores it */
     /* Storage objects per variant, published by storage_get(). */
     _Atomic(struct storage_obj *) objs[VARIANT_COUNT];
     /* Unix time before which a failed variant is not generated again. */
     _Atomic int64_t fail_until[VARIANT_COUNT];
 };
 
-/* Open the catalog over the SQLite database at `sqlite_path` and load it.
- * OUT: *out, released with catalog_close(). A reason goes into err. */
-int catalog_open(const char *sqlite_path, struct catalog **out, char *err, size_t errlen);
+/* Open the catalog over the SQLite database at `sqlite_path` and load it;
+ * owner hashes are keyed with `secret`. OUT: *out, released with
+ * catalog_close(). A reason goes into err. */
+int catalog_open(const char *sqlite_path, const char *secret, struct catalog **out, char *err,
+                 size_t errlen);
 void catalog_close(struct catalog *cat);
 
 /* Lock-free lookups; NULL when absent. On a miss, the caller may call
@@ -40,6 +43,9 @@ void catalog_close(struct catalog *cat);
 struct cat_image *catalog_find_name(const struct catalog *cat, const char *owner, const char *album,
                                     const char *filename);
 struct cat_image *catalog_find_id(const struct catalog *cat, const char *id);
+
+/* The keyed hash of a known owner (one with at least one image), or NULL. */
+const uint8_t *catalog_owner_hash(const struct catalog *cat, const char *owner);
 
 /* Load rows added to the database since the last refresh. At most one
  * refresh runs at a time and at most one per 200 ms: a flood of lookups for

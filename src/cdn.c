@@ -112,6 +112,26 @@ static int get_obj(struct cdn *cdn, struct cat_image *img, int variant,
     return rc;
 }
 
+static void attribute(struct cdn *cdn, const struct urlpath *path, const struct cat_image *img,
+                      struct an_hit *hit)
+{
+    hit->record = 1;
+    hit->variant = path->variant;
+    if (img != NULL) {
+        hit->owner = img->owner_hash;
+        hit->image_id = img->id;
+    } else {
+        hit->owner =
+            path->kind == URLPATH_BY_NAME ? catalog_owner_hash(cdn->cat, path->owner) : NULL;
+        hit->image_id = NULL;
+    }
+}
+
+void cdn_attribute(struct cdn *cdn, const struct urlpath *path, struct an_hit *hit)
+{
+    attribute(cdn, path, lookup(cdn, path), hit);
+}
+
 void cdn_job_run(struct cdn *cdn, const struct cdn_job *job)
 {
     const struct storage_obj *obj;
@@ -137,6 +157,7 @@ int cdn_serve(struct cdn *cdn, const struct http_req *req, const struct urlpath 
         catalog_refresh(cdn->cat); /* stopping: no pool to do it */
     if (img == NULL && (flags & (CDN_REFRESHED | CDN_MAY_BLOCK)))
         img = lookup(cdn, path);
+    attribute(cdn, path, img, &resp->hit);
     if (img == NULL) {
         http_resp_error(resp, 404, "NOT_FOUND", "image not found");
         return 0;

@@ -41,6 +41,10 @@ struct cdn_job {
 int cdn_serve(struct cdn *cdn, const struct http_req *req, const struct urlpath *path, int flags,
               struct http_resp *resp, struct cdn_job *job);
 
+/* Fill hit with what is known of the image path for its event: the image's
+ * owner and id when it exists, else the owner when it is a known one. */
+void cdn_attribute(struct cdn *cdn, const struct urlpath *path, struct an_hit *hit);
+
 /* Do the job: generate (or load) the variant and publish it for later
  * requests, remembering a failure for a while; or refresh the catalog. */
 void cdn_job_run(struct cdn *cdn, const struct cdn_job *job);

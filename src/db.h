@@ -46,4 +46,23 @@ int db_image_by_path(struct db *db, const char *owner, const char *album, const 
 int db_image_scan(struct db *db, int64_t after, int (*fn)(void *ctx, const struct db_image *img),
                   void *ctx);
 
+/* A count to add to one analytics row (see SPEC.md's tables). */
+enum db_count_kind { DB_COUNT_DAILY, DB_COUNT_MONTHLY, DB_COUNT_STATUS };
+
+struct db_count {
+    enum db_count_kind kind;
+    char owner[33];      /* keyed owner hash in hex, "" when unattributed */
+    char date[11];       /* YYYY-MM-DD; MONTHLY uses its YYYY-MM */
+    char image_id[8];    /* DAILY */
+    const char *variant; /* DAILY */
+    char country[3];     /* DAILY */
+    int status;          /* STATUS */
+    int64_t requests;
+    int64_t bytes; /* DAILY, MONTHLY */
+};
+
+/* Add every count to its row (creating it at zero) in one transaction: all
+ * or nothing. PF_EDB with SQLite's reason in err (busy, disk full, ...). */
+int db_counts_add(struct db *db, const struct db_count *rows, size_t n, char *err, size_t errlen);
+
 #endif

@@ -21,6 +21,7 @@ struct db {
     sqlite3_stmt *insert_image;
     sqlite3_stmt *image_by_path;
     sqlite3_stmt *image_scan;
+    sqlite3_stmt *add_daily, *add_monthly, *add_status;
 };
 
 static const char *const migrations[] = {
@@ -39,6 +40,41 @@ static const char *const migrations[] = {
     "  UNIQUE (owner, album, filename)"
     ");"
     "CREATE INDEX images_owner ON images (owner);",
+
+    /* 1 -> 2: the analytics tables of SPEC.md. `owner` is the keyed owner
+     * hash (32 hex characters) as in the events, or '' for a response that
+     * no known owner can be charged with; dates are YYYY-MM-DD (UTC). The
+     * primary keys are the realtime and batch writers' upsert keys and lead
+     * with (owner, date), the API's range scans. */
+    "CREATE TABLE analytics_daily ("
+    "  owner TEXT NOT NULL,"
+    "  date TEXT NOT NULL,"
+    "  image_id TEXT NOT NULL,"
+    "  variant TEXT NOT NULL,"
+    "  country TEXT NOT NULL,"
+    "  requests INTEGER NOT NULL DEFAULT 0,"
+    "  bandwidth_bytes INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (owner, date, image_id, variant, country)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE analytics_monthly ("
+    "  owner TEXT NOT NULL,"
+    "  year_month TEXT NOT NULL,"
+    "  requests INTEGER NOT NULL DEFAULT 0,"
+    "  bandwidth_bytes INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (owner, year_month)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE analytics_status_daily ("
+    "  owner TEXT NOT NULL,"
+    "  date TEXT NOT NULL,"
+    "  status INTEGER NOT NULL,"
+    "  requests INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (owner, date, status)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE analytics_meta ("
+    "  key TEXT PRIMARY KEY,"
+    "  value TEXT NOT NULL,"
+    "  updated_at TEXT NOT NULL"
+    ");",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -159,6 +195,9 @@ void db_close(struct db *db)
     sqlite3_finalize(db->insert_image);
     sqlite3_finalize(db->image_by_path);
     sqlite3_finalize(db->image_scan);
+    sqlite3_finalize(db->add_daily);
+    sqlite3_finalize(db->add_monthly);
+    sqlite3_finalize(db->add_status);
     sqlite3_close(db->conn);
     free(db);
 }
@@ -241,5 +280,89 @@ int db_image_scan(struct db *db, int64_t after, int (*fn)(void *ctx, const struc
     if (rc == 0 && step != SQLITE_DONE)
         rc = PF_EDB;
     sqlite3_reset(st);
+    return rc;
+}
+
+/* The upserts of db_counts_add(), prepared on first use: offline commands
+ * that never count pay nothing for them. */
+static int prepare_counts(struct db *db)
+{
+    if (db->add_daily != NULL)
+        return 0;
+    if (sqlite3_prepare_v3(db->conn,
+                           "INSERT INTO analytics_daily (owner, date, image_id, variant, country, "
+                           "requests, bandwidth_bytes) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                           "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests, "
+                           "bandwidth_bytes = bandwidth_bytes + excluded.bandwidth_bytes",
+                           -1, SQLITE_PREPARE_PERSISTENT, &db->add_daily, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(db->conn,
+                           "INSERT INTO analytics_monthly (owner, year_month, requests, "
+                           "bandwidth_bytes) VALUES (?, ?, ?, ?) "
+                           "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests, "
+                           "bandwidth_bytes = bandwidth_bytes + excluded.bandwidth_bytes",
+                           -1, SQLITE_PREPARE_PERSISTENT, &db->add_monthly, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(db->conn,
+                           "INSERT INTO analytics_status_daily (owner, date, status, requests) "
+                           "VALUES (?, ?, ?, ?) "
+                           "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests",
+                           -1, SQLITE_PREPARE_PERSISTENT, &db->add_status, NULL) != SQLITE_OK) {
+        sqlite3_finalize(db->add_daily);
+        sqlite3_finalize(db->add_monthly);
+        db->add_daily = db->add_monthly = NULL;
+        return PF_EDB;
+    }
+    return 0;
+}
+
+static int add_one(struct db *db, const struct db_count *c)
+{
+    sqlite3_stmt *st;
+    switch (c->kind) {
+    case DB_COUNT_DAILY:
+        st = db->add_daily;
+        sqlite3_bind_text(st, 1, c->owner, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, c->date, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, c->image_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, c->variant, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, c->country, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 6, c->requests);
+        sqlite3_bind_int64(st, 7, c->bytes);
+        break;
+    case DB_COUNT_MONTHLY:
+        st = db->add_monthly;
+        sqlite3_bind_text(st, 1, c->owner, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, c->date, 7, SQLITE_STATIC); /* YYYY-MM of the date */
+        sqlite3_bind_int64(st, 3, c->requests);
+        sqlite3_bind_int64(st, 4, c->bytes);
+        break;
+    default:
+        st = db->add_status;
+        sqlite3_bind_text(st, 1, c->owner, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, c->date, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, c->status);
+        sqlite3_bind_int64(st, 4, c->requests);
+        break;
+    }
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : PF_EDB;
+}
+
+int db_counts_add(struct db *db, const struct db_count *rows, size_t n, char *err, size_t errlen)
+{
+    int rc = prepare_counts(db);
+    err[0] = '\0';
+    if (rc == 0 && sqlite3_exec(db->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        rc = PF_EDB;
+    else
+        for (size_t i = 0; rc == 0 && i < n; i++)
+            rc = add_one(db, &rows[i]);
+    if (rc == 0 && sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        rc = PF_EDB;
+    if (rc != 0) {
+        snprintf(err, errlen, "%s", sqlite3_errmsg(db->conn));
+        if (!sqlite3_get_autocommit(db->conn))
+            sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+    }
     return rc;
 }

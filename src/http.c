@@ -58,6 +58,7 @@ struct inflight_slot {
 struct http_server {
     struct MHD_Daemon *daemon;
     struct cdn *cdn;
+    struct analytics *an; /* NULL: nothing recorded */
     struct workq *gen;    /* variant generation, off the event loops */
     _Atomic int stopping; /* set by http_stop(): answer inline, then close */
     _Atomic int next_slot;
@@ -167,6 +168,56 @@ static void route_healthz(struct http_resp *resp)
     resp->cache_control = "no-store";
 }
 
+/* Whether the raw path's first segment names one of the server's own
+ * routes, whose responses are not CDN responses and make no event. */
+static int server_path(const char *p, size_t len)
+{
+    static const char *const routes[] = {"v1", "dashboard", "metrics", "healthz"};
+    size_t i = 1, n;
+    if (len == 0 || p[0] != '/')
+        return 0;
+    for (n = 0; i + n < len && p[i + n] != '/'; n++)
+        ;
+    for (size_t r = 0; r < sizeof(routes) / sizeof(routes[0]); r++)
+        if (strlen(routes[r]) == n && memcmp(p + i, routes[r], n) == 0)
+            return 1;
+    return 0;
+}
+
+/* The event of a response refused before routing (405, 414, 431): charged
+ * to the image or owner its path names when it can be parsed. */
+static void attribute_refusal(struct http_server *srv, const struct http_req *req, int may_parse,
+                              struct an_hit *hit)
+{
+    struct urlpath path;
+    if (server_path(req->path, req->path_len))
+        return;
+    hit->record = 1;
+    hit->variant = -1;
+    if (may_parse && urlpath_parse(req->path, req->path_len, &path) == 0) {
+        if (path.kind == URLPATH_SERVER)
+            hit->record = 0;
+        else
+            cdn_attribute(srv->cdn, &path, hit);
+    }
+}
+
+/* One event per CDN response, written before the response is queued. */
+static void record(struct http_server *srv, struct MHD_Connection *conn, const struct http_req *req,
+                   const struct http_resp *resp)
+{
+    if (srv->an == NULL || !resp->hit.record)
+        return;
+    const char *header = analytics_country_header(srv->an);
+    const char *country =
+        header ? MHD_lookup_connection_value(conn, MHD_HEADER_KIND, header) : NULL;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    uint64_t bytes = req->is_head || resp->status == 304 ? 0 : (uint64_t)resp->len;
+    analytics_record(srv->an, &resp->hit, resp->status, bytes, country,
+                     ci ? ci->client_addr : NULL);
+}
+
 /* The route table. Parses the path once and dispatches on its kind.
  * Returns CDN_PENDING (with *job set) when the answer needs blocking work. */
 static int route(struct http_server *srv, const struct http_req *req, int flags,
@@ -175,6 +226,8 @@ static int route(struct http_server *srv, const struct http_req *req, int flags,
     struct urlpath path;
     if (urlpath_parse(req->path, req->path_len, &path) != 0) {
         http_resp_error(resp, path.status, path.code, path.message);
+        if (!server_path(req->path, req->path_len))
+            resp->hit = (struct an_hit){1, NULL, NULL, -1};
         return 0;
     }
     if (path.kind == URLPATH_SERVER) {
@@ -284,11 +337,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         MHD_get_connection_values(conn, MHD_HEADER_KIND, sum_header, &header_bytes);
         if ((state >> REQ_SHIFT) > TARGET_MAX + 1) {
             http_resp_error(&resp, 414, "URI_TOO_LONG", "request target is longer than 8192 bytes");
+            attribute_refusal(srv, &req, 0, &resp.hit);
         } else if (header_bytes > HEADERS_MAX) {
             http_resp_error(&resp, 431, "HEADERS_TOO_LARGE", "request headers exceed 8192 bytes");
+            attribute_refusal(srv, &req, 1, &resp.hit);
         } else if (!is_get && !req.is_head) {
             http_resp_error(&resp, 405, "METHOD_NOT_ALLOWED", "only GET and HEAD are allowed here");
             resp.allow = "GET, HEAD";
+            attribute_refusal(srv, &req, 1, &resp.hit);
         } else {
             return MHD_YES;
         }
@@ -337,6 +393,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         MHD_add_response_header(m, MHD_HTTP_HEADER_ALLOW, resp.allow);
     if (closing)
         MHD_add_response_header(m, MHD_HTTP_HEADER_CONNECTION, "close");
+    record(srv, conn, &req, &resp);
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)resp.status, m);
     MHD_destroy_response(m);
     return ret;
@@ -353,6 +410,7 @@ int http_start(const struct http_options *opt, struct http_server **out, int *bo
     if (srv == NULL)
         return PF_ENOMEM;
     srv->cdn = opt->cdn;
+    srv->an = opt->an;
     if (workq_new(opt->threads, &srv->gen) != 0) {
         free(srv);
         return PF_ENOMEM;

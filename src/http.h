@@ -8,6 +8,8 @@
 #ifndef PF_HTTP_H
 #define PF_HTTP_H
 
+#include "analytics.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +35,7 @@ struct http_resp {
     const char *etag, *last_modified, *cache_control, *allow;
     int accept_ranges;
     char content_range[80];
+    struct an_hit hit; /* what analytics records of it (CDN route only) */
 };
 
 /* Value of request header `name` (case-insensitive), or NULL. */
@@ -46,6 +49,7 @@ struct http_options {
     int port;
     int threads;
     struct cdn *cdn;
+    struct analytics *an; /* may be NULL */
 };
 
 /* Start listening and serving on worker threads. OUT: *out, *bound_port. */

@@ -3,6 +3,7 @@
  * Exit codes: 0 success; 1 a runtime failure (I/O, database); 2 bad usage or
  * bad input (unknown flag, invalid value, refused import), with a one-line
  * reason on stderr. */
+#include "analytics.h"
 #include "catalog.h"
 #include "cdn.h"
 #include "config.h"
@@ -10,10 +11,13 @@
 #include "db.h"
 #include "demo.h"
 #include "err.h"
+#include "evlog.h"
 #include "http.h"
 #include "import.h"
+#include "keyhash.h"
 #include "storage.h"
 #include "timeutil.h"
+#include "variant.h"
 
 #include <limits.h>
 #include <signal.h>
@@ -124,6 +128,7 @@ static int cmd_serve(const char *config_file, int argc, char **argv)
     struct catalog *cat = NULL;
     struct cdn *cdn = NULL;
     struct http_server *srv = NULL;
+    struct analytics *an = NULL;
     char err[512];
     int rc = 1, port = 0;
     if (argc > 1)
@@ -131,6 +136,12 @@ static int cmd_serve(const char *config_file, int argc, char **argv)
     rc = load_config(config_file, &cfg, 1);
     if (rc != 0)
         return rc;
+    if (cfg.engine == PF_ENGINE_CLICKHOUSE) {
+        fprintf(stderr, "pixflare: ANALYTICS_ENGINE=clickhouse is not supported by this build "
+                        "yet; use embedded or none\n");
+        config_free(&cfg);
+        return EXIT_USAGE;
+    }
     rc = 1;
 
     /* Block the stop signals before any thread starts so that only sigwait()
@@ -151,13 +162,17 @@ static int cmd_serve(const char *config_file, int argc, char **argv)
         fprintf(stderr, "pixflare: cannot open storage directory %s\n", cfg.storage_dir);
         goto done;
     }
-    if (catalog_open(cfg.sqlite_path, &cat, err, sizeof(err)) != 0) {
+    if (catalog_open(cfg.sqlite_path, cfg.secret, &cat, err, sizeof(err)) != 0) {
+        fprintf(stderr, "pixflare: %s\n", err);
+        goto done;
+    }
+    if (analytics_open(&cfg, stderr, &an, err, sizeof(err)) != 0) {
         fprintf(stderr, "pixflare: %s\n", err);
         goto done;
     }
     if (cdn_new(cat, st, &cdn) != 0)
         goto done;
-    struct http_options opt = {cfg.listen_host, cfg.listen_port, cfg.threads, cdn};
+    struct http_options opt = {cfg.listen_host, cfg.listen_port, cfg.threads, cdn, an};
     if (http_start(&opt, &srv, &port, err, sizeof(err)) != 0) {
         fprintf(stderr, "pixflare: %s\n", err);
         goto done;
@@ -170,9 +185,12 @@ static int cmd_serve(const char *config_file, int argc, char **argv)
     fprintf(stderr, "pixflare: %s received, finishing in-flight requests\n",
             sig == SIGINT ? "SIGINT" : "SIGTERM");
     http_stop(srv, 10000);
+    analytics_close(an); /* after the last response: flush and seal */
+    an = NULL;
     fprintf(stderr, "pixflare: stopped\n");
     rc = 0;
 done:
+    analytics_close(an);
     cdn_free(cdn);
     catalog_close(cat);
     storage_close(st);
@@ -291,6 +309,64 @@ static int cmd_cron_next(const char *config_file, int argc, char **argv)
     return 0;
 }
 
+static int print_event(void *ctx, const struct pf_event *ev)
+{
+    char rid[33], owner[33];
+    static const uint8_t zero[16];
+    (void)ctx;
+    kh_hex(ev->request_id, 16, rid);
+    if (memcmp(ev->owner, zero, 16) == 0)
+        owner[0] = '\0';
+    else
+        kh_hex(ev->owner, 16, owner);
+    /* Every field is hex, [a-z0-9], a variant name or [A-Z0-9]: nothing
+     * needs escaping. */
+    printf("{\"timestamp\":%lld,\"request_id\":\"%s\",\"owner\":\"%s\",\"image_id\":\"%s\","
+           "\"variant\":\"%s\",\"status\":%d,\"country\":\"%s\",\"bytes\":%llu}\n",
+           (long long)ev->ts_ms, rid, owner, ev->image_id,
+           ev->variant >= 0 ? variant_table[ev->variant].name : "", ev->status, ev->country,
+           (unsigned long long)ev->bytes);
+    return ferror(stdout) ? PF_EIO : 0;
+}
+
+static int cmd_events(const char *config_file, int argc, char **argv)
+{
+    struct pf_config cfg;
+    int64_t day = (int64_t)time(NULL) / 86400;
+    for (int i = 1; i < argc; i++) {
+        int64_t t;
+        if (strcmp(argv[i], "--date") == 0) {
+            if (i + 1 >= argc)
+                return usage_error("events", "%s", "--date needs a value");
+            if (tu_parse_date(argv[++i], &t) != 0)
+                return usage_error("events", "--date '%s' is not a date (YYYY-MM-DD)", argv[i]);
+            day = t / 86400;
+        } else {
+            return usage_error("events", "unknown argument '%s'", argv[i]);
+        }
+    }
+    int rc = load_config(config_file, &cfg, 0);
+    if (rc != 0)
+        return rc;
+    if (cfg.engine != PF_ENGINE_EMBEDDED) {
+        fprintf(stderr, "pixflare events: ANALYTICS_ENGINE=%s: there is no embedded event store\n",
+                cfg.engine == PF_ENGINE_NONE ? "none" : "clickhouse");
+        config_free(&cfg);
+        return EXIT_USAGE;
+    }
+    struct evlog_file_stats st;
+    rc = evlog_scan(cfg.data_dir, cfg.dataset, day, day, print_event, NULL, stderr, &st);
+    if (fflush(stdout) != 0 || rc == PF_EIO) {
+        fprintf(stderr, "pixflare events: %s\n",
+                rc == PF_EIO ? "cannot read the event store" : "cannot write the output");
+        rc = 1;
+    } else {
+        rc = st.bad_header || st.damaged_bytes || st.tail_bytes ? 1 : 0;
+    }
+    config_free(&cfg);
+    return rc;
+}
+
 static int cmd_help(const char *config_file, int argc, char **argv);
 
 static const struct cmd commands[] = {
@@ -304,6 +380,11 @@ static const struct cmd commands[] = {
      "Exits 2 if any file was refused (reason on stderr)."},
     {"demo", cmd_demo, "pixflare demo",
      "Draw demo images for owners alice and bob and import them."},
+    {"events", cmd_events, "pixflare events [--date YYYY-MM-DD]",
+     "Print the day's raw events (default: today, UTC) from the embedded event\n"
+     "store, one JSON object per line: timestamp (ms since 1970, UTC), request_id,\n"
+     "owner (keyed hash), image_id, variant, status, country, bytes. Damaged\n"
+     "files are reported on stderr and skipped (exit status 1)."},
     {"cron-next", cmd_cron_next, "pixflare cron-next EXPR [--from ISO8601] [--count N]",
      "Print the next N (default 5) fire times of a 5-field cron expression, UTC."},
     {"help", cmd_help, "pixflare help [COMMAND]", "Show help."},

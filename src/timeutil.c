@@ -74,3 +74,18 @@ void tu_format_iso8601(int64_t t, char out[21])
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
     snprintf(out, 21, "%.20s", buf);
 }
+
+int tu_parse_date(const char *s, int64_t *t)
+{
+    if (strlen(s) != 10)
+        return PF_EINVAL;
+    return tu_parse_iso8601(s, t);
+}
+
+void tu_format_date(int64_t t, char out[11])
+{
+    char full[21];
+    tu_format_iso8601(t, full);
+    memcpy(out, full, 10);
+    out[10] = '\0';
+}

@@ -14,6 +14,13 @@ int tu_parse_iso8601(const char *s, int64_t *t);
  * 0-9999 are clamped to the first or last second of that span. */
 void tu_format_iso8601(int64_t t, char out[21]);
 
+/* Parse a date "YYYY-MM-DD" alone (a real calendar date). OUT: *t, Unix
+ * seconds of its midnight UTC. PF_EINVAL otherwise. */
+int tu_parse_date(const char *s, int64_t *t);
+
+/* Format the UTC date of Unix time t as "YYYY-MM-DD" into out[11]. */
+void tu_format_date(int64_t t, char out[11]);
+
 /* Days in a month of a year (month 1-12). */
 int tu_days_in_month(int year, int month);
 

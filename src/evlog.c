@@ -1,0 +1,894 @@
+/* evlog.c - see evlog.h.
+ *
+ * ON-DISK FORMAT (version 1). All integers are little-endian.
+ *
+ * Layout: DATA_DIR/events/<dataset>/<YYYY-MM-DD>/<HH>-<run>-<slot>-<seq>.<ext>
+ *   YYYY-MM-DD, HH  UTC day and hour of every event in the file
+ *   run             16 hex digits, random per server start
+ *   slot            writing thread, 3 decimal digits
+ *   seq             segment number of that thread in that hour, 4 digits
+ *   ext             "open" while a server writes it; "pfe" once sealed
+ * DATA_DIR/events/<dataset>/.lock is flock()ed by the one writing server.
+ *
+ * A file is a 16-byte header followed by records:
+ *
+ *   header
+ *   offset size  field
+ *        0    8  magic "PFEVLOG\0"
+ *        8    4  format version, 1
+ *       12    4  low 32 bits of XXH3-64 of bytes 0..11
+ *
+ *   record (72 bytes)
+ *   offset size  field
+ *        0    2  sync bytes 0x9E 0x7D
+ *        2    4  low 32 bits of XXH3-64 of record bytes 6..71
+ *        6    1  record version, 1
+ *        7    1  payload length, 64
+ *        8    8  timestamp: ms since 1970-01-01T00:00:00Z, int64
+ *       16   16  request id
+ *       32   16  owner: first 16 bytes of HMAC-SHA256(secret, owner name);
+ *                all zero when no known owner could be charged
+ *       48    8  image id, ASCII [a-z0-9], NUL-padded; byte 55 is always 0;
+ *                empty when no image was found
+ *       56    8  response body bytes, uint64
+ *       64    2  HTTP status, uint16
+ *       66    2  country, two ASCII characters [A-Z][A-Z0-9]
+ *       68    1  variant: index in variant.c's table (0 original, 1 w128,
+ *                2 w256, 3 w512, 4 w1024, 5 w1536, 6 w2048, 7 thumb,
+ *                8 og-image); 255 when the request named none
+ *       69    3  reserved, zero
+ *
+ * A live segment is preallocated (fallocate) and memory-mapped; bytes past
+ * the last record are zero. Sealing cuts the file to its last record. A
+ * reader takes a record where the sync bytes, version, length and checksum
+ * all hold; bytes that do not form one are skipped up to the next record that
+ * does (damage, reported) or to the end (a torn tail when the file is
+ * sealed, a record being written when it is live). Readers accept
+ * unknown files in a day directory by skipping them (bad header).
+ *
+ * Versioning: a reader skips records whose version it does not know, using
+ * the length byte; a new version may only append fields to the payload. */
+#include "evlog.h"
+
+#include "err.h"
+#include "fsutil.h"
+#include "timeutil.h"
+#include "variant.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define SYNC0 0x9E
+#define SYNC1 0x7D
+#define RECORD_VERSION 1
+#define PAYLOAD_LEN 64
+#define FILE_VERSION 1
+#define NO_VARIANT 255
+/* One segment holds ~233k events; rotation (open, fallocate, mmap) happens
+ * that rarely, or when the UTC hour turns. */
+#define SEGMENT_BYTES (16u << 20)
+#define MS_PER_HOUR 3600000LL
+#define MS_PER_DAY 86400000LL
+
+static const uint8_t file_magic[8] = {'P', 'F', 'E', 'V', 'L', 'O', 'G', 0};
+
+static void put_u16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint16_t get_u16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+}
+
+static uint32_t checksum(const uint8_t *p, size_t len)
+{
+    return (uint32_t)XXH3_64bits(p, len);
+}
+
+void evlog_encode(const struct pf_event *ev, uint8_t out[EVLOG_RECORD_SIZE])
+{
+    memset(out, 0, EVLOG_RECORD_SIZE);
+    out[0] = SYNC0;
+    out[1] = SYNC1;
+    out[6] = RECORD_VERSION;
+    out[7] = PAYLOAD_LEN;
+    put_u64(out + 8, (uint64_t)ev->ts_ms);
+    memcpy(out + 16, ev->request_id, 16);
+    memcpy(out + 32, ev->owner, 16);
+    memcpy(out + 48, ev->image_id, strnlen(ev->image_id, 7));
+    put_u64(out + 56, ev->bytes);
+    put_u16(out + 64, (uint16_t)ev->status);
+    memcpy(out + 66, ev->country, 2);
+    out[68] = ev->variant < 0 ? NO_VARIANT : (uint8_t)ev->variant;
+    put_u32(out + 2, checksum(out + 6, EVLOG_RECORD_SIZE - 6));
+}
+
+static int id_char(uint8_t c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+static int country_char(uint8_t c, int first)
+{
+    return (c >= 'A' && c <= 'Z') || (!first && c >= '0' && c <= '9');
+}
+
+/* A record frame: sync, version, length and checksum hold. */
+static int frame_ok(const uint8_t *p, size_t len)
+{
+    return len >= EVLOG_RECORD_SIZE && p[0] == SYNC0 && p[1] == SYNC1 && p[6] == RECORD_VERSION &&
+           p[7] == PAYLOAD_LEN && get_u32(p + 2) == checksum(p + 6, EVLOG_RECORD_SIZE - 6);
+}
+
+int evlog_decode(const uint8_t *p, size_t len, struct pf_event *ev)
+{
+    if (!frame_ok(p, len))
+        return PF_EFORMAT;
+    /* The checksum says these are the bytes written; the fields are still
+     * checked, so that a reader never passes on what no writer makes. */
+    size_t n = 0;
+    while (n < 8 && p[48 + n] != 0) {
+        if (!id_char(p[48 + n]))
+            return PF_EFORMAT;
+        n++;
+    }
+    if (n > 7)
+        return PF_EFORMAT;
+    for (size_t i = n; i < 8; i++)
+        if (p[48 + i] != 0)
+            return PF_EFORMAT;
+    if (!country_char(p[66], 1) || !country_char(p[67], 0))
+        return PF_EFORMAT;
+    if (p[68] >= VARIANT_COUNT && p[68] != NO_VARIANT)
+        return PF_EFORMAT;
+    if (p[69] != 0 || p[70] != 0 || p[71] != 0)
+        return PF_EFORMAT;
+    ev->ts_ms = (int64_t)get_u64(p + 8);
+    memcpy(ev->request_id, p + 16, 16);
+    memcpy(ev->owner, p + 32, 16);
+    memcpy(ev->image_id, p + 48, 8);
+    ev->bytes = get_u64(p + 56);
+    ev->status = get_u16(p + 64);
+    ev->country[0] = (char)p[66];
+    ev->country[1] = (char)p[67];
+    ev->country[2] = '\0';
+    ev->variant = p[68] == NO_VARIANT ? -1 : p[68];
+    return 0;
+}
+
+static void encode_header(uint8_t out[EVLOG_FILE_HEADER])
+{
+    memcpy(out, file_magic, 8);
+    put_u32(out + 8, FILE_VERSION);
+    put_u32(out + 12, checksum(out, 12));
+}
+
+static int header_ok(const uint8_t *p, size_t len)
+{
+    return len >= EVLOG_FILE_HEADER && memcmp(p, file_magic, 8) == 0 &&
+           get_u32(p + 8) == FILE_VERSION && get_u32(p + 12) == checksum(p, 12);
+}
+
+static int all_zero(const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (p[i] != 0)
+            return 0;
+    return 1;
+}
+
+/* Offset of the next valid record frame at or after `from`, or len. */
+static size_t resync(const uint8_t *buf, size_t len, size_t from)
+{
+    for (size_t o = from; o + EVLOG_RECORD_SIZE <= len; o++) {
+        const uint8_t *q = memchr(buf + o, SYNC0, len - o);
+        if (q == NULL)
+            break;
+        o = (size_t)(q - buf);
+        if (frame_ok(q, len - o))
+            return o;
+    }
+    return len;
+}
+
+int evlog_scan_buffer(const uint8_t *buf, size_t len,
+                      int (*fn)(void *ctx, const struct pf_event *ev), void *ctx,
+                      struct evlog_file_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    if (!header_ok(buf, len)) {
+        st->bad_header = 1;
+        return 0;
+    }
+    size_t off = EVLOG_FILE_HEADER;
+    st->valid_end = off;
+    while (off < len) {
+        struct pf_event ev;
+        if (frame_ok(buf + off, len - off)) {
+            /* A valid frame whose fields do not decode is damage too. */
+            if (evlog_decode(buf + off, len - off, &ev) == 0) {
+                st->events++;
+                if (fn != NULL) {
+                    int rc = fn(ctx, &ev);
+                    if (rc != 0)
+                        return rc;
+                }
+            } else {
+                st->damaged_bytes += EVLOG_RECORD_SIZE;
+            }
+            off += EVLOG_RECORD_SIZE;
+            st->valid_end = off;
+            continue;
+        }
+        if (all_zero(buf + off, len - off))
+            break; /* preallocated, never written */
+        size_t next = resync(buf, len, off + 1);
+        if (next == len) {
+            st->tail_bytes = len - off;
+            break;
+        }
+        st->damaged_bytes += next - off;
+        off = next;
+    }
+    return 0;
+}
+
+/* ---- Writing ---------------------------------------------------------- */
+
+struct seg {
+    int fd;
+    uint8_t *map;
+    size_t used;   /* bytes written, header included; writer thread only */
+    size_t synced; /* `used` at the last fdatasync; sync thread only */
+    int64_t hour;  /* UTC hour of its events */
+    int dir_synced;
+    struct seg *next; /* on the retired list */
+    char path[PATH_MAX];
+};
+
+struct writer {
+    pthread_mutex_t mu; /* writer vs sync thread; never another writer */
+    struct evlog *lg;
+    int slot;
+    unsigned seq;
+    uint64_t counter; /* request ids */
+    struct seg *cur;
+    struct seg *retired; /* full or past hours, to be sealed by the sync thread */
+    struct writer *next;
+};
+
+struct evlog {
+    char dir[PATH_MAX]; /* DATA_DIR/events/<dataset> */
+    int lock_fd;
+    int fsync_ms;
+    FILE *log;
+    uint64_t gen; /* tells this store's thread-local writers from stale ones */
+    uint8_t run[8];
+    char run_hex[17];
+    pthread_mutex_t list_mu; /* the writer list: taken once per thread */
+    struct writer *writers;
+    int nwriters;
+    pthread_t sync_thread;
+    int sync_started;
+    pthread_mutex_t stop_mu;
+    pthread_cond_t stop_cv;
+    int stop;
+    _Atomic uint64_t appended, dropped, syncs, segments;
+    uint64_t dropped_reported;
+};
+
+static _Atomic uint64_t next_gen = 1;
+static _Thread_local struct writer *tl_writer;
+static _Thread_local uint64_t tl_gen;
+
+static void seg_path(const struct evlog *lg, const struct writer *w, int64_t hour, unsigned seq,
+                     char *out, size_t cap)
+{
+    char day[11];
+    tu_format_date(hour * 3600, day);
+    snprintf(out, cap, "%s/%s/%02d-%s-%03d-%04u.open", lg->dir, day, (int)(hour % 24), lg->run_hex,
+             w->slot, seq);
+}
+
+/* Open a new segment for events of `hour`. On the writing thread: a few
+ * syscalls once per SEGMENT_BYTES of events or per hour. */
+static int seg_new(struct writer *w, int64_t hour, struct seg **out)
+{
+    struct evlog *lg = w->lg;
+    struct seg *s = calloc(1, sizeof(*s));
+    int rc = PF_EIO;
+    if (s == NULL)
+        return PF_ENOMEM;
+    s->fd = -1;
+    s->hour = hour;
+    seg_path(lg, w, hour, w->seq++, s->path, sizeof(s->path));
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", s->path);
+    *strrchr(dir, '/') = '\0';
+    if (fs_mkdirs(dir, 0755) != 0)
+        goto fail;
+    s->fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (s->fd < 0)
+        goto fail;
+    /* Reserve the blocks now: a write into a mapped hole on a full disk
+     * would kill the process with SIGBUS. */
+    if (posix_fallocate(s->fd, 0, SEGMENT_BYTES) != 0)
+        goto fail;
+    s->map = mmap(NULL, SEGMENT_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
+    if (s->map == MAP_FAILED) {
+        s->map = NULL;
+        goto fail;
+    }
+    encode_header(s->map);
+    s->used = EVLOG_FILE_HEADER;
+    atomic_fetch_add(&lg->segments, 1);
+    *out = s;
+    return 0;
+fail:
+    if (s->fd >= 0) {
+        close(s->fd);
+        unlink(s->path);
+    }
+    free(s);
+    return rc;
+}
+
+/* Make a segment final: synced, cut to its records, renamed to .pfe (or
+ * removed when it holds none). On the sync thread or at close. */
+static void seg_seal(struct evlog *lg, struct seg *s)
+{
+    char sealed[PATH_MAX];
+    munmap(s->map, SEGMENT_BYTES);
+    if (s->used <= EVLOG_FILE_HEADER) {
+        close(s->fd);
+        unlink(s->path);
+        free(s);
+        return;
+    }
+    int ok = ftruncate(s->fd, (off_t)s->used) == 0 && fsync(s->fd) == 0;
+    close(s->fd);
+    snprintf(sealed, sizeof(sealed), "%.*s.pfe", (int)(strlen(s->path) - 5), s->path);
+    if (ok && rename(s->path, sealed) == 0)
+        fs_sync_parent(sealed);
+    else if (lg->log)
+        fprintf(lg->log, "pixflare: events: cannot seal %s: %s\n", s->path, strerror(errno));
+    free(s);
+}
+
+static struct writer *writer_get(struct evlog *lg)
+{
+    if (tl_gen == lg->gen)
+        return tl_writer;
+    struct writer *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return NULL;
+    pthread_mutex_init(&w->mu, NULL);
+    w->lg = lg;
+    pthread_mutex_lock(&lg->list_mu);
+    w->slot = lg->nwriters++;
+    w->next = lg->writers;
+    lg->writers = w;
+    pthread_mutex_unlock(&lg->list_mu);
+    tl_writer = w;
+    tl_gen = lg->gen;
+    return w;
+}
+
+void evlog_request_id(struct evlog *lg, uint8_t out[16])
+{
+    struct writer *w = writer_get(lg);
+    uint64_t n = w ? ++w->counter : atomic_fetch_add(&lg->appended, 0);
+    memcpy(out, lg->run, 8);
+    put_u16(out + 8, (uint16_t)(w ? w->slot : 0xffff));
+    for (int i = 0; i < 6; i++)
+        out[10 + i] = (uint8_t)(n >> (40 - 8 * i));
+}
+
+int evlog_append(struct evlog *lg, const struct pf_event *ev)
+{
+    struct writer *w = writer_get(lg);
+    int rc = 0;
+    if (w == NULL) {
+        atomic_fetch_add_explicit(&lg->dropped, 1, memory_order_relaxed);
+        return PF_ENOMEM;
+    }
+    int64_t hour = ev->ts_ms / MS_PER_HOUR;
+    pthread_mutex_lock(&w->mu);
+    struct seg *s = w->cur;
+    if (s == NULL || s->hour != hour || s->used + EVLOG_RECORD_SIZE > SEGMENT_BYTES) {
+        if (s != NULL) {
+            s->next = w->retired;
+            w->retired = s;
+            w->cur = NULL;
+        }
+        if (seg_new(w, hour, &w->cur) != 0)
+            w->cur = NULL;
+        s = w->cur;
+    }
+    if (s != NULL) {
+        /* The record is written whole into the shared mapping: from here on
+         * it is the kernel's, whatever happens to this process. */
+        evlog_encode(ev, s->map + s->used);
+        s->used += EVLOG_RECORD_SIZE;
+        atomic_fetch_add_explicit(&lg->appended, 1, memory_order_relaxed);
+    } else {
+        atomic_fetch_add_explicit(&lg->dropped, 1, memory_order_relaxed);
+        rc = PF_EIO;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+/* One pass of the sync thread: fdatasync live segments with new records and
+ * seal retired ones. fsync runs outside the writer's mutex: only this
+ * thread ever closes a segment, so the descriptor stays valid. */
+static void sync_pass(struct evlog *lg)
+{
+    pthread_mutex_lock(&lg->list_mu);
+    struct writer *ws = lg->writers;
+    pthread_mutex_unlock(&lg->list_mu);
+    for (struct writer *w = ws; w != NULL; w = w->next) {
+        pthread_mutex_lock(&w->mu);
+        struct seg *cur = w->cur, *retired = w->retired;
+        size_t used = cur ? cur->used : 0;
+        w->retired = NULL;
+        pthread_mutex_unlock(&w->mu);
+        if (cur != NULL && used > cur->synced) {
+            fdatasync(cur->fd);
+            if (!cur->dir_synced)
+                cur->dir_synced = fs_sync_parent(cur->path) == 0;
+            cur->synced = used;
+            atomic_fetch_add_explicit(&lg->syncs, 1, memory_order_relaxed);
+        }
+        while (retired != NULL) {
+            struct seg *next = retired->next;
+            seg_seal(lg, retired);
+            retired = next;
+        }
+    }
+    uint64_t dropped = atomic_load(&lg->dropped);
+    if (dropped != lg->dropped_reported && lg->log) {
+        fprintf(lg->log, "pixflare: events: %llu events could not be stored (disk full?)\n",
+                (unsigned long long)(dropped - lg->dropped_reported));
+        lg->dropped_reported = dropped;
+    }
+}
+
+static void *sync_main(void *arg)
+{
+    struct evlog *lg = arg;
+    pthread_mutex_lock(&lg->stop_mu);
+    while (!lg->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        int64_t ns = until.tv_nsec + (int64_t)lg->fsync_ms * 1000000;
+        until.tv_sec += (time_t)(ns / 1000000000);
+        until.tv_nsec = (long)(ns % 1000000000);
+        pthread_cond_timedwait(&lg->stop_cv, &lg->stop_mu, &until);
+        pthread_mutex_unlock(&lg->stop_mu);
+        sync_pass(lg);
+        pthread_mutex_lock(&lg->stop_mu);
+    }
+    pthread_mutex_unlock(&lg->stop_mu);
+    return NULL;
+}
+
+/* ---- Directory walking ------------------------------------------------- */
+
+static int name_is_day(const char *s, int64_t *day)
+{
+    int64_t t;
+    if (strlen(s) != 10 || tu_parse_date(s, &t) != 0)
+        return 0;
+    *day = t / 86400;
+    return 1;
+}
+
+static int has_suffix(const char *s, const char *suf)
+{
+    size_t n = strlen(s), m = strlen(suf);
+    return n > m && strcmp(s + n - m, suf) == 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted names in dir that `keep` accepts. OUT: *names (n entries), freed
+ * with free_names(). */
+static int list_dir(const char *dir, int (*keep)(const char *name), char ***names, size_t *n)
+{
+    DIR *d = opendir(dir);
+    char **v = NULL;
+    size_t cnt = 0, cap = 0;
+    struct dirent *de;
+    *names = NULL;
+    *n = 0;
+    if (d == NULL)
+        return errno == ENOENT ? 0 : PF_EIO;
+    while ((de = readdir(d)) != NULL) {
+        if (!keep(de->d_name))
+            continue;
+        if (cnt == cap) {
+            cap = cap ? cap * 2 : 32;
+            char **nv = realloc(v, cap * sizeof(*v));
+            if (nv == NULL)
+                break;
+            v = nv;
+        }
+        if ((v[cnt] = strdup(de->d_name)) == NULL)
+            break;
+        cnt++;
+    }
+    closedir(d);
+    if (cnt > 0)
+        qsort(v, cnt, sizeof(*v), cmp_str);
+    *names = v;
+    *n = cnt;
+    return 0;
+}
+
+static void free_names(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static int keep_day(const char *name)
+{
+    int64_t d;
+    return name_is_day(name, &d);
+}
+
+static int keep_segment(const char *name)
+{
+    return name[0] != '.' && (has_suffix(name, ".pfe") || has_suffix(name, ".open"));
+}
+
+static int keep_open_segment(const char *name)
+{
+    return name[0] != '.' && has_suffix(name, ".open");
+}
+
+/* Map a whole file read-only. OUT: *buf, *len (buf NULL for an empty file). */
+static int map_file(const char *path, int writable, int *fd_out, uint8_t **buf, size_t *len)
+{
+    struct stat sb;
+    int fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    *buf = NULL;
+    *len = 0;
+    if (fd < 0)
+        return PF_EIO;
+    if (fstat(fd, &sb) != 0) {
+        close(fd);
+        return PF_EIO;
+    }
+    if (sb.st_size > 0) {
+        void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0);
+        if (m == MAP_FAILED) {
+            close(fd);
+            return PF_EIO;
+        }
+        *buf = m;
+        *len = (size_t)sb.st_size;
+    }
+    if (fd_out != NULL)
+        *fd_out = fd;
+    else
+        close(fd);
+    return 0;
+}
+
+/* Seal the segments a previous server left open (it was killed): cut each
+ * after its last valid record, so a torn record is gone and every record
+ * the dead server wrote is kept. */
+static int recover(struct evlog *lg)
+{
+    char **days = NULL, **files = NULL;
+    size_t ndays = 0, nfiles = 0;
+    int rc = list_dir(lg->dir, keep_day, &days, &ndays);
+    for (size_t i = 0; rc == 0 && i < ndays; i++) {
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof(dir), "%s/%s", lg->dir, days[i]);
+        if (list_dir(dir, keep_open_segment, &files, &nfiles) != 0)
+            continue;
+        for (size_t j = 0; j < nfiles; j++) {
+            char path[PATH_MAX], sealed[PATH_MAX];
+            uint8_t *buf;
+            size_t len;
+            int fd = -1;
+            struct evlog_file_stats st;
+            snprintf(path, sizeof(path), "%s/%s", dir, files[j]);
+            if (map_file(path, 1, &fd, &buf, &len) != 0) {
+                if (lg->log)
+                    fprintf(lg->log, "pixflare: events: cannot read %s: %s (skipped)\n", path,
+                            strerror(errno));
+                continue;
+            }
+            evlog_scan_buffer(buf, len, NULL, NULL, &st);
+            if (buf != NULL)
+                munmap(buf, len);
+            if (st.bad_header || st.events == 0) {
+                close(fd);
+                unlink(path); /* killed before its first record */
+                continue;
+            }
+            if (lg->log)
+                fprintf(lg->log,
+                        "pixflare: events: recovered %s after an unclean stop: %llu events kept"
+                        "%s\n",
+                        path, (unsigned long long)st.events,
+                        st.tail_bytes ? ", a torn record at the end cut off" : "");
+            int ok = ftruncate(fd, (off_t)st.valid_end) == 0 && fsync(fd) == 0;
+            close(fd);
+            snprintf(sealed, sizeof(sealed), "%.*s.pfe", (int)(strlen(path) - 5), path);
+            if (ok && rename(path, sealed) == 0)
+                fs_sync_parent(sealed);
+        }
+        free_names(files, nfiles);
+    }
+    free_names(days, ndays);
+    return rc;
+}
+
+int evlog_open(const char *data_dir, const char *dataset, int fsync_ms, FILE *log,
+               struct evlog **out, char *err, size_t errlen)
+{
+    struct evlog *lg = calloc(1, sizeof(*lg));
+    char lock_path[PATH_MAX];
+    if (lg == NULL)
+        return PF_ENOMEM;
+    lg->lock_fd = -1;
+    lg->fsync_ms = fsync_ms > 0 ? fsync_ms : 1;
+    lg->log = log;
+    lg->gen = atomic_fetch_add(&next_gen, 1);
+    pthread_mutex_init(&lg->list_mu, NULL);
+    pthread_mutex_init(&lg->stop_mu, NULL);
+    pthread_cond_init(&lg->stop_cv, NULL);
+    snprintf(lg->dir, sizeof(lg->dir), "%s/events/%s", data_dir, dataset);
+    snprintf(lock_path, sizeof(lock_path), "%s/.lock", lg->dir);
+    if (fs_mkdirs(lg->dir, 0755) != 0) {
+        snprintf(err, errlen, "cannot create the event store %s: %s", lg->dir, strerror(errno));
+        goto fail;
+    }
+    lg->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lg->lock_fd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", lock_path, strerror(errno));
+        goto fail;
+    }
+    if (flock(lg->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(err, errlen, "the event store %s is in use by another pixflare server", lg->dir);
+        evlog_close(lg);
+        return PF_ECONFLICT;
+    }
+    if (fs_random(lg->run, sizeof(lg->run)) != 0) {
+        snprintf(err, errlen, "cannot read random bytes");
+        goto fail;
+    }
+    for (int i = 0; i < 8; i++)
+        snprintf(lg->run_hex + 2 * i, 3, "%02x", lg->run[i]);
+    if (recover(lg) != 0) {
+        snprintf(err, errlen, "cannot read the event store %s", lg->dir);
+        goto fail;
+    }
+    if (pthread_create(&lg->sync_thread, NULL, sync_main, lg) != 0) {
+        snprintf(err, errlen, "cannot start the event store's sync thread");
+        goto fail;
+    }
+    lg->sync_started = 1;
+    *out = lg;
+    return 0;
+fail:
+    evlog_close(lg);
+    return PF_EIO;
+}
+
+void evlog_get_stats(struct evlog *lg, struct evlog_stats *st)
+{
+    st->appended = atomic_load(&lg->appended);
+    st->dropped = atomic_load(&lg->dropped);
+    st->syncs = atomic_load(&lg->syncs);
+    st->segments = atomic_load(&lg->segments);
+}
+
+void evlog_close(struct evlog *lg)
+{
+    if (lg == NULL)
+        return;
+    if (lg->sync_started) {
+        pthread_mutex_lock(&lg->stop_mu);
+        lg->stop = 1;
+        pthread_cond_signal(&lg->stop_cv);
+        pthread_mutex_unlock(&lg->stop_mu);
+        pthread_join(lg->sync_thread, NULL);
+        sync_pass(lg); /* seals what was retired since its last pass */
+    }
+    struct writer *w = lg->writers;
+    while (w != NULL) {
+        struct writer *next = w->next;
+        if (w->cur != NULL)
+            seg_seal(lg, w->cur);
+        for (struct seg *s = w->retired, *sn; s != NULL; s = sn) {
+            sn = s->next;
+            seg_seal(lg, s);
+        }
+        pthread_mutex_destroy(&w->mu);
+        free(w);
+        w = next;
+    }
+    if (lg->lock_fd >= 0)
+        close(lg->lock_fd); /* releases the flock */
+    pthread_mutex_destroy(&lg->list_mu);
+    pthread_mutex_destroy(&lg->stop_mu);
+    pthread_cond_destroy(&lg->stop_cv);
+    free(lg);
+}
+
+/* ---- Reading ----------------------------------------------------------- */
+
+struct day_filter {
+    int64_t from_ms, to_ms; /* [from, to) */
+    int (*fn)(void *ctx, const struct pf_event *ev);
+    void *ctx;
+};
+
+static int filter_day(void *ctx, const struct pf_event *ev)
+{
+    struct day_filter *f = ctx;
+    if (ev->ts_ms < f->from_ms || ev->ts_ms >= f->to_ms)
+        return 0;
+    return f->fn ? f->fn(f->ctx, ev) : 0;
+}
+
+static int scan_file(const char *path, int live, struct day_filter *f, FILE *report,
+                     struct evlog_file_stats *total)
+{
+    uint8_t *buf;
+    size_t len;
+    struct evlog_file_stats st;
+    if (map_file(path, 0, NULL, &buf, &len) != 0) {
+        if (report)
+            fprintf(report, "pixflare: events: cannot read %s: %s (skipped)\n", path,
+                    strerror(errno));
+        total->bad_header++;
+        return 0;
+    }
+    int rc = evlog_scan_buffer(buf, len, filter_day, f, &st);
+    if (buf != NULL)
+        munmap(buf, len);
+    if (st.bad_header) {
+        if (report)
+            fprintf(report, "pixflare: events: %s is damaged (bad file header); skipped\n", path);
+        total->bad_header++;
+    } else if (report && (st.damaged_bytes || (st.tail_bytes && !live))) {
+        fprintf(report, "pixflare: events: %s is damaged: %llu bytes skipped, %llu events read\n",
+                path, (unsigned long long)(st.damaged_bytes + (live ? 0 : st.tail_bytes)),
+                (unsigned long long)st.events);
+    }
+    total->events += st.events;
+    total->damaged_bytes += st.damaged_bytes;
+    total->tail_bytes += live ? 0 : st.tail_bytes;
+    return rc;
+}
+
+int evlog_scan(const char *data_dir, const char *dataset, int64_t day_from, int64_t day_to,
+               int (*fn)(void *ctx, const struct pf_event *ev), void *ctx, FILE *report,
+               struct evlog_file_stats *total)
+{
+    char root[PATH_MAX];
+    char **days = NULL;
+    size_t ndays = 0;
+    struct evlog_file_stats sum;
+    memset(&sum, 0, sizeof(sum));
+    snprintf(root, sizeof(root), "%s/events/%s", data_dir, dataset);
+    int rc = list_dir(root, keep_day, &days, &ndays);
+    for (size_t i = 0; rc == 0 && i < ndays; i++) {
+        int64_t day = 0;
+        char **files = NULL;
+        size_t nfiles = 0;
+        char dir[PATH_MAX];
+        name_is_day(days[i], &day);
+        if (day < day_from || day > day_to)
+            continue;
+        snprintf(dir, sizeof(dir), "%s/%s", root, days[i]);
+        if (list_dir(dir, keep_segment, &files, &nfiles) != 0) {
+            rc = PF_EIO;
+            break;
+        }
+        struct day_filter f = {day * MS_PER_DAY, (day + 1) * MS_PER_DAY, fn, ctx};
+        for (size_t j = 0; rc == 0 && j < nfiles; j++) {
+            char path[PATH_MAX];
+            snprintf(path, sizeof(path), "%s/%s", dir, files[j]);
+            rc = scan_file(path, has_suffix(files[j], ".open"), &f, report, &sum);
+        }
+        free_names(files, nfiles);
+    }
+    free_names(days, ndays);
+    if (total != NULL)
+        *total = sum;
+    return rc;
+}
+
+static int keep_any(const char *name)
+{
+    return strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+}
+
+int evlog_purge_before(const char *data_dir, const char *dataset, int64_t day,
+                       uint64_t *files_removed)
+{
+    char root[PATH_MAX];
+    char **days = NULL;
+    size_t ndays = 0;
+    *files_removed = 0;
+    snprintf(root, sizeof(root), "%s/events/%s", data_dir, dataset);
+    int rc = list_dir(root, keep_day, &days, &ndays);
+    for (size_t i = 0; rc == 0 && i < ndays; i++) {
+        int64_t d = 0;
+        char dir[PATH_MAX];
+        char **files = NULL;
+        size_t nfiles = 0;
+        name_is_day(days[i], &d);
+        if (d >= day)
+            continue;
+        snprintf(dir, sizeof(dir), "%s/%s", root, days[i]);
+        if (list_dir(dir, keep_any, &files, &nfiles) != 0) {
+            rc = PF_EIO;
+            break;
+        }
+        for (size_t j = 0; j < nfiles; j++) {
+            char path[PATH_MAX];
+            snprintf(path, sizeof(path), "%s/%s", dir, files[j]);
+            if (unlink(path) == 0)
+                (*files_removed)++;
+            else
+                rc = PF_EIO;
+        }
+        free_names(files, nfiles);
+        if (rc == 0 && rmdir(dir) != 0)
+            rc = PF_EIO;
+    }
+    free_names(days, ndays);
+    if (rc == 0)
+        fs_sync_parent(root);
+    return rc;
+}

@@ -1,0 +1,101 @@
+/* evlog.h - the embedded event store: the Analytics Engine role.
+ *
+ * One fixed-size record per CDN response, appended to files under
+ * DATA_DIR/events/<dataset>/<YYYY-MM-DD>/ split by UTC hour and by writing
+ * thread. The on-disk format is specified at the top of evlog.c.
+ *
+ * Writing (the server): evlog_open() takes the store's lock, repairs what an
+ * unclean stop left, and starts a sync thread; evlog_append() is called by
+ * any number of threads, each writing its own memory-mapped segment, so
+ * appends share no lock and make no syscall. An appended record is in the
+ * kernel's page cache as soon as evlog_append() returns: a crash of the
+ * process (kill -9 included) cannot lose it. The sync thread fdatasync()s
+ * every segment with new records within `fsync_ms`, against power loss.
+ *
+ * Reading (the events command, batch aggregation): evlog_scan() visits the
+ * events of a range of UTC days, live files included, without the lock. */
+#ifndef PF_EVLOG_H
+#define PF_EVLOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define EVLOG_RECORD_SIZE 72
+#define EVLOG_FILE_HEADER 16
+
+struct pf_event {
+    int64_t ts_ms;          /* Unix time in ms, UTC */
+    uint8_t request_id[16]; /* unique per response */
+    uint8_t owner[16];      /* keyed owner hash; all zero: no known owner */
+    char image_id[8];       /* "" when no image was found */
+    int variant;            /* index in variant_table, -1: none */
+    int status;             /* HTTP status */
+    char country[3];        /* two characters [A-Z][A-Z0-9] */
+    uint64_t bytes;         /* response body bytes */
+};
+
+/* Encode ev as one record. */
+void evlog_encode(const struct pf_event *ev, uint8_t out[EVLOG_RECORD_SIZE]);
+
+/* Decode the record at the start of buf (len bytes available). Returns 0
+ * with *ev filled, or PF_EFORMAT if no valid record starts there. */
+int evlog_decode(const uint8_t *buf, size_t len, struct pf_event *ev);
+
+/* What a scan of one file found. */
+struct evlog_file_stats {
+    uint64_t events;
+    uint64_t damaged_bytes; /* skipped between valid records */
+    uint64_t tail_bytes;    /* after the last valid record: a torn tail */
+    size_t valid_end;       /* offset just past the last valid record */
+    int bad_header;         /* not an event file (or its header is damaged) */
+};
+
+/* Scan a file's bytes: call fn (if not NULL) for each valid record in order;
+ * a non-zero return from fn stops the scan and is returned. Zero bytes after
+ * the last record are preallocated space, not damage. */
+int evlog_scan_buffer(const uint8_t *buf, size_t len,
+                      int (*fn)(void *ctx, const struct pf_event *ev), void *ctx,
+                      struct evlog_file_stats *st);
+
+struct evlog;
+
+/* Open the store for writing: lock it (PF_ECONFLICT if another server holds
+ * it), seal the segments an unclean stop left open (torn tails cut, reported
+ * on `log`), start the sync thread. */
+int evlog_open(const char *data_dir, const char *dataset, int fsync_ms, FILE *log,
+               struct evlog **out, char *err, size_t errlen);
+
+/* Append one event from the calling thread's own segment. Returns 0, or an
+ * error when the event could not be stored (disk full: counted, and
+ * reported by the sync thread). Never blocks on another thread's append. */
+int evlog_append(struct evlog *lg, const struct pf_event *ev);
+
+/* Make a new request id: 8 bytes unique to this store's run, 2 of the
+ * calling thread's slot, 6 of its counter. */
+void evlog_request_id(struct evlog *lg, uint8_t out[16]);
+
+struct evlog_stats {
+    uint64_t appended, dropped, syncs, segments;
+};
+void evlog_get_stats(struct evlog *lg, struct evlog_stats *st);
+
+/* Stop the sync thread and seal every segment (synced, cut to length,
+ * renamed). No append may run concurrently or after. */
+void evlog_close(struct evlog *lg);
+
+/* Visit every event of UTC days [day_from, day_to] (days since 1970-01-01)
+ * in file order: by hour, then by writer. Damaged files and records are
+ * reported on `report` (if not NULL) and skipped. Counts go to *total if
+ * not NULL. Returns 0, fn's non-zero return, or PF_EIO when the store's
+ * directory cannot be read. */
+int evlog_scan(const char *data_dir, const char *dataset, int64_t day_from, int64_t day_to,
+               int (*fn)(void *ctx, const struct pf_event *ev), void *ctx, FILE *report,
+               struct evlog_file_stats *total);
+
+/* Retention: delete the files of every day before `day` (whole files,
+ * whole day directories). OUT: *files_removed. */
+int evlog_purge_before(const char *data_dir, const char *dataset, int64_t day,
+                       uint64_t *files_removed);
+
+#endif
