@@ -39,6 +39,10 @@ $(BUILD)/unit/%: tests/unit/%.c $(LIBOBJS) | $(BUILD)/unit
 	@echo "CC $<"
 	@$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(LIBOBJS) $(LDLIBS) -lcmocka
 
+$(BUILD)/evlog_bench: bench/evlog_bench.c $(LIBOBJS)
+	@echo "CC $<"
+	@$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(LIBOBJS) $(LDLIBS)
+
 $(BUILD)/obj $(BUILD)/unit:
 	mkdir -p $@
 
@@ -55,6 +59,7 @@ unit: $(UNIT)
 	@set -e; for t in $(UNIT); do echo "== $$t"; $$t; done
 
 integration: $(BUILD)/pixflare
+	@sh scripts/geoip.sh build/geoip/country.mmdb >/dev/null
 	PIXFLARE_BIN=$(abspath $(BUILD)/pixflare) /usr/bin/python3 -m pytest -q tests/integration
 
 # Everything CI checks: formatting, gcc and clang builds, unit and
@@ -65,7 +70,7 @@ test: deps
 # A GeoIP country database (.mmdb) built offline from Debian's tor-geoipdb
 # (IPFire Location data, CC BY-SA 4.0); point PIXFLARE_GEOIP_DB at it.
 geoip: deps
-	@sh scripts/geoip.sh $(BUILD)/geoip/country.mmdb
+	@sh scripts/geoip.sh build/geoip/country.mmdb
 
 bench: deps
 	@sh bench/run.sh

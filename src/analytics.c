@@ -34,8 +34,12 @@ int analytics_open(const struct pf_config *cfg, FILE *log, struct analytics **ou
     if (cfg->country_header[0] != '\0' &&
         (an->country_header = strdup(cfg->country_header)) == NULL)
         rc = PF_ENOMEM;
-    if (rc == 0 && cfg->geoip_db != NULL)
-        rc = geoip_open(cfg->geoip_db, &an->geo, err, errlen);
+    if (rc == 0 && cfg->geoip_db != NULL && geoip_open(cfg->geoip_db, &an->geo, err, errlen) != 0) {
+        char why[256];
+        snprintf(why, sizeof(why), "%s", err);
+        snprintf(err, errlen, "PIXFLARE_GEOIP_DB='%s': %s", cfg->geoip_db, why);
+        rc = PF_EINVAL; /* a setting that cannot work: the caller exits 2 */
+    }
     if (rc == 0 && cfg->engine == PF_ENGINE_EMBEDDED)
         rc = evlog_open(cfg->data_dir, cfg->dataset, cfg->fsync_ms, log, &an->events, err, errlen);
     if (rc == 0 && cfg->realtime_enabled)

@@ -26,7 +26,9 @@ struct an_hit {
 };
 
 /* Open what cfg enables (possibly nothing: then analytics_record() is a
- * no-op). Messages about recovered files go to `log`. */
+ * no-op). Messages about recovered files go to `log`. PF_EINVAL when a
+ * setting cannot work (an unreadable PIXFLARE_GEOIP_DB), PF_ECONFLICT when
+ * another server writes the event store; the reason is in err. */
 int analytics_open(const struct pf_config *cfg, FILE *log, struct analytics **out, char *err,
                    size_t errlen);
 

@@ -166,10 +166,13 @@ static int cmd_serve(const char *config_file, int argc, char **argv)
         fprintf(stderr, "pixflare: %s\n", err);
         goto done;
     }
-    if (analytics_open(&cfg, stderr, &an, err, sizeof(err)) != 0) {
+    rc = analytics_open(&cfg, stderr, &an, err, sizeof(err));
+    if (rc != 0) {
         fprintf(stderr, "pixflare: %s\n", err);
+        rc = rc == PF_EINVAL ? EXIT_USAGE : 1;
         goto done;
     }
+    rc = 1;
     if (cdn_new(cat, st, &cdn) != 0)
         goto done;
     struct http_options opt = {cfg.listen_host, cfg.listen_port, cfg.threads, cdn, an};
