@@ -1,6 +1,6 @@
 #!/bin/sh
 # `make test`: every check CI runs, in order of how fast they fail.
-#   1. formatting (clang-format, .clang-format)
+#   1. formatting (clang-format, .clang-format); the GeoIP test database
 #   2. gcc build with -Werror, unit tests, integration tests
 #   3. clang build with -Werror
 #   4. clang ASan + UBSan build (leak checking on), unit and integration tests
@@ -35,6 +35,9 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 
 step "format check (clang-format)" make -s format-check
+# The GeoIP unit and integration tests read a real database, built offline
+# from Debian's tor-geoipdb (a few seconds; skipped when up to date).
+step "GeoIP database (make geoip)" make -s geoip
 step "gcc build (-Wall -Wextra -Werror)" make -s -j"$JOBS" CC=gcc BUILD=build/gcc all
 step "gcc unit tests" make -s -j"$JOBS" CC=gcc BUILD=build/gcc unit
 step "gcc integration tests" pytest_run build/gcc
