@@ -100,12 +100,17 @@ void analytics_record(struct analytics *an, const struct an_hit *hit, int status
     ev.status = status;
     ev.bytes = bytes;
     analytics_country(an, country, peer, ev.country);
+    analytics_record_event(an, &ev);
+}
+
+void analytics_record_event(struct analytics *an, struct pf_event *ev)
+{
     if (an->events != NULL) {
-        evlog_request_id(an->events, ev.request_id);
-        evlog_append(an->events, &ev);
+        evlog_request_id(an->events, ev->request_id);
+        evlog_append(an->events, ev);
     }
     if (an->rollup != NULL)
-        rollup_add(an->rollup, &ev);
+        rollup_add(an->rollup, ev);
 }
 
 void analytics_close(struct analytics *an)

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 struct analytics;
+struct pf_event;
 
 /* What the CDN route knows of a response for its event. */
 struct an_hit {
@@ -39,6 +40,10 @@ const char *analytics_country_header(const struct analytics *an);
  * `peer` the client address (may be NULL), used only for a GeoIP lookup. */
 void analytics_record(struct analytics *an, const struct an_hit *hit, int status, uint64_t bytes,
                       const char *country, const struct sockaddr *peer);
+
+/* Record an event made elsewhere (the demo's traffic): its request id is
+ * filled in here, the rest is taken as it is. */
+void analytics_record_event(struct analytics *an, struct pf_event *ev);
 
 /* Whether anything is recorded at all. */
 int analytics_enabled(const struct analytics *an);

@@ -3,13 +3,18 @@
  * a second run produces the same bytes, which import recognises. */
 #include "demo.h"
 
+#include "analytics.h"
+#include "catalog.h"
 #include "err.h"
+#include "evlog.h"
 #include "fsutil.h"
 #include "import.h"
 
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <vips/vips.h>
 
@@ -86,4 +91,101 @@ int demo_run(struct db *db, struct storage *st, const char *src_dir, FILE *out, 
     if (rc == 0 && stats.refused > 0)
         rc = PF_EIMAGE;
     return rc;
+}
+
+/* ---- Demo traffic ------------------------------------------------------- */
+
+static uint64_t rnd(uint64_t *s)
+{
+    /* xorshift64*: reproducible for a seed, good enough for fake traffic */
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 2685821657736338717ULL;
+}
+
+static int pick(uint64_t *s, const int *weights, int n)
+{
+    int total = 0;
+    for (int i = 0; i < n; i++)
+        total += weights[i];
+    int r = (int)(rnd(s) % (uint64_t)total);
+    for (int i = 0; i < n; i++) {
+        if (r < weights[i])
+            return i;
+        r -= weights[i];
+    }
+    return n - 1;
+}
+
+static int cmp_event_ts(const void *a, const void *b)
+{
+    const struct pf_event *x = a, *y = b;
+    return (x->ts_ms > y->ts_ms) - (x->ts_ms < y->ts_ms);
+}
+
+int demo_traffic(struct analytics *an, struct catalog *cat, int days, uint64_t seed,
+                 uint64_t *events)
+{
+    static const char *const countries[] = {"US", "DE", "GB", "FR", "JP", "BR", "IN",
+                                            "CA", "AU", "NL", "SE", "XX", "T1"};
+    static const int country_w[] = {30, 12, 10, 8, 8, 6, 6, 5, 4, 4, 3, 3, 1};
+    /* original w128 w256 w512 w1024 w1536 w2048 thumb og-image */
+    static const int variant_w[VARIANT_COUNT] = {30, 4, 10, 15, 15, 2, 1, 20, 5};
+    static const double variant_share[VARIANT_COUNT] = {1.0,  0.02, 0.06, 0.2, 0.45,
+                                                        0.75, 0.9,  0.02, 0.3};
+    static const int popularity[] = {120, 60, 90, 15, 70, 30}; /* per day, by demo image */
+    const int n_images = (int)(sizeof(demo_images) / sizeof(demo_images[0]));
+    int64_t now_ms = (int64_t)time(NULL) * 1000;
+    int64_t today = now_ms / 86400000;
+    uint64_t s = seed | 1;
+    *events = 0;
+    for (int64_t day = today - days + 1; day <= today; day++) {
+        size_t cap = 0, n = 0;
+        for (int i = 0; i < n_images; i++)
+            cap += (size_t)popularity[i] * 3;
+        struct pf_event *evs = calloc(cap, sizeof(*evs));
+        if (evs == NULL)
+            return PF_ENOMEM;
+        /* Weekends are busier; each image's traffic drifts from day to day. */
+        int weekday = (int)((day + 4) % 7); /* 1970-01-01 was a Thursday */
+        double day_factor = (weekday == 0 || weekday == 6) ? 1.4 : 1.0;
+        for (int i = 0; i < n_images; i++) {
+            struct cat_image *img = catalog_find_name(cat, demo_images[i].owner,
+                                                      demo_images[i].album, demo_images[i].file);
+            if (img == NULL)
+                continue;
+            int count = (int)(popularity[i] * day_factor * (0.6 + (double)(rnd(&s) % 80) / 100));
+            for (int k = 0; k < count && n < cap; k++) {
+                struct pf_event *ev = &evs[n++];
+                int64_t span = day == today ? now_ms - day * 86400000 : 86400000;
+                ev->ts_ms = day * 86400000 + (int64_t)(rnd(&s) % (uint64_t)(span > 0 ? span : 1));
+                memcpy(ev->owner, img->owner_hash, 16);
+                snprintf(ev->image_id, sizeof(ev->image_id), "%s", img->id);
+                ev->variant = pick(&s, variant_w, VARIANT_COUNT);
+                int c = pick(&s, country_w, (int)(sizeof(country_w) / sizeof(country_w[0])));
+                memcpy(ev->country, countries[c], 3);
+                uint64_t full = (uint64_t)((double)img->size_bytes * variant_share[ev->variant]);
+                int roll = (int)(rnd(&s) % 100);
+                if (roll < 86) {
+                    ev->status = 200;
+                    ev->bytes = full;
+                } else if (roll < 95) {
+                    ev->status = 304;
+                } else if (roll < 98) {
+                    ev->status = 206;
+                    ev->bytes = full / 4;
+                } else {
+                    ev->status = 404; /* a mistyped variant of a known owner's path */
+                    ev->image_id[0] = '\0';
+                }
+            }
+        }
+        qsort(evs, n, sizeof(*evs), cmp_event_ts);
+        for (size_t k = 0; k < n; k++)
+            analytics_record_event(an, &evs[k]);
+        *events += n;
+        free(evs);
+    }
+    return 0;
 }

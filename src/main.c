@@ -12,6 +12,7 @@
 #include "demo.h"
 #include "err.h"
 #include "evlog.h"
+#include "fsutil.h"
 #include "http.h"
 #include "import.h"
 #include "keyhash.h"
@@ -26,6 +27,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #define EXIT_USAGE 2
 
@@ -229,6 +231,43 @@ static int cmd_import(const char *config_file, int argc, char **argv)
     return rc;
 }
 
+/* Thirty days of demo traffic, recorded once per data directory (a marker
+ * file says it was), through the analytics the settings enable. */
+static int demo_traffic_once(struct offline *o)
+{
+    char marker[PATH_MAX], err[512];
+    struct catalog *cat = NULL;
+    struct analytics *an = NULL;
+    uint64_t n = 0;
+    int rc;
+    snprintf(marker, sizeof(marker), "%s/.demo-traffic-recorded", o->cfg.data_dir);
+    if (access(marker, F_OK) == 0 ||
+        (o->cfg.engine != PF_ENGINE_EMBEDDED && !o->cfg.realtime_enabled))
+        return 0;
+    rc = catalog_open(o->cfg.sqlite_path, o->cfg.secret, &cat, err, sizeof(err));
+    if (rc == 0)
+        rc = analytics_open(&o->cfg, stderr, &an, err, sizeof(err));
+    if (rc == PF_ECONFLICT) {
+        fprintf(stderr, "pixflare demo: a server is running on this data directory; no demo "
+                        "traffic recorded\n");
+        catalog_close(cat);
+        return 0;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "pixflare demo: %s\n", err);
+    } else {
+        rc = demo_traffic(an, cat, 30, 20261124, &n);
+        analytics_close(an); /* flushes the counts, seals the files */
+        if (rc == 0) {
+            rc = fs_write_atomic(marker, "", 0, 0644);
+            fprintf(stderr, "pixflare demo: recorded %llu requests of demo traffic over 30 days\n",
+                    (unsigned long long)n);
+        }
+    }
+    catalog_close(cat);
+    return rc;
+}
+
 static int cmd_demo(const char *config_file, int argc, char **argv)
 {
     struct offline o;
@@ -240,6 +279,8 @@ static int cmd_demo(const char *config_file, int argc, char **argv)
         return rc;
     snprintf(src, sizeof(src), "%s/demo-src", o.cfg.data_dir);
     rc = demo_run(o.db, o.st, src, stdout, stderr);
+    if (rc == 0)
+        rc = demo_traffic_once(&o);
     if (rc != 0) {
         fprintf(stderr, "pixflare demo: %s\n", pf_strerror(rc));
         rc = 1;

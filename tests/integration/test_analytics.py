@@ -463,3 +463,33 @@ def test_geoip_database(tmp_path, tree):
     bad = Server(tmp_path / "data2", {"PIXFLARE_GEOIP_DB": str(tmp_path / "missing.mmdb")})
     p = bad.cli("serve", check=2)
     assert "PIXFLARE_GEOIP_DB" in p.stderr
+
+
+def test_demo_traffic_is_recorded_once_and_consistent(tmp_path):
+    srv = Server(tmp_path / "data")
+    p = srv.cli("demo", check=0)
+    assert "requests of demo traffic over 30 days" in p.stderr
+    daily, monthly, status = tables(srv)
+    assert sum(v[0] for v in daily.values()) > 1000
+    # The realtime tables say what the event store says, day by day.
+    per_day = collections.Counter()
+    per_month = collections.defaultdict(lambda: [0, 0])
+    n_events = 0
+    day = datetime.date.fromisoformat(today())
+    for i in range(30):
+        d = (day - datetime.timedelta(days=i)).isoformat()
+        evs, _ = events(srv, date=d)
+        assert evs, d
+        n_events += len(evs)
+        for e in evs:
+            per_day[(e["owner"], d, e["status"])] += 1
+            if e["status"] in (200, 206, 304):
+                m = per_month[(e["owner"], d[:7])]
+                m[0] += 1
+                m[1] += e["bytes"]
+    assert status == dict(per_day)
+    assert monthly == {k: tuple(v) for k, v in per_month.items()}
+    again = srv.cli("demo", check=0)
+    assert "demo traffic" not in again.stderr
+    assert tables(srv) == (daily, monthly, status)
+    assert sum(status.values()) == n_events
