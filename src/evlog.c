@@ -291,6 +291,7 @@ struct writer {
     uint64_t counter; /* request ids */
     struct seg *cur;
     struct seg *retired; /* full or past hours, to be sealed by the sync thread */
+    int64_t retry_ms;    /* after a failed segment open: not before this event time */
     struct writer *next;
 };
 
@@ -438,8 +439,12 @@ int evlog_append(struct evlog *lg, const struct pf_event *ev)
             w->retired = s;
             w->cur = NULL;
         }
-        if (seg_new(w, hour, &w->cur) != 0)
+        /* A failed open (disk full) is retried once a second, not on every
+         * request. */
+        if (ev->ts_ms >= w->retry_ms && seg_new(w, hour, &w->cur) != 0) {
             w->cur = NULL;
+            w->retry_ms = ev->ts_ms + 1000;
+        }
         s = w->cur;
     }
     if (s != NULL) {
