@@ -291,7 +291,7 @@ struct writer {
     uint64_t counter; /* request ids */
     struct seg *cur;
     struct seg *retired; /* full or past hours, to be sealed by the sync thread */
-    int64_t retry_ms;    /* after a failed segment open: not before this event time */
+    int64_t retry_ms;    /* after a failed segment open: not before (monotonic ms) */
     struct writer *next;
 };
 
@@ -393,6 +393,13 @@ static void seg_seal(struct evlog *lg, struct seg *s)
     free(s);
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static struct writer *writer_get(struct evlog *lg)
 {
     if (tl_gen == lg->gen)
@@ -441,9 +448,9 @@ int evlog_append(struct evlog *lg, const struct pf_event *ev)
         }
         /* A failed open (disk full) is retried once a second, not on every
          * request. */
-        if (ev->ts_ms >= w->retry_ms && seg_new(w, hour, &w->cur) != 0) {
+        if (mono_ms() >= w->retry_ms && seg_new(w, hour, &w->cur) != 0) {
             w->cur = NULL;
-            w->retry_ms = ev->ts_ms + 1000;
+            w->retry_ms = mono_ms() + 1000;
         }
         s = w->cur;
     }
