@@ -30,7 +30,7 @@ CC=${FUZZ_CC:-clang}
 OUT=build/fuzz
 FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=c17 -D_GNU_SOURCE"
 FLAGS="$FLAGS -Wall -Wextra -Werror -Isrc -Itests/fuzz"
-TARGETS="urlpath range cron config date"
+TARGETS="urlpath range cron config date evlog"
 
 # The src/*.c files each target links: the parser and what it calls.
 sources_for() {
@@ -40,6 +40,15 @@ sources_for() {
     cron) echo "src/cron.c src/err.c" ;;
     config) echo "src/config.c src/fsutil.c src/cron.c src/err.c" ;;
     date) echo "src/timeutil.c src/err.c" ;;
+    evlog) echo "src/evlog.c src/err.c src/fsutil.c src/timeutil.c src/variant.c" ;;
+    esac
+}
+
+# Libraries beyond libc a target links (after its sources), from pkg-config
+# as in the Makefile.
+libs_for() {
+    case $1 in
+    evlog) echo "$(pkg-config --libs libxxhash 2>/dev/null || echo -lxxhash) -pthread" ;;
     esac
 }
 
@@ -97,7 +106,7 @@ report_crash() {
 for t in $TARGETS; do
     bin="$OUT/fuzz_$t"
     # shellcheck disable=SC2046,SC2086 # FLAGS and the source list are word lists
-    if ! $CC $FLAGS -o "$bin" "tests/fuzz/fuzz_$t.c" $(sources_for "$t") \
+    if ! $CC $FLAGS -o "$bin" "tests/fuzz/fuzz_$t.c" $(sources_for "$t") $(libs_for "$t") \
         >"$OUT/logs/build_$t.log" 2>&1; then
         cat "$OUT/logs/build_$t.log" >&2
         echo "fuzz: $t: build failed" >&2
