@@ -791,21 +791,76 @@ static int filter_day(void *ctx, const struct pf_event *ev)
     return f->fn ? f->fn(f->ctx, ev) : 0;
 }
 
-static int scan_file(const char *path, int live, struct day_filter *f, FILE *report,
+/* Read a live segment with read(2), never mmap: its server may cut it to
+ * length at any moment (sealing), and a mapped read past the new end would
+ * kill this process with SIGBUS. A short read is simply a shorter file. */
+static int read_live(int fd, uint8_t **buf, size_t *len)
+{
+    struct stat sb;
+    *buf = NULL;
+    *len = 0;
+    if (fstat(fd, &sb) != 0)
+        return PF_EIO;
+    if (sb.st_size == 0)
+        return 0;
+    uint8_t *b = malloc((size_t)sb.st_size);
+    size_t got = 0;
+    if (b == NULL)
+        return PF_ENOMEM;
+    while (got < (size_t)sb.st_size) {
+        ssize_t n = pread(fd, b + got, (size_t)sb.st_size - got, (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            free(b);
+            return PF_EIO;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    *buf = b;
+    *len = got;
+    return 0;
+}
+
+/* Scan one segment; `name` is as listed. A live segment may be sealed
+ * (renamed to .pfe) between the listing and the open: then the sealed one is
+ * read. */
+static int scan_file(const char *dir, const char *name, struct day_filter *f, FILE *report,
                      struct evlog_file_stats *total)
 {
-    uint8_t *buf;
-    size_t len;
+    char path[PATH_MAX];
+    uint8_t *buf = NULL;
+    size_t len = 0;
     struct evlog_file_stats st;
-    if (map_file(path, 0, NULL, &buf, &len) != 0) {
+    int live = has_suffix(name, ".open"), rc;
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (live) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT) {
+            snprintf(path, sizeof(path), "%s/%.*s.pfe", dir, (int)(strlen(name) - 5), name);
+            live = 0;
+            rc = map_file(path, 0, NULL, &buf, &len);
+        } else {
+            rc = fd < 0 ? PF_EIO : read_live(fd, &buf, &len);
+            if (fd >= 0)
+                close(fd);
+        }
+    } else {
+        rc = map_file(path, 0, NULL, &buf, &len);
+    }
+    if (rc != 0) {
         if (report)
             fprintf(report, "pixflare: events: cannot read %s: %s (skipped)\n", path,
                     strerror(errno));
         total->bad_header++;
         return 0;
     }
-    int rc = evlog_scan_buffer(buf, len, filter_day, f, &st);
-    if (buf != NULL)
+    rc = evlog_scan_buffer(buf, len, filter_day, f, &st);
+    if (live)
+        free(buf);
+    else if (buf != NULL)
         munmap(buf, len);
     if (st.bad_header) {
         if (report)
@@ -822,6 +877,61 @@ static int scan_file(const char *path, int live, struct day_filter *f, FILE *rep
     return rc;
 }
 
+/* A segment's name without its extension. */
+static size_t stem_len(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    return dot ? (size_t)(dot - name) : strlen(name);
+}
+
+static int seen(char **done, size_t ndone, const char *name)
+{
+    for (size_t i = 0; i < ndone; i++)
+        if (stem_len(done[i]) == stem_len(name) && memcmp(done[i], name, stem_len(name)) == 0)
+            return 1;
+    return 0;
+}
+
+/* Scan every segment of one day directory once. A server sealing a segment
+ * renames it during the listing, and readdir(3) may then return both names
+ * or neither: segments are taken by stem, and the directory is listed again
+ * until a listing brings no segment not yet scanned. */
+static int scan_day(const char *dir, struct day_filter *f, FILE *report,
+                    struct evlog_file_stats *sum)
+{
+    char **done = NULL;
+    size_t ndone = 0, cap = 0;
+    int rc = 0, fresh = 1;
+    while (rc == 0 && fresh) {
+        char **files = NULL;
+        size_t nfiles = 0;
+        fresh = 0;
+        if (list_dir(dir, keep_segment, &files, &nfiles) != 0) {
+            rc = PF_EIO;
+            break;
+        }
+        for (size_t j = 0; rc == 0 && j < nfiles; j++) {
+            if (seen(done, ndone, files[j]))
+                continue;
+            if (ndone == cap) {
+                char **nd = realloc(done, (cap = cap ? cap * 2 : 32) * sizeof(*nd));
+                if (nd == NULL) {
+                    rc = PF_ENOMEM;
+                    break;
+                }
+                done = nd;
+            }
+            done[ndone++] = files[j];
+            files[j] = NULL;
+            fresh = 1;
+            rc = scan_file(dir, done[ndone - 1], f, report, sum);
+        }
+        free_names(files, nfiles);
+    }
+    free_names(done, ndone);
+    return rc;
+}
+
 int evlog_scan(const char *data_dir, const char *dataset, int64_t day_from, int64_t day_to,
                int (*fn)(void *ctx, const struct pf_event *ev), void *ctx, FILE *report,
                struct evlog_file_stats *total)
@@ -835,24 +945,13 @@ int evlog_scan(const char *data_dir, const char *dataset, int64_t day_from, int6
     int rc = list_dir(root, keep_day, &days, &ndays);
     for (size_t i = 0; rc == 0 && i < ndays; i++) {
         int64_t day = 0;
-        char **files = NULL;
-        size_t nfiles = 0;
         char dir[PATH_MAX];
         name_is_day(days[i], &day);
         if (day < day_from || day > day_to)
             continue;
         snprintf(dir, sizeof(dir), "%s/%s", root, days[i]);
-        if (list_dir(dir, keep_segment, &files, &nfiles) != 0) {
-            rc = PF_EIO;
-            break;
-        }
         struct day_filter f = {day * MS_PER_DAY, (day + 1) * MS_PER_DAY, fn, ctx};
-        for (size_t j = 0; rc == 0 && j < nfiles; j++) {
-            char path[PATH_MAX];
-            snprintf(path, sizeof(path), "%s/%s", dir, files[j]);
-            rc = scan_file(path, has_suffix(files[j], ".open"), &f, report, &sum);
-        }
-        free_names(files, nfiles);
+        rc = scan_day(dir, &f, report, &sum);
     }
     free_names(days, ndays);
     if (total != NULL)

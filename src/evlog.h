@@ -47,7 +47,8 @@ struct evlog_file_stats {
     uint64_t events;
     uint64_t damaged_bytes; /* skipped between valid records */
     uint64_t tail_bytes;    /* after the last valid record: a torn tail */
-    size_t valid_end;       /* offset just past the last valid record */
+    size_t valid_end;       /* offset just past the last record frame (its
+                               checksum holds, even if a field is bad) */
     int bad_header;         /* not an event file (or its header is damaged) */
 };
 
