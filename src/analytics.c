@@ -11,9 +11,11 @@
 #include <string.h>
 #include <time.h>
 
-/* Realtime keys pending in memory at most: ~56 bytes each, so ~60 MB. A
- * day's keys are owners x images x variants x countries actually seen. */
-#define ROLLUP_MAX_KEYS (1u << 20)
+/* Distinct realtime keys in memory at most (see rollup.h). A flush holds
+ * the keys of half a second of traffic; this bound matters only while the
+ * database refuses writes for long. Tables grow at half load, 56 bytes per
+ * slot: at most 2^19 slots (29 MB) each. */
+#define ROLLUP_MAX_KEYS (1u << 18)
 
 struct analytics {
     struct evlog *events;  /* NULL: ANALYTICS_ENGINE=none */

@@ -30,6 +30,9 @@ struct db_image {
 int db_open(const char *sqlite_path, struct db **out, char *err, size_t errlen);
 void db_close(struct db *db);
 
+/* How long a statement waits for another connection's lock (default 5 s). */
+void db_set_busy_timeout(struct db *db, int ms);
+
 /* The schema version this build migrates to. */
 int db_schema_version(void);
 

@@ -188,6 +188,11 @@ fail:
     return rc;
 }
 
+void db_set_busy_timeout(struct db *db, int ms)
+{
+    sqlite3_busy_timeout(db->conn, ms);
+}
+
 void db_close(struct db *db)
 {
     if (db == NULL)

@@ -52,6 +52,7 @@
 
 #include "err.h"
 #include "fsutil.h"
+#include "ticker.h"
 #include "timeutil.h"
 #include "variant.h"
 
@@ -306,13 +307,11 @@ struct evlog {
     pthread_mutex_t list_mu; /* the writer list: taken once per thread */
     struct writer *writers;
     int nwriters;
-    pthread_t sync_thread;
-    int sync_started;
-    pthread_mutex_t stop_mu;
-    pthread_cond_t stop_cv;
-    int stop;
+    struct ticker *sync; /* NULL until started */
     _Atomic uint64_t appended, dropped, syncs, segments;
     uint64_t dropped_reported;
+    uint64_t sync_errors, sync_errors_reported; /* sync thread only */
+    int sync_errno;
 };
 
 static _Atomic uint64_t next_gen = 1;
@@ -468,26 +467,49 @@ int evlog_append(struct evlog *lg, const struct pf_event *ev)
     return rc;
 }
 
-/* One pass of the sync thread: fdatasync live segments with new records and
- * seal retired ones. fsync runs outside the writer's mutex: only this
- * thread ever closes a segment, so the descriptor stays valid. */
-static void sync_pass(struct evlog *lg)
+/* One pass of the sync thread: fdatasync live segments with new records,
+ * retire segments of past hours (so yesterday's files are sealed even if
+ * their thread serves nothing more), and seal retired ones. fsync runs
+ * outside the writer's mutex: only this thread ever closes a segment, so
+ * the descriptor stays valid. */
+static void sync_pass(void *arg)
 {
+    struct evlog *lg = arg;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t hour = ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000) / MS_PER_HOUR;
     pthread_mutex_lock(&lg->list_mu);
     struct writer *ws = lg->writers;
     pthread_mutex_unlock(&lg->list_mu);
     for (struct writer *w = ws; w != NULL; w = w->next) {
         pthread_mutex_lock(&w->mu);
-        struct seg *cur = w->cur, *retired = w->retired;
+        struct seg *cur = w->cur;
+        if (cur != NULL && cur->hour < hour) {
+            cur->next = w->retired;
+            w->retired = cur;
+            w->cur = cur = NULL;
+        }
+        struct seg *retired = w->retired;
         size_t used = cur ? cur->used : 0;
         w->retired = NULL;
         pthread_mutex_unlock(&w->mu);
         if (cur != NULL && used > cur->synced) {
-            fdatasync(cur->fd);
-            if (!cur->dir_synced)
-                cur->dir_synced = fs_sync_parent(cur->path) == 0;
-            cur->synced = used;
-            atomic_fetch_add_explicit(&lg->syncs, 1, memory_order_relaxed);
+            if (fdatasync(cur->fd) != 0) {
+                lg->sync_errors++; /* `synced` stays: the next pass tries again */
+                lg->sync_errno = errno;
+            } else {
+                /* A new segment's name, and its day directory's, must reach
+                 * the disk too, or a power loss could lose the whole file. */
+                if (!cur->dir_synced) {
+                    char day_dir[PATH_MAX];
+                    snprintf(day_dir, sizeof(day_dir), "%s", cur->path);
+                    *strrchr(day_dir, '/') = '\0';
+                    cur->dir_synced =
+                        fs_sync_parent(cur->path) == 0 && fs_sync_parent(day_dir) == 0;
+                }
+                cur->synced = used;
+                atomic_fetch_add_explicit(&lg->syncs, 1, memory_order_relaxed);
+            }
         }
         while (retired != NULL) {
             struct seg *next = retired->next;
@@ -501,25 +523,11 @@ static void sync_pass(struct evlog *lg)
                 (unsigned long long)(dropped - lg->dropped_reported));
         lg->dropped_reported = dropped;
     }
-}
-
-static void *sync_main(void *arg)
-{
-    struct evlog *lg = arg;
-    pthread_mutex_lock(&lg->stop_mu);
-    while (!lg->stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        int64_t ns = until.tv_nsec + (int64_t)lg->fsync_ms * 1000000;
-        until.tv_sec += (time_t)(ns / 1000000000);
-        until.tv_nsec = (long)(ns % 1000000000);
-        pthread_cond_timedwait(&lg->stop_cv, &lg->stop_mu, &until);
-        pthread_mutex_unlock(&lg->stop_mu);
-        sync_pass(lg);
-        pthread_mutex_lock(&lg->stop_mu);
+    if (lg->sync_errors != lg->sync_errors_reported && lg->log) {
+        fprintf(lg->log, "pixflare: events: fdatasync failed (%s); retrying\n",
+                strerror(lg->sync_errno));
+        lg->sync_errors_reported = lg->sync_errors;
     }
-    pthread_mutex_unlock(&lg->stop_mu);
-    return NULL;
 }
 
 /* ---- Directory walking ------------------------------------------------- */
@@ -657,11 +665,28 @@ static int recover(struct evlog *lg)
                 continue;
             }
             evlog_scan_buffer(buf, len, NULL, NULL, &st);
+            int empty =
+                buf == NULL || all_zero(buf, len) ||
+                (!st.bad_header && st.events == 0 && st.damaged_bytes == 0 && st.tail_bytes == 0);
             if (buf != NULL)
                 munmap(buf, len);
-            if (st.bad_header || st.events == 0) {
+            if (empty) {
                 close(fd);
                 unlink(path); /* killed before its first record */
+                continue;
+            }
+            snprintf(sealed, sizeof(sealed), "%.*s.pfe", (int)(strlen(path) - 5), path);
+            if (st.bad_header || st.events == 0) {
+                /* Damaged, not empty: kept as it is for inspection; readers
+                 * report it and skip what they cannot read. */
+                close(fd);
+                if (lg->log)
+                    fprintf(lg->log,
+                            "pixflare: events: %s is damaged (%s); kept as %s, skipped by "
+                            "readers\n",
+                            path, st.bad_header ? "bad file header" : "no valid record", sealed);
+                if (rename(path, sealed) == 0)
+                    fs_sync_parent(sealed);
                 continue;
             }
             if (lg->log)
@@ -672,7 +697,6 @@ static int recover(struct evlog *lg)
                         st.tail_bytes ? ", a torn record at the end cut off" : "");
             int ok = ftruncate(fd, (off_t)st.valid_end) == 0 && fsync(fd) == 0;
             close(fd);
-            snprintf(sealed, sizeof(sealed), "%.*s.pfe", (int)(strlen(path) - 5), path);
             if (ok && rename(path, sealed) == 0)
                 fs_sync_parent(sealed);
         }
@@ -690,12 +714,10 @@ int evlog_open(const char *data_dir, const char *dataset, int fsync_ms, FILE *lo
     if (lg == NULL)
         return PF_ENOMEM;
     lg->lock_fd = -1;
-    lg->fsync_ms = fsync_ms > 0 ? fsync_ms : 1;
+    lg->fsync_ms = fsync_ms;
     lg->log = log;
     lg->gen = atomic_fetch_add(&next_gen, 1);
     pthread_mutex_init(&lg->list_mu, NULL);
-    pthread_mutex_init(&lg->stop_mu, NULL);
-    pthread_cond_init(&lg->stop_cv, NULL);
     snprintf(lg->dir, sizeof(lg->dir), "%s/events/%s", data_dir, dataset);
     snprintf(lock_path, sizeof(lock_path), "%s/.lock", lg->dir);
     if (fs_mkdirs(lg->dir, 0755) != 0) {
@@ -722,11 +744,12 @@ int evlog_open(const char *data_dir, const char *dataset, int fsync_ms, FILE *lo
         snprintf(err, errlen, "cannot read the event store %s", lg->dir);
         goto fail;
     }
-    if (pthread_create(&lg->sync_thread, NULL, sync_main, lg) != 0) {
+    /* Half the period: a record waits at most that for the next pass, then
+     * its fdatasync; 0 syncs as often as the thread can. */
+    if (ticker_start(lg->fsync_ms / 2, sync_pass, lg, &lg->sync) != 0) {
         snprintf(err, errlen, "cannot start the event store's sync thread");
         goto fail;
     }
-    lg->sync_started = 1;
     *out = lg;
     return 0;
 fail:
@@ -746,12 +769,8 @@ void evlog_close(struct evlog *lg)
 {
     if (lg == NULL)
         return;
-    if (lg->sync_started) {
-        pthread_mutex_lock(&lg->stop_mu);
-        lg->stop = 1;
-        pthread_cond_signal(&lg->stop_cv);
-        pthread_mutex_unlock(&lg->stop_mu);
-        pthread_join(lg->sync_thread, NULL);
+    if (lg->sync != NULL) {
+        ticker_stop(lg->sync);
         sync_pass(lg); /* seals what was retired since its last pass */
     }
     struct writer *w = lg->writers;
@@ -770,8 +789,6 @@ void evlog_close(struct evlog *lg)
     if (lg->lock_fd >= 0)
         close(lg->lock_fd); /* releases the flock */
     pthread_mutex_destroy(&lg->list_mu);
-    pthread_mutex_destroy(&lg->stop_mu);
-    pthread_cond_destroy(&lg->stop_cv);
     free(lg);
 }
 
@@ -855,6 +872,10 @@ static int scan_file(const char *dir, const char *name, struct day_filter *f, FI
             fprintf(report, "pixflare: events: cannot read %s: %s (skipped)\n", path,
                     strerror(errno));
         total->bad_header++;
+        return 0;
+    }
+    if (live && (len < EVLOG_FILE_HEADER || all_zero(buf, EVLOG_FILE_HEADER))) {
+        free(buf); /* just created: its header is not written yet */
         return 0;
     }
     rc = evlog_scan_buffer(buf, len, filter_day, f, &st);

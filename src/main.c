@@ -177,7 +177,10 @@ static int cmd_serve(const char *config_file, int argc, char **argv)
     rc = 1;
     if (cdn_new(cat, st, &cdn) != 0)
         goto done;
-    struct http_options opt = {cfg.listen_host, cfg.listen_port, cfg.threads, cdn, an};
+    /* With nothing to record, the request path skips even the country
+     * header lookup. */
+    struct http_options opt = {cfg.listen_host, cfg.listen_port, cfg.threads, cdn,
+                               analytics_enabled(an) ? an : NULL};
     if (http_start(&opt, &srv, &port, err, sizeof(err)) != 0) {
         fprintf(stderr, "pixflare: %s\n", err);
         goto done;

@@ -10,6 +10,7 @@
 #include "db.h"
 #include "err.h"
 #include "keyhash.h"
+#include "ticker.h"
 #include "timeutil.h"
 #include "variant.h"
 
@@ -21,6 +22,9 @@
 #include <xxhash.h>
 
 enum { KIND_DAILY = 1, KIND_STATUS = 2, KIND_MONTHLY = 3 };
+
+#define BUSY_TIMEOUT_MS 1000
+#define FINAL_TRIES 8
 
 /* Zeroed before filling, so that keys compare and hash as bytes. */
 struct key {
@@ -62,11 +66,7 @@ struct rollup {
     struct shard *shards;
     struct table *pending;    /* flusher only */
     pthread_mutex_t flush_mu; /* one flush at a time (the thread, or close) */
-    pthread_t thread;
-    int started;
-    pthread_mutex_t stop_mu;
-    pthread_cond_t stop_cv;
-    int stop;
+    struct ticker *flusher;
     _Atomic size_t live_keys; /* keys in every table, for the memory bound */
     _Atomic uint64_t flushes, rows, failures, overflow, pending_keys;
     int64_t last_error_log;
@@ -212,8 +212,8 @@ void rollup_add(struct rollup *ru, const struct pf_event *ev)
         lost += table_add(ru, sh->active, &k, 1, (int64_t)ev->bytes) != 0;
     }
     pthread_mutex_unlock(&sh->mu);
-    if (lost)
-        atomic_fetch_add_explicit(&ru->overflow, (uint64_t)lost, memory_order_relaxed);
+    if (lost) /* counted in requests, as merge() does */
+        atomic_fetch_add_explicit(&ru->overflow, 1, memory_order_relaxed);
 }
 
 /* Move every count of `from` into `to`, then clear `from`. */
@@ -373,28 +373,9 @@ static int flush(struct rollup *ru)
     return rc;
 }
 
-static void *flusher_main(void *arg)
+static void flush_tick(void *arg)
 {
-    struct rollup *ru = arg;
-    /* Half the period: a count waits at most that for the next swap, then
-     * its transaction; so it reaches the database within flush_ms. */
-    int64_t period_ns = (int64_t)ru->flush_ms * 500000;
-    pthread_mutex_lock(&ru->stop_mu);
-    while (!ru->stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        int64_t ns = until.tv_nsec + period_ns;
-        until.tv_sec += (time_t)(ns / 1000000000);
-        until.tv_nsec = (long)(ns % 1000000000);
-        pthread_cond_timedwait(&ru->stop_cv, &ru->stop_mu, &until);
-        if (ru->stop)
-            break;
-        pthread_mutex_unlock(&ru->stop_mu);
-        flush(ru);
-        pthread_mutex_lock(&ru->stop_mu);
-    }
-    pthread_mutex_unlock(&ru->stop_mu);
-    return NULL;
+    flush(arg);
 }
 
 int rollup_open(const char *sqlite_path, int flush_ms, size_t max_keys, FILE *log,
@@ -410,12 +391,16 @@ int rollup_open(const char *sqlite_path, int flush_ms, size_t max_keys, FILE *lo
     ru->last_error_log = -1000;
     pthread_mutex_init(&ru->list_mu, NULL);
     pthread_mutex_init(&ru->flush_mu, NULL);
-    pthread_mutex_init(&ru->stop_mu, NULL);
-    pthread_cond_init(&ru->stop_cv, NULL);
     int rc = db_open(sqlite_path, &ru->db, err, errlen);
+    /* A busy database fails the flush quickly; the counts wait for the next
+     * one, and a stop is not held up for long. */
+    if (rc == 0)
+        db_set_busy_timeout(ru->db, BUSY_TIMEOUT_MS);
     if (rc == 0 && (ru->pending = table_new(4096)) == NULL)
         rc = PF_ENOMEM;
-    if (rc == 0 && pthread_create(&ru->thread, NULL, flusher_main, ru) != 0) {
+    /* Half the period: a count waits at most that for the next swap, then
+     * its transaction; so it reaches the database within flush_ms. */
+    if (rc == 0 && ticker_start(ru->flush_ms / 2, flush_tick, ru, &ru->flusher) != 0) {
         snprintf(err, errlen, "cannot start the analytics flusher");
         rc = PF_ENOMEM;
     }
@@ -423,7 +408,6 @@ int rollup_open(const char *sqlite_path, int flush_ms, size_t max_keys, FILE *lo
         rollup_close(ru, NULL);
         return rc;
     }
-    ru->started = 1;
     *out = ru;
     return 0;
 }
@@ -441,16 +425,13 @@ void rollup_close(struct rollup *ru, struct rollup_stats *final)
 {
     if (ru == NULL)
         return;
-    if (ru->started) {
-        pthread_mutex_lock(&ru->stop_mu);
-        ru->stop = 1;
-        pthread_cond_signal(&ru->stop_cv);
-        pthread_mutex_unlock(&ru->stop_mu);
-        pthread_join(ru->thread, NULL);
-        /* The final flush: a busy database gets a few more chances. */
+    if (ru->flusher != NULL) {
+        ticker_stop(ru->flusher);
+        /* The final flush: a busy database gets a few more chances, for at
+         * most about FINAL_TRIES * (BUSY_TIMEOUT_MS + 200 ms). */
         struct timespec pause = {0, 200 * 1000 * 1000};
         int tries = 0;
-        while (flush(ru) != 0 && ++tries < 25)
+        while (flush(ru) != 0 && ++tries < FINAL_TRIES)
             nanosleep(&pause, NULL);
         if (ru->pending->count > 0 && ru->log) {
             int64_t req = 0;
@@ -466,7 +447,7 @@ void rollup_close(struct rollup *ru, struct rollup_stats *final)
     uint64_t overflow = atomic_load(&ru->overflow);
     if (overflow > 0 && ru->log)
         fprintf(ru->log,
-                "pixflare: analytics: %llu counts exceeded the realtime memory bound; the "
+                "pixflare: analytics: %llu requests exceeded the realtime memory bound; the "
                 "batch aggregation restores them from the event store\n",
                 (unsigned long long)overflow);
     if (final != NULL)
@@ -482,7 +463,5 @@ void rollup_close(struct rollup *ru, struct rollup_stats *final)
     db_close(ru->db);
     pthread_mutex_destroy(&ru->list_mu);
     pthread_mutex_destroy(&ru->flush_mu);
-    pthread_mutex_destroy(&ru->stop_mu);
-    pthread_cond_destroy(&ru->stop_cv);
     free(ru);
 }

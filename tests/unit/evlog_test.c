@@ -818,6 +818,8 @@ static void test_read_while_sealing(void **state)
     pthread_join(t, NULL);
     evlog_close(lg);
     fclose(rep);
+    if (report_len != 0)
+        fprintf(stderr, "%s", report);
     assert_int_equal(report_len, 0); /* nothing reported as damaged or unreadable */
     free(report);
     assert_true(scans > 0);
