@@ -493,3 +493,31 @@ def test_demo_traffic_is_recorded_once_and_consistent(tmp_path):
     assert "demo traffic" not in again.stderr
     assert tables(srv) == (daily, monthly, status)
     assert sum(status.values()) == n_events
+
+
+def test_open_segment_with_a_damaged_header_is_kept_not_deleted(tmp_path, tree):
+    srv = Server(tmp_path / "data", {"PIXFLARE_THREADS": "1"})
+    ids = import_tree(srv, tree)
+    srv.start()
+    date = today()
+    path = "/i/%s" % sorted(ids.values())[0]
+    for _ in range(10):
+        assert srv.request("GET", path)[0] == 200
+    srv.proc.send_signal(signal.SIGKILL)
+    srv.proc.wait()
+    srv.proc = None
+    srv.stderr_file.close()
+    if today() != date:
+        pytest.skip("the UTC day turned during the test")
+    day_dir = os.path.join(srv.data_dir, "events", "pixflare_cdn_metrics", date)
+    [seg] = glob.glob(day_dir + "/*.open")
+    with open(seg, "r+b") as f:
+        f.seek(3)
+        f.write(b"X")
+    srv.start()
+    assert srv.stop() == 0
+    assert "bad file header" in srv.log()
+    kept = seg[:-len(".open")] + ".pfe"
+    assert os.path.getsize(kept) > 16 + 10 * 72  # as it was: nothing cut, nothing deleted
+    evs, p = events(srv, check=1)
+    assert evs == [] and "bad file header" in p.stderr
