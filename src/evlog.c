@@ -77,9 +77,12 @@
 #define PAYLOAD_LEN 64
 #define FILE_VERSION 1
 #define NO_VARIANT 255
-/* One segment holds ~233k events; rotation (open, fallocate, mmap) happens
- * that rarely, or when the UTC hour turns. */
-#define SEGMENT_BYTES (16u << 20)
+/* A thread's first segment of an hour is 256 KiB (3.6k events), each next
+ * one twice the last, up to 16 MiB (233k events): a quiet hour costs little
+ * disk and fallocate time, a busy one rotates (open, fallocate, mmap)
+ * rarely. */
+#define SEGMENT_MIN (256u << 10)
+#define SEGMENT_MAX (16u << 20)
 #define MS_PER_HOUR 3600000LL
 #define MS_PER_DAY 86400000LL
 
@@ -276,6 +279,7 @@ int evlog_scan_buffer(const uint8_t *buf, size_t len,
 struct seg {
     int fd;
     uint8_t *map;
+    size_t cap;    /* bytes mapped and preallocated */
     size_t used;   /* bytes written, header included; writer thread only */
     size_t synced; /* `used` at the last fdatasync; sync thread only */
     int64_t hour;  /* UTC hour of its events */
@@ -328,8 +332,8 @@ static void seg_path(const struct evlog *lg, const struct writer *w, int64_t hou
 }
 
 /* Open a new segment for events of `hour`. On the writing thread: a few
- * syscalls once per SEGMENT_BYTES of events or per hour. */
-static int seg_new(struct writer *w, int64_t hour, struct seg **out)
+ * syscalls once per segment. */
+static int seg_new(struct writer *w, int64_t hour, const struct seg *prev, struct seg **out)
 {
     struct evlog *lg = w->lg;
     struct seg *s = calloc(1, sizeof(*s));
@@ -338,6 +342,9 @@ static int seg_new(struct writer *w, int64_t hour, struct seg **out)
         return PF_ENOMEM;
     s->fd = -1;
     s->hour = hour;
+    s->cap = SEGMENT_MIN;
+    if (prev != NULL && prev->hour == hour)
+        s->cap = prev->cap * 2 < SEGMENT_MAX ? prev->cap * 2 : SEGMENT_MAX;
     seg_path(lg, w, hour, w->seq++, s->path, sizeof(s->path));
     char dir[PATH_MAX];
     snprintf(dir, sizeof(dir), "%s", s->path);
@@ -349,9 +356,9 @@ static int seg_new(struct writer *w, int64_t hour, struct seg **out)
         goto fail;
     /* Reserve the blocks now: a write into a mapped hole on a full disk
      * would kill the process with SIGBUS. */
-    if (posix_fallocate(s->fd, 0, SEGMENT_BYTES) != 0)
+    if (posix_fallocate(s->fd, 0, (off_t)s->cap) != 0)
         goto fail;
-    s->map = mmap(NULL, SEGMENT_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
+    s->map = mmap(NULL, s->cap, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
     if (s->map == MAP_FAILED) {
         s->map = NULL;
         goto fail;
@@ -375,7 +382,7 @@ fail:
 static void seg_seal(struct evlog *lg, struct seg *s)
 {
     char sealed[PATH_MAX];
-    munmap(s->map, SEGMENT_BYTES);
+    munmap(s->map, s->cap);
     if (s->used <= EVLOG_FILE_HEADER) {
         close(s->fd);
         unlink(s->path);
@@ -439,7 +446,8 @@ int evlog_append(struct evlog *lg, const struct pf_event *ev)
     int64_t hour = ev->ts_ms / MS_PER_HOUR;
     pthread_mutex_lock(&w->mu);
     struct seg *s = w->cur;
-    if (s == NULL || s->hour != hour || s->used + EVLOG_RECORD_SIZE > SEGMENT_BYTES) {
+    if (s == NULL || s->hour != hour || s->used + EVLOG_RECORD_SIZE > s->cap) {
+        /* `s` stays valid while w->mu is held, even once retired. */
         if (s != NULL) {
             s->next = w->retired;
             w->retired = s;
@@ -447,7 +455,7 @@ int evlog_append(struct evlog *lg, const struct pf_event *ev)
         }
         /* A failed open (disk full) is retried once a second, not on every
          * request. */
-        if (mono_ms() >= w->retry_ms && seg_new(w, hour, &w->cur) != 0) {
+        if (mono_ms() >= w->retry_ms && seg_new(w, hour, s, &w->cur) != 0) {
             w->cur = NULL;
             w->retry_ms = mono_ms() + 1000;
         }

@@ -547,7 +547,8 @@ static void test_concurrent_appends(void **state)
     char day[11], daydir[128];
     tu_format_date(hour_ms / 1000, day);
     snprintf(daydir, sizeof(daydir), "%s/events/%s/%s", dir, DATASET, day);
-    assert_int_equal(count_files(daydir, ".pfe", NULL, 0), THREADS);
+    /* Per thread: a 256 KiB segment (3640 events), then a 512 KiB one. */
+    assert_int_equal(count_files(daydir, ".pfe", NULL, 0), 2 * THREADS);
     assert_int_equal(count_files(daydir, ".open", NULL, 0), 0);
 
     struct collected c = {calloc(THREADS * PER_THREAD, 16),
