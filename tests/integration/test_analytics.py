@@ -521,3 +521,31 @@ def test_open_segment_with_a_damaged_header_is_kept_not_deleted(tmp_path, tree):
     assert os.path.getsize(kept) > 16 + 10 * 72  # as it was: nothing cut, nothing deleted
     evs, p = events(srv, check=1)
     assert evs == [] and "bad file header" in p.stderr
+
+
+def test_realtime_counts_survive_a_locked_database(tmp_path, tree):
+    """While another process holds the database's write lock the flushes
+    fail; the counts are kept and written once the lock goes."""
+    srv = Server(tmp_path / "data", {"ANALYTICS_REALTIME_FLUSH_MS": "200"})
+    ids = import_tree(srv, tree)
+    srv.start()
+    try:
+        date = today()
+        locker = sqlite3.connect(os.path.join(srv.data_dir, "pixflare.db"), timeout=10,
+                                 isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")
+        traffic = Traffic(srv, ids, seed=11)
+        traffic.run(400, workers=4)
+        time.sleep(2.5)  # several flushes fail meanwhile
+        assert "cannot write realtime counts" in srv.log()
+        locker.execute("ROLLBACK")
+        locker.close()
+        want = expected_tables(traffic.expected, secret_of(srv), date)
+        deadline = time.time() + 10
+        while tables(srv) != want and time.time() < deadline:
+            time.sleep(0.1)
+        if today() != date:
+            pytest.skip("the UTC day turned during the test")
+        assert tables(srv) == want
+    finally:
+        assert srv.stop() == 0
