@@ -46,3 +46,15 @@ def server(tmp_path, images):
     srv.start()
     yield srv
     assert srv.stop() in (0, None)
+
+
+@pytest.fixture(autouse=True)
+def no_server_left_behind():
+    """A test that fails half-way must not leave its server running."""
+    yield
+    for srv in list(Server.live):
+        if srv.proc is not None:
+            srv.proc.kill()
+            srv.proc.wait()
+            srv.proc = None
+    Server.live.clear()

@@ -94,6 +94,8 @@ def sanitizer_clean(stderr):
 
 
 class Server:
+    live = set()  # started and not stopped: killed after each test (conftest.py)
+
     def __init__(self, data_dir, extra_env=None):
         self.data_dir = str(data_dir)
         self.port = free_port()
@@ -111,6 +113,7 @@ class Server:
         self.stderr_file = open(self.stderr_path, "w")
         self.proc = subprocess.Popen([BIN, "serve"], env=self.env, stdout=subprocess.DEVNULL,
                                      stderr=self.stderr_file)
+        Server.live.add(self)
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -133,6 +136,7 @@ class Server:
         self.proc.send_signal(sig)
         rc = self.proc.wait(timeout=60)
         self.proc = None
+        Server.live.discard(self)
         self.stderr_file.close()
         sanitizer_clean(self.log())
         return rc
