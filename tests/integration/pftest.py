@@ -141,6 +141,14 @@ class Server:
         sanitizer_clean(self.log())
         return rc
 
+    def kill(self):
+        """kill -9: no chance to flush or seal anything."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+        Server.live.discard(self)
+        self.stderr_file.close()
+
     def connect(self, timeout=30):
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
 

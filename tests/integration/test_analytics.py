@@ -11,7 +11,6 @@ import json
 import os
 import random
 import re
-import signal
 import sqlite3
 import threading
 import time
@@ -256,10 +255,7 @@ def test_kill9_loses_no_event_of_a_sent_response(tmp_path, tree):
     date = today()
     traffic = Traffic(srv, ids, seed=9)
     traffic.run(1500, workers=8)
-    srv.proc.send_signal(signal.SIGKILL)
-    srv.proc.wait()
-    srv.proc = None
-    srv.stderr_file.close()
+    srv.kill()
     if today() != date:
         pytest.skip("the UTC day turned during the test")
     day_dir = os.path.join(srv.data_dir, "events", "pixflare_cdn_metrics", date)
@@ -281,21 +277,27 @@ def test_kill9_loses_no_event_of_a_sent_response(tmp_path, tree):
     assert tables(srv) == ({}, {}, {})
 
 
-def test_torn_tail_is_cut_and_the_valid_prefix_kept(tmp_path, tree):
+def serve_one_image(tmp_path, tree, n, crash):
+    """n GETs of one image on a one-thread server (so one segment), then
+    kill -9 (crash) or a clean stop. Returns (server, day dir, path)."""
     srv = Server(tmp_path / "data", {"PIXFLARE_THREADS": "1"})
     ids = import_tree(srv, tree)
     srv.start()
     date = today()
     path = "/i/%s" % sorted(ids.values())[0]
-    for _ in range(20):
+    for _ in range(n):
         assert srv.request("GET", path)[0] == 200
-    srv.proc.send_signal(signal.SIGKILL)
-    srv.proc.wait()
-    srv.proc = None
-    srv.stderr_file.close()
+    if crash:
+        srv.kill()
+    else:
+        assert srv.stop() == 0
     if today() != date:
         pytest.skip("the UTC day turned during the test")
-    day_dir = os.path.join(srv.data_dir, "events", "pixflare_cdn_metrics", date)
+    return srv, os.path.join(srv.data_dir, "events", "pixflare_cdn_metrics", date), path
+
+
+def test_torn_tail_is_cut_and_the_valid_prefix_kept(tmp_path, tree):
+    srv, day_dir, _ = serve_one_image(tmp_path, tree, 20, crash=True)
     [seg] = glob.glob(day_dir + "/*.open")
     # Cut the segment in the middle of its 11th record: a torn write.
     with open(seg, "r+b") as f:
@@ -311,17 +313,7 @@ def test_torn_tail_is_cut_and_the_valid_prefix_kept(tmp_path, tree):
 
 
 def test_damaged_files_are_reported_and_skipped(tmp_path, tree):
-    srv = Server(tmp_path / "data", {"PIXFLARE_THREADS": "1"})
-    ids = import_tree(srv, tree)
-    srv.start()
-    date = today()
-    path = "/i/%s" % sorted(ids.values())[0]
-    for _ in range(30):
-        assert srv.request("GET", path)[0] == 200
-    assert srv.stop() == 0
-    if today() != date:
-        pytest.skip("the UTC day turned during the test")
-    day_dir = os.path.join(srv.data_dir, "events", "pixflare_cdn_metrics", date)
+    srv, day_dir, path = serve_one_image(tmp_path, tree, 30, crash=False)
     [seg] = glob.glob(day_dir + "/*.pfe")
     with open(seg, "r+b") as f:  # flip bytes inside record 5
         f.seek(16 + 4 * 72 + 20)
@@ -496,20 +488,7 @@ def test_demo_traffic_is_recorded_once_and_consistent(tmp_path):
 
 
 def test_open_segment_with_a_damaged_header_is_kept_not_deleted(tmp_path, tree):
-    srv = Server(tmp_path / "data", {"PIXFLARE_THREADS": "1"})
-    ids = import_tree(srv, tree)
-    srv.start()
-    date = today()
-    path = "/i/%s" % sorted(ids.values())[0]
-    for _ in range(10):
-        assert srv.request("GET", path)[0] == 200
-    srv.proc.send_signal(signal.SIGKILL)
-    srv.proc.wait()
-    srv.proc = None
-    srv.stderr_file.close()
-    if today() != date:
-        pytest.skip("the UTC day turned during the test")
-    day_dir = os.path.join(srv.data_dir, "events", "pixflare_cdn_metrics", date)
+    srv, day_dir, _ = serve_one_image(tmp_path, tree, 10, crash=True)
     [seg] = glob.glob(day_dir + "/*.open")
     with open(seg, "r+b") as f:
         f.seek(3)
