@@ -10,7 +10,13 @@
 # wrk: a warm-up run per server, then nginx and pixflare alternately
 # BENCH_ROUNDS times; the best run of each server is kept. The Markdown table
 # is printed and written to bench/out/serve.md; raw wrk output goes to
-# bench/out/raw/.
+# bench/out/raw/. Pixflare runs with its default settings, so with analytics
+# on (embedded event store and realtime rollups).
+#
+# Then, once both servers are stopped, bench/analytics.sh measures what the
+# analytics cost: the same wrk load with analytics off and on, alternating,
+# the database writes against the requests, and the per-event costs
+# (bench/evlog_bench.c); see that script. BENCH_ANALYTICS=0 skips it.
 #
 # Environment:
 #   BENCH_SECONDS      seconds per measured wrk run (default 10)
@@ -23,6 +29,7 @@
 #   BENCH_KEEP=1       keep the temp work dir (its path is printed)
 #   BENCH_PROFILE=1    profile pixflare with perf instead of comparing (see
 #                      below; BENCH_PROFILE_SECONDS, default 3)
+#   BENCH_ANALYTICS=0  skip bench/analytics.sh (its own knobs: see there)
 #   PIXFLARE_THREADS, PIXFLARE_CACHE_MB  passed to pixflare as usual
 # Only addresses on 127.0.0.1 are used.
 set -eu
@@ -322,6 +329,7 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
     echo "- machine: $(nproc) CPUs, ${cpu:-unknown CPU}, $(uname -sr)"
     echo "- pixflare: $REV, threads=${PIXFLARE_THREADS:-default (nproc)}, cache=${PIXFLARE_CACHE_MB:-default} MB"
     echo "- pixflare HTTP keep-alive: $PF_KEEPALIVE"
+    echo "- pixflare analytics: ANALYTICS_ENGINE=${ANALYTICS_ENGINE:-embedded (default)}, ANALYTICS_REALTIME_ENABLED=${ANALYTICS_REALTIME_ENABLED:-true (default)}"
     echo "- nginx: $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), worker_processes 2, sendfile, tcp_nopush, open_file_cache, access_log off"
     echo "- load: \`$WRK URL\` (${WARM}s warm-up per server; best of $ROUNDS alternating runs)"
     echo
@@ -352,3 +360,17 @@ echo
 cat "$OUT/serve.md"
 log ""
 log "bench: written to bench/out/serve.md (raw wrk output in bench/out/raw/)"
+
+# --- 6. analytics off vs on, and the per-event costs --------------------------
+if [ "${BENCH_ANALYTICS:-1}" != 0 ]; then
+    # Nothing else of ours may run meanwhile: stop both servers first.
+    for pid in "$PF_PID" "$NG_PID"; do
+        kill -TERM "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    PF_PID=""
+    NG_PID=""
+    log ""
+    log "== analytics: bench/analytics.sh"
+    sh "$ROOT/bench/analytics.sh"
+fi
