@@ -96,8 +96,8 @@ void analytics_record(struct analytics *an, const struct an_hit *hit, int status
     ev.ts_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     if (hit->owner != NULL)
         memcpy(ev.owner, hit->owner, 16);
-    if (hit->image_id != NULL)
-        snprintf(ev.image_id, sizeof(ev.image_id), "%s", hit->image_id);
+    if (hit->image_id != NULL) /* ids are 6 characters; ev is zeroed */
+        memcpy(ev.image_id, hit->image_id, strnlen(hit->image_id, sizeof(ev.image_id) - 1));
     ev.variant = hit->variant;
     ev.status = status;
     ev.bytes = bytes;

@@ -69,6 +69,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+/* xxHash's inline build: a record's checksum is a few ns of code, less than
+ * the cost of calling it through the shared library. */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #define SYNC0 0x9E
@@ -282,6 +285,7 @@ struct seg {
     size_t cap;    /* bytes mapped and preallocated */
     size_t used;   /* bytes written, header included; writer thread only */
     size_t synced; /* `used` at the last fdatasync; sync thread only */
+    size_t seen;   /* `used` at the sync thread's last pass */
     int64_t hour;  /* UTC hour of its events */
     int dir_synced;
     struct seg *next; /* on the retired list */
@@ -293,8 +297,10 @@ struct writer {
     struct evlog *lg;
     int slot;
     unsigned seq;
-    uint64_t counter; /* request ids */
+    uint64_t counter;          /* request ids; writer thread only */
+    _Atomic uint64_t appended; /* this writer's, summed by evlog_get_stats() */
     struct seg *cur;
+    struct seg *spare;   /* the next segment, prepared by the sync thread */
     struct seg *retired; /* full or past hours, to be sealed by the sync thread */
     int64_t retry_ms;    /* after a failed segment open: not before (monotonic ms) */
     struct writer *next;
@@ -312,7 +318,7 @@ struct evlog {
     struct writer *writers;
     int nwriters;
     struct ticker *sync; /* NULL until started */
-    _Atomic uint64_t appended, dropped, syncs, segments;
+    _Atomic uint64_t dropped, syncs, segments;
     uint64_t dropped_reported;
     uint64_t sync_errors, sync_errors_reported; /* sync thread only */
     int sync_errno;
@@ -322,30 +328,38 @@ static _Atomic uint64_t next_gen = 1;
 static _Thread_local struct writer *tl_writer;
 static _Thread_local uint64_t tl_gen;
 
-static void seg_path(const struct evlog *lg, const struct writer *w, int64_t hour, unsigned seq,
-                     char *out, size_t cap)
+static void seg_path(const struct evlog *lg, int slot, int64_t hour, unsigned seq, char *out,
+                     size_t cap)
 {
     char day[11];
     tu_format_date(hour * 3600, day);
     snprintf(out, cap, "%s/%s/%02d-%s-%03d-%04u.open", lg->dir, day, (int)(hour % 24), lg->run_hex,
-             w->slot, seq);
+             slot, seq);
 }
 
-/* Open a new segment for events of `hour`. On the writing thread: a few
- * syscalls once per segment. */
-static int seg_new(struct writer *w, int64_t hour, const struct seg *prev, struct seg **out)
+/* The size of the segment after `prev` for events of `hour`. */
+static size_t next_cap(const struct seg *prev, int64_t hour)
 {
-    struct evlog *lg = w->lg;
+    if (prev == NULL || prev->hour != hour)
+        return SEGMENT_MIN;
+    return prev->cap * 2 < SEGMENT_MAX ? prev->cap * 2 : SEGMENT_MAX;
+}
+
+/* Create segment `seq` of writer `slot` for events of `hour`: a few
+ * syscalls, and a fallocate that may take milliseconds for a large one. The
+ * sync thread prepares most segments ahead (see prepare_spare()); a writer
+ * only creates one itself when the hour turns or none is ready. */
+static int seg_create(struct evlog *lg, int slot, int64_t hour, unsigned seq, size_t cap,
+                      struct seg **out)
+{
     struct seg *s = calloc(1, sizeof(*s));
     int rc = PF_EIO;
     if (s == NULL)
         return PF_ENOMEM;
     s->fd = -1;
     s->hour = hour;
-    s->cap = SEGMENT_MIN;
-    if (prev != NULL && prev->hour == hour)
-        s->cap = prev->cap * 2 < SEGMENT_MAX ? prev->cap * 2 : SEGMENT_MAX;
-    seg_path(lg, w, hour, w->seq++, s->path, sizeof(s->path));
+    s->cap = cap;
+    seg_path(lg, slot, hour, seq, s->path, sizeof(s->path));
     char dir[PATH_MAX];
     snprintf(dir, sizeof(dir), "%s", s->path);
     *strrchr(dir, '/') = '\0';
@@ -428,7 +442,7 @@ static struct writer *writer_get(struct evlog *lg)
 void evlog_request_id(struct evlog *lg, uint8_t out[16])
 {
     struct writer *w = writer_get(lg);
-    uint64_t n = w ? ++w->counter : atomic_fetch_add(&lg->appended, 0);
+    uint64_t n = w ? ++w->counter : 0;
     memcpy(out, lg->run, 8);
     put_u16(out + 8, (uint16_t)(w ? w->slot : 0xffff));
     for (int i = 0; i < 6; i++)
@@ -453,11 +467,22 @@ int evlog_append(struct evlog *lg, const struct pf_event *ev)
             w->retired = s;
             w->cur = NULL;
         }
-        /* A failed open (disk full) is retried once a second, not on every
-         * request. */
-        if (mono_ms() >= w->retry_ms && seg_new(w, hour, s, &w->cur) != 0) {
-            w->cur = NULL;
-            w->retry_ms = mono_ms() + 1000;
+        struct seg *spare = w->spare;
+        w->spare = NULL;
+        if (spare != NULL && spare->hour == hour) {
+            w->cur = spare;
+        } else {
+            if (spare != NULL) { /* prepared for an hour now past */
+                spare->next = w->retired;
+                w->retired = spare;
+            }
+            /* A failed open (disk full) is retried once a second, not on
+             * every request. */
+            if (mono_ms() >= w->retry_ms &&
+                seg_create(lg, w->slot, hour, w->seq++, next_cap(s, hour), &w->cur) != 0) {
+                w->cur = NULL;
+                w->retry_ms = mono_ms() + 1000;
+            }
         }
         s = w->cur;
     }
@@ -466,13 +491,63 @@ int evlog_append(struct evlog *lg, const struct pf_event *ev)
          * it is the kernel's, whatever happens to this process. */
         evlog_encode(ev, s->map + s->used);
         s->used += EVLOG_RECORD_SIZE;
-        atomic_fetch_add_explicit(&lg->appended, 1, memory_order_relaxed);
+        /* Only this thread writes it: a plain store, no locked add. */
+        atomic_store_explicit(&w->appended,
+                              atomic_load_explicit(&w->appended, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
     } else {
         atomic_fetch_add_explicit(&lg->dropped, 1, memory_order_relaxed);
         rc = PF_EIO;
     }
     pthread_mutex_unlock(&w->mu);
     return rc;
+}
+
+/* Make the pages the writer will fill before the next pass present and
+ * writable, so that its appends take no page fault (each is a few
+ * microseconds in the kernel, on the request path). Done after the
+ * fdatasync, which write-protects the pages it cleans. The range is twice
+ * what the last pass saw written, at least 64 KiB. */
+static void prefault(struct seg *s, size_t used)
+{
+#ifdef MADV_POPULATE_WRITE
+    size_t page = 4096, rate = used - (s->seen < used ? s->seen : used);
+    size_t ahead = 2 * rate > 65536 ? 2 * rate : 65536;
+    size_t from = used / page * page, to = used + ahead < s->cap ? used + ahead : s->cap;
+    s->seen = used;
+    if (to > from)
+        madvise(s->map + from, to - from, MADV_POPULATE_WRITE); /* a hint: errors are harmless */
+#else
+    (void)s;
+    (void)used;
+#endif
+}
+
+/* Once a writer's segment is half full, make its next one here, so that
+ * the writer finds it ready: the fallocate and the first page faults stay
+ * off the request path. The sequence number is taken under the writer's
+ * mutex; the files are made outside it. */
+static void prepare_spare(struct evlog *lg, struct writer *w)
+{
+    struct seg *spare = NULL;
+    pthread_mutex_lock(&w->mu);
+    struct seg *cur = w->cur;
+    int need = cur != NULL && w->spare == NULL && cur->used * 2 >= cur->cap;
+    int64_t hour = cur ? cur->hour : 0;
+    size_t cap = cur ? next_cap(cur, hour) : 0;
+    unsigned seq = need ? w->seq++ : 0;
+    pthread_mutex_unlock(&w->mu);
+    if (!need || seg_create(lg, w->slot, hour, seq, cap, &spare) != 0)
+        return;
+    prefault(spare, spare->used);
+    pthread_mutex_lock(&w->mu);
+    if (w->spare == NULL) {
+        w->spare = spare;
+        spare = NULL;
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (spare != NULL)
+        seg_seal(lg, spare); /* not needed after all: removed, it is empty */
 }
 
 /* One pass of the sync thread: fdatasync live segments with new records,
@@ -497,6 +572,11 @@ static void sync_pass(void *arg)
             w->retired = cur;
             w->cur = cur = NULL;
         }
+        if (w->spare != NULL && w->spare->hour < hour) {
+            w->spare->next = w->retired;
+            w->retired = w->spare;
+            w->spare = NULL;
+        }
         struct seg *retired = w->retired;
         size_t used = cur ? cur->used : 0;
         w->retired = NULL;
@@ -519,6 +599,9 @@ static void sync_pass(void *arg)
                 atomic_fetch_add_explicit(&lg->syncs, 1, memory_order_relaxed);
             }
         }
+        if (cur != NULL)
+            prefault(cur, used);
+        prepare_spare(lg, w);
         while (retired != NULL) {
             struct seg *next = retired->next;
             seg_seal(lg, retired);
@@ -767,7 +850,11 @@ fail:
 
 void evlog_get_stats(struct evlog *lg, struct evlog_stats *st)
 {
-    st->appended = atomic_load(&lg->appended);
+    st->appended = 0;
+    pthread_mutex_lock(&lg->list_mu);
+    for (struct writer *w = lg->writers; w != NULL; w = w->next)
+        st->appended += atomic_load_explicit(&w->appended, memory_order_relaxed);
+    pthread_mutex_unlock(&lg->list_mu);
     st->dropped = atomic_load(&lg->dropped);
     st->syncs = atomic_load(&lg->syncs);
     st->segments = atomic_load(&lg->segments);
@@ -786,6 +873,8 @@ void evlog_close(struct evlog *lg)
         struct writer *next = w->next;
         if (w->cur != NULL)
             seg_seal(lg, w->cur);
+        if (w->spare != NULL)
+            seg_seal(lg, w->spare);
         for (struct seg *s = w->retired, *sn; s != NULL; s = sn) {
             sn = s->next;
             seg_seal(lg, s);

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#define XXH_INLINE_ALL /* see evlog.c */
 #include <xxhash.h>
 
 enum { KIND_DAILY = 1, KIND_STATUS = 2, KIND_MONTHLY = 3 };
