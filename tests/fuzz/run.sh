@@ -40,7 +40,7 @@ sources_for() {
     cron) echo "src/cron.c src/err.c" ;;
     config) echo "src/config.c src/fsutil.c src/cron.c src/err.c" ;;
     date) echo "src/timeutil.c src/err.c" ;;
-    evlog) echo "src/evlog.c src/err.c src/fsutil.c src/timeutil.c src/variant.c" ;;
+    evlog) echo "src/evlog.c src/err.c src/fsutil.c src/timeutil.c src/variant.c src/ticker.c" ;;
     esac
 }
 
