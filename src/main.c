@@ -430,7 +430,8 @@ static const struct cmd commands[] = {
     {"events", cmd_events, "pixflare events [--date YYYY-MM-DD]",
      "Print the day's raw events (default: today, UTC) from the embedded event\n"
      "store, one JSON object per line: timestamp (ms since 1970, UTC), request_id,\n"
-     "owner (keyed hash), image_id, variant, status, country, bytes. Damaged\n"
+     "owner (keyed hash), image_id, variant, status, country, bytes; by hour,\n"
+     "then by server thread, each thread's in time order. Damaged\n"
      "files are reported on stderr and skipped (exit status 1)."},
     {"cron-next", cmd_cron_next, "pixflare cron-next EXPR [--from ISO8601] [--count N]",
      "Print the next N (default 5) fire times of a 5-field cron expression, UTC."},
