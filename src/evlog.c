@@ -6,7 +6,7 @@
  *   YYYY-MM-DD, HH  UTC day and hour of every event in the file
  *   run             16 hex digits, random per server start
  *   slot            writing thread, 3 decimal digits
- *   seq             segment number of that thread in that hour, 4 digits
+ *   seq             segment number of that thread, 6 digits, in write order
  *   ext             "open" while a server writes it; "pfe" once sealed
  * DATA_DIR/events/<dataset>/.lock is flock()ed by the one writing server.
  *
@@ -300,9 +300,12 @@ struct writer {
     uint64_t counter;          /* request ids; writer thread only */
     _Atomic uint64_t appended; /* this writer's, summed by evlog_get_stats() */
     struct seg *cur;
-    struct seg *spare;   /* the next segment, prepared by the sync thread */
-    struct seg *retired; /* full or past hours, to be sealed by the sync thread */
-    int64_t retry_ms;    /* after a failed segment open: not before (monotonic ms) */
+    struct seg *spare;      /* the next segment, prepared by the sync thread */
+    struct seg *synced_cur; /* sync thread only: the current segment at its last pass */
+    size_t synced_used;
+    struct seg *retired;    /* full or past hours, to be sealed by the sync thread */
+    int64_t retry_ms;       /* after a failed segment open: not before (monotonic ms) */
+    int64_t spare_retry_ms; /* the same for preparing a spare; sync thread only */
     struct writer *next;
 };
 
@@ -333,7 +336,7 @@ static void seg_path(const struct evlog *lg, int slot, int64_t hour, unsigned se
 {
     char day[11];
     tu_format_date(hour * 3600, day);
-    snprintf(out, cap, "%s/%s/%02d-%s-%03d-%04u.open", lg->dir, day, (int)(hour % 24), lg->run_hex,
+    snprintf(out, cap, "%s/%s/%02d-%s-%03d-%06u.open", lg->dir, day, (int)(hour % 24), lg->run_hex,
              slot, seq);
 }
 
@@ -360,12 +363,16 @@ static int seg_create(struct evlog *lg, int slot, int64_t hour, unsigned seq, si
     s->hour = hour;
     s->cap = cap;
     seg_path(lg, slot, hour, seq, s->path, sizeof(s->path));
-    char dir[PATH_MAX];
+    char dir[PATH_MAX], tmp[PATH_MAX + 8];
     snprintf(dir, sizeof(dir), "%s", s->path);
     *strrchr(dir, '/') = '\0';
     if (fs_mkdirs(dir, 0755) != 0)
         goto fail;
-    s->fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    /* Made under a hidden name and renamed once its header is written, so
+     * that a reader (or a recovery after a crash right here) never sees a
+     * half-written header. */
+    snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, strrchr(s->path, '/') + 1);
+    s->fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (s->fd < 0)
         goto fail;
     /* Reserve the blocks now: a write into a mapped hole on a full disk
@@ -379,13 +386,16 @@ static int seg_create(struct evlog *lg, int slot, int64_t hour, unsigned seq, si
     }
     encode_header(s->map);
     s->used = EVLOG_FILE_HEADER;
-    atomic_fetch_add(&lg->segments, 1);
+    if (rename(tmp, s->path) != 0)
+        goto fail;
     *out = s;
     return 0;
 fail:
+    if (s->map != NULL)
+        munmap(s->map, s->cap);
     if (s->fd >= 0) {
         close(s->fd);
-        unlink(s->path);
+        unlink(tmp);
     }
     free(s);
     return rc;
@@ -471,6 +481,7 @@ int evlog_append(struct evlog *lg, const struct pf_event *ev)
         w->spare = NULL;
         if (spare != NULL && spare->hour == hour) {
             w->cur = spare;
+            atomic_fetch_add_explicit(&lg->segments, 1, memory_order_relaxed);
         } else {
             if (spare != NULL) { /* prepared for an hour now past */
                 spare->next = w->retired;
@@ -482,6 +493,8 @@ int evlog_append(struct evlog *lg, const struct pf_event *ev)
                 seg_create(lg, w->slot, hour, w->seq++, next_cap(s, hour), &w->cur) != 0) {
                 w->cur = NULL;
                 w->retry_ms = mono_ms() + 1000;
+            } else if (w->cur != NULL) {
+                atomic_fetch_add_explicit(&lg->segments, 1, memory_order_relaxed);
             }
         }
         s = w->cur;
@@ -506,13 +519,20 @@ int evlog_append(struct evlog *lg, const struct pf_event *ev)
 /* Make the pages the writer will fill before the next pass present and
  * writable, so that its appends take no page fault (each is a few
  * microseconds in the kernel, on the request path). Done after the
- * fdatasync, which write-protects the pages it cleans. The range is twice
- * what the last pass saw written, at least 64 KiB. */
+ * fdatasync, which write-protects the pages it cleans. The range is what
+ * the last pass saw written, at least 64 KiB: populated pages are dirty, so
+ * the next fdatasync writes them (zeros) once more; an idle segment is left
+ * alone. */
 static void prefault(struct seg *s, size_t used)
 {
 #ifdef MADV_POPULATE_WRITE
-    size_t page = 4096, rate = used - (s->seen < used ? s->seen : used);
-    size_t ahead = 2 * rate > 65536 ? 2 * rate : 65536;
+    static size_t page;
+    if (page == 0)
+        page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t rate = used > s->seen ? used - s->seen : 0;
+    if (rate == 0 && s->seen != 0)
+        return; /* idle: nothing will be written, keep the pages clean */
+    size_t ahead = rate > 65536 ? rate : 65536;
     size_t from = used / page * page, to = used + ahead < s->cap ? used + ahead : s->cap;
     s->seen = used;
     if (to > from)
@@ -530,6 +550,8 @@ static void prefault(struct seg *s, size_t used)
 static void prepare_spare(struct evlog *lg, struct writer *w)
 {
     struct seg *spare = NULL;
+    if (mono_ms() < w->spare_retry_ms)
+        return;
     pthread_mutex_lock(&w->mu);
     struct seg *cur = w->cur;
     int need = cur != NULL && w->spare == NULL && cur->used * 2 >= cur->cap;
@@ -537,11 +559,17 @@ static void prepare_spare(struct evlog *lg, struct writer *w)
     size_t cap = cur ? next_cap(cur, hour) : 0;
     unsigned seq = need ? w->seq++ : 0;
     pthread_mutex_unlock(&w->mu);
-    if (!need || seg_create(lg, w->slot, hour, seq, cap, &spare) != 0)
+    if (!need)
         return;
+    if (seg_create(lg, w->slot, hour, seq, cap, &spare) != 0) {
+        w->spare_retry_ms = mono_ms() + 1000; /* disk full: not every pass */
+        return;
+    }
     prefault(spare, spare->used);
     pthread_mutex_lock(&w->mu);
-    if (w->spare == NULL) {
+    /* Only if the writer took no number meanwhile (it made a segment of its
+     * own): segment numbers must follow the order of the events. */
+    if (w->spare == NULL && w->seq == seq + 1) {
         w->spare = spare;
         spare = NULL;
     }
@@ -555,15 +583,16 @@ static void prepare_spare(struct evlog *lg, struct writer *w)
  * their thread serves nothing more), and seal retired ones. fsync runs
  * outside the writer's mutex: only this thread ever closes a segment, so
  * the descriptor stays valid. */
-static void sync_pass(void *arg)
+static void sync_writers(struct evlog *lg, int closing)
 {
-    struct evlog *lg = arg;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     int64_t hour = ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000) / MS_PER_HOUR;
     pthread_mutex_lock(&lg->list_mu);
     struct writer *ws = lg->writers;
     pthread_mutex_unlock(&lg->list_mu);
+    /* First every writer's fdatasync and seals, so that the deadline holds
+     * for the last writer too; then the slower preparation for later. */
     for (struct writer *w = ws; w != NULL; w = w->next) {
         pthread_mutex_lock(&w->mu);
         struct seg *cur = w->cur;
@@ -581,6 +610,8 @@ static void sync_pass(void *arg)
         size_t used = cur ? cur->used : 0;
         w->retired = NULL;
         pthread_mutex_unlock(&w->mu);
+        w->synced_cur = cur;
+        w->synced_used = used;
         if (cur != NULL && used > cur->synced) {
             if (fdatasync(cur->fd) != 0) {
                 lg->sync_errors++; /* `synced` stays: the next pass tries again */
@@ -599,15 +630,27 @@ static void sync_pass(void *arg)
                 atomic_fetch_add_explicit(&lg->syncs, 1, memory_order_relaxed);
             }
         }
-        if (cur != NULL)
-            prefault(cur, used);
-        prepare_spare(lg, w);
         while (retired != NULL) {
             struct seg *next = retired->next;
             seg_seal(lg, retired);
             retired = next;
         }
     }
+    if (closing)
+        return;
+    for (struct writer *w = ws; w != NULL; w = w->next) {
+        /* Only this thread seals, so the segment seen above is still
+         * mapped, current or retired since. */
+        if (w->synced_cur != NULL)
+            prefault(w->synced_cur, w->synced_used);
+        prepare_spare(lg, w);
+    }
+}
+
+static void sync_pass(void *arg)
+{
+    struct evlog *lg = arg;
+    sync_writers(lg, 0);
     uint64_t dropped = atomic_load(&lg->dropped);
     if (dropped != lg->dropped_reported && lg->log) {
         fprintf(lg->log, "pixflare: events: %llu events could not be stored (disk full?)\n",
@@ -695,6 +738,11 @@ static int keep_segment(const char *name)
     return name[0] != '.' && (has_suffix(name, ".pfe") || has_suffix(name, ".open"));
 }
 
+static int keep_tmp_segment(const char *name)
+{
+    return name[0] == '.' && has_suffix(name, ".open.tmp");
+}
+
 static int keep_open_segment(const char *name)
 {
     return name[0] != '.' && has_suffix(name, ".open");
@@ -740,6 +788,15 @@ static int recover(struct evlog *lg)
     for (size_t i = 0; rc == 0 && i < ndays; i++) {
         char dir[PATH_MAX];
         snprintf(dir, sizeof(dir), "%s/%s", lg->dir, days[i]);
+        /* Segments a killed server was still making: nothing in them. */
+        if (list_dir(dir, keep_tmp_segment, &files, &nfiles) == 0) {
+            for (size_t j = 0; j < nfiles; j++) {
+                char path[PATH_MAX];
+                snprintf(path, sizeof(path), "%s/%s", dir, files[j]);
+                unlink(path);
+            }
+            free_names(files, nfiles);
+        }
         if (list_dir(dir, keep_open_segment, &files, &nfiles) != 0)
             continue;
         for (size_t j = 0; j < nfiles; j++) {
@@ -866,7 +923,7 @@ void evlog_close(struct evlog *lg)
         return;
     if (lg->sync != NULL) {
         ticker_stop(lg->sync);
-        sync_pass(lg); /* seals what was retired since its last pass */
+        sync_writers(lg, 1); /* seals what was retired since its last pass */
     }
     struct writer *w = lg->writers;
     while (w != NULL) {
@@ -905,11 +962,17 @@ static int filter_day(void *ctx, const struct pf_event *ev)
     return f->fn ? f->fn(f->ctx, ev) : 0;
 }
 
-/* Read a live segment with read(2), never mmap: its server may cut it to
+/* Read a live segment with pread(2), never mmap: its server may cut it to
  * length at any moment (sealing), and a mapped read past the new end would
- * kill this process with SIGBUS. A short read is simply a shorter file. */
+ * kill this process with SIGBUS. It is read in chunks from the end back to
+ * the start: the writer only appends, so whatever a later (lower) chunk
+ * shows is at least as new as what an earlier (higher) one showed, and the
+ * copy is a clean prefix of the file plus, at most, a torn tail. Read front
+ * to back, a page caught half-written before the next page filled would
+ * look like damage in the middle. */
 static int read_live(int fd, uint8_t **buf, size_t *len)
 {
+    enum { CHUNK = 1 << 16 };
     struct stat sb;
     *buf = NULL;
     *len = 0;
@@ -917,24 +980,30 @@ static int read_live(int fd, uint8_t **buf, size_t *len)
         return PF_EIO;
     if (sb.st_size == 0)
         return 0;
-    uint8_t *b = malloc((size_t)sb.st_size);
-    size_t got = 0;
+    size_t size = (size_t)sb.st_size;
+    uint8_t *b = calloc(1, size);
     if (b == NULL)
         return PF_ENOMEM;
-    while (got < (size_t)sb.st_size) {
-        ssize_t n = pread(fd, b + got, (size_t)sb.st_size - got, (off_t)got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            free(b);
-            return PF_EIO;
+    size_t end = size;
+    while (end > 0) {
+        size_t start = end > CHUNK ? end - CHUNK : 0;
+        size_t got = 0;
+        while (start + got < end) {
+            ssize_t n = pread(fd, b + start + got, end - start - got, (off_t)(start + got));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0) {
+                free(b);
+                return PF_EIO;
+            }
+            if (n == 0)
+                break; /* cut meanwhile (sealed): what is past the cut stays zero */
+            got += (size_t)n;
         }
-        if (n == 0)
-            break;
-        got += (size_t)n;
+        end = start;
     }
     *buf = b;
-    *len = got;
+    *len = size;
     return 0;
 }
 
@@ -956,6 +1025,8 @@ static int scan_file(const char *dir, const char *name, struct day_filter *f, FI
             snprintf(path, sizeof(path), "%s/%.*s.pfe", dir, (int)(strlen(name) - 5), name);
             live = 0;
             rc = map_file(path, 0, NULL, &buf, &len);
+            if (rc != 0 && errno == ENOENT)
+                return 0; /* removed: an unused spare segment, empty */
         } else {
             rc = fd < 0 ? PF_EIO : read_live(fd, &buf, &len);
             if (fd >= 0)

@@ -522,7 +522,7 @@ static void test_concurrent_appends(void **state)
     char dir[64], err[256] = "";
     make_tmpdir(dir, sizeof(dir));
     struct evlog *lg = NULL;
-    assert_int_equal(evlog_open(dir, DATASET, 20, NULL, &lg, err, sizeof(err)), 0);
+    assert_int_equal(evlog_open(dir, DATASET, 600000, NULL, &lg, err, sizeof(err)), 0);
 
     int64_t now_ms = (int64_t)time(NULL) * 1000;
     int64_t hour_ms = now_ms - now_ms % MS_PER_HOUR;
@@ -681,7 +681,7 @@ static void test_purge_before(void **state)
     make_tmpdir(dir, sizeof(dir));
     const char *days[3] = {"2025-02-27", "2025-02-28", "2025-03-01"};
     struct evlog *lg = NULL;
-    assert_int_equal(evlog_open(dir, DATASET, 50, NULL, &lg, err, sizeof(err)), 0);
+    assert_int_equal(evlog_open(dir, DATASET, 600000, NULL, &lg, err, sizeof(err)), 0);
     for (int i = 0; i < 3; i++)
         append_at(lg, day_of(days[i]) * MS_PER_DAY + 6 * MS_PER_HOUR, 5, 0);
     evlog_close(lg);
@@ -717,7 +717,7 @@ static void test_hour_and_day_rotation(void **state)
     make_tmpdir(dir, sizeof(dir));
     const int64_t d = day_of("2024-02-29");
     struct evlog *lg = NULL;
-    assert_int_equal(evlog_open(dir, DATASET, 50, NULL, &lg, err, sizeof(err)), 0);
+    assert_int_equal(evlog_open(dir, DATASET, 600000, NULL, &lg, err, sizeof(err)), 0);
     append_at(lg, d * MS_PER_DAY + 5 * MS_PER_HOUR, 10, 0);                       /* 05h */
     append_at(lg, d * MS_PER_DAY + 17 * MS_PER_HOUR + MS_PER_HOUR - 10, 10, 100); /* 17h */
     append_at(lg, (d + 1) * MS_PER_DAY + 3 * MS_PER_HOUR, 30, 200);               /* next day */
@@ -830,6 +830,52 @@ static void test_read_while_sealing(void **state)
     rm_tree(dir);
 }
 
+/* With the sync thread passing continuously (fsync_ms 0), spares are
+ * prepared while the writers fill theirs: each writer's events still come
+ * back in the order it wrote them (segment numbers follow write order). */
+static void test_spares_keep_write_order(void **state)
+{
+    (void)state;
+    enum { N = 2 };
+    char dir[64], err[256] = "";
+    make_tmpdir(dir, sizeof(dir));
+    int64_t now_ms = (int64_t)time(NULL) * 1000;
+    struct evlog *lg = NULL;
+    assert_int_equal(evlog_open(dir, DATASET, 0, NULL, &lg, err, sizeof(err)), 0);
+    struct appender a[N];
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = (struct appender){lg, i, now_ms - now_ms % MS_PER_HOUR, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, append_main, &a[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(a[i].failures, 0);
+    }
+    evlog_close(lg);
+    struct collected c = {calloc(N * PER_THREAD, 16), calloc(N * PER_THREAD, sizeof(uint64_t)), 0,
+                          N * PER_THREAD};
+    assert_non_null(c.ids);
+    assert_non_null(c.bytes);
+    struct evlog_file_stats total;
+    int64_t d = (now_ms - now_ms % MS_PER_HOUR) / MS_PER_DAY;
+    assert_int_equal(evlog_scan(dir, DATASET, d, d, collect_cb, &c, stderr, &total), 0);
+    assert_int_equal(c.n, N * PER_THREAD);
+    uint64_t last[N] = {0, 0};
+    int seen_any[N] = {0, 0};
+    for (size_t k = 0; k < c.n; k++) {
+        int w = (int)(c.bytes[k] / 1000000);
+        assert_true(w >= 0 && w < N);
+        if (seen_any[w])
+            assert_true(c.bytes[k] == last[w] + 1);
+        last[w] = c.bytes[k];
+        seen_any[w] = 1;
+    }
+    free(c.ids);
+    free(c.bytes);
+    rm_tree(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -839,7 +885,7 @@ int main(void)
         cmocka_unit_test(test_scan_bad_header),    cmocka_unit_test(test_concurrent_appends),
         cmocka_unit_test(test_lock_conflict),      cmocka_unit_test(test_crash_recovery),
         cmocka_unit_test(test_purge_before),       cmocka_unit_test(test_hour_and_day_rotation),
-        cmocka_unit_test(test_read_while_sealing),
+        cmocka_unit_test(test_read_while_sealing), cmocka_unit_test(test_spares_keep_write_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
