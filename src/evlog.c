@@ -8,6 +8,8 @@
  *   slot            writing thread, 3 decimal digits
  *   seq             segment number of that thread, 6 digits, in write order
  *   ext             "open" while a server writes it; "pfe" once sealed
+ * A segment is made as ".<name>.open.tmp" and renamed to its name once its
+ * header is written; a leftover .tmp holds nothing and is removed at start.
  * DATA_DIR/events/<dataset>/.lock is flock()ed by the one writing server.
  *
  * A file is a 16-byte header followed by records:
