@@ -70,7 +70,7 @@ RAW=$OUT/raw
 BIN=${BENCH_PIXFLARE_BIN:-$ROOT/build/pixflare}
 EVB=$ROOT/build/evlog_bench
 
-log() { printf '%s\n' "$*" >&2; }
+. "$ROOT/bench/lib.sh"
 die() { log "bench/analytics: $*"; exit 1; }
 
 # --- tools, build, work dir ---------------------------------------------------
@@ -103,15 +103,8 @@ PF_PID=""
 cleanup() {
     rc=$?
     trap - EXIT INT TERM
-    if [ -n "$PF_PID" ] && kill -0 "$PF_PID" 2>/dev/null; then
-        kill -TERM "$PF_PID" 2>/dev/null || true
-        wait "$PF_PID" 2>/dev/null || true
-    fi
-    if [ "${BENCH_KEEP:-0}" = 1 ]; then
-        log "bench/analytics: work dir kept: $WORK"
-    else
-        rm -rf "$WORK"
-    fi
+    stop_pid "$PF_PID"
+    drop_workdir "$WORK" bench/analytics
     exit "$rc"
 }
 trap cleanup EXIT

@@ -46,7 +46,7 @@ cd "$ROOT"
 OUT=$ROOT/bench/out
 BIN=${BENCH_PIXFLARE_BIN:-$ROOT/build/pixflare}
 
-log() { printf '%s\n' "$*" >&2; }
+. "$ROOT/bench/lib.sh"
 die() { log "bench: $*"; exit 1; }
 
 # --- 1. tools, build, work dir ------------------------------------------------
@@ -83,19 +83,9 @@ NG_PID=""
 cleanup() {
     rc=$?
     trap - EXIT INT TERM
-    if [ -n "$PF_PID" ] && kill -0 "$PF_PID" 2>/dev/null; then
-        kill -TERM "$PF_PID" 2>/dev/null || true
-        wait "$PF_PID" 2>/dev/null || true
-    fi
-    if [ -n "$NG_PID" ] && kill -0 "$NG_PID" 2>/dev/null; then
-        kill -TERM "$NG_PID" 2>/dev/null || true
-        wait "$NG_PID" 2>/dev/null || true
-    fi
-    if [ "${BENCH_KEEP:-0}" = 1 ]; then
-        log "bench: work dir kept: $WORK"
-    else
-        rm -rf "$WORK"
-    fi
+    stop_pid "$PF_PID"
+    stop_pid "$NG_PID"
+    drop_workdir "$WORK" bench
     exit "$rc"
 }
 trap cleanup EXIT
@@ -364,10 +354,8 @@ log "bench: written to bench/out/serve.md (raw wrk output in bench/out/raw/)"
 # --- 6. analytics off vs on, and the per-event costs --------------------------
 if [ "${BENCH_ANALYTICS:-1}" != 0 ]; then
     # Nothing else of ours may run meanwhile: stop both servers first.
-    for pid in "$PF_PID" "$NG_PID"; do
-        kill -TERM "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_pid "$PF_PID"
+    stop_pid "$NG_PID"
     PF_PID=""
     NG_PID=""
     log ""

@@ -10,6 +10,7 @@
 #include "db.h"
 #include "err.h"
 #include "keyhash.h"
+#include "timeutil.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -195,13 +196,6 @@ static int add_row(void *ctx, const struct db_image *row)
     return 0;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int catalog_open(const char *sqlite_path, const char *secret, struct catalog **out, char *err,
                  size_t errlen)
 {
@@ -230,7 +224,7 @@ int catalog_open(const char *sqlite_path, const char *secret, struct catalog **o
         catalog_close(cat);
         return rc;
     }
-    atomic_store(&cat->last_refresh_ms, now_ms());
+    atomic_store(&cat->last_refresh_ms, tu_mono_ms());
     *out = cat;
     return 0;
 }
@@ -307,12 +301,13 @@ const uint8_t *catalog_owner_hash(const struct catalog *cat, const char *owner)
 
 int catalog_refresh_due(const struct catalog *cat)
 {
-    return now_ms() - atomic_load(&((struct catalog *)cat)->last_refresh_ms) >= REFRESH_INTERVAL_MS;
+    return tu_mono_ms() - atomic_load(&((struct catalog *)cat)->last_refresh_ms) >=
+           REFRESH_INTERVAL_MS;
 }
 
 int catalog_refresh(struct catalog *cat)
 {
-    int64_t now = now_ms();
+    int64_t now = tu_mono_ms();
     if (now - atomic_load(&cat->last_refresh_ms) < REFRESH_INTERVAL_MS)
         return 0;
     if (pthread_mutex_trylock(&cat->write_lock) != 0)

@@ -425,13 +425,6 @@ static void seg_seal(struct evlog *lg, struct seg *s)
     free(s);
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct writer *writer_get(struct evlog *lg)
 {
     if (tl_gen == lg->gen)
@@ -491,10 +484,10 @@ int evlog_append(struct evlog *lg, const struct pf_event *ev)
             }
             /* A failed open (disk full) is retried once a second, not on
              * every request. */
-            if (mono_ms() >= w->retry_ms &&
+            if (tu_mono_ms() >= w->retry_ms &&
                 seg_create(lg, w->slot, hour, w->seq++, next_cap(s, hour), &w->cur) != 0) {
                 w->cur = NULL;
-                w->retry_ms = mono_ms() + 1000;
+                w->retry_ms = tu_mono_ms() + 1000;
             } else if (w->cur != NULL) {
                 atomic_fetch_add_explicit(&lg->segments, 1, memory_order_relaxed);
             }
@@ -552,7 +545,7 @@ static void prefault(struct seg *s, size_t used)
 static void prepare_spare(struct evlog *lg, struct writer *w)
 {
     struct seg *spare = NULL;
-    if (mono_ms() < w->spare_retry_ms)
+    if (tu_mono_ms() < w->spare_retry_ms)
         return;
     pthread_mutex_lock(&w->mu);
     struct seg *cur = w->cur;
@@ -564,7 +557,7 @@ static void prepare_spare(struct evlog *lg, struct writer *w)
     if (!need)
         return;
     if (seg_create(lg, w->slot, hour, seq, cap, &spare) != 0) {
-        w->spare_retry_ms = mono_ms() + 1000; /* disk full: not every pass */
+        w->spare_retry_ms = tu_mono_ms() + 1000; /* disk full: not every pass */
         return;
     }
     prefault(spare, spare->used);

@@ -333,13 +333,6 @@ done:
     return rc;
 }
 
-static int64_t mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec;
-}
-
 /* Take every shard's counts and write them. Returns 0 when nothing is left
  * pending. */
 static int flush(struct rollup *ru)
@@ -361,7 +354,7 @@ static int flush(struct rollup *ru)
     atomic_store(&ru->pending_keys, ru->pending->count);
     if (rc != 0) {
         atomic_fetch_add(&ru->failures, 1);
-        int64_t now = mono_s();
+        int64_t now = tu_mono_ms() / 1000;
         if (ru->log && now - ru->last_error_log >= 60) {
             fprintf(ru->log,
                     "pixflare: analytics: cannot write realtime counts (%s); %zu keys kept, "

@@ -2,6 +2,7 @@
 #include "ticker.h"
 
 #include "err.h"
+#include "timeutil.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -18,17 +19,10 @@ struct ticker {
     void *ctx;
 };
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void *ticker_main(void *arg)
 {
     struct ticker *t = arg;
-    int64_t next = mono_ns() + t->period_ns;
+    int64_t next = tu_mono_ns() + t->period_ns;
     pthread_mutex_lock(&t->mu);
     while (!t->stop) {
         struct timespec until = {(time_t)(next / 1000000000), (long)(next % 1000000000)};
@@ -36,7 +30,7 @@ static void *ticker_main(void *arg)
             continue; /* woken (stop, or spurious): check and wait again */
         pthread_mutex_unlock(&t->mu);
         t->fn(t->ctx);
-        int64_t now = mono_ns();
+        int64_t now = tu_mono_ns();
         next += t->period_ns;
         if (next <= now) /* the call overran: start again from now */
             next = now + t->period_ns;

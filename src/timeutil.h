@@ -21,6 +21,13 @@ int tu_parse_date(const char *s, int64_t *t);
 /* Format the UTC date of Unix time t as "YYYY-MM-DD" into out[11]. */
 void tu_format_date(int64_t t, char out[11]);
 
+/* Milliseconds on the monotonic clock (coarse: a few ms of resolution,
+ * no syscall): for timeouts and rate limits, never for dates. */
+int64_t tu_mono_ms(void);
+
+/* Nanoseconds on the monotonic clock, full resolution. */
+int64_t tu_mono_ns(void);
+
 /* Days in a month of a year (month 1-12). */
 int tu_days_in_month(int year, int month);
 
