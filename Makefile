@@ -43,6 +43,10 @@ $(BUILD)/evlog_bench: bench/evlog_bench.c $(LIBOBJS)
 	@echo "CC $<"
 	@$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(LIBOBJS) $(LDLIBS)
 
+$(BUILD)/evgen: bench/evgen.c $(LIBOBJS)
+	@echo "CC $<"
+	@$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(LIBOBJS) $(LDLIBS)
+
 $(BUILD)/obj $(BUILD)/unit:
 	mkdir -p $@
 

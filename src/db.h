@@ -50,22 +50,84 @@ int db_image_scan(struct db *db, int64_t after, int (*fn)(void *ctx, const struc
                   void *ctx);
 
 /* A count to add to one analytics row (see SPEC.md's tables). */
-enum db_count_kind { DB_COUNT_DAILY, DB_COUNT_MONTHLY, DB_COUNT_STATUS };
+enum db_count_kind { DB_COUNT_DAILY, DB_COUNT_OWNER_DAY, DB_COUNT_STATUS };
 
 struct db_count {
     enum db_count_kind kind;
     char owner[33];      /* keyed owner hash in hex, "" when unattributed */
-    char date[11];       /* YYYY-MM-DD; MONTHLY uses its YYYY-MM */
+    char date[11];       /* YYYY-MM-DD */
     char image_id[8];    /* DAILY */
     const char *variant; /* DAILY */
     char country[3];     /* DAILY */
     int status;          /* STATUS */
     int64_t requests;
-    int64_t bytes; /* DAILY, MONTHLY */
+    int64_t bytes; /* DAILY, OWNER_DAY */
 };
 
 /* Add every count to its row (creating it at zero) in one transaction: all
- * or nothing. PF_EDB with SQLite's reason in err (busy, disk full, ...). */
-int db_counts_add(struct db *db, const struct db_count *rows, size_t n, char *err, size_t errlen);
+ * or nothing. OWNER_DAY counts (an owner's DAILY counts of a date, summed)
+ * go to analytics_owner_daily and to the month's analytics_monthly row.
+ * Counts for a date the batch has aggregated are left out: the batch counted
+ * their events already. OUT: *dropped (if not NULL), the requests so left
+ * out (STATUS counts). PF_EDB with SQLite's reason in err (busy, disk full,
+ * ...). */
+int db_counts_add(struct db *db, const struct db_count *rows, size_t n, int64_t *dropped, char *err,
+                  size_t errlen);
+
+/* ---- Batch aggregation and retention ---- */
+
+struct db_daily_row {
+    char owner[33];
+    char image_id[8];
+    const char *variant;
+    char country[3];
+    int64_t requests, bytes;
+};
+
+struct db_status_row {
+    char owner[33];
+    int status;
+    int64_t requests;
+};
+
+struct db_batch_stats {
+    int64_t requests_before; /* analytics_daily's requests that date, before */
+    int64_t requests;        /* and after: the events' count */
+    int64_t drift;           /* before - after: what realtime counted in excess */
+};
+
+/* Make `date`'s analytics_daily and analytics_status_daily rows exactly
+ * these (rows sorted in their table's key order, as the caller groups
+ * them: inserting in key order is several times faster), recompute the
+ * owners' totals of the date and so their month's analytics_monthly row,
+ * record the date in analytics_batch_days and the run in analytics_meta
+ * (last_aggregation_date only moves forward), in one transaction: on any
+ * error nothing changed. `events` is what the event store held. */
+int db_batch_replace_day(struct db *db, const char *date, const struct db_daily_row *daily,
+                         size_t ndaily, const struct db_status_row *status, size_t nstatus,
+                         int64_t events, struct db_batch_stats *st, char *err, size_t errlen);
+
+/* OUT: *done = whether the batch has aggregated `date`. */
+int db_batch_day_done(struct db *db, const char *date, int *done);
+
+/* OUT: *requests = the requests analytics_status_daily holds for `date`
+ * (every status). */
+int db_day_requests(struct db *db, const char *date, int64_t *requests);
+
+/* analytics_meta. db_meta_get: PF_ENOTFOUND when the key is absent. */
+int db_meta_get(struct db *db, const char *key, char *value, size_t len);
+int db_meta_set(struct db *db, const char *key, const char *value, char *err, size_t errlen);
+
+struct db_cleanup_stats {
+    int64_t daily_rows, status_rows, dates;
+};
+
+/* Delete analytics_daily and analytics_status_daily rows of dates before
+ * `date`, one date per transaction (the realtime writer waits for one short
+ * transaction at a time, never for the whole purge); analytics_monthly and
+ * analytics_owner_daily are kept. OUT: *st, also on error (what was
+ * deleted so far). */
+int db_cleanup_before(struct db *db, const char *date, struct db_cleanup_stats *st, char *err,
+                      size_t errlen);
 
 #endif

@@ -9,19 +9,21 @@
 
 #include "err.h"
 #include "fsutil.h"
+#include "timeutil.h"
 
 #include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct db {
     sqlite3 *conn;
     sqlite3_stmt *insert_image;
     sqlite3_stmt *image_by_path;
     sqlite3_stmt *image_scan;
-    sqlite3_stmt *add_daily, *add_monthly, *add_status;
+    sqlite3_stmt *add_daily, *add_owner_day, *add_monthly, *add_status, *day_done;
 };
 
 static const char *const migrations[] = {
@@ -74,6 +76,40 @@ static const char *const migrations[] = {
     "  key TEXT PRIMARY KEY,"
     "  value TEXT NOT NULL,"
     "  updated_at TEXT NOT NULL"
+    ");",
+
+    /* 2 -> 3: batch aggregation and retention.
+     * - Indexes on `date`: the batch replaces one date's rows and the
+     *   cleanup deletes old dates; both would otherwise scan whole tables.
+     * - analytics_owner_daily: each owner's totals per day, written in the
+     *   same transactions as analytics_daily. A month's row is recomputed
+     *   from its (at most 31) rows here, never from the month's millions of
+     *   daily rows, and stays right after the cleanup removed some of them:
+     *   this table, like analytics_monthly, is kept (it holds no image or
+     *   country detail).
+     * - analytics_batch_days: the dates the batch has aggregated. Realtime
+     *   counts that arrive for such a date are dropped (the batch counted
+     *   their events already), and the scheduler catches up the dates
+     *   missing here. */
+    "CREATE INDEX analytics_daily_date ON analytics_daily (date);"
+    "CREATE INDEX analytics_status_daily_date ON analytics_status_daily (date);"
+    "CREATE TABLE analytics_owner_daily ("
+    "  owner TEXT NOT NULL,"
+    "  date TEXT NOT NULL,"
+    "  requests INTEGER NOT NULL DEFAULT 0,"
+    "  bandwidth_bytes INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (owner, date)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX analytics_owner_daily_date ON analytics_owner_daily (date);"
+    "INSERT INTO analytics_owner_daily SELECT owner, date, SUM(requests), SUM(bandwidth_bytes) "
+    "  FROM analytics_daily GROUP BY owner, date;"
+    "CREATE TABLE analytics_batch_days ("
+    "  date TEXT PRIMARY KEY,"
+    "  events INTEGER NOT NULL,"
+    "  daily_rows INTEGER NOT NULL,"
+    "  status_rows INTEGER NOT NULL,"
+    "  drift INTEGER NOT NULL,"
+    "  aggregated_at TEXT NOT NULL"
     ");",
 };
 
@@ -201,8 +237,10 @@ void db_close(struct db *db)
     sqlite3_finalize(db->image_by_path);
     sqlite3_finalize(db->image_scan);
     sqlite3_finalize(db->add_daily);
+    sqlite3_finalize(db->add_owner_day);
     sqlite3_finalize(db->add_monthly);
     sqlite3_finalize(db->add_status);
+    sqlite3_finalize(db->day_done);
     sqlite3_close(db->conn);
     free(db);
 }
@@ -288,35 +326,49 @@ int db_image_scan(struct db *db, int64_t after, int (*fn)(void *ctx, const struc
     return rc;
 }
 
-/* The upserts of db_counts_add(), prepared on first use: offline commands
- * that never count pay nothing for them. */
+/* The statements of db_counts_add(), prepared on first use: offline
+ * commands that never count pay nothing for them. */
 static int prepare_counts(struct db *db)
 {
-    if (db->add_daily != NULL)
+    static const char *const sql[5] = {
+        "INSERT INTO analytics_daily (owner, date, image_id, variant, country, requests, "
+        "bandwidth_bytes) VALUES (?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests, "
+        "bandwidth_bytes = bandwidth_bytes + excluded.bandwidth_bytes",
+        "INSERT INTO analytics_owner_daily (owner, date, requests, bandwidth_bytes) "
+        "VALUES (?, ?, ?, ?) "
+        "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests, "
+        "bandwidth_bytes = bandwidth_bytes + excluded.bandwidth_bytes",
+        "INSERT INTO analytics_monthly (owner, year_month, requests, bandwidth_bytes) "
+        "VALUES (?, ?, ?, ?) "
+        "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests, "
+        "bandwidth_bytes = bandwidth_bytes + excluded.bandwidth_bytes",
+        "INSERT INTO analytics_status_daily (owner, date, status, requests) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests",
+        "SELECT 1 FROM analytics_batch_days WHERE date = ?",
+    };
+    sqlite3_stmt **st[5] = {&db->add_daily, &db->add_owner_day, &db->add_monthly, &db->add_status,
+                            &db->day_done};
+    if (db->day_done != NULL)
         return 0;
-    if (sqlite3_prepare_v3(db->conn,
-                           "INSERT INTO analytics_daily (owner, date, image_id, variant, country, "
-                           "requests, bandwidth_bytes) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                           "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests, "
-                           "bandwidth_bytes = bandwidth_bytes + excluded.bandwidth_bytes",
-                           -1, SQLITE_PREPARE_PERSISTENT, &db->add_daily, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v3(db->conn,
-                           "INSERT INTO analytics_monthly (owner, year_month, requests, "
-                           "bandwidth_bytes) VALUES (?, ?, ?, ?) "
-                           "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests, "
-                           "bandwidth_bytes = bandwidth_bytes + excluded.bandwidth_bytes",
-                           -1, SQLITE_PREPARE_PERSISTENT, &db->add_monthly, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v3(db->conn,
-                           "INSERT INTO analytics_status_daily (owner, date, status, requests) "
-                           "VALUES (?, ?, ?, ?) "
-                           "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests",
-                           -1, SQLITE_PREPARE_PERSISTENT, &db->add_status, NULL) != SQLITE_OK) {
-        sqlite3_finalize(db->add_daily);
-        sqlite3_finalize(db->add_monthly);
-        db->add_daily = db->add_monthly = NULL;
-        return PF_EDB;
-    }
+    for (int i = 0; i < 5; i++)
+        if (sqlite3_prepare_v3(db->conn, sql[i], -1, SQLITE_PREPARE_PERSISTENT, st[i], NULL) !=
+            SQLITE_OK) {
+            for (int j = 0; j < 5; j++) {
+                sqlite3_finalize(*st[j]);
+                *st[j] = NULL;
+            }
+            return PF_EDB;
+        }
     return 0;
+}
+
+/* Run a prepared statement to completion and reset it. */
+static int step_done(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : PF_EDB;
 }
 
 static int add_one(struct db *db, const struct db_count *c)
@@ -333,12 +385,17 @@ static int add_one(struct db *db, const struct db_count *c)
         sqlite3_bind_int64(st, 6, c->requests);
         sqlite3_bind_int64(st, 7, c->bytes);
         break;
-    case DB_COUNT_MONTHLY:
-        st = db->add_monthly;
-        sqlite3_bind_text(st, 1, c->owner, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, c->date, 7, SQLITE_STATIC); /* YYYY-MM of the date */
-        sqlite3_bind_int64(st, 3, c->requests);
-        sqlite3_bind_int64(st, 4, c->bytes);
+    case DB_COUNT_OWNER_DAY:
+        for (int i = 0; i < 2; i++) {
+            st = i == 0 ? db->add_owner_day : db->add_monthly;
+            sqlite3_bind_text(st, 1, c->owner, -1, SQLITE_STATIC);
+            /* analytics_monthly's year_month is the date's YYYY-MM. */
+            sqlite3_bind_text(st, 2, c->date, i == 0 ? -1 : 7, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 3, c->requests);
+            sqlite3_bind_int64(st, 4, c->bytes);
+            if (i == 0 && step_done(st) != 0)
+                return PF_EDB;
+        }
         break;
     default:
         st = db->add_status;
@@ -348,22 +405,392 @@ static int add_one(struct db *db, const struct db_count *c)
         sqlite3_bind_int64(st, 4, c->requests);
         break;
     }
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : PF_EDB;
+    return step_done(st);
 }
 
-int db_counts_add(struct db *db, const struct db_count *rows, size_t n, char *err, size_t errlen)
+/* Whether the batch has aggregated `date`, remembered for the transaction
+ * in a small cache (a flush spans a day or two). OUT: *done. */
+struct done_cache {
+    char date[8][11];
+    int done[8];
+    int n;
+};
+
+static int date_done(struct db *db, struct done_cache *dc, const char *date, int *done)
 {
+    for (int i = 0; i < dc->n; i++)
+        if (strcmp(dc->date[i], date) == 0) {
+            *done = dc->done[i];
+            return 0;
+        }
+    sqlite3_bind_text(db->day_done, 1, date, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(db->day_done);
+    sqlite3_reset(db->day_done);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return PF_EDB;
+    *done = rc == SQLITE_ROW;
+    if (dc->n < 8) {
+        snprintf(dc->date[dc->n], sizeof(dc->date[0]), "%s", date);
+        dc->done[dc->n++] = *done;
+    }
+    return 0;
+}
+
+int db_counts_add(struct db *db, const struct db_count *rows, size_t n, int64_t *dropped, char *err,
+                  size_t errlen)
+{
+    struct done_cache dc = {.n = 0};
+    int64_t left_out = 0;
     int rc = prepare_counts(db);
     err[0] = '\0';
     if (rc == 0 && sqlite3_exec(db->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         rc = PF_EDB;
-    else
-        for (size_t i = 0; rc == 0 && i < n; i++)
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        int done = 0;
+        /* Checked inside the write transaction: a batch run commits either
+         * before (these counts are dropped) or after (it replaces them). */
+        rc = date_done(db, &dc, rows[i].date, &done);
+        if (rc == 0 && done)
+            left_out += rows[i].kind == DB_COUNT_STATUS ? rows[i].requests : 0;
+        else if (rc == 0)
             rc = add_one(db, &rows[i]);
+    }
     if (rc == 0 && sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         rc = PF_EDB;
+    if (rc != 0) {
+        snprintf(err, errlen, "%s", sqlite3_errmsg(db->conn));
+        if (!sqlite3_get_autocommit(db->conn))
+            sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+    } else if (dropped != NULL) {
+        *dropped = left_out;
+    }
+    return rc;
+}
+
+/* ---- Batch aggregation and retention ---------------------------------- */
+
+/* The batch and cleanup statements run a few times per date: prepared per
+ * use, not kept. */
+static int prep(struct db *db, const char *sql, sqlite3_stmt **st)
+{
+    return sqlite3_prepare_v2(db->conn, sql, -1, st, NULL) == SQLITE_OK ? 0 : PF_EDB;
+}
+
+/* A one-row, one-integer query with `date` bound to every parameter. */
+static int query_int(struct db *db, const char *sql, const char *date, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, sql, &st);
+    if (rc == 0) {
+        for (int i = 1; i <= sqlite3_bind_parameter_count(st); i++)
+            sqlite3_bind_text(st, i, date, -1, SQLITE_STATIC);
+        int s = sqlite3_step(st);
+        if (s == SQLITE_ROW)
+            *out = sqlite3_column_int64(st, 0);
+        else
+            rc = s == SQLITE_DONE ? PF_ENOTFOUND : PF_EDB;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static void now_iso(char out[21])
+{
+    tu_format_iso8601((int64_t)time(NULL), out);
+}
+
+static int meta_put(struct db *db, const char *key, const char *value, const char *now)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db,
+                  "INSERT INTO analytics_meta (key, value, updated_at) VALUES (?, ?, ?) "
+                  "ON CONFLICT DO UPDATE SET value = excluded.value, "
+                  "updated_at = excluded.updated_at",
+                  &st);
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, now, -1, SQLITE_STATIC);
+        rc = step_done(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Insert the date's new rows (already in key order). */
+static int insert_rows(struct db *db, const char *date, const struct db_daily_row *daily,
+                       size_t ndaily, const struct db_status_row *status, size_t nstatus)
+{
+    sqlite3_stmt *d = NULL, *s = NULL;
+    int rc = prep(db,
+                  "INSERT INTO analytics_daily (owner, date, image_id, variant, country, "
+                  "requests, bandwidth_bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                  &d);
+    if (rc == 0)
+        rc = prep(db,
+                  "INSERT INTO analytics_status_daily (owner, date, status, requests) "
+                  "VALUES (?, ?, ?, ?)",
+                  &s);
+    if (rc == 0) {
+        sqlite3_bind_text(d, 2, date, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, date, -1, SQLITE_STATIC);
+    }
+    for (size_t i = 0; rc == 0 && i < ndaily; i++) {
+        const struct db_daily_row *r = &daily[i];
+        sqlite3_bind_text(d, 1, r->owner, -1, SQLITE_STATIC);
+        sqlite3_bind_text(d, 3, r->image_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(d, 4, r->variant, -1, SQLITE_STATIC);
+        sqlite3_bind_text(d, 5, r->country, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(d, 6, r->requests);
+        sqlite3_bind_int64(d, 7, r->bytes);
+        rc = step_done(d);
+    }
+    for (size_t i = 0; rc == 0 && i < nstatus; i++) {
+        sqlite3_bind_text(s, 1, status[i].owner, -1, SQLITE_STATIC);
+        sqlite3_bind_int(s, 3, status[i].status);
+        sqlite3_bind_int64(s, 4, status[i].requests);
+        rc = step_done(s);
+    }
+    sqlite3_finalize(d);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* Recompute the date's analytics_owner_daily rows from its (new)
+ * analytics_daily rows, and the month's analytics_monthly row of every owner
+ * whose day total was or is non-empty. */
+static int recompute_owners(struct db *db, const char *date)
+{
+    char month[8], first[11], last[11];
+    snprintf(month, sizeof(month), "%.7s", date);
+    snprintf(first, sizeof(first), "%s-01", month);
+    snprintf(last, sizeof(last), "%s-31", month);
+    int rc = 0;
+    sqlite3_stmt *st = NULL;
+    /* The owners concerned, before and after, in a temporary table. */
+    const char *pre[] = {
+        "CREATE TEMP TABLE IF NOT EXISTS batch_owners (owner TEXT PRIMARY KEY) WITHOUT ROWID",
+        "DELETE FROM temp.batch_owners",
+        "INSERT OR IGNORE INTO temp.batch_owners SELECT owner FROM analytics_owner_daily "
+        "WHERE date = ?1",
+        "DELETE FROM analytics_owner_daily WHERE date = ?1",
+        "INSERT INTO analytics_owner_daily (owner, date, requests, bandwidth_bytes) "
+        "SELECT owner, ?1, SUM(requests), SUM(bandwidth_bytes) FROM analytics_daily "
+        "WHERE date = ?1 GROUP BY owner",
+        "INSERT OR IGNORE INTO temp.batch_owners SELECT owner FROM analytics_owner_daily "
+        "WHERE date = ?1",
+    };
+    for (size_t i = 0; rc == 0 && i < sizeof(pre) / sizeof(pre[0]); i++) {
+        rc = prep(db, pre[i], &st);
+        if (rc == 0 && sqlite3_bind_parameter_count(st) > 0)
+            sqlite3_bind_text(st, 1, date, -1, SQLITE_STATIC);
+        if (rc == 0)
+            rc = step_done(st);
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    if (rc == 0)
+        rc = prep(db,
+                  "DELETE FROM analytics_monthly WHERE year_month = ?1 AND owner IN "
+                  "(SELECT owner FROM temp.batch_owners)",
+                  &st);
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, month, -1, SQLITE_STATIC);
+        rc = step_done(st);
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc == 0)
+        rc = prep(db,
+                  "INSERT INTO analytics_monthly (owner, year_month, requests, bandwidth_bytes) "
+                  "SELECT o.owner, ?1, SUM(d.requests), SUM(d.bandwidth_bytes) "
+                  "FROM temp.batch_owners o JOIN analytics_owner_daily d ON d.owner = o.owner "
+                  "AND d.date BETWEEN ?2 AND ?3 GROUP BY o.owner",
+                  &st);
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, month, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, first, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, last, -1, SQLITE_STATIC);
+        rc = step_done(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_batch_replace_day(struct db *db, const char *date, const struct db_daily_row *daily,
+                         size_t ndaily, const struct db_status_row *status, size_t nstatus,
+                         int64_t events, struct db_batch_stats *bs, char *err, size_t errlen)
+{
+    char now[21], value[32], last[16] = "";
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    err[0] = '\0';
+    memset(bs, 0, sizeof(*bs));
+    now_iso(now);
+    for (size_t i = 0; i < ndaily; i++)
+        bs->requests += daily[i].requests;
+    if (sqlite3_exec(db->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        rc = PF_EDB;
+    if (rc == 0)
+        rc = query_int(db, "SELECT COALESCE(SUM(requests), 0) FROM analytics_daily WHERE date = ?",
+                       date, &bs->requests_before);
+    bs->drift = bs->requests_before - bs->requests;
+    const char *wipe[] = {"DELETE FROM analytics_daily WHERE date = ?1",
+                          "DELETE FROM analytics_status_daily WHERE date = ?1"};
+    for (size_t i = 0; rc == 0 && i < 2; i++) {
+        rc = prep(db, wipe[i], &st);
+        if (rc == 0) {
+            sqlite3_bind_text(st, 1, date, -1, SQLITE_STATIC);
+            rc = step_done(st);
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    if (rc == 0)
+        rc = insert_rows(db, date, daily, ndaily, status, nstatus);
+    if (rc == 0)
+        rc = recompute_owners(db, date);
+    if (rc == 0)
+        rc = prep(db,
+                  "INSERT OR REPLACE INTO analytics_batch_days (date, events, daily_rows, "
+                  "status_rows, drift, aggregated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                  &st);
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, date, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, events);
+        sqlite3_bind_int64(st, 3, (int64_t)ndaily);
+        sqlite3_bind_int64(st, 4, (int64_t)nstatus);
+        sqlite3_bind_int64(st, 5, bs->drift);
+        sqlite3_bind_text(st, 6, now, -1, SQLITE_STATIC);
+        rc = step_done(st);
+    }
+    sqlite3_finalize(st);
+    /* The meta rows describe the run of the newest date aggregated: a
+     * re-run of an older date does not move last_aggregation_date back. */
+    if (rc == 0) {
+        int g = db_meta_get(db, "last_aggregation_date", last, sizeof(last));
+        if (g != 0 && g != PF_ENOTFOUND)
+            rc = PF_EDB;
+    }
+    if (rc == 0 && strcmp(date, last) >= 0) {
+        rc = meta_put(db, "last_aggregation_date", date, now);
+        snprintf(value, sizeof(value), "%zu", ndaily + nstatus);
+        if (rc == 0)
+            rc = meta_put(db, "last_aggregation_rows", value, now);
+        snprintf(value, sizeof(value), "%lld", (long long)bs->drift);
+        if (rc == 0)
+            rc = meta_put(db, "last_aggregation_drift", value, now);
+        snprintf(value, sizeof(value), "%lld", (long long)events);
+        if (rc == 0)
+            rc = meta_put(db, "last_aggregation_events", value, now);
+    }
+    if (rc == 0 && sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        rc = PF_EDB;
+    if (rc != 0) {
+        snprintf(err, errlen, "%s", sqlite3_errmsg(db->conn));
+        if (!sqlite3_get_autocommit(db->conn))
+            sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+    }
+    return rc;
+}
+
+int db_batch_day_done(struct db *db, const char *date, int *done)
+{
+    int64_t one = 0;
+    int rc = query_int(db, "SELECT 1 FROM analytics_batch_days WHERE date = ?", date, &one);
+    *done = rc == 0;
+    return rc == PF_ENOTFOUND ? 0 : rc;
+}
+
+int db_day_requests(struct db *db, const char *date, int64_t *requests)
+{
+    return query_int(db,
+                     "SELECT COALESCE(SUM(requests), 0) FROM analytics_status_daily "
+                     "WHERE date = ?",
+                     date, requests);
+}
+
+int db_meta_get(struct db *db, const char *key, char *value, size_t len)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(db, "SELECT value FROM analytics_meta WHERE key = ?", &st);
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        int s = sqlite3_step(st);
+        if (s == SQLITE_ROW)
+            copy_col(value, len, st, 0);
+        else
+            rc = s == SQLITE_DONE ? PF_ENOTFOUND : PF_EDB;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_meta_set(struct db *db, const char *key, const char *value, char *err, size_t errlen)
+{
+    char now[21];
+    now_iso(now);
+    int rc = meta_put(db, key, value, now);
+    if (rc != 0)
+        snprintf(err, errlen, "%s", sqlite3_errmsg(db->conn));
+    return rc;
+}
+
+/* Delete one date's rows of both tables in one transaction. */
+static int cleanup_date(struct db *db, const char *date, struct db_cleanup_stats *cs)
+{
+    const char *sql[] = {"DELETE FROM analytics_daily WHERE date = ?",
+                         "DELETE FROM analytics_status_daily WHERE date = ?"};
+    int64_t changed[2] = {0, 0};
+    int rc = sqlite3_exec(db->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : PF_EDB;
+    for (int i = 0; rc == 0 && i < 2; i++) {
+        sqlite3_stmt *st = NULL;
+        rc = prep(db, sql[i], &st);
+        if (rc == 0) {
+            sqlite3_bind_text(st, 1, date, -1, SQLITE_STATIC);
+            rc = step_done(st);
+            changed[i] = sqlite3_changes64(db->conn);
+        }
+        sqlite3_finalize(st);
+    }
+    if (rc == 0 && sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        rc = PF_EDB;
+    if (rc == 0) {
+        cs->daily_rows += changed[0];
+        cs->status_rows += changed[1];
+        cs->dates++;
+    }
+    return rc;
+}
+
+int db_cleanup_before(struct db *db, const char *date, struct db_cleanup_stats *cs, char *err,
+                      size_t errlen)
+{
+    int rc = 0;
+    memset(cs, 0, sizeof(*cs));
+    err[0] = '\0';
+    for (;;) {
+        /* The oldest date left in either table (both have a date index). */
+        sqlite3_stmt *st = NULL;
+        char oldest[11] = "";
+        rc = prep(db,
+                  "SELECT MIN(d) FROM (SELECT MIN(date) AS d FROM analytics_daily UNION ALL "
+                  "SELECT MIN(date) FROM analytics_status_daily) WHERE d < ?",
+                  &st);
+        if (rc == 0) {
+            sqlite3_bind_text(st, 1, date, -1, SQLITE_STATIC);
+            if (sqlite3_step(st) == SQLITE_ROW)
+                copy_col(oldest, sizeof(oldest), st, 0);
+            else
+                rc = PF_EDB;
+        }
+        sqlite3_finalize(st);
+        if (rc != 0 || oldest[0] == '\0')
+            break;
+        rc = cleanup_date(db, oldest, cs);
+        if (rc != 0)
+            break;
+    }
     if (rc != 0) {
         snprintf(err, errlen, "%s", sqlite3_errmsg(db->conn));
         if (!sqlite3_get_autocommit(db->conn))

@@ -59,6 +59,7 @@
 #include "variant.h"
 
 #include <dirent.h>
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -111,19 +112,27 @@ static void put_u64(uint8_t *p, uint64_t v)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static uint16_t get_u16(const uint8_t *p)
+/* Loads: the format is little-endian, as the machines it runs on; memcpy
+ * compiles to one unaligned load. */
+static inline uint16_t get_u16(const uint8_t *p)
 {
-    return (uint16_t)(p[0] | p[1] << 8);
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return le16toh(v);
 }
 
-static uint32_t get_u32(const uint8_t *p)
+static inline uint32_t get_u32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return le32toh(v);
 }
 
-static uint64_t get_u64(const uint8_t *p)
+static inline uint64_t get_u64(const uint8_t *p)
 {
-    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return le64toh(v);
 }
 
 static uint32_t checksum(const uint8_t *p, size_t len)
@@ -166,10 +175,9 @@ static int frame_ok(const uint8_t *p, size_t len)
            p[7] == PAYLOAD_LEN && get_u32(p + 2) == checksum(p + 6, EVLOG_RECORD_SIZE - 6);
 }
 
-int evlog_decode(const uint8_t *p, size_t len, struct pf_event *ev)
+/* Decode the fields of a record whose frame holds. */
+static int decode_fields(const uint8_t *p, struct pf_event *ev)
 {
-    if (!frame_ok(p, len))
-        return PF_EFORMAT;
     /* The checksum says these are the bytes written; the fields are still
      * checked, so that a reader never passes on what no writer makes. */
     size_t n = 0;
@@ -200,6 +208,11 @@ int evlog_decode(const uint8_t *p, size_t len, struct pf_event *ev)
     ev->country[2] = '\0';
     ev->variant = p[68] == NO_VARIANT ? -1 : p[68];
     return 0;
+}
+
+int evlog_decode(const uint8_t *p, size_t len, struct pf_event *ev)
+{
+    return frame_ok(p, len) ? decode_fields(p, ev) : PF_EFORMAT;
 }
 
 static void encode_header(uint8_t out[EVLOG_FILE_HEADER])
@@ -237,9 +250,16 @@ static size_t resync(const uint8_t *buf, size_t len, size_t from)
     return len;
 }
 
-int evlog_scan_buffer(const uint8_t *buf, size_t len,
-                      int (*fn)(void *ctx, const struct pf_event *ev), void *ctx,
-                      struct evlog_file_stats *st)
+struct day_filter;
+static int filter_take(struct day_filter *f, struct pf_event **slot);
+static int filter_keep(struct day_filter *f, const struct pf_event *ev);
+
+/* The scanner behind evlog_scan_buffer() and the day scans: each valid
+ * record goes to fn(ctx, ev), or, when `f` is set, is decoded straight into
+ * f's batch (no copy; see filter_take()). */
+static int scan_core(const uint8_t *buf, size_t len,
+                     int (*fn)(void *ctx, const struct pf_event *ev), void *ctx,
+                     struct day_filter *f, struct evlog_file_stats *st)
 {
     memset(st, 0, sizeof(*st));
     if (!header_ok(buf, len)) {
@@ -249,16 +269,20 @@ int evlog_scan_buffer(const uint8_t *buf, size_t len,
     size_t off = EVLOG_FILE_HEADER;
     st->valid_end = off;
     while (off < len) {
-        struct pf_event ev;
+        /* The hardware prefetcher stops at 4 KiB page boundaries; a scan
+         * reads on into the next page. */
+        __builtin_prefetch(buf + off + 1024);
         if (frame_ok(buf + off, len - off)) {
+            struct pf_event local, *ev = &local;
+            int rc = f != NULL ? filter_take(f, &ev) : 0;
+            if (rc != 0)
+                return rc;
             /* A valid frame whose fields do not decode is damage too. */
-            if (evlog_decode(buf + off, len - off, &ev) == 0) {
+            if (decode_fields(buf + off, ev) == 0) {
                 st->events++;
-                if (fn != NULL) {
-                    int rc = fn(ctx, &ev);
-                    if (rc != 0)
-                        return rc;
-                }
+                rc = f != NULL ? filter_keep(f, ev) : fn != NULL ? fn(ctx, ev) : 0;
+                if (rc != 0)
+                    return rc;
             } else {
                 st->damaged_bytes += EVLOG_RECORD_SIZE;
             }
@@ -277,6 +301,13 @@ int evlog_scan_buffer(const uint8_t *buf, size_t len,
         off = next;
     }
     return 0;
+}
+
+int evlog_scan_buffer(const uint8_t *buf, size_t len,
+                      int (*fn)(void *ctx, const struct pf_event *ev), void *ctx,
+                      struct evlog_file_stats *st)
+{
+    return scan_core(buf, len, fn, ctx, NULL, st);
 }
 
 /* ---- Writing ---------------------------------------------------------- */
@@ -683,31 +714,42 @@ static int cmp_str(const void *a, const void *b)
 
 /* Sorted names in dir that `keep` accepts. OUT: *names (n entries), freed
  * with free_names(). */
+static void free_names(char **v, size_t n);
+
 static int list_dir(const char *dir, int (*keep)(const char *name), char ***names, size_t *n)
 {
     DIR *d = opendir(dir);
     char **v = NULL;
     size_t cnt = 0, cap = 0;
     struct dirent *de;
+    int rc = 0;
     *names = NULL;
     *n = 0;
     if (d == NULL)
         return errno == ENOENT ? 0 : PF_EIO;
-    while ((de = readdir(d)) != NULL) {
+    /* A short listing would silently skip files: out of memory fails. */
+    while (rc == 0 && (de = readdir(d)) != NULL) {
         if (!keep(de->d_name))
             continue;
         if (cnt == cap) {
-            cap = cap ? cap * 2 : 32;
-            char **nv = realloc(v, cap * sizeof(*v));
-            if (nv == NULL)
+            char **nv = realloc(v, (cap ? cap * 2 : 32) * sizeof(*v));
+            if (nv == NULL) {
+                rc = PF_ENOMEM;
                 break;
+            }
             v = nv;
+            cap = cap ? cap * 2 : 32;
         }
         if ((v[cnt] = strdup(de->d_name)) == NULL)
-            break;
-        cnt++;
+            rc = PF_ENOMEM;
+        else
+            cnt++;
     }
     closedir(d);
+    if (rc != 0) {
+        free_names(v, cnt);
+        return rc;
+    }
     if (cnt > 0)
         qsort(v, cnt, sizeof(*v), cmp_str);
     *names = v;
@@ -743,7 +785,8 @@ static int keep_open_segment(const char *name)
     return name[0] != '.' && has_suffix(name, ".open");
 }
 
-/* Map a whole file read-only. OUT: *buf, *len (buf NULL for an empty file). */
+/* Map a whole file (read-only unless `writable`). OUT: *buf, *len (buf NULL
+ * for an empty file). */
 static int map_file(const char *path, int writable, int *fd_out, uint8_t **buf, size_t *len)
 {
     struct stat sb;
@@ -757,7 +800,11 @@ static int map_file(const char *path, int writable, int *fd_out, uint8_t **buf, 
         return PF_EIO;
     }
     if (sb.st_size > 0) {
-        void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0);
+        /* A reader maps the page tables in one go (MAP_POPULATE): a scan
+         * touches every page, and 4 KiB page faults would cost more than
+         * the checksums. */
+        void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ,
+                       MAP_SHARED | (writable ? 0 : MAP_POPULATE), fd, 0);
         if (m == MAP_FAILED) {
             close(fd);
             return PF_EIO;
@@ -943,18 +990,40 @@ void evlog_close(struct evlog *lg)
 
 /* ---- Reading ----------------------------------------------------------- */
 
+/* Events are handed to the scan's callback in batches: a caller can then
+ * overlap its own memory accesses (the batch aggregation prefetches its
+ * hash table slots for a whole batch). */
+#define SCAN_BATCH 64
+
 struct day_filter {
     int64_t from_ms, to_ms; /* [from, to) */
-    int (*fn)(void *ctx, const struct pf_event *ev);
+    int (*fn)(void *ctx, const struct pf_event *evs, size_t n);
     void *ctx;
+    size_t n;
+    struct pf_event batch[SCAN_BATCH];
 };
 
-static int filter_day(void *ctx, const struct pf_event *ev)
+static int filter_flush(struct day_filter *f)
 {
-    struct day_filter *f = ctx;
-    if (ev->ts_ms < f->from_ms || ev->ts_ms >= f->to_ms)
-        return 0;
-    return f->fn ? f->fn(f->ctx, ev) : 0;
+    size_t n = f->n;
+    f->n = 0;
+    return n > 0 && f->fn ? f->fn(f->ctx, f->batch, n) : 0;
+}
+
+/* The next free slot of the batch, flushing a full one first. */
+static int filter_take(struct day_filter *f, struct pf_event **slot)
+{
+    int rc = f->n == SCAN_BATCH ? filter_flush(f) : 0;
+    *slot = &f->batch[f->n];
+    return rc;
+}
+
+/* Keep the event just decoded into the slot if it is of the day. */
+static int filter_keep(struct day_filter *f, const struct pf_event *ev)
+{
+    if (ev->ts_ms >= f->from_ms && ev->ts_ms < f->to_ms)
+        f->n++;
+    return 0;
 }
 
 /* Read a live segment with pread(2), never mmap: its server may cut it to
@@ -1034,14 +1103,17 @@ static int scan_file(const char *dir, const char *name, struct day_filter *f, FI
         if (report)
             fprintf(report, "pixflare: events: cannot read %s: %s (skipped)\n", path,
                     strerror(errno));
-        total->bad_header++;
+        total->unreadable++;
         return 0;
     }
     if (live && (len < EVLOG_FILE_HEADER || all_zero(buf, EVLOG_FILE_HEADER))) {
         free(buf); /* just created: its header is not written yet */
         return 0;
     }
-    rc = evlog_scan_buffer(buf, len, filter_day, f, &st);
+    rc = scan_core(buf, len, NULL, NULL, f, &st);
+    if (rc == 0)
+        rc = filter_flush(f);
+    f->n = 0;
     if (live)
         free(buf);
     else if (buf != NULL)
@@ -1049,7 +1121,6 @@ static int scan_file(const char *dir, const char *name, struct day_filter *f, FI
     if (st.bad_header) {
         if (report)
             fprintf(report, "pixflare: events: %s is damaged (bad file header); skipped\n", path);
-        total->bad_header++;
     } else if (report && (st.damaged_bytes || (st.tail_bytes && !live))) {
         fprintf(report, "pixflare: events: %s is damaged: %llu bytes skipped, %llu events read\n",
                 path, (unsigned long long)(st.damaged_bytes + (live ? 0 : st.tail_bytes)),
@@ -1058,6 +1129,7 @@ static int scan_file(const char *dir, const char *name, struct day_filter *f, FI
     total->events += st.events;
     total->damaged_bytes += st.damaged_bytes;
     total->tail_bytes += live ? 0 : st.tail_bytes;
+    total->bad_header += st.bad_header;
     return rc;
 }
 
@@ -1076,19 +1148,86 @@ static int seen(char **done, size_t ndone, const char *name)
     return 0;
 }
 
+/* Segments of one listing, shared out among reader threads. */
+struct scan_job {
+    const char *dir;
+    char **names;
+    size_t n;
+    _Atomic size_t next;
+    _Atomic int rc;
+    int64_t from_ms, to_ms;
+    int (*fn)(void *ctx, const struct pf_event *evs, size_t n);
+    FILE *report;
+};
+
+struct scan_reader {
+    struct scan_job *job;
+    void *ctx;
+    struct evlog_file_stats sum;
+    pthread_t th;
+};
+
+static void *scan_reader_main(void *arg)
+{
+    struct scan_reader *r = arg;
+    struct scan_job *job = r->job;
+    struct day_filter *f = malloc(sizeof(*f));
+    if (f == NULL) {
+        int zero = 0;
+        atomic_compare_exchange_strong(&job->rc, &zero, PF_ENOMEM);
+        return NULL;
+    }
+    f->from_ms = job->from_ms;
+    f->to_ms = job->to_ms;
+    f->fn = job->fn;
+    f->ctx = r->ctx;
+    f->n = 0;
+    for (;;) {
+        size_t i = atomic_fetch_add(&job->next, 1);
+        if (i >= job->n || atomic_load(&job->rc) != 0)
+            break;
+        int rc = scan_file(job->dir, job->names[i], f, job->report, &r->sum);
+        if (rc != 0) {
+            int zero = 0;
+            atomic_compare_exchange_strong(&job->rc, &zero, rc);
+        }
+    }
+    free(f);
+    return NULL;
+}
+
+/* Scan the files of one listing with `nreaders` readers (threads beyond
+ * the first; the caller is reader 0). */
+static int scan_files(struct scan_job *job, struct scan_reader *readers, int nreaders)
+{
+    int started = 1;
+    for (int t = 1; t < nreaders && (size_t)t < job->n; t++) {
+        readers[t].job = job;
+        if (pthread_create(&readers[t].th, NULL, scan_reader_main, &readers[t]) != 0)
+            break; /* fewer readers: slower, not wrong */
+        started++;
+    }
+    readers[0].job = job;
+    scan_reader_main(&readers[0]);
+    for (int t = 1; t < started; t++)
+        pthread_join(readers[t].th, NULL);
+    return atomic_load(&job->rc);
+}
+
 /* Scan every segment of one day directory once. A server sealing a segment
  * renames it during the listing, and readdir(3) may then return both names
  * or neither: segments are taken by stem, and the directory is listed again
  * until a listing brings no segment not yet scanned. */
-static int scan_day(const char *dir, struct day_filter *f, FILE *report,
-                    struct evlog_file_stats *sum)
+static int scan_day(const char *dir, int64_t day,
+                    int (*fn)(void *ctx, const struct pf_event *evs, size_t n), FILE *report,
+                    struct scan_reader *readers, int nreaders)
 {
     char **done = NULL;
     size_t ndone = 0, cap = 0;
     int rc = 0, fresh = 1;
     while (rc == 0 && fresh) {
         char **files = NULL;
-        size_t nfiles = 0;
+        size_t nfiles = 0, first = ndone;
         fresh = 0;
         if (list_dir(dir, keep_segment, &files, &nfiles) != 0) {
             rc = PF_EIO;
@@ -1108,25 +1247,42 @@ static int scan_day(const char *dir, struct day_filter *f, FILE *report,
             done[ndone++] = files[j];
             files[j] = NULL;
             fresh = 1;
-            rc = scan_file(dir, done[ndone - 1], f, report, sum);
         }
         free_names(files, nfiles);
+        if (rc == 0 && ndone > first) {
+            struct scan_job job = {.dir = dir,
+                                   .names = done + first,
+                                   .n = ndone - first,
+                                   .from_ms = day * MS_PER_DAY,
+                                   .to_ms = (day + 1) * MS_PER_DAY,
+                                   .fn = fn,
+                                   .report = report};
+            atomic_init(&job.next, 0);
+            atomic_init(&job.rc, 0);
+            rc = scan_files(&job, readers, nreaders);
+        }
     }
     free_names(done, ndone);
     return rc;
 }
 
-int evlog_scan(const char *data_dir, const char *dataset, int64_t day_from, int64_t day_to,
-               int (*fn)(void *ctx, const struct pf_event *ev), void *ctx, FILE *report,
-               struct evlog_file_stats *total)
+int evlog_scan_mt(const char *data_dir, const char *dataset, int64_t day_from, int64_t day_to,
+                  int threads, int (*fn)(void *ctx, const struct pf_event *evs, size_t n),
+                  void *const *ctxs, FILE *report, struct evlog_file_stats *total)
 {
     char root[PATH_MAX];
     char **days = NULL;
     size_t ndays = 0;
-    struct evlog_file_stats sum;
-    memset(&sum, 0, sizeof(sum));
+    int nreaders = threads < 1 ? 1 : threads;
+    struct scan_reader *readers = calloc((size_t)nreaders, sizeof(*readers));
+    if (readers == NULL)
+        return PF_ENOMEM;
+    for (int t = 0; t < nreaders; t++)
+        readers[t].ctx = ctxs ? ctxs[t] : NULL;
+    struct stat sb;
     snprintf(root, sizeof(root), "%s/events/%s", data_dir, dataset);
-    int rc = list_dir(root, keep_day, &days, &ndays);
+    int rc = stat(root, &sb) != 0 && errno == ENOENT ? PF_ENOTFOUND
+                                                     : list_dir(root, keep_day, &days, &ndays);
     for (size_t i = 0; rc == 0 && i < ndays; i++) {
         int64_t day = 0;
         char dir[PATH_MAX];
@@ -1134,13 +1290,48 @@ int evlog_scan(const char *data_dir, const char *dataset, int64_t day_from, int6
         if (day < day_from || day > day_to)
             continue;
         snprintf(dir, sizeof(dir), "%s/%s", root, days[i]);
-        struct day_filter f = {day * MS_PER_DAY, (day + 1) * MS_PER_DAY, fn, ctx};
-        rc = scan_day(dir, &f, report, &sum);
+        rc = scan_day(dir, day, fn, report, readers, nreaders);
     }
     free_names(days, ndays);
-    if (total != NULL)
-        *total = sum;
+    if (total != NULL) {
+        memset(total, 0, sizeof(*total));
+        for (int t = 0; t < nreaders; t++) {
+            total->events += readers[t].sum.events;
+            total->damaged_bytes += readers[t].sum.damaged_bytes;
+            total->tail_bytes += readers[t].sum.tail_bytes;
+            total->bad_header += readers[t].sum.bad_header;
+            total->unreadable += readers[t].sum.unreadable;
+        }
+    }
+    free(readers);
     return rc;
+}
+
+/* evlog_scan()'s one-event callback, behind the batch one. */
+struct one_by_one {
+    int (*fn)(void *ctx, const struct pf_event *ev);
+    void *ctx;
+};
+
+static int each_event(void *ctx, const struct pf_event *evs, size_t n)
+{
+    struct one_by_one *o = ctx;
+    for (size_t i = 0; i < n; i++) {
+        int rc = o->fn ? o->fn(o->ctx, &evs[i]) : 0;
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int evlog_scan(const char *data_dir, const char *dataset, int64_t day_from, int64_t day_to,
+               int (*fn)(void *ctx, const struct pf_event *ev), void *ctx, FILE *report,
+               struct evlog_file_stats *total)
+{
+    struct one_by_one o = {fn, ctx};
+    void *ctxs[1] = {&o};
+    int rc = evlog_scan_mt(data_dir, dataset, day_from, day_to, 1, each_event, ctxs, report, total);
+    return rc == PF_ENOTFOUND ? 0 : rc;
 }
 
 static int keep_any(const char *name)

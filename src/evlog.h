@@ -49,7 +49,9 @@ struct evlog_file_stats {
     uint64_t tail_bytes;    /* after the last valid record: a torn tail */
     size_t valid_end;       /* offset just past the last record frame (its
                                checksum holds, even if a field is bad) */
-    int bad_header;         /* not an event file (or its header is damaged) */
+    int bad_header;         /* not an event file (or its header is damaged);
+                               in a scan's total: such files */
+    int unreadable;         /* in a scan's total: files that could not be read */
 };
 
 /* Scan a file's bytes: call fn (if not NULL) for each valid record in order;
@@ -93,6 +95,15 @@ void evlog_close(struct evlog *lg);
 int evlog_scan(const char *data_dir, const char *dataset, int64_t day_from, int64_t day_to,
                int (*fn)(void *ctx, const struct pf_event *ev), void *ctx, FILE *report,
                struct evlog_file_stats *total);
+
+/* evlog_scan() with `threads` readers sharing out each day's files, and
+ * events passed in batches (of up to 64, in file order): fn is called
+ * concurrently, reader t passing ctxs[t] (each reader sees whole files, in
+ * no set order). PF_ENOTFOUND when the dataset has no directory at all
+ * (nothing was ever recorded). */
+int evlog_scan_mt(const char *data_dir, const char *dataset, int64_t day_from, int64_t day_to,
+                  int threads, int (*fn)(void *ctx, const struct pf_event *evs, size_t n),
+                  void *const *ctxs, FILE *report, struct evlog_file_stats *total);
 
 /* Retention: delete the files of every day before `day` (whole files,
  * whole day directories). OUT: *files_removed. */

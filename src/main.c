@@ -4,6 +4,7 @@
  * bad input (unknown flag, invalid value, refused import), with a one-line
  * reason on stderr. */
 #include "analytics.h"
+#include "batch.h"
 #include "catalog.h"
 #include "cdn.h"
 #include "config.h"
@@ -16,12 +17,15 @@
 #include "http.h"
 #include "import.h"
 #include "keyhash.h"
+#include "progress.h"
+#include "scheduler.h"
 #include "storage.h"
 #include "timeutil.h"
 #include "variant.h"
 
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +135,10 @@ static int cmd_serve(const char *config_file, int argc, char **argv)
     struct cdn *cdn = NULL;
     struct http_server *srv = NULL;
     struct analytics *an = NULL;
+    struct batch_jobs *jobs = NULL;
+    struct sched *sched = NULL;
+    struct sched_job sj[2];
+    size_t nj = 0;
     char err[512];
     int rc = 1, port = 0;
     if (argc > 1)
@@ -188,16 +196,39 @@ static int cmd_serve(const char *config_file, int argc, char **argv)
     fprintf(stderr, "pixflare: serving %zu images from %s on http://%s%s%s:%d/ (%d threads)\n",
             catalog_count(cat), cfg.storage_dir, strchr(cfg.listen_host, ':') ? "[" : "",
             cfg.listen_host, strchr(cfg.listen_host, ':') ? "]" : "", port, cfg.threads);
+    /* The cron triggers: retention always (it applies to realtime rows
+     * too), the aggregation when batch mode is on and there are events. */
+    if (batch_jobs_open(&cfg, stderr, &jobs, err, sizeof(err)) != 0) {
+        fprintf(stderr, "pixflare: %s\n", err);
+        goto done;
+    }
+    sj[nj++] = (struct sched_job){"cleanup", &cfg.cleanup_cron, batch_job_cleanup, jobs};
+    if (cfg.batch_enabled && cfg.engine == PF_ENGINE_EMBEDDED)
+        sj[nj++] =
+            (struct sched_job){"aggregation", &cfg.aggregation_cron, batch_job_aggregate, jobs};
+    else if (cfg.batch_enabled)
+        fprintf(stderr, "pixflare: batch aggregation is off: there is no event store "
+                        "(ANALYTICS_ENGINE=none)\n");
+    if (sched_start(sj, nj, stderr, &sched) != 0) {
+        fprintf(stderr, "pixflare: cannot start the scheduler\n");
+        goto done;
+    }
     int sig = 0;
     sigwait(&stop, &sig);
     fprintf(stderr, "pixflare: %s received, finishing in-flight requests\n",
             sig == SIGINT ? "SIGINT" : "SIGTERM");
+    sched_stop(sched); /* a running job stops at its next safe point */
+    sched = NULL;
     http_stop(srv, 10000);
     analytics_close(an); /* after the last response: flush and seal */
     an = NULL;
     fprintf(stderr, "pixflare: stopped\n");
     rc = 0;
 done:
+    sched_stop(sched);
+    batch_jobs_close(jobs);
+    if (srv != NULL && rc != 0)
+        http_stop(srv, 0);
     analytics_close(an);
     cdn_free(cdn);
     catalog_close(cat);
@@ -408,8 +439,209 @@ static int cmd_events(const char *config_file, int argc, char **argv)
                 rc == PF_EIO ? "cannot read the event store" : "cannot write the output");
         rc = 1;
     } else {
-        rc = st.bad_header || st.damaged_bytes || st.tail_bytes ? 1 : 0;
+        rc = st.bad_header || st.unreadable || st.damaged_bytes || st.tail_bytes ? 1 : 0;
     }
+    config_free(&cfg);
+    return rc;
+}
+
+/* SIGINT/SIGTERM during aggregate or cleanup: stop at the next safe point
+ * (a date is either written whole or not at all). */
+static atomic_int batch_stop;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    atomic_store(&batch_stop, 1);
+}
+
+static void catch_stop_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static void say_waiting(void)
+{
+    fprintf(stderr, "pixflare: another aggregation or cleanup is running (the server's "
+                    "scheduler or a command); waiting for it to finish\n");
+}
+
+/* Parse a --date/--from/--to value. OUT: *day. */
+static int parse_day_arg(const char *cmd, const char *flag, const char *v, int64_t *day)
+{
+    int64_t t = 0;
+    if (v == NULL) {
+        fprintf(stderr, "pixflare %s: %s needs a value (see 'pixflare %s --help')\n", cmd, flag,
+                cmd);
+        return EXIT_USAGE;
+    }
+    if (tu_parse_date(v, &t) != 0) {
+        fprintf(stderr, "pixflare %s: %s '%s' is not a date (YYYY-MM-DD, a real calendar date)\n",
+                cmd, flag, v);
+        return EXIT_USAGE;
+    }
+    *day = t / 86400;
+    return 0;
+}
+
+static int cmd_aggregate(const char *config_file, int argc, char **argv)
+{
+    struct pf_config cfg;
+    struct db *db = NULL;
+    int64_t today = (int64_t)time(NULL) / 86400;
+    int64_t from = -1, to = -1, date = -1;
+    int threads = 0, force = 0, fd = -1, rc;
+    char err[512], line[256];
+    for (int i = 1; i < argc; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(argv[i], "--date") == 0 || strcmp(argv[i], "--from") == 0 ||
+            strcmp(argv[i], "--to") == 0) {
+            int64_t *dst = argv[i][2] == 'd' ? &date : argv[i][2] == 'f' ? &from : &to;
+            if ((rc = parse_day_arg("aggregate", argv[i], v, dst)) != 0)
+                return rc;
+            i++;
+        } else if (strcmp(argv[i], "--threads") == 0) {
+            char *end = NULL;
+            long n = v ? strtol(v, &end, 10) : 0;
+            if (v == NULL || *end != '\0' || end == v || n < 1 || n > 64)
+                return usage_error("aggregate", "--threads '%s' must be 1-64", v ? v : "");
+            threads = (int)n;
+            i++;
+        } else if (strcmp(argv[i], "--force") == 0) {
+            force = 1;
+        } else {
+            return usage_error("aggregate", "unknown argument '%s'", argv[i]);
+        }
+    }
+    if (date >= 0 && (from >= 0 || to >= 0))
+        return usage_error("aggregate", "%s", "--date cannot be combined with --from/--to");
+    if (to >= 0 && from < 0)
+        return usage_error("aggregate", "%s", "--to needs --from");
+    if (date >= 0)
+        from = to = date;
+    else if (from < 0)
+        from = to = today - 1; /* yesterday, as the scheduled job */
+    else if (to < 0)
+        to = today - 1;
+    if (from > to) {
+        char a[11], b[11];
+        tu_format_date(from * 86400, a);
+        tu_format_date(to * 86400, b);
+        fprintf(stderr, "pixflare aggregate: --from %s is after --to %s\n", a, b);
+        return EXIT_USAGE;
+    }
+    if (to >= today) {
+        char b[11];
+        tu_format_date(to * 86400, b);
+        fprintf(stderr,
+                "pixflare aggregate: %s has not ended yet (UTC); a day is aggregated once it "
+                "is over (realtime mode counts the current day)\n",
+                b);
+        return EXIT_USAGE;
+    }
+    rc = load_config(config_file, &cfg, 0);
+    if (rc != 0)
+        return rc;
+    if (cfg.engine != PF_ENGINE_EMBEDDED) {
+        fprintf(stderr,
+                "pixflare aggregate: no event store to aggregate from: ANALYTICS_ENGINE=%s "
+                "(set ANALYTICS_ENGINE=embedded)\n",
+                cfg.engine == PF_ENGINE_NONE ? "none" : "clickhouse");
+        config_free(&cfg);
+        return EXIT_USAGE;
+    }
+    catch_stop_signals();
+    rc = 1;
+    if (batch_lock(&cfg, &batch_stop, say_waiting, &fd, err, sizeof(err)) != 0) {
+        fprintf(stderr, "pixflare aggregate: %s\n", err);
+        goto done;
+    }
+    if (db_open(cfg.sqlite_path, &db, err, sizeof(err)) != 0) {
+        fprintf(stderr, "pixflare aggregate: %s\n", err);
+        goto done;
+    }
+    struct batch_opts o = {.threads = threads, .force = force, .stop = &batch_stop};
+    struct progress pg;
+    uint64_t ndays = (uint64_t)(to - from + 1), events = 0;
+    int failed = 0, stopped = 0;
+    int64_t t0 = tu_mono_ms();
+    if (ndays > 1)
+        progress_begin(&pg, stderr, "pixflare aggregate", ndays);
+    for (int64_t d = from; d <= to; d++) {
+        struct batch_day bd;
+        char ds[11];
+        tu_format_date(d * 86400, ds);
+        int r = batch_aggregate_day(&cfg, db, d, &o, &bd, err, sizeof(err));
+        if (ndays > 1)
+            progress_clear(&pg);
+        if (r == PF_ECONFLICT) {
+            stopped = 1;
+            break;
+        }
+        if (r == 0) {
+            batch_format_day(&bd, line, sizeof(line));
+            printf("%s\n", line);
+            fflush(stdout);
+            events += bd.events;
+        } else {
+            fprintf(stderr, "pixflare aggregate: %s: %s\n", ds, err);
+            failed++;
+        }
+        if (ndays > 1)
+            progress_update(&pg, (uint64_t)(d - from + 1), ds);
+    }
+    if (ndays > 1)
+        progress_end(&pg);
+    if (stopped)
+        fprintf(stderr, "pixflare aggregate: stopped; the dates not listed above are left as "
+                        "they were\n");
+    if (ndays > 1) {
+        int64_t ms = tu_mono_ms() - t0;
+        fprintf(stderr, "pixflare aggregate: %llu dates, %llu events in %.1f s; %d failed\n",
+                (unsigned long long)ndays, (unsigned long long)events, (double)ms / 1000.0, failed);
+    }
+    rc = failed || stopped || ferror(stdout) ? 1 : 0;
+done:
+    db_close(db);
+    batch_unlock(fd);
+    config_free(&cfg);
+    return rc;
+}
+
+static int cmd_cleanup(const char *config_file, int argc, char **argv)
+{
+    struct pf_config cfg;
+    struct db *db = NULL;
+    struct batch_cleanup c;
+    char err[512], cut[11];
+    int fd = -1;
+    if (argc > 1)
+        return usage_error("cleanup", "unexpected argument '%s'", argv[1]);
+    int rc = load_config(config_file, &cfg, 0);
+    if (rc != 0)
+        return rc;
+    catch_stop_signals();
+    rc = 1;
+    if (batch_lock(&cfg, &batch_stop, say_waiting, &fd, err, sizeof(err)) != 0 ||
+        db_open(cfg.sqlite_path, &db, err, sizeof(err)) != 0 ||
+        batch_cleanup(&cfg, db, (int64_t)time(NULL), &c, err, sizeof(err)) != 0) {
+        fprintf(stderr, "pixflare cleanup: %s\n", err);
+        goto done;
+    }
+    tu_format_date(c.cutoff_day * 86400, cut);
+    printf("kept dates from %s (ANALYTICS_RETENTION_DAYS=%d): removed %lld analytics_daily "
+           "rows and %lld analytics_status_daily rows of %lld dates, and %llu event files\n",
+           cut, cfg.retention_days, (long long)c.daily_rows, (long long)c.status_rows,
+           (long long)c.dates, (unsigned long long)c.files);
+    rc = 0;
+done:
+    db_close(db);
+    batch_unlock(fd);
     config_free(&cfg);
     return rc;
 }
@@ -433,6 +665,24 @@ static const struct cmd commands[] = {
      "owner (keyed hash), image_id, variant, status, country, bytes; by hour,\n"
      "then by server thread, each thread's in time order. Damaged\n"
      "files are reported on stderr and skipped (exit status 1)."},
+    {"aggregate", cmd_aggregate,
+     "pixflare aggregate [--date D | --from D [--to D]] [--threads N] [--force]",
+     "Batch aggregation: make each date's analytics_daily and\n"
+     "analytics_status_daily rows equal to the event store's counts (replacing,\n"
+     "never adding to, what realtime counted), recompute the owners' monthly\n"
+     "totals and record the run in analytics_meta. Default: yesterday (UTC);\n"
+     "--from alone runs to yesterday. Only dates that have ended. Idempotent.\n"
+     "Prints one line per date: 'D events=N daily_rows=N status_rows=N\n"
+     "requests=N drift=N scan_ms=N db_ms=N' (drift: what the tables counted\n"
+     "minus the events). A date whose event files cannot be read, are damaged,\n"
+     "or are missing while the tables count requests is left as it was and\n"
+     "reported (exit status 1); --force aggregates what is readable anyway.\n"
+     "--threads: event readers (default: one per CPU)."},
+    {"cleanup", cmd_cleanup, "pixflare cleanup",
+     "Retention: delete analytics_daily and analytics_status_daily rows and raw\n"
+     "event files of dates older than the last ANALYTICS_RETENTION_DAYS dates\n"
+     "(today included); analytics_monthly is kept. Raw events of yesterday\n"
+     "and today are always kept. Records last_cleanup_at in analytics_meta."},
     {"cron-next", cmd_cron_next, "pixflare cron-next EXPR [--from ISO8601] [--count N]",
      "Print the next N (default 5) fire times of a 5-field cron expression, UTC."},
     {"help", cmd_help, "pixflare help [COMMAND]", "Show help."},

@@ -22,7 +22,7 @@
 #define XXH_INLINE_ALL /* see evlog.c */
 #include <xxhash.h>
 
-enum { KIND_DAILY = 1, KIND_STATUS = 2, KIND_MONTHLY = 3 };
+enum { KIND_DAILY = 1, KIND_STATUS = 2, KIND_OWNER_DAY = 3 };
 
 #define BUSY_TIMEOUT_MS 1000
 #define FINAL_TRIES 8
@@ -30,7 +30,7 @@ enum { KIND_DAILY = 1, KIND_STATUS = 2, KIND_MONTHLY = 3 };
 /* Zeroed before filling, so that keys compare and hash as bytes. */
 struct key {
     uint8_t owner[16];
-    int32_t day; /* days since 1970-01-01; for KIND_MONTHLY, year * 12 + month - 1 */
+    int32_t day; /* days since 1970-01-01 */
     uint16_t status;
     uint8_t variant;
     uint8_t kind;
@@ -69,7 +69,7 @@ struct rollup {
     pthread_mutex_t flush_mu; /* one flush at a time (the thread, or close) */
     struct ticker *flusher;
     _Atomic size_t live_keys; /* keys in every table, for the memory bound */
-    _Atomic uint64_t flushes, rows, failures, overflow, pending_keys;
+    _Atomic uint64_t flushes, rows, failures, overflow, pending_keys, batched;
     int64_t last_error_log;
 };
 
@@ -249,15 +249,15 @@ static void owner_hex(const struct key *k, char out[33])
 static int write_pending(struct rollup *ru, char *err, size_t errlen)
 {
     struct table *t = ru->pending;
-    struct table *months = NULL;
+    struct table *owner_days = NULL;
     struct db_count *rows = NULL;
     size_t n = 0;
     int rc = 0;
     if (t->count == 0)
         return 0;
-    months = table_new(64);
+    owner_days = table_new(64);
     rows = malloc((t->count * 2 + 1) * sizeof(*rows));
-    if (months == NULL || rows == NULL) {
+    if (owner_days == NULL || rows == NULL) {
         snprintf(err, errlen, "out of memory");
         rc = PF_ENOMEM;
         goto done;
@@ -282,53 +282,55 @@ static int write_pending(struct rollup *ru, char *err, size_t errlen)
         c->variant = variant_table[s->key.variant % VARIANT_COUNT].name;
         memcpy(c->country, s->key.country, 2);
         c->bytes = s->bytes;
-        /* The month's row takes the same counts, in the same transaction:
-         * analytics_monthly always equals the sum of its days. */
-        struct key mk;
-        memset(&mk, 0, sizeof(mk));
-        memcpy(mk.owner, s->key.owner, 16);
-        mk.kind = KIND_MONTHLY;
-        int y = atoi(c->date), m = atoi(c->date + 5);
-        mk.day = y * 12 + m - 1;
-        uint64_t h = XXH3_64bits(&mk, sizeof(mk));
-        struct slot *ms = find(months, &mk, h);
-        if (!ms->used) {
-            if ((months->count + 1) * 2 > months->mask + 1) {
-                if (grow(months) != 0) {
+        /* The owner's day total (and so its month's row) takes the same
+         * counts, in the same transaction: analytics_monthly always equals
+         * the sum of its days. */
+        struct key ok;
+        memset(&ok, 0, sizeof(ok));
+        memcpy(ok.owner, s->key.owner, 16);
+        ok.kind = KIND_OWNER_DAY;
+        ok.day = s->key.day;
+        uint64_t h = XXH3_64bits(&ok, sizeof(ok));
+        struct slot *os = find(owner_days, &ok, h);
+        if (!os->used) {
+            if ((owner_days->count + 1) * 2 > owner_days->mask + 1) {
+                if (grow(owner_days) != 0) {
                     snprintf(err, errlen, "out of memory");
                     rc = PF_ENOMEM;
                     goto done;
                 }
-                ms = find(months, &mk, h);
+                os = find(owner_days, &ok, h);
             }
-            ms->used = 1;
-            ms->key = mk;
-            months->count++;
+            os->used = 1;
+            os->key = ok;
+            owner_days->count++;
         }
-        ms->requests += s->requests;
-        ms->bytes += s->bytes;
+        os->requests += s->requests;
+        os->bytes += s->bytes;
     }
-    for (size_t i = 0; i <= months->mask; i++) {
-        struct slot *s = &months->slots[i];
+    for (size_t i = 0; i <= owner_days->mask; i++) {
+        struct slot *s = &owner_days->slots[i];
         if (!s->used)
             continue;
         struct db_count *c = &rows[n++];
         memset(c, 0, sizeof(*c));
-        c->kind = DB_COUNT_MONTHLY;
+        c->kind = DB_COUNT_OWNER_DAY;
         owner_hex(&s->key, c->owner);
-        snprintf(c->date, sizeof(c->date), "%04d-%02d-01", s->key.day / 12, s->key.day % 12 + 1);
+        tu_format_date((int64_t)s->key.day * 86400, c->date);
         c->requests = s->requests;
         c->bytes = s->bytes;
     }
-    rc = db_counts_add(ru->db, rows, n, err, errlen);
+    int64_t dropped = 0;
+    rc = db_counts_add(ru->db, rows, n, &dropped, err, errlen);
     if (rc == 0) {
         atomic_fetch_sub_explicit(&ru->live_keys, t->count, memory_order_relaxed);
         table_clear(t);
         atomic_fetch_add(&ru->flushes, 1);
         atomic_fetch_add(&ru->rows, n);
+        atomic_fetch_add(&ru->batched, (uint64_t)dropped);
     }
 done:
-    table_free(months);
+    table_free(owner_days);
     free(rows);
     return rc;
 }
@@ -413,6 +415,7 @@ void rollup_get_stats(struct rollup *ru, struct rollup_stats *st)
     st->failures = atomic_load(&ru->failures);
     st->overflow = atomic_load(&ru->overflow);
     st->pending_keys = atomic_load(&ru->pending_keys);
+    st->batched = atomic_load(&ru->batched);
 }
 
 void rollup_close(struct rollup *ru, struct rollup_stats *final)

@@ -5,9 +5,9 @@
  * own table (its mutex is only ever contended by the flusher, once per
  * flush), and a flusher thread merges the threads' tables every half
  * `flush_ms` and adds the counts to analytics_daily, analytics_monthly and
- * analytics_status_daily in one transaction: one upsert per distinct key per
- * flush, whatever the request rate. If the database refuses (busy, disk
- * full), the counts stay pending and the next flush retries them.
+ * analytics_status_daily (and analytics_owner_daily) in one transaction: one upsert per distinct
+ * key per flush, whatever the request rate. If the database refuses (busy, disk full), the counts
+ * stay pending and the next flush retries them.
  *
  * Memory is bounded by `max_keys` distinct keys pending in total; a count
  * for a new key beyond it is not kept for realtime (it is counted as
@@ -40,6 +40,8 @@ struct rollup_stats {
     uint64_t failures;     /* transactions that failed (retried) */
     uint64_t overflow;     /* counts not kept for realtime (memory bound) */
     uint64_t pending_keys; /* keys waiting for the database */
+    uint64_t batched;      /* requests left out: their date was already
+                              aggregated by the batch, which counted them */
 };
 void rollup_get_stats(struct rollup *ru, struct rollup_stats *st);
 
