@@ -11,30 +11,34 @@
 #    store, through the server's writer from 2 threads, plus the same events
 #    as a TSV file for ClickHouse. evgen also prints the exact answers
 #    (distinct daily keys, requests, bytes, status keys), computed on its own.
-# 2. Pixflare: `PIXFLARE_DATA_DIR=DIR pixflare aggregate --date D` under
-#    /usr/bin/time -v (peak RSS, CPU time): a first run into empty tables
-#    (shown, not compared), then, each replacing the date's rows as a
-#    scheduled run replaces realtime's, the default thread count alternating
-#    with `--threads 1` pinned to CPU 0 (`taskset -c 0`), BENCH_AGG_ROUNDS
-#    times each (the command is idempotent). Its stdout line
-#    `D events=N daily_rows=R status_rows=S ... scan_ms=X db_ms=Y` gives where
-#    the time goes: scanning and grouping vs writing the database.
-# 3. ClickHouse (Debian's clickhouse-server, installed with apt-get if
+# 2. ClickHouse (Debian's clickhouse-server, installed with apt-get if
 #    missing): a server of its own, started here with its config and data in
 #    the work directory, listening on 127.0.0.1 only, on free ports, stopped
-#    at the end. The TSV is loaded into a MergeTree table (timed), then, once
-#    background merges are done, the two GROUP BYs of the aggregation run
-#    BENCH_AGG_CH_ROUNDS times each with the default max_threads and with
-#    max_threads=1:
-#      daily:  WHERE status IN (200, 206, 304) AND variant != ''
-#              GROUP BY owner, image_id, variant, country -> count(), sum(bytes)
-#      status: GROUP BY owner, status -> count()
-#    Durations, rows read, memory and CPU time come from system.query_log.
-#    Two table layouts: "compact" (owner FixedString(16), image_id
-#    FixedString(6), variant Enum8, country FixedString(2): ClickHouse's
-#    fastest) and "strings" (owner as 32 hex characters, image_id and variant
-#    String), both loaded from the same TSV; the ratios are against the
+#    at the end. The TSV is loaded into a MergeTree table (timed), then
+#    merged into one part (OPTIMIZE ... FINAL, timed apart). Two table
+#    layouts, both loaded from the same TSV: "compact" (owner
+#    FixedString(16), image_id FixedString(6), variant Enum8, country
+#    FixedString(2): ClickHouse's fastest) and "strings" (owner as 32 hex
+#    characters, image_id and variant String); the ratios are against the
 #    faster one.
+# 3. The measured runs, pixflare and ClickHouse in turn so that both see the
+#    machine in the same state:
+#    - pixflare: `PIXFLARE_DATA_DIR=DIR pixflare aggregate --date D` under
+#      /usr/bin/time -v (peak RSS, CPU time): a first run into empty tables
+#      (shown, not compared), then BENCH_AGG_ROUNDS runs of each setting,
+#      each replacing the date's rows as a scheduled run replaces
+#      realtime's: the default thread count, and `--threads 1` pinned to
+#      CPU 0 (`taskset -c 0`). Its stdout line `D events=N daily_rows=R
+#      status_rows=S ... scan_ms=X db_ms=Y` gives where the time goes:
+#      scanning and grouping vs writing the database.
+#    - ClickHouse, after each pixflare run, on every layout, with the
+#      default max_threads after the default pixflare run and with
+#      max_threads=1 after the one-thread run (BENCH_AGG_CH_ROUNDS rounds),
+#      the two GROUP BYs of the aggregation:
+#        daily:  WHERE status IN (200, 206, 304) AND variant != ''
+#                GROUP BY owner, image_id, variant, country -> count(), sum(bytes)
+#        status: GROUP BY owner, status -> count()
+#      Durations, rows read, memory and CPU time from system.query_log.
 # 4. Checks: pixflare's analytics_daily and analytics_status_daily rows for
 #    the date must equal ClickHouse's GROUP BY results row for row (sorted
 #    exports compared), and the totals must equal evgen's. Exit 1 if not
@@ -171,102 +175,7 @@ STORE_BYTES=$(kv store_bytes "$EG")
 TSV_BYTES=$(wc -c <"$TSV" | tr -d ' ')
 [ "$(kv events "$EG")" = "$EVENTS" ] || die "evgen did not write $EVENTS events"
 
-# --- 2. pixflare aggregate ----------------------------------------------------------
-# One run: pf_run MODE ROUND (MODE: default, one, or first: the untimed
-# first run, default threads, into empty tables). Appends to $WORK/pf:
-# mode round wall_ms scan_ms db_ms rss_kb user_s sys_s events daily_rows status_rows drift
-pf_run() {
-    mode=$1
-    r=$2
-    base=$RAW/agg-pf-$mode-$r
-    if [ "$mode" = one ]; then
-        set -- taskset -c 0 /usr/bin/time -v -o "$base.time" "$BIN" aggregate --date "$DATE" --threads 1
-    else
-        set -- /usr/bin/time -v -o "$base.time" "$BIN" aggregate --date "$DATE"
-    fi
-    t0=$(now_ms)
-    "$@" >"$base.out" 2>"$base.err" || { cat "$base.err" >&2; die "pixflare aggregate failed (see $base.err)"; }
-    t1=$(now_ms)
-    line=$(grep "^$DATE " "$base.out" | head -n 1)
-    [ -n "$line" ] || { cat "$base.out" >&2; die "no '$DATE ...' line in pixflare aggregate's output"; }
-    echo "$line" >"$base.line"
-    rss=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$base.time")
-    usr=$(awk -F': ' '/User time \(seconds\)/ { print $2 }' "$base.time")
-    sys=$(awk -F': ' '/System time \(seconds\)/ { print $2 }' "$base.time")
-    ev=$(kv events "$base.line")
-    scan=$(kv scan_ms "$base.line")
-    db=$(kv db_ms "$base.line")
-    echo "$mode $r $((t1 - t0)) ${scan:--1} ${db:--1} $rss $usr $sys ${ev:--1} $(kv daily_rows "$base.line") $(kv status_rows "$base.line") $(kv drift "$base.line")" >>"$WORK/pf"
-    log "   $mode, run $r: $((t1 - t0)) ms wall, $line, peak RSS $((rss / 1024)) MiB, CPU ${usr}s user ${sys}s sys"
-}
-
-LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
-DATE0=$(date -u '+%Y-%m-%d %H:%M UTC')
-: >"$WORK/pf"
-# The first run writes into empty tables; every later one replaces the
-# date's rows, as a real batch run replaces what realtime counted. The
-# first is shown apart and left out of the comparison.
-log "== pixflare aggregate --date $DATE, first run (empty tables)"
-pf_run first 0
-r=1
-while [ "$r" -le "$ROUNDS" ]; do
-    log "== pixflare aggregate --date $DATE, run $r/$ROUNDS: default threads, then --threads 1 on CPU 0"
-    pf_run default "$r"
-    pf_run one "$r"
-    r=$((r + 1))
-done
-
-# The database's rows for the date, sorted, and their totals.
-"$PY" - "$DATA/pixflare.db" "$DATE" "$WORK/pf-daily.tsv" "$WORK/pf-status.tsv" >"$WORK/pf-totals" <<'EOF'
-import sqlite3, sys
-db, date, daily, status = sys.argv[1:]
-c = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
-with open(daily, "w") as f:
-    for r in c.execute("SELECT owner, image_id, variant, country, requests, bandwidth_bytes "
-                       "FROM analytics_daily WHERE date = ? ORDER BY 1, 2, 3, 4", (date,)):
-        f.write("\t".join(str(x) for x in r) + "\n")
-with open(status, "w") as f:
-    for r in c.execute("SELECT owner, status, requests FROM analytics_status_daily "
-                       "WHERE date = ? ORDER BY 1, 2", (date,)):
-        f.write("\t".join(str(x) for x in r) + "\n")
-d = c.execute("SELECT COUNT(*), COALESCE(SUM(requests), 0), COALESCE(SUM(bandwidth_bytes), 0) "
-              "FROM analytics_daily WHERE date = ?", (date,)).fetchone()
-s = c.execute("SELECT COUNT(*), COALESCE(SUM(requests), 0) FROM analytics_status_daily "
-              "WHERE date = ?", (date,)).fetchone()
-print(*d, *s)
-EOF
-# shellcheck disable=SC2046 # five numbers
-set -- $(cat "$WORK/pf-totals")
-PF_DAILY_ROWS=$1 PF_DAILY_REQ=$2 PF_DAILY_BYTES=$3 PF_STATUS_ROWS=$4 PF_STATUS_REQ=$5
-
-# --- optional: where pixflare's time goes ------------------------------------------
-if [ "${BENCH_AGG_PROFILE:-0}" = 1 ]; then
-    log "== profile: perf record -g on pixflare aggregate --threads 1"
-    # DWARF unwinding: pixflare is built without frame pointers.
-    taskset -c 0 perf record -q -F 2999 --call-graph dwarf,16384 -o "$WORK/perf.data" -- \
-        "$BIN" aggregate --date "$DATE" --threads 1 >"$RAW/agg-profile.out" 2>/dev/null
-    f=$OUT/profile-aggregate.txt
-    {
-        echo "# pixflare aggregate --date $DATE --threads 1 ($EVENTS events), taskset -c 0, perf record -F 2999 --call-graph dwarf"
-        echo
-        cat "$RAW/agg-profile.out"
-        echo
-        echo "## self time by object file"
-        perf report -i "$WORK/perf.data" --stdio --no-children --sort dso -g none 2>/dev/null |
-            grep -v '^#' | grep -v '^$' | head -12
-        echo
-        echo "## self time, top symbols"
-        perf report -i "$WORK/perf.data" --stdio --no-children --sort dso,symbol -g none \
-            --percent-limit 0.5 2>/dev/null | grep -v '^#' | grep -v '^$' | head -50
-        echo
-        echo "## including children (pixflare's functions)"
-        perf report -i "$WORK/perf.data" --stdio --children --sort symbol -g none \
-            --percent-limit 1 2>/dev/null | grep -v '^#' | grep -v '^$' | head -50
-    } >"$f"
-    log "   written to bench/out/profile-aggregate.txt"
-fi
-
-# --- 3. ClickHouse ---------------------------------------------------------------------
+# --- 2. ClickHouse: its own server, the same events loaded ---------------------------
 free_port() {
     "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -350,9 +259,9 @@ EOF
         shift
         chc --query_id="$id" "$@" >/dev/null
     }
-    # ch_layout NAME CREATE_COLUMNS SELECT_LIST OWNER_EXPR IMAGE_EXPR
-    ch_layout() {
-        name=$1 owner_x=$4 image_x=$5
+    # ch_load NAME CREATE_COLUMNS SELECT_LIST OWNER_EXPR IMAGE_EXPR
+    ch_load() {
+        name=$1
         log "== ClickHouse, $name layout: loading $TSV_BYTES bytes of TSV"
         chc -q "CREATE TABLE events_$name ($2) ENGINE = MergeTree() ORDER BY ts"
         ch_query "agg-$name-load" -q "INSERT INTO events_$name SELECT $3 FROM file('events.tsv', 'TabSeparated', '$TSV_COLS')"
@@ -367,36 +276,121 @@ EOF
         ch_query "agg-$name-optimize" -q "OPTIMIZE TABLE events_$name FINAL"
         parts=$(chc -q "SELECT count() FROM system.parts WHERE table = 'events_$name' AND active")
         disk=$(chc -q "SELECT sum(bytes_on_disk) FROM system.parts WHERE table = 'events_$name' AND active")
-        echo "$name $parts $disk" >>"$WORK/ch-layouts"
-        daily_q="SELECT owner, image_id, variant, country, count(), sum(bytes) FROM events_$name WHERE status IN (200, 206, 304) AND variant != '' GROUP BY owner, image_id, variant, country"
-        status_q="SELECT owner, status, count() FROM events_$name GROUP BY owner, status"
-        for threads in default 1; do
-            set --
-            [ "$threads" = default ] || set -- --max_threads="$threads"
-            r=1
-            while [ "$r" -le "$CH_ROUNDS" ]; do
-                ch_query "agg-$name-daily-$threads-$r" "$@" -q "$daily_q FORMAT Null"
-                ch_query "agg-$name-status-$threads-$r" "$@" -q "$status_q FORMAT Null"
-                r=$((r + 1))
-            done
+        echo "$name $parts $disk $4 $5" >>"$WORK/ch-layouts"
+    }
+    # ch_round THREADS ROUND: both queries once on every layout.
+    ch_round() {
+        threads=$1 round=$2
+        set --
+        [ "$threads" = default ] || set -- --max_threads="$threads"
+        for name in $(awk '{ print $1 }' "$WORK/ch-layouts"); do
+            ch_query "agg-$name-daily-$threads-$round" "$@" -q "SELECT owner, image_id, variant, country, count(), sum(bytes) FROM events_$name WHERE status IN (200, 206, 304) AND variant != '' GROUP BY owner, image_id, variant, country FORMAT Null"
+            ch_query "agg-$name-status-$threads-$round" "$@" -q "SELECT owner, status, count() FROM events_$name GROUP BY owner, status FORMAT Null"
         done
-        # The results, for the comparison with pixflare's rows.
-        chc -q "SELECT replaceRegexpOne(lower(hex($owner_x)), '^0{32}\$', ''), replaceAll(toString($image_x), '\\0', ''), toString(variant), country, count(), sum(bytes) FROM events_$name WHERE status IN (200, 206, 304) AND variant != '' GROUP BY $owner_x, $image_x, variant, country" |
-            LC_ALL=C sort >"$WORK/ch-$name-daily.tsv"
-        chc -q "SELECT replaceRegexpOne(lower(hex($owner_x)), '^0{32}\$', ''), status, count() FROM events_$name GROUP BY $owner_x, status" |
-            LC_ALL=C sort >"$WORK/ch-$name-status.tsv"
     }
     : >"$WORK/ch-layouts"
-    ch_layout compact \
+    ch_load compact \
         "ts UInt64, owner FixedString(16), image_id FixedString(6), variant Enum8('' = 0, 'original' = 1, 'w128' = 2, 'w256' = 3, 'w512' = 4, 'w1024' = 5, 'w1536' = 6, 'w2048' = 7, 'thumb' = 8, 'og-image' = 9), status UInt16, country FixedString(2), bytes UInt64" \
         "ts, toFixedString(unhex(owner), 16), image_id, variant, status, country, bytes" \
         owner image_id
     if [ "$CH_STRINGS" = 1 ]; then
-        ch_layout strings \
+        ch_load strings \
             "ts UInt64, owner String, image_id String, variant String, status UInt16, country FixedString(2), bytes UInt64" \
             "ts, owner, image_id, variant, status, country, bytes" \
             "unhex(owner)" image_id
     fi
+fi
+
+# --- 3. the measured runs: pixflare and ClickHouse in turn --------------------------------
+# One run: pf_run MODE ROUND (MODE: default, one, or first: the untimed
+# first run, default threads, into empty tables). Appends to $WORK/pf:
+# mode round wall_ms scan_ms db_ms rss_kb user_s sys_s events daily_rows status_rows drift
+pf_run() {
+    mode=$1
+    r=$2
+    base=$RAW/agg-pf-$mode-$r
+    if [ "$mode" = one ]; then
+        set -- taskset -c 0 /usr/bin/time -v -o "$base.time" "$BIN" aggregate --date "$DATE" --threads 1
+    else
+        set -- /usr/bin/time -v -o "$base.time" "$BIN" aggregate --date "$DATE"
+    fi
+    t0=$(now_ms)
+    "$@" >"$base.out" 2>"$base.err" || { cat "$base.err" >&2; die "pixflare aggregate failed (see $base.err)"; }
+    t1=$(now_ms)
+    line=$(grep "^$DATE " "$base.out" | head -n 1)
+    [ -n "$line" ] || { cat "$base.out" >&2; die "no '$DATE ...' line in pixflare aggregate's output"; }
+    echo "$line" >"$base.line"
+    rss=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$base.time")
+    usr=$(awk -F': ' '/User time \(seconds\)/ { print $2 }' "$base.time")
+    sys=$(awk -F': ' '/System time \(seconds\)/ { print $2 }' "$base.time")
+    ev=$(kv events "$base.line")
+    scan=$(kv scan_ms "$base.line")
+    db=$(kv db_ms "$base.line")
+    echo "$mode $r $((t1 - t0)) ${scan:--1} ${db:--1} $rss $usr $sys ${ev:--1} $(kv daily_rows "$base.line") $(kv status_rows "$base.line") $(kv drift "$base.line")" >>"$WORK/pf"
+    log "   $mode, run $r: $((t1 - t0)) ms wall, $line, peak RSS $((rss / 1024)) MiB, CPU ${usr}s user ${sys}s sys"
+}
+
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+DATE0=$(date -u '+%Y-%m-%d %H:%M UTC')
+: >"$WORK/pf"
+# The first run writes into empty tables; every later one replaces the
+# date's rows, as a real batch run replaces what realtime counted. The
+# first is shown apart and left out of the comparison.
+log "== pixflare aggregate --date $DATE, first run (empty tables)"
+pf_run first 0
+# Pixflare and ClickHouse alternate, so that both see the machine in the
+# same state (ClickHouse idles while pixflare runs, and the other way).
+r=1
+while [ "$r" -le "$ROUNDS" ] || { [ "$CH_ON" = 1 ] && [ "$r" -le "$CH_ROUNDS" ]; }; do
+    for threads in default 1; do
+        if [ "$r" -le "$ROUNDS" ]; then
+            if [ "$threads" = 1 ]; then
+                log "== run $r, pixflare aggregate --date $DATE --threads 1 on CPU 0"
+                pf_run one "$r"
+            else
+                log "== run $r, pixflare aggregate --date $DATE (default threads)"
+                pf_run default "$r"
+            fi
+        fi
+        if [ "$CH_ON" = 1 ] && [ "$r" -le "$CH_ROUNDS" ]; then
+            log "== run $r, ClickHouse queries, max_threads $threads"
+            ch_round "$threads" "$r"
+        fi
+    done
+    r=$((r + 1))
+done
+
+# --- 4. the results ------------------------------------------------------------------
+# The database's rows for the date, sorted, and their totals.
+"$PY" - "$DATA/pixflare.db" "$DATE" "$WORK/pf-daily.tsv" "$WORK/pf-status.tsv" >"$WORK/pf-totals" <<'EOF'
+import sqlite3, sys
+db, date, daily, status = sys.argv[1:]
+c = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
+with open(daily, "w") as f:
+    for r in c.execute("SELECT owner, image_id, variant, country, requests, bandwidth_bytes "
+                       "FROM analytics_daily WHERE date = ? ORDER BY 1, 2, 3, 4", (date,)):
+        f.write("\t".join(str(x) for x in r) + "\n")
+with open(status, "w") as f:
+    for r in c.execute("SELECT owner, status, requests FROM analytics_status_daily "
+                       "WHERE date = ? ORDER BY 1, 2", (date,)):
+        f.write("\t".join(str(x) for x in r) + "\n")
+d = c.execute("SELECT COUNT(*), COALESCE(SUM(requests), 0), COALESCE(SUM(bandwidth_bytes), 0) "
+              "FROM analytics_daily WHERE date = ?", (date,)).fetchone()
+s = c.execute("SELECT COUNT(*), COALESCE(SUM(requests), 0) FROM analytics_status_daily "
+              "WHERE date = ?", (date,)).fetchone()
+print(*d, *s)
+EOF
+# shellcheck disable=SC2046 # five numbers
+set -- $(cat "$WORK/pf-totals")
+PF_DAILY_ROWS=$1 PF_DAILY_REQ=$2 PF_DAILY_BYTES=$3 PF_STATUS_ROWS=$4 PF_STATUS_REQ=$5
+
+if [ "$CH_ON" = 1 ]; then
+    while read -r name parts disk owner_x image_x; do
+        chc -q "SELECT replaceRegexpOne(lower(hex($owner_x)), '^0{32}\$', ''), replaceAll(toString($image_x), '\\0', ''), toString(variant), country, count(), sum(bytes) FROM events_$name WHERE status IN (200, 206, 304) AND variant != '' GROUP BY $owner_x, $image_x, variant, country" |
+            LC_ALL=C sort >"$WORK/ch-$name-daily.tsv"
+        chc -q "SELECT replaceRegexpOne(lower(hex($owner_x)), '^0{32}\$', ''), status, count() FROM events_$name GROUP BY $owner_x, status" |
+            LC_ALL=C sort >"$WORK/ch-$name-status.tsv"
+    done <"$WORK/ch-layouts"
     chc -q "SYSTEM FLUSH LOGS"
     # name kind threads round duration_ms read_rows memory_bytes cpu_us
     chc -q "SELECT query_id, query_duration_ms, read_rows, written_rows, memory_usage,
@@ -410,6 +404,33 @@ EOF
     CH_PID=""
     cp "$WORK/ch" "$RAW/agg-clickhouse.txt"
 fi
+# --- optional: where pixflare's time goes ------------------------------------------
+if [ "${BENCH_AGG_PROFILE:-0}" = 1 ]; then
+    log "== profile: perf record -g on pixflare aggregate --threads 1"
+    # DWARF unwinding: pixflare is built without frame pointers.
+    taskset -c 0 perf record -q -F 2999 --call-graph dwarf,16384 -o "$WORK/perf.data" -- \
+        "$BIN" aggregate --date "$DATE" --threads 1 >"$RAW/agg-profile.out" 2>/dev/null
+    f=$OUT/profile-aggregate.txt
+    {
+        echo "# pixflare aggregate --date $DATE --threads 1 ($EVENTS events), taskset -c 0, perf record -F 2999 --call-graph dwarf"
+        echo
+        cat "$RAW/agg-profile.out"
+        echo
+        echo "## self time by object file"
+        perf report -i "$WORK/perf.data" --stdio --no-children --sort dso -g none 2>/dev/null |
+            grep -v '^#' | grep -v '^$' | head -12
+        echo
+        echo "## self time, top symbols"
+        perf report -i "$WORK/perf.data" --stdio --no-children --sort dso,symbol -g none \
+            --percent-limit 0.5 2>/dev/null | grep -v '^#' | grep -v '^$' | head -50
+        echo
+        echo "## including children (pixflare's functions)"
+        perf report -i "$WORK/perf.data" --stdio --children --sort symbol -g none \
+            --percent-limit 1 2>/dev/null | grep -v '^#' | grep -v '^$' | head -50
+    } >"$f"
+    log "   written to bench/out/profile-aggregate.txt"
+fi
+
 LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- 4. checks -----------------------------------------------------------------------
@@ -476,7 +497,7 @@ EVGEN_CMD="build/evgen $EVGEN_ARGS --tsv events.tsv"
     if [ "$CH_ON" = 1 ]; then
         echo "## ClickHouse $CH_VERSION"
         echo
-        echo "Its own server on 127.0.0.1 (config and data in the work dir). Load: \`INSERT INTO events SELECT ... FROM file('events.tsv', 'TabSeparated', ...)\` (the same events, as TSV, parsed by the server), then \`OPTIMIZE TABLE events FINAL\` (one part; not counted as loading); then each query, \`FORMAT Null\`, $CH_ROUNDS run(s) per setting. Durations, rows read, memory and CPU (user + system) from \`system.query_log\`. \"both\" is daily + status: pixflare computes both in its one scan."
+        echo "Its own server on 127.0.0.1 (config and data in the work dir). Load: \`INSERT INTO events SELECT ... FROM file('events.tsv', 'TabSeparated', ...)\` (the same events, as TSV, parsed by the server), then \`OPTIMIZE TABLE events FINAL\` (one part; not counted as loading); then each query, \`FORMAT Null\`, $CH_ROUNDS run(s) per setting, each round right after the pixflare run of the same setting. Durations, rows read, memory and CPU (user + system) from \`system.query_log\`. \"both\" is daily + status: pixflare computes both in its one scan."
         echo
         awk '{ printf "- layout %s: %s active part(s), %.1f MiB on disk\n", $1, $2, $3 / 1048576 }' "$WORK/ch-layouts"
         echo
