@@ -678,13 +678,18 @@ int batch_job_aggregate(void *ctx, int64_t now, int catch_up, const atomic_int *
     size_t n = 0;
     int fd = -1, failed = 0;
     char err[512], line[256], a[11], b[11];
-    (void)catch_up; /* every run owes the due dates, at start-up or not */
+    /* Every run, at start-up or at a slot, aggregates the due dates. */
     int rc = batch_lock(j->cfg, stop, NULL, &fd, err, sizeof(err));
     if (rc == 0)
         rc = batch_due_days(j->cfg, j->db, &j->cfg->aggregation_cron, now, &days, &n);
     if (rc != 0 && rc != PF_ECONFLICT)
         fprintf(j->log, "pixflare: batch: cannot start: %s\n",
                 rc == PF_EDB ? "database error" : err);
+    if (rc == 0 && n == 0 && !catch_up) {
+        char last[16] = "none";
+        db_meta_get(j->db, "last_aggregation_date", last, sizeof(last));
+        fprintf(j->log, "pixflare: batch: no date to aggregate (last aggregated: %s)\n", last);
+    }
     if (rc == 0 && n > 1) {
         tu_format_date(days[0] * 86400, a);
         tu_format_date(days[n - 1] * 86400, b);

@@ -126,6 +126,15 @@ static int migrate(sqlite3 *conn, char *err, size_t errlen)
     int version = 0, rc = PF_EDB;
     char *msg = NULL;
     err[0] = '\0';
+    /* Up to date (the usual case): no write lock, so that opening the
+     * database never waits for, or fails on, another connection's writes. */
+    if (sqlite3_prepare_v2(conn, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == MIGRATION_COUNT) {
+        sqlite3_finalize(st);
+        return 0;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
     if (sqlite3_exec(conn, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK)
         goto done;
     if (sqlite3_prepare_v2(conn, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
@@ -330,21 +339,23 @@ int db_image_scan(struct db *db, int64_t after, int (*fn)(void *ctx, const struc
  * commands that never count pay nothing for them. */
 static int prepare_counts(struct db *db)
 {
+    /* (Parenthesized: each entry is one statement split over lines.) */
     static const char *const sql[5] = {
-        "INSERT INTO analytics_daily (owner, date, image_id, variant, country, requests, "
-        "bandwidth_bytes) VALUES (?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests, "
-        "bandwidth_bytes = bandwidth_bytes + excluded.bandwidth_bytes",
-        "INSERT INTO analytics_owner_daily (owner, date, requests, bandwidth_bytes) "
-        "VALUES (?, ?, ?, ?) "
-        "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests, "
-        "bandwidth_bytes = bandwidth_bytes + excluded.bandwidth_bytes",
-        "INSERT INTO analytics_monthly (owner, year_month, requests, bandwidth_bytes) "
-        "VALUES (?, ?, ?, ?) "
-        "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests, "
-        "bandwidth_bytes = bandwidth_bytes + excluded.bandwidth_bytes",
-        "INSERT INTO analytics_status_daily (owner, date, status, requests) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests",
+        ("INSERT INTO analytics_daily (owner, date, image_id, variant, country, requests, "
+         "bandwidth_bytes) VALUES (?, ?, ?, ?, ?, ?, ?) "
+         "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests, "
+         "bandwidth_bytes = bandwidth_bytes + excluded.bandwidth_bytes"),
+        ("INSERT INTO analytics_owner_daily (owner, date, requests, bandwidth_bytes) "
+         "VALUES (?, ?, ?, ?) "
+         "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests, "
+         "bandwidth_bytes = bandwidth_bytes + excluded.bandwidth_bytes"),
+        ("INSERT INTO analytics_monthly (owner, year_month, requests, bandwidth_bytes) "
+         "VALUES (?, ?, ?, ?) "
+         "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests, "
+         "bandwidth_bytes = bandwidth_bytes + excluded.bandwidth_bytes"),
+        ("INSERT INTO analytics_status_daily (owner, date, status, requests) "
+         "VALUES (?, ?, ?, ?) "
+         "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests"),
         "SELECT 1 FROM analytics_batch_days WHERE date = ?",
     };
     sqlite3_stmt **st[5] = {&db->add_daily, &db->add_owner_day, &db->add_monthly, &db->add_status,

@@ -447,6 +447,12 @@ void rollup_close(struct rollup *ru, struct rollup_stats *final)
                 "pixflare: analytics: %llu requests exceeded the realtime memory bound; the "
                 "batch aggregation restores them from the event store\n",
                 (unsigned long long)overflow);
+    uint64_t batched = atomic_load(&ru->batched);
+    if (batched > 0 && ru->log)
+        fprintf(ru->log,
+                "pixflare: analytics: %llu requests arrived for dates the batch had already "
+                "aggregated; the batch counted them, so they were not added again\n",
+                (unsigned long long)batched);
     if (final != NULL)
         rollup_get_stats(ru, final);
     for (struct shard *sh = ru->shards, *next; sh != NULL; sh = next) {
