@@ -5,7 +5,7 @@ set -e
 PKGS="build-essential clang clang-format pkg-config libmicrohttpd-dev libvips-dev
 libjansson-dev libsqlite3-dev libssl-dev libcmocka-dev libclang-rt-14-dev
 python3 python3-pytest curl libmaxminddb-dev libxxhash-dev tor-geoipdb
-libmaxmind-db-writer-perl mmdb-bin"
+libmaxmind-db-writer-perl mmdb-bin faketime"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

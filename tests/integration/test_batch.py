@@ -23,8 +23,7 @@ from test_analytics import Traffic, expected_tables, import_tree, secret_of
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 DATASET = "pixflare_cdn_metrics"
 
-pytestmark = pytest.mark.skipif(not os.path.exists(FAKETIME_LIB),
-                                reason="libfaketime missing (apt-get install faketime)")
+assert os.path.exists(FAKETIME_LIB), "libfaketime missing: make deps (apt-get install faketime)"
 
 
 def day(offset):
