@@ -194,8 +194,11 @@ static int day_matches(const struct cron_expr *e, const struct tm *t)
 {
     int dom = (e->dom >> t->tm_mday) & 1;
     int dow = (e->dow >> t->tm_wday) & 1;
+    /* As Vixie cron: a field starting with '*' makes both fields count
+     * together (AND), each by its bits: a step over '*' (every other day,
+     * say) still restricts its field. */
     if (e->dom_star || e->dow_star)
-        return (e->dom_star || dom) && (e->dow_star || dow);
+        return dom && dow;
     return dom || dow;
 }
 

@@ -5,8 +5,9 @@
  * maximum. Months accept jan..dec, weekdays sun..sat (7 is also Sunday).
  * Macros: @yearly @annually @monthly @weekly @daily @midnight @hourly.
  * When both day fields are restricted (neither starts with `*`), a day
- * matches if either does, as in Vixie cron. The struct is plain data: no
- * allocation, nothing to free. */
+ * matches if either does, as in Vixie cron; otherwise it must match both
+ * (every other day of the month with `mon` means odd-numbered Mondays).
+ * The struct is plain data: no allocation, nothing to free. */
 #ifndef PF_CRON_H
 #define PF_CRON_H
 

@@ -26,8 +26,8 @@ static int day_matches(const struct cron_expr *e, const struct tm *tm)
         return 0;
     int dom = (e->dom >> tm->tm_mday) & 1;
     int dow = (e->dow >> tm->tm_wday) & 1;
-    if (e->dom_star || e->dow_star)
-        return (e->dom_star || dom) && (e->dow_star || dow);
+    if (e->dom_star || e->dow_star) /* Vixie cron: both, by their bits */
+        return dom && dow;
     return dom || dow;
 }
 

@@ -72,6 +72,58 @@ static void test_fire_times(void **state)
                  (const char *[]){"2026-12-01T00:00:00Z", NULL});
     expect_fires("@yearly", "2026-12-31T23:59:00Z", (const char *[]){"2027-01-01T00:00:00Z", NULL});
     expect_fires("@weekly", "2026-11-24T00:00:00Z", (const char *[]){"2026-11-29T00:00:00Z", NULL});
+    expect_fires("@daily", "2026-11-24T12:00:00Z", (const char *[]){"2026-11-25T00:00:00Z", NULL});
+    expect_fires("@midnight", "2026-11-24T12:00:00Z",
+                 (const char *[]){"2026-11-25T00:00:00Z", NULL});
+    expect_fires("@annually", "2026-11-24T12:00:00Z",
+                 (const char *[]){"2027-01-01T00:00:00Z", NULL});
+}
+
+/* More hand-checked cases (calendar: 2026-11-30, 2027-02-01 and
+ * 2028-02-07 are Mondays; 2028-02-29 is a Tuesday). */
+static void test_fire_times_calendar(void **state)
+{
+    (void)state;
+    /* A day-of-month field starting with '*' counts as unrestricted (Vixie
+     * cron): with a weekday, both must match: odd days that are Mondays. */
+    expect_fires("0 0 */2 * mon", "2026-11-24T00:00:00Z",
+                 (const char *[]){"2026-12-07T00:00:00Z", "2026-12-21T00:00:00Z",
+                                  "2027-01-11T00:00:00Z", NULL});
+    /* Both restricted: the 29th of February or any Monday of February. */
+    expect_fires("0 12 29 2 mon", "2027-01-01T00:00:00Z",
+                 (const char *[]){"2027-02-01T12:00:00Z", "2027-02-08T12:00:00Z",
+                                  "2027-02-15T12:00:00Z", "2027-02-22T12:00:00Z",
+                                  "2028-02-07T12:00:00Z", "2028-02-14T12:00:00Z",
+                                  "2028-02-21T12:00:00Z", "2028-02-28T12:00:00Z",
+                                  "2028-02-29T12:00:00Z", "2029-02-05T12:00:00Z", NULL});
+    /* Month ends: February's last days, then March's. */
+    expect_fires("0 0 28-31 * *", "2026-02-27T00:00:00Z",
+                 (const char *[]){"2026-02-28T00:00:00Z", "2026-03-28T00:00:00Z",
+                                  "2026-03-29T00:00:00Z", "2026-03-30T00:00:00Z",
+                                  "2026-03-31T00:00:00Z", "2026-04-28T00:00:00Z", NULL});
+    expect_fires("0 0 28-31 2 *", "2028-02-28T00:00:00Z",
+                 (const char *[]){"2028-02-29T00:00:00Z", "2029-02-28T00:00:00Z", NULL});
+    /* Leap day from a leap day. */
+    expect_fires("0 0 29 2 *", "2024-02-29T00:00:00Z",
+                 (const char *[]){"2028-02-29T00:00:00Z", NULL});
+    /* Steps: minutes that do not divide the hour restart at :00. */
+    expect_fires("*/7 * * * *", "2026-11-24T10:50:00Z",
+                 (const char *[]){"2026-11-24T10:56:00Z", "2026-11-24T11:00:00Z",
+                                  "2026-11-24T11:07:00Z", NULL});
+    expect_fires("0 0 1-10/3 * *", "2026-11-24T00:00:00Z",
+                 (const char *[]){"2026-12-01T00:00:00Z", "2026-12-04T00:00:00Z",
+                                  "2026-12-07T00:00:00Z", "2026-12-10T00:00:00Z",
+                                  "2027-01-01T00:00:00Z", NULL});
+    /* Year end, and Sunday as both 0 and 7. */
+    expect_fires("0 0 1 1 *", "2026-12-31T23:59:59Z",
+                 (const char *[]){"2027-01-01T00:00:00Z", NULL});
+    expect_fires("0 0 * * 0,7", "2026-11-24T00:00:00Z",
+                 (const char *[]){"2026-11-29T00:00:00Z", "2026-12-06T00:00:00Z", NULL});
+    /* The seed's two jobs: cleanup at 1 AM, aggregation at 2 AM. */
+    expect_fires("0 1 * * *", "2026-11-24T01:00:00Z",
+                 (const char *[]){"2026-11-25T01:00:00Z", NULL});
+    expect_fires("0 2 * * *", "2026-12-31T02:00:01Z",
+                 (const char *[]){"2027-01-01T02:00:00Z", NULL});
 }
 
 static void test_never(void **state)
@@ -121,6 +173,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fire_times),
+        cmocka_unit_test(test_fire_times_calendar),
         cmocka_unit_test(test_never),
         cmocka_unit_test(test_errors),
     };
