@@ -244,30 +244,36 @@ static void rank_variants(void)
     }
 }
 
-/* analytics_daily key order: owner hex (as bytes: hex keeps their order),
- * image id, variant name, country. */
-static int cmp_daily(const void *a, const void *b)
+static inline int cmp_u64(uint64_t a, uint64_t b)
 {
-    const struct gkey *x = &((const struct gslot *)a)->k, *y = &((const struct gslot *)b)->k;
-    char cx[3], cy[3];
-    int c = memcmp(gkey_owner(x), gkey_owner(y), 16);
-    if (c == 0)
-        c = memcmp(gkey_image(x), gkey_image(y), 8);
-    if (c == 0)
-        c = (int)variant_rank[gkey_variant(x)] - (int)variant_rank[gkey_variant(y)];
-    if (c == 0) {
-        gkey_country(x, cx);
-        gkey_country(y, cy);
-        c = memcmp(cx, cy, 2);
-    }
-    return c;
+    return (a > b) - (a < b);
 }
 
-static int cmp_status(const void *a, const void *b)
+/* Where a key sorts after its owner and image: variant name, country,
+ * status. */
+static inline uint64_t tail_order(const struct gkey *k)
+{
+    return (uint64_t)variant_rank[gkey_variant(k)] << 40 | (k->w[3] & 0xff) << 32 |
+           ((k->w[3] >> 8) & 0xff) << 24 | (uint64_t)gkey_status(k);
+}
+
+/* All keys in analytics_daily's key order (owner hex, which keeps the
+ * bytes' order; image id; variant name; country), then status. Words are
+ * compared as big-endian numbers, i.e. as bytes, without memcmp calls. */
+static int cmp_key(const void *a, const void *b)
 {
     const struct gkey *x = &((const struct gslot *)a)->k, *y = &((const struct gslot *)b)->k;
-    int c = memcmp(gkey_owner(x), gkey_owner(y), 16);
-    return c ? c : gkey_status(x) - gkey_status(y);
+    for (int i = 0; i < 3; i++)
+        if (x->w[i] != y->w[i])
+            return cmp_u64(__builtin_bswap64(x->w[i]), __builtin_bswap64(y->w[i]));
+    return cmp_u64(tail_order(x), tail_order(y));
+}
+
+/* Same analytics_daily row: all but the status. */
+static int same_daily(const struct gkey *x, const struct gkey *y)
+{
+    return x->w[0] == y->w[0] && x->w[1] == y->w[1] && x->w[2] == y->w[2] &&
+           ((x->w[3] ^ y->w[3]) & 0xffffff) == 0;
 }
 
 static void owner_hex(const uint8_t owner[16], char out[33])
@@ -279,54 +285,71 @@ static void owner_hex(const uint8_t owner[16], char out[33])
         kh_hex(owner, 16, out);
 }
 
-/* The grouped counts as database rows, each list in its table's key order.
- * `keys` (the merged table's used slots, compacted) is sorted in place. */
+/* Add one key's count to its owner's status rows (the owner's run of keys
+ * is being read; s[first..*ns) are its rows so far, few). */
+static void add_status(struct db_status_row *s, size_t first, size_t *ns, const char *owner,
+                       int status, int64_t requests)
+{
+    for (size_t i = first; i < *ns; i++)
+        if (s[i].status == status) {
+            s[i].requests += requests;
+            return;
+        }
+    /* Insert in status order. */
+    size_t at = *ns;
+    while (at > first && s[at - 1].status > status) {
+        s[at] = s[at - 1];
+        at--;
+    }
+    memcpy(s[at].owner, owner, 33);
+    s[at].status = status;
+    s[at].requests = requests;
+    (*ns)++;
+}
+
+/* The grouped counts as database rows, each list in its table's key order,
+ * from one sort of the distinct keys (far fewer than events). `keys` is
+ * sorted in place. */
 static int make_rows(struct gslot *keys, size_t n, struct db_daily_row **daily, size_t *ndaily,
                      struct db_status_row **status, size_t *nstatus)
 {
-    size_t nd = 0, ns = 0;
-    struct gslot *dk = malloc((n ? n : 1) * sizeof(*dk));
+    size_t nd = 0, ns = 0, owner_first = 0, last = 0;
     struct db_daily_row *d = malloc((n ? n : 1) * sizeof(*d));
     struct db_status_row *s = malloc((n ? n : 1) * sizeof(*s));
-    if (dk == NULL || d == NULL || s == NULL) {
-        free(dk);
+    char owner[33] = "";
+    if (d == NULL || s == NULL) {
         free(d);
         free(s);
         return PF_ENOMEM;
     }
-    /* Daily: the statuses analytics_daily counts, with a variant. */
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (rollup_counts_daily(gkey_status(&keys[i].k)) && gkey_variant(&keys[i].k) != NO_VARIANT)
-            dk[m++] = keys[i];
-    qsort(dk, m, sizeof(*dk), cmp_daily);
-    for (size_t i = 0; i < m; i++) {
-        if (nd > 0 && cmp_daily(&dk[i], &dk[i - 1]) == 0) {
-            d[nd - 1].requests += (int64_t)dk[i].requests;
-            d[nd - 1].bytes += (int64_t)dk[i].bytes;
-            continue;
-        }
-        struct db_daily_row *r = &d[nd++];
-        owner_hex(gkey_owner(&dk[i].k), r->owner);
-        memcpy(r->image_id, gkey_image(&dk[i].k), 8);
-        r->image_id[7] = '\0';
-        r->variant = variant_table[gkey_variant(&dk[i].k)].name;
-        gkey_country(&dk[i].k, r->country);
-        r->requests = (int64_t)dk[i].requests;
-        r->bytes = (int64_t)dk[i].bytes;
-    }
-    free(dk);
-    /* Status: every event. */
-    qsort(keys, n, sizeof(*keys), cmp_status);
+    qsort(keys, n, sizeof(*keys), cmp_key);
     for (size_t i = 0; i < n; i++) {
-        if (ns > 0 && cmp_status(&keys[i], &keys[i - 1]) == 0) {
-            s[ns - 1].requests += (int64_t)keys[i].requests;
+        const struct gkey *k = &keys[i].k;
+        if (i == 0 || k->w[0] != keys[i - 1].k.w[0] || k->w[1] != keys[i - 1].k.w[1]) {
+            owner_hex(gkey_owner(k), owner);
+            owner_first = ns;
+        }
+        add_status(s, owner_first, &ns, owner, gkey_status(k), (int64_t)keys[i].requests);
+        /* Daily: the statuses analytics_daily counts, with a variant. */
+        if (!rollup_counts_daily(gkey_status(k)) || gkey_variant(k) == NO_VARIANT)
+            continue;
+        /* The keys of one row differ only in status, so they are adjacent
+         * (a status analytics_daily leaves out may sit between them). */
+        if (nd > 0 && same_daily(k, &keys[last].k)) {
+            d[nd - 1].requests += (int64_t)keys[i].requests;
+            d[nd - 1].bytes += (int64_t)keys[i].bytes;
+            last = i;
             continue;
         }
-        owner_hex(gkey_owner(&keys[i].k), s[ns].owner);
-        s[ns].status = gkey_status(&keys[i].k);
-        s[ns].requests = (int64_t)keys[i].requests;
-        ns++;
+        last = i;
+        struct db_daily_row *r = &d[nd++];
+        memcpy(r->owner, owner, 33);
+        memcpy(r->image_id, gkey_image(k), 8);
+        r->image_id[7] = '\0';
+        r->variant = variant_table[gkey_variant(k)].name;
+        gkey_country(k, r->country);
+        r->requests = (int64_t)keys[i].requests;
+        r->bytes = (int64_t)keys[i].bytes;
     }
     *daily = d;
     *ndaily = nd;
@@ -423,6 +446,15 @@ int batch_aggregate_day(const struct pf_config *cfg, struct db *db, int64_t day,
                  "no event store to aggregate from: ANALYTICS_ENGINE is '%s' (batch aggregation "
                  "reads the embedded event store)",
                  cfg->engine == PF_ENGINE_NONE ? "none" : "clickhouse");
+        return PF_EINVAL;
+    }
+    if (day < now / 86400 - cfg->retention_days + 1) {
+        char cut[11];
+        tu_format_date((now / 86400 - cfg->retention_days + 1) * 86400, cut);
+        snprintf(err, errlen,
+                 "%s is older than the retention (ANALYTICS_RETENTION_DAYS=%d keeps dates from "
+                 "%s): its rows and events are purged",
+                 date, cfg->retention_days, cut);
         return PF_EINVAL;
     }
     if (now < end) {

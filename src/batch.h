@@ -48,10 +48,10 @@ struct batch_day {
 };
 
 /* Aggregate one date. Errors (reason in err): PF_EINVAL, the date has not
- * ended, or no event store is configured; PF_EIO, event files could not be
- * read; PF_EFORMAT, events are damaged or missing while the tables hold
- * rows for the date (opts->force overrides); PF_EDB, the database refused;
- * PF_ECONFLICT, stopped. On any error the date's rows are as they were. */
+ * ended, is older than the retention, or no event store is configured; PF_EIO, event files could
+ * not be read; PF_EFORMAT, events are damaged or missing while the tables hold rows for the date
+ * (opts->force overrides); PF_EDB, the database refused; PF_ECONFLICT, stopped. On any error the
+ * date's rows are as they were. */
 int batch_aggregate_day(const struct pf_config *cfg, struct db *db, int64_t day,
                         const struct batch_opts *opts, struct batch_day *out, char *err,
                         size_t errlen);

@@ -79,19 +79,20 @@ static const char *const migrations[] = {
     ");",
 
     /* 2 -> 3: batch aggregation and retention.
-     * - Indexes on `date`: the batch replaces one date's rows and the
-     *   cleanup deletes old dates; both would otherwise scan whole tables.
      * - analytics_owner_daily: each owner's totals per day, written in the
      *   same transactions as analytics_daily. A month's row is recomputed
      *   from its (at most 31) rows here, never from the month's millions of
      *   daily rows, and stays right after the cleanup removed some of them:
      *   this table, like analytics_monthly, is kept (it holds no image or
-     *   country detail).
+     *   country detail). It also lists the owners with analytics_daily rows
+     *   on a date, so the batch and the cleanup reach a date's rows by
+     *   (owner, date) ranges of the primary key: an index on
+     *   analytics_daily(date) would double the cost of every insert.
+     * - Indexes on `date` for the small tables.
      * - analytics_batch_days: the dates the batch has aggregated. Realtime
      *   counts that arrive for such a date are dropped (the batch counted
      *   their events already), and the scheduler catches up the dates
      *   missing here. */
-    "CREATE INDEX analytics_daily_date ON analytics_daily (date);"
     "CREATE INDEX analytics_status_daily_date ON analytics_status_daily (date);"
     "CREATE TABLE analytics_owner_daily ("
     "  owner TEXT NOT NULL,"
@@ -451,16 +452,21 @@ int db_counts_add(struct db *db, const struct db_count *rows, size_t n, int64_t 
                   size_t errlen)
 {
     struct done_cache dc = {.n = 0};
+    char purged[16] = "";
     int64_t left_out = 0;
     int rc = prepare_counts(db);
     err[0] = '\0';
     if (rc == 0 && sqlite3_exec(db->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         rc = PF_EDB;
+    if (rc == 0 && (rc = db_meta_get(db, "cleanup_before", purged, sizeof(purged))) == PF_ENOTFOUND)
+        rc = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        int done = 0;
+        int done = strcmp(rows[i].date, purged) < 0;
         /* Checked inside the write transaction: a batch run commits either
-         * before (these counts are dropped) or after (it replaces them). */
-        rc = date_done(db, &dc, rows[i].date, &done);
+         * before (these counts are dropped) or after (it replaces them);
+         * so does a cleanup (the dates it purged stay purged). */
+        if (!done)
+            rc = date_done(db, &dc, rows[i].date, &done);
         if (rc == 0 && done)
             left_out += rows[i].kind == DB_COUNT_STATUS ? rows[i].requests : 0;
         else if (rc == 0)
@@ -567,39 +573,81 @@ static int insert_rows(struct db *db, const char *date, const struct db_daily_ro
     return rc;
 }
 
-/* Recompute the date's analytics_owner_daily rows from its (new)
- * analytics_daily rows, and the month's analytics_monthly row of every owner
- * whose day total was or is non-empty. */
-static int recompute_owners(struct db *db, const char *date)
+/* Run each statement of `sql` (NULL-ended) with ?1 bound to `date` (when
+ * it has a parameter). */
+static int run_each(struct db *db, const char *const *sql, const char *date)
 {
-    char month[8], first[11], last[11];
-    snprintf(month, sizeof(month), "%.7s", date);
-    snprintf(first, sizeof(first), "%s-01", month);
-    snprintf(last, sizeof(last), "%s-31", month);
     int rc = 0;
-    sqlite3_stmt *st = NULL;
-    /* The owners concerned, before and after, in a temporary table. */
-    const char *pre[] = {
-        "CREATE TEMP TABLE IF NOT EXISTS batch_owners (owner TEXT PRIMARY KEY) WITHOUT ROWID",
-        "DELETE FROM temp.batch_owners",
-        "INSERT OR IGNORE INTO temp.batch_owners SELECT owner FROM analytics_owner_daily "
-        "WHERE date = ?1",
-        "DELETE FROM analytics_owner_daily WHERE date = ?1",
-        "INSERT INTO analytics_owner_daily (owner, date, requests, bandwidth_bytes) "
-        "SELECT owner, ?1, SUM(requests), SUM(bandwidth_bytes) FROM analytics_daily "
-        "WHERE date = ?1 GROUP BY owner",
-        "INSERT OR IGNORE INTO temp.batch_owners SELECT owner FROM analytics_owner_daily "
-        "WHERE date = ?1",
-    };
-    for (size_t i = 0; rc == 0 && i < sizeof(pre) / sizeof(pre[0]); i++) {
-        rc = prep(db, pre[i], &st);
+    for (size_t i = 0; rc == 0 && sql[i] != NULL; i++) {
+        sqlite3_stmt *st = NULL;
+        rc = prep(db, sql[i], &st);
         if (rc == 0 && sqlite3_bind_parameter_count(st) > 0)
             sqlite3_bind_text(st, 1, date, -1, SQLITE_STATIC);
         if (rc == 0)
             rc = step_done(st);
         sqlite3_finalize(st);
-        st = NULL;
     }
+    return rc;
+}
+
+/* temp.batch_owners := the owners with rows on `date` (by their day
+ * totals) and the owners of the new rows. */
+static int collect_owners(struct db *db, const char *date, const struct db_daily_row *daily,
+                          size_t ndaily)
+{
+    static const char *const sql[] = {
+        "CREATE TEMP TABLE IF NOT EXISTS batch_owners (owner TEXT PRIMARY KEY) WITHOUT ROWID",
+        "DELETE FROM temp.batch_owners",
+        ("INSERT OR IGNORE INTO temp.batch_owners SELECT owner FROM analytics_owner_daily "
+         "WHERE date = ?1"),
+        NULL};
+    sqlite3_stmt *st = NULL;
+    int rc = run_each(db, sql, date);
+    if (rc == 0)
+        rc = prep(db, "INSERT OR IGNORE INTO temp.batch_owners VALUES (?)", &st);
+    for (size_t i = 0; rc == 0 && i < ndaily; i++) {
+        if (i > 0 && strcmp(daily[i].owner, daily[i - 1].owner) == 0)
+            continue; /* sorted by owner */
+        sqlite3_bind_text(st, 1, daily[i].owner, -1, SQLITE_STATIC);
+        rc = step_done(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* The date's analytics_owner_daily rows from the new (owner-sorted) rows,
+ * and the month's analytics_monthly row of every owner concerned. */
+static int recompute_owners(struct db *db, const char *date, const struct db_daily_row *daily,
+                            size_t ndaily)
+{
+    static const char *const wipe[] = {"DELETE FROM analytics_owner_daily WHERE date = ?1", NULL};
+    char month[8], first[11], last[11];
+    snprintf(month, sizeof(month), "%.7s", date);
+    snprintf(first, sizeof(first), "%s-01", month);
+    snprintf(last, sizeof(last), "%s-31", month);
+    sqlite3_stmt *st = NULL;
+    int rc = run_each(db, wipe, date);
+    if (rc == 0)
+        rc = prep(db,
+                  "INSERT INTO analytics_owner_daily (owner, date, requests, bandwidth_bytes) "
+                  "VALUES (?, ?, ?, ?)",
+                  &st);
+    for (size_t i = 0; rc == 0 && i < ndaily;) {
+        int64_t req = 0, bytes = 0;
+        size_t j = i;
+        for (; j < ndaily && strcmp(daily[j].owner, daily[i].owner) == 0; j++) {
+            req += daily[j].requests;
+            bytes += daily[j].bytes;
+        }
+        sqlite3_bind_text(st, 1, daily[i].owner, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, date, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, req);
+        sqlite3_bind_int64(st, 4, bytes);
+        rc = step_done(st);
+        i = j;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
     if (rc == 0)
         rc = prep(db,
                   "DELETE FROM analytics_monthly WHERE year_month = ?1 AND owner IN "
@@ -614,9 +662,10 @@ static int recompute_owners(struct db *db, const char *date)
     if (rc == 0)
         rc = prep(db,
                   "INSERT INTO analytics_monthly (owner, year_month, requests, bandwidth_bytes) "
-                  "SELECT o.owner, ?1, SUM(d.requests), SUM(d.bandwidth_bytes) "
-                  "FROM temp.batch_owners o JOIN analytics_owner_daily d ON d.owner = o.owner "
-                  "AND d.date BETWEEN ?2 AND ?3 GROUP BY o.owner",
+                  "SELECT owner, ?1, SUM(requests), SUM(bandwidth_bytes) "
+                  "FROM analytics_owner_daily WHERE owner IN "
+                  "(SELECT owner FROM temp.batch_owners) AND date BETWEEN ?2 AND ?3 "
+                  "GROUP BY owner",
                   &st);
     if (rc == 0) {
         sqlite3_bind_text(st, 1, month, -1, SQLITE_STATIC);
@@ -632,6 +681,12 @@ int db_batch_replace_day(struct db *db, const char *date, const struct db_daily_
                          size_t ndaily, const struct db_status_row *status, size_t nstatus,
                          int64_t events, struct db_batch_stats *bs, char *err, size_t errlen)
 {
+    /* A date's analytics_daily rows are reached by (owner, date) ranges of
+     * the primary key, for the owners collect_owners() lists. */
+    static const char *const wipe[] = {
+        ("DELETE FROM analytics_daily WHERE owner IN (SELECT owner FROM temp.batch_owners) "
+         "AND date = ?1"),
+        "DELETE FROM analytics_status_daily WHERE date = ?1", NULL};
     char now[21], value[32], last[16] = "";
     sqlite3_stmt *st = NULL;
     int rc = 0;
@@ -643,24 +698,19 @@ int db_batch_replace_day(struct db *db, const char *date, const struct db_daily_
     if (sqlite3_exec(db->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         rc = PF_EDB;
     if (rc == 0)
-        rc = query_int(db, "SELECT COALESCE(SUM(requests), 0) FROM analytics_daily WHERE date = ?",
+        rc = collect_owners(db, date, daily, ndaily);
+    if (rc == 0)
+        rc = query_int(db,
+                       "SELECT COALESCE(SUM(requests), 0) FROM analytics_daily WHERE owner IN "
+                       "(SELECT owner FROM temp.batch_owners) AND date = ?1",
                        date, &bs->requests_before);
     bs->drift = bs->requests_before - bs->requests;
-    const char *wipe[] = {"DELETE FROM analytics_daily WHERE date = ?1",
-                          "DELETE FROM analytics_status_daily WHERE date = ?1"};
-    for (size_t i = 0; rc == 0 && i < 2; i++) {
-        rc = prep(db, wipe[i], &st);
-        if (rc == 0) {
-            sqlite3_bind_text(st, 1, date, -1, SQLITE_STATIC);
-            rc = step_done(st);
-        }
-        sqlite3_finalize(st);
-        st = NULL;
-    }
+    if (rc == 0)
+        rc = run_each(db, wipe, date);
     if (rc == 0)
         rc = insert_rows(db, date, daily, ndaily, status, nstatus);
     if (rc == 0)
-        rc = recompute_owners(db, date);
+        rc = recompute_owners(db, date, daily, ndaily);
     if (rc == 0)
         rc = prep(db,
                   "INSERT OR REPLACE INTO analytics_batch_days (date, events, daily_rows, "
@@ -750,8 +800,10 @@ int db_meta_set(struct db *db, const char *key, const char *value, char *err, si
 /* Delete one date's rows of both tables in one transaction. */
 static int cleanup_date(struct db *db, const char *date, struct db_cleanup_stats *cs)
 {
-    const char *sql[] = {"DELETE FROM analytics_daily WHERE date = ?",
-                         "DELETE FROM analytics_status_daily WHERE date = ?"};
+    static const char *const sql[] = {
+        ("DELETE FROM analytics_daily WHERE owner IN (SELECT owner FROM analytics_owner_daily "
+         "WHERE date = ?1) AND date = ?1"),
+        "DELETE FROM analytics_status_daily WHERE date = ?1"};
     int64_t changed[2] = {0, 0};
     int rc = sqlite3_exec(db->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : PF_EDB;
     for (int i = 0; rc == 0 && i < 2; i++) {
@@ -769,7 +821,7 @@ static int cleanup_date(struct db *db, const char *date, struct db_cleanup_stats
     if (rc == 0) {
         cs->daily_rows += changed[0];
         cs->status_rows += changed[1];
-        cs->dates++;
+        cs->dates += changed[0] + changed[1] > 0;
     }
     return rc;
 }
@@ -777,35 +829,56 @@ static int cleanup_date(struct db *db, const char *date, struct db_cleanup_stats
 int db_cleanup_before(struct db *db, const char *date, struct db_cleanup_stats *cs, char *err,
                       size_t errlen)
 {
-    int rc = 0;
+    char marker[16] = "", (*dates)[11] = NULL;
+    size_t n = 0, cap = 0;
+    sqlite3_stmt *st = NULL;
     memset(cs, 0, sizeof(*cs));
     err[0] = '\0';
-    for (;;) {
-        /* The oldest date left in either table (both have a date index). */
-        sqlite3_stmt *st = NULL;
-        char oldest[11] = "";
+    /* Dates before the last cleanup's cutoff were purged then, and the
+     * realtime writer adds nothing to them since (db_counts_add()): only
+     * the dates from there on are visited, however long the history kept
+     * in analytics_owner_daily. */
+    int rc = db_meta_get(db, "cleanup_before", marker, sizeof(marker));
+    if (rc == PF_ENOTFOUND)
+        rc = 0;
+    if (rc == 0)
         rc = prep(db,
-                  "SELECT MIN(d) FROM (SELECT MIN(date) AS d FROM analytics_daily UNION ALL "
-                  "SELECT MIN(date) FROM analytics_status_daily) WHERE d < ?",
+                  "SELECT date FROM analytics_owner_daily WHERE date >= ?1 AND date < ?2 "
+                  "UNION SELECT date FROM analytics_status_daily WHERE date < ?2 ORDER BY 1",
                   &st);
-        if (rc == 0) {
-            sqlite3_bind_text(st, 1, date, -1, SQLITE_STATIC);
-            if (sqlite3_step(st) == SQLITE_ROW)
-                copy_col(oldest, sizeof(oldest), st, 0);
-            else
-                rc = PF_EDB;
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, marker, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, date, -1, SQLITE_STATIC);
+        int step = SQLITE_DONE;
+        while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+            if (n == cap) {
+                size_t ncap = cap ? cap * 2 : 64;
+                void *nd = realloc(dates, ncap * sizeof(*dates));
+                if (nd == NULL) {
+                    rc = PF_ENOMEM;
+                    break;
+                }
+                dates = nd;
+                cap = ncap;
+            }
+            copy_col(dates[n++], sizeof(dates[0]), st, 0);
         }
-        sqlite3_finalize(st);
-        if (rc != 0 || oldest[0] == '\0')
-            break;
-        rc = cleanup_date(db, oldest, cs);
-        if (rc != 0)
-            break;
+        if (rc == 0 && step != SQLITE_DONE)
+            rc = PF_EDB;
+    }
+    sqlite3_finalize(st);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = cleanup_date(db, dates[i], cs);
+    if (rc == 0 && strcmp(date, marker) > 0) {
+        char now[21];
+        now_iso(now);
+        rc = meta_put(db, "cleanup_before", date, now);
     }
     if (rc != 0) {
-        snprintf(err, errlen, "%s", sqlite3_errmsg(db->conn));
+        snprintf(err, errlen, "%s", rc == PF_ENOMEM ? "out of memory" : sqlite3_errmsg(db->conn));
         if (!sqlite3_get_autocommit(db->conn))
             sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
     }
+    free(dates);
     return rc;
 }

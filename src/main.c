@@ -555,6 +555,17 @@ static int cmd_aggregate(const char *config_file, int argc, char **argv)
         config_free(&cfg);
         return EXIT_USAGE;
     }
+    if (from < today - cfg.retention_days + 1) {
+        char a[11], c[11];
+        tu_format_date(from * 86400, a);
+        tu_format_date((today - cfg.retention_days + 1) * 86400, c);
+        fprintf(stderr,
+                "pixflare aggregate: %s is older than the retention (ANALYTICS_RETENTION_DAYS=%d "
+                "keeps dates from %s)\n",
+                a, cfg.retention_days, c);
+        config_free(&cfg);
+        return EXIT_USAGE;
+    }
     catch_stop_signals();
     rc = 1;
     if (batch_lock(&cfg, &batch_stop, say_waiting, &fd, err, sizeof(err)) != 0) {
