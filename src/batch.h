@@ -43,7 +43,9 @@ struct batch_day {
     size_t daily_rows, status_rows;
     int64_t requests; /* analytics_daily requests after */
     int64_t drift;    /* before - after */
-    int64_t scan_ms, db_ms;
+    int64_t scan_ms;  /* read the files, group, merge the readers' tables */
+    int64_t sort_ms;  /* sort the distinct keys, make the rows */
+    int64_t db_ms;    /* the transaction */
     struct evlog_file_stats files;
 };
 
@@ -58,7 +60,7 @@ int batch_aggregate_day(const struct pf_config *cfg, struct db *db, int64_t day,
 
 /* One line describing an aggregated date, as `pixflare aggregate` prints
  * it: "YYYY-MM-DD events=N daily_rows=N status_rows=N requests=N drift=N
- * scan_ms=N db_ms=N". */
+ * scan_ms=N sort_ms=N db_ms=N". */
 void batch_format_day(const struct batch_day *d, char *out, size_t len);
 
 /* The dates the scheduler owes at Unix time `now`: every date within the

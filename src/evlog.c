@@ -158,16 +158,6 @@ void evlog_encode(const struct pf_event *ev, uint8_t out[EVLOG_RECORD_SIZE])
     put_u32(out + 2, checksum(out + 6, EVLOG_RECORD_SIZE - 6));
 }
 
-static int id_char(uint8_t c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-
-static int country_char(uint8_t c, int first)
-{
-    return (c >= 'A' && c <= 'Z') || (!first && c >= '0' && c <= '9');
-}
-
 /* A record frame: sync, version, length and checksum hold. */
 static int frame_ok(const uint8_t *p, size_t len)
 {
@@ -175,23 +165,35 @@ static int frame_ok(const uint8_t *p, size_t len)
            p[7] == PAYLOAD_LEN && get_u32(p + 2) == checksum(p + 6, EVLOG_RECORD_SIZE - 6);
 }
 
+/* Character classes of the record's text fields, by byte: bit 0 an image
+ * id character [a-z0-9], bit 1 a country's first [A-Z], bit 2 its second
+ * [A-Z0-9]. */
+static const uint8_t char_class[256] = {
+    ['0'] = 5, ['1'] = 5, ['2'] = 5, ['3'] = 5, ['4'] = 5, ['5'] = 5, ['6'] = 5, ['7'] = 5,
+    ['8'] = 5, ['9'] = 5, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+    ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1,
+    ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1,
+    ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1, ['A'] = 6, ['B'] = 6, ['C'] = 6, ['D'] = 6,
+    ['E'] = 6, ['F'] = 6, ['G'] = 6, ['H'] = 6, ['I'] = 6, ['J'] = 6, ['K'] = 6, ['L'] = 6,
+    ['M'] = 6, ['N'] = 6, ['O'] = 6, ['P'] = 6, ['Q'] = 6, ['R'] = 6, ['S'] = 6, ['T'] = 6,
+    ['U'] = 6, ['V'] = 6, ['W'] = 6, ['X'] = 6, ['Y'] = 6, ['Z'] = 6,
+};
+
 /* Decode the fields of a record whose frame holds. */
 static int decode_fields(const uint8_t *p, struct pf_event *ev)
 {
     /* The checksum says these are the bytes written; the fields are still
-     * checked, so that a reader never passes on what no writer makes. */
-    size_t n = 0;
-    while (n < 8 && p[48 + n] != 0) {
-        if (!id_char(p[48 + n]))
-            return PF_EFORMAT;
-        n++;
-    }
-    if (n > 7)
+     * checked, so that a reader never passes on what no writer makes. The
+     * image id: id characters, then zeros; byte 55 always zero. */
+    uint64_t id = get_u64(p + 48);
+    uint64_t zeros = (id - 0x0101010101010101ULL) & ~id & 0x8080808080808080ULL;
+    unsigned n = zeros ? (unsigned)__builtin_ctzll(zeros) / 8 : 8; /* the first zero byte */
+    if (n > 7 || (id >> (8 * n)) != 0)
         return PF_EFORMAT;
-    for (size_t i = n; i < 8; i++)
-        if (p[48 + i] != 0)
+    for (unsigned i = 0; i < n; i++)
+        if (!(char_class[p[48 + i]] & 1))
             return PF_EFORMAT;
-    if (!country_char(p[66], 1) || !country_char(p[67], 0))
+    if (!(char_class[p[66]] & 2) || !(char_class[p[67]] & 4))
         return PF_EFORMAT;
     if (p[68] >= VARIANT_COUNT && p[68] != NO_VARIANT)
         return PF_EFORMAT;

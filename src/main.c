@@ -684,10 +684,10 @@ static const struct cmd commands[] = {
      "totals and record the run in analytics_meta. Default: yesterday (UTC);\n"
      "--from alone runs to yesterday. Only dates that have ended. Idempotent.\n"
      "Prints one line per date: 'D events=N daily_rows=N status_rows=N\n"
-     "requests=N drift=N scan_ms=N db_ms=N' (drift: what the tables counted\n"
-     "minus the events). A date whose event files cannot be read, are damaged,\n"
-     "or are missing while the tables count requests is left as it was and\n"
-     "reported (exit status 1); --force aggregates what is readable anyway.\n"
+     "requests=N drift=N scan_ms=N sort_ms=N db_ms=N' (drift: what the tables\n"
+     "counted minus the events). A date whose event files cannot be read, are\n"
+     "damaged, or are missing while the tables count requests is left as it\n"
+     "was and reported (exit status 1); --force aggregates what is readable.\n"
      "--threads: event readers (default: one per CPU)."},
     {"cleanup", cmd_cleanup, "pixflare cleanup",
      "Retention: delete analytics_daily and analytics_status_daily rows and raw\n"
