@@ -231,8 +231,10 @@ static int group_events(void *ctx, const struct pf_event *evs, size_t n)
     return 0;
 }
 
-/* Variants sort by name in analytics_daily's key: rank of each index. */
-static uint8_t variant_rank[VARIANT_COUNT];
+/* Variants sort by name in analytics_daily's key: rank of each index, by
+ * the variant byte (NO_VARIANT, a path that does not parse, ranks last;
+ * such keys make status rows only). */
+static uint8_t variant_rank[256];
 static pthread_once_t rank_once = PTHREAD_ONCE_INIT;
 
 static void rank_variants(void)
@@ -243,6 +245,8 @@ static void rank_variants(void)
             r += strcmp(variant_table[j].name, variant_table[i].name) < 0;
         variant_rank[i] = (uint8_t)r;
     }
+    for (int i = VARIANT_COUNT; i < 256; i++)
+        variant_rank[i] = (uint8_t)i;
 }
 
 static inline int cmp_u64(uint64_t a, uint64_t b)
@@ -359,10 +363,13 @@ static int make_rows(struct gslot *keys, size_t n, struct db_daily_row **daily, 
     return 0;
 }
 
+/* Default readers: one per CPU, at most 8. Each holds a table of every
+ * distinct key it meets, and past a few readers the scan is bound by memory
+ * bandwidth anyway. */
 static int online_cpus(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+    return n < 1 ? 1 : n > 8 ? 8 : (int)n;
 }
 
 /* Sleep up to `seconds`, returning early (PF_ECONFLICT) when stopped. */
@@ -397,12 +404,16 @@ static int scan_group(const struct pf_config *cfg, int64_t day, const struct bat
         if (rc == PF_ENOTFOUND) /* nothing was ever recorded: no events */
             rc = 0;
     }
-    /* Merge every reader's table into the first. */
-    for (int t = 1; rc == 0 && t < threads; t++)
+    /* Merge every reader's table into the first, freeing each once merged:
+     * after the scan, at most two full tables are alive at a time. */
+    for (int t = 1; rc == 0 && t < threads; t++) {
         for (size_t i = 0; rc == 0 && i <= g[t].mask; i++)
             if (g[t].slots[i].requests != 0)
                 rc =
                     group_add(&g[0], &g[t].slots[i].k, g[t].slots[i].requests, g[t].slots[i].bytes);
+        slots_free(g[t].slots, g[t].mask + 1);
+        g[t].slots = NULL;
+    }
     if (rc == 0 && (*keys = malloc((g[0].count ? g[0].count : 1) * sizeof(**keys))) == NULL)
         rc = PF_ENOMEM;
     if (rc == 0) {
@@ -447,6 +458,15 @@ int batch_aggregate_day(const struct pf_config *cfg, struct db *db, int64_t day,
                  "no event store to aggregate from: ANALYTICS_ENGINE is '%s' (batch aggregation "
                  "reads the embedded event store)",
                  cfg->engine == PF_ENGINE_NONE ? "none" : "clickhouse");
+        return PF_EINVAL;
+    }
+    char purged[16] = "";
+    if (db_meta_get(db, "cleanup_before", purged, sizeof(purged)) == 0 &&
+        strcmp(date, purged) < 0) {
+        snprintf(err, errlen,
+                 "%s was purged by the retention (a cleanup removed the dates before %s); "
+                 "aggregating it again would drop it from its month's totals",
+                 date, purged);
         return PF_EINVAL;
     }
     if (day < now / 86400 - cfg->retention_days + 1) {
@@ -555,6 +575,16 @@ int batch_due_days(const struct pf_config *cfg, struct db *db, const struct cron
         else if (g != 0 && g != PF_ENOTFOUND)
             rc = g;
     }
+    if (rc == 0) {
+        /* Dates a cleanup purged are never owed (a smaller retention then). */
+        char purged[16];
+        int64_t t = 0;
+        int g = db_meta_get(db, "cleanup_before", purged, sizeof(purged));
+        if (g == 0 && tu_parse_date(purged, &t) == 0 && t / 86400 > from)
+            from = t / 86400;
+        else if (g != 0 && g != PF_ENOTFOUND)
+            rc = g;
+    }
     for (int64_t d = from; rc == 0 && d < today; d++) {
         int64_t fire = 0;
         int done = 0;
@@ -584,7 +614,7 @@ int batch_due_days(const struct pf_config *cfg, struct db *db, const struct cron
     return 0;
 }
 
-int batch_cleanup(const struct pf_config *cfg, struct db *db, int64_t now,
+int batch_cleanup(const struct pf_config *cfg, struct db *db, int64_t now, const atomic_int *stop,
                   struct batch_cleanup *out, char *err, size_t errlen)
 {
     char date[11], iso[21], why[256], value[64];
@@ -593,10 +623,14 @@ int batch_cleanup(const struct pf_config *cfg, struct db *db, int64_t now,
     memset(out, 0, sizeof(*out));
     out->cutoff_day = today - cfg->retention_days + 1;
     tu_format_date(out->cutoff_day * 86400, date);
-    int rc = db_cleanup_before(db, date, &cs, why, sizeof(why));
+    int rc = db_cleanup_before(db, date, stop, &cs, why, sizeof(why));
     out->daily_rows = cs.daily_rows;
     out->status_rows = cs.status_rows;
     out->dates = cs.dates;
+    if (rc == PF_ECONFLICT) {
+        snprintf(err, errlen, "stopped");
+        return rc;
+    }
     if (rc != 0) {
         snprintf(err, errlen, "database error deleting rows before %s: %s", date, why);
         return rc;
@@ -713,7 +747,7 @@ int batch_job_aggregate(void *ctx, int64_t now, int catch_up, const atomic_int *
     int64_t *days = NULL;
     size_t n = 0;
     int fd = -1, failed = 0;
-    char err[512], line[256], a[11], b[11];
+    char err[512] = "out of memory", line[256], a[11], b[11];
     /* Every run, at start-up or at a slot, aggregates the due dates. */
     int rc = batch_lock(j->cfg, stop, NULL, &fd, err, sizeof(err));
     if (rc == 0)
@@ -766,7 +800,7 @@ int batch_job_cleanup(void *ctx, int64_t now, int catch_up, const atomic_int *st
     }
     int rc = batch_lock(j->cfg, stop, NULL, &fd, err, sizeof(err));
     if (rc == 0)
-        rc = batch_cleanup(j->cfg, j->db, now, &c, err, sizeof(err));
+        rc = batch_cleanup(j->cfg, j->db, now, stop, &c, err, sizeof(err));
     batch_unlock(fd);
     if (rc == PF_ECONFLICT)
         return rc;
@@ -780,4 +814,37 @@ int batch_job_cleanup(void *ctx, int64_t now, int catch_up, const atomic_int *st
                 cut, (long long)c.daily_rows, (long long)c.status_rows, (long long)c.dates,
                 (unsigned long long)c.files);
     return rc;
+}
+
+int batch_schedule_warning(const struct pf_config *cfg, int64_t now, char *out, size_t len)
+{
+    /* A date's slot is the first run after it ends; a date on which the job
+     * runs waits for the next day with a run. Over two years from today,
+     * the longest wait between two days with a run, in days. */
+    int64_t today = now / 86400, last = -1, gap = 0;
+    for (int64_t d = today; d < today + 800; d++) {
+        int64_t t = 0;
+        if (cron_next(&cfg->aggregation_cron, d * 86400 - 1, &t) != 0) {
+            gap = INT64_MAX;
+            break;
+        }
+        if (t >= (d + 1) * 86400)
+            continue; /* no run on day d */
+        if (last >= 0 && d - last > gap)
+            gap = d - last;
+        last = d;
+    }
+    if (last < 0)
+        gap = INT64_MAX;
+    if (gap <= cfg->retention_days - 1)
+        return 0;
+    char span[32] = "years";
+    if (gap != INT64_MAX)
+        snprintf(span, sizeof(span), "%lld days", (long long)gap);
+    snprintf(out, len,
+             "ANALYTICS_AGGREGATION_CRON '%s' can leave %s between runs, more than "
+             "ANALYTICS_RETENTION_DAYS=%d allows: some dates leave the retention before their "
+             "run and are never aggregated",
+             cfg->aggregation_cron_text, span, cfg->retention_days);
+    return 1;
 }

@@ -78,9 +78,15 @@ struct batch_cleanup {
 };
 
 /* Purge what is older than the retention, as of Unix time `now`, and record
- * last_cleanup_at. */
-int batch_cleanup(const struct pf_config *cfg, struct db *db, int64_t now,
+ * last_cleanup_at. PF_ECONFLICT when *stop (may be NULL) is set: it stops
+ * between dates. */
+int batch_cleanup(const struct pf_config *cfg, struct db *db, int64_t now, const atomic_int *stop,
                   struct batch_cleanup *out, char *err, size_t errlen);
+
+/* When ANALYTICS_AGGREGATION_CRON leaves more days between two runs than
+ * the retention keeps dates, some dates leave the retention before their
+ * slot and are never aggregated: then 1, with a warning in `out`. */
+int batch_schedule_warning(const struct pf_config *cfg, int64_t now, char *out, size_t len);
 
 /* Take the batch lock, waiting for its holder; `waiting` (if not NULL) is
  * called once if the lock is busy. Gives up with PF_ECONFLICT when *stop is

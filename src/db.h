@@ -7,6 +7,7 @@
 #ifndef PF_DB_H
 #define PF_DB_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -110,8 +111,9 @@ int db_batch_replace_day(struct db *db, const char *date, const struct db_daily_
 /* OUT: *done = whether the batch has aggregated `date`. */
 int db_batch_day_done(struct db *db, const char *date, int *done);
 
-/* OUT: *requests = the requests analytics_status_daily holds for `date`
- * (every status). */
+/* OUT: *requests = the requests the tables count for `date`: those of
+ * analytics_status_daily (every status), or of the owners' day totals if
+ * more. */
 int db_day_requests(struct db *db, const char *date, int64_t *requests);
 
 /* analytics_meta. db_meta_get: PF_ENOTFOUND when the key is absent. */
@@ -125,9 +127,10 @@ struct db_cleanup_stats {
 /* Delete analytics_daily and analytics_status_daily rows of dates before
  * `date`, one date per transaction (the realtime writer waits for one short
  * transaction at a time, never for the whole purge); analytics_monthly and
- * analytics_owner_daily are kept. OUT: *st, also on error (what was
- * deleted so far). */
-int db_cleanup_before(struct db *db, const char *date, struct db_cleanup_stats *st, char *err,
-                      size_t errlen);
+ * analytics_owner_daily are kept. Gives up between dates with PF_ECONFLICT
+ * when *stop is set (stop may be NULL): a next run resumes. OUT: *st, also
+ * on error (what was deleted so far). */
+int db_cleanup_before(struct db *db, const char *date, const atomic_int *stop,
+                      struct db_cleanup_stats *st, char *err, size_t errlen);
 
 #endif

@@ -765,9 +765,12 @@ int db_batch_day_done(struct db *db, const char *date, int *done)
 
 int db_day_requests(struct db *db, const char *date, int64_t *requests)
 {
+    /* Status rows count every request; the owners' day totals stand for the
+     * daily rows (and so the months) if status rows were removed. */
     return query_int(db,
-                     "SELECT COALESCE(SUM(requests), 0) FROM analytics_status_daily "
-                     "WHERE date = ?",
+                     "SELECT MAX((SELECT COALESCE(SUM(requests), 0) FROM analytics_status_daily "
+                     "WHERE date = ?1), (SELECT COALESCE(SUM(requests), 0) FROM "
+                     "analytics_owner_daily WHERE date = ?1))",
                      date, requests);
 }
 
@@ -826,8 +829,8 @@ static int cleanup_date(struct db *db, const char *date, struct db_cleanup_stats
     return rc;
 }
 
-int db_cleanup_before(struct db *db, const char *date, struct db_cleanup_stats *cs, char *err,
-                      size_t errlen)
+int db_cleanup_before(struct db *db, const char *date, const atomic_int *stop,
+                      struct db_cleanup_stats *cs, char *err, size_t errlen)
 {
     char marker[16] = "", (*dates)[11] = NULL;
     size_t n = 0, cap = 0;
@@ -868,14 +871,17 @@ int db_cleanup_before(struct db *db, const char *date, struct db_cleanup_stats *
     }
     sqlite3_finalize(st);
     for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = cleanup_date(db, dates[i], cs);
+        rc = stop && atomic_load(stop) ? PF_ECONFLICT : cleanup_date(db, dates[i], cs);
     if (rc == 0 && strcmp(date, marker) > 0) {
         char now[21];
         now_iso(now);
         rc = meta_put(db, "cleanup_before", date, now);
     }
     if (rc != 0) {
-        snprintf(err, errlen, "%s", rc == PF_ENOMEM ? "out of memory" : sqlite3_errmsg(db->conn));
+        snprintf(err, errlen, "%s",
+                 rc == PF_ENOMEM      ? "out of memory"
+                 : rc == PF_ECONFLICT ? "stopped"
+                                      : sqlite3_errmsg(db->conn));
         if (!sqlite3_get_autocommit(db->conn))
             sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
     }

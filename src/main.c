@@ -203,13 +203,16 @@ static int cmd_serve(const char *config_file, int argc, char **argv)
         goto done;
     }
     sj[nj++] = (struct sched_job){"cleanup", &cfg.cleanup_cron, batch_job_cleanup, jobs};
-    if (cfg.batch_enabled && cfg.engine == PF_ENGINE_EMBEDDED)
+    if (cfg.batch_enabled && cfg.engine == PF_ENGINE_EMBEDDED) {
+        char warn[512];
+        if (batch_schedule_warning(&cfg, (int64_t)time(NULL), warn, sizeof(warn)))
+            fprintf(stderr, "pixflare: warning: %s\n", warn);
         sj[nj++] =
             (struct sched_job){"aggregation", &cfg.aggregation_cron, batch_job_aggregate, jobs};
-    else if (cfg.batch_enabled)
+    } else if (cfg.batch_enabled)
         fprintf(stderr, "pixflare: batch aggregation is off: there is no event store "
                         "(ANALYTICS_ENGINE=none)\n");
-    if (sched_start(sj, nj, stderr, &sched) != 0) {
+    if (sched_start(sj, nj, stderr, NULL, &sched) != 0) {
         fprintf(stderr, "pixflare: cannot start the scheduler\n");
         goto done;
     }
@@ -579,7 +582,7 @@ static int cmd_aggregate(const char *config_file, int argc, char **argv)
     struct batch_opts o = {.threads = threads, .force = force, .stop = &batch_stop};
     struct progress pg;
     uint64_t ndays = (uint64_t)(to - from + 1), events = 0;
-    int failed = 0, stopped = 0;
+    int failed = 0, refused = 0, stopped = 0;
     int64_t t0 = tu_mono_ms();
     if (ndays > 1)
         progress_begin(&pg, stderr, "pixflare aggregate", ndays);
@@ -602,6 +605,7 @@ static int cmd_aggregate(const char *config_file, int argc, char **argv)
         } else {
             fprintf(stderr, "pixflare aggregate: %s: %s\n", ds, err);
             failed++;
+            refused += r == PF_EINVAL; /* a date that cannot be aggregated */
         }
         if (ndays > 1)
             progress_update(&pg, (uint64_t)(d - from + 1), ds);
@@ -616,7 +620,7 @@ static int cmd_aggregate(const char *config_file, int argc, char **argv)
         fprintf(stderr, "pixflare aggregate: %llu dates, %llu events in %.1f s; %d failed\n",
                 (unsigned long long)ndays, (unsigned long long)events, (double)ms / 1000.0, failed);
     }
-    rc = failed || stopped || ferror(stdout) ? 1 : 0;
+    rc = refused ? EXIT_USAGE : failed || stopped || ferror(stdout) ? 1 : 0;
 done:
     db_close(db);
     batch_unlock(fd);
@@ -640,7 +644,7 @@ static int cmd_cleanup(const char *config_file, int argc, char **argv)
     rc = 1;
     if (batch_lock(&cfg, &batch_stop, say_waiting, &fd, err, sizeof(err)) != 0 ||
         db_open(cfg.sqlite_path, &db, err, sizeof(err)) != 0 ||
-        batch_cleanup(&cfg, db, (int64_t)time(NULL), &c, err, sizeof(err)) != 0) {
+        batch_cleanup(&cfg, db, (int64_t)time(NULL), &batch_stop, &c, err, sizeof(err)) != 0) {
         fprintf(stderr, "pixflare cleanup: %s\n", err);
         goto done;
     }

@@ -451,7 +451,7 @@ void rollup_close(struct rollup *ru, struct rollup_stats *final)
     if (batched > 0 && ru->log)
         fprintf(ru->log,
                 "pixflare: analytics: %llu requests arrived for dates the batch had already "
-                "aggregated; the batch counted them, so they were not added again\n",
+                "aggregated (it counted them) or the retention had purged; not added again\n",
                 (unsigned long long)batched);
     if (final != NULL)
         rollup_get_stats(ru, final);

@@ -41,7 +41,8 @@ struct rollup_stats {
     uint64_t overflow;     /* counts not kept for realtime (memory bound) */
     uint64_t pending_keys; /* keys waiting for the database */
     uint64_t batched;      /* requests left out: their date was already
-                              aggregated by the batch, which counted them */
+                              aggregated by the batch, which counted them,
+                              or purged by the retention */
 };
 void rollup_get_stats(struct rollup *ru, struct rollup_stats *st);
 

@@ -13,6 +13,7 @@ struct sched {
     const struct sched_job *jobs;
     size_t n;
     FILE *log;
+    int64_t (*clock)(void);
     int64_t *next; /* per job: its next fire time, Unix seconds; -1 never */
     atomic_int stop;
     pthread_t thread;
@@ -31,10 +32,10 @@ static int64_t next_fire(const struct sched_job *j, int64_t after)
 static void run_job(struct sched *s, size_t i, int catch_up)
 {
     const struct sched_job *j = &s->jobs[i];
-    int rc = j->run(j->ctx, (int64_t)time(NULL), catch_up, &s->stop);
+    int rc = j->run(j->ctx, s->clock(), catch_up, &s->stop);
     if (rc != 0 && rc != PF_ECONFLICT && s->log != NULL) {
         char when[21] = "never";
-        int64_t t = next_fire(j, (int64_t)time(NULL));
+        int64_t t = next_fire(j, s->clock());
         if (t >= 0)
             tu_format_iso8601(t, when);
         fprintf(s->log, "pixflare: scheduler: %s failed; next run at %s\n", j->name, when);
@@ -55,29 +56,42 @@ static void nap(struct sched *s, int64_t ms)
 static void *sched_main(void *arg)
 {
     struct sched *s = arg;
+    int64_t seen = s->clock();
+    /* Slots are counted from the start, so that one passing during a long
+     * catch-up of another job still runs. */
+    for (size_t i = 0; i < s->n; i++)
+        s->next[i] = next_fire(&s->jobs[i], seen);
     for (size_t i = 0; i < s->n && !atomic_load(&s->stop); i++)
         run_job(s, i, 1);
-    for (size_t i = 0; i < s->n; i++)
-        s->next[i] = next_fire(&s->jobs[i], (int64_t)time(NULL));
     while (!atomic_load(&s->stop)) {
-        int64_t now = (int64_t)time(NULL), soonest = -1;
+        int64_t now = s->clock(), soonest = -1;
+        if (now < seen) /* the clock was set back: the slots move back too */
+            for (size_t i = 0; i < s->n; i++)
+                s->next[i] = next_fire(&s->jobs[i], now);
+        seen = now;
         for (size_t i = 0; i < s->n && !atomic_load(&s->stop); i++) {
             if (s->next[i] >= 0 && s->next[i] <= now) {
                 run_job(s, i, 0);
-                s->next[i] = next_fire(&s->jobs[i], (int64_t)time(NULL));
+                s->next[i] = next_fire(&s->jobs[i], s->clock());
             }
             if (s->next[i] >= 0 && (soonest < 0 || s->next[i] < soonest))
                 soonest = s->next[i];
         }
         /* At most a second: the wall clock may be set meanwhile. */
-        now = (int64_t)time(NULL);
+        now = s->clock();
         if (soonest < 0 || soonest > now)
             nap(s, 1000);
     }
     return NULL;
 }
 
-int sched_start(const struct sched_job *jobs, size_t n, FILE *log, struct sched **out)
+static int64_t wall_clock(void)
+{
+    return (int64_t)time(NULL);
+}
+
+int sched_start(const struct sched_job *jobs, size_t n, FILE *log, int64_t (*clock)(void),
+                struct sched **out)
 {
     struct sched *s = calloc(1, sizeof(*s));
     pthread_condattr_t attr;
@@ -88,6 +102,7 @@ int sched_start(const struct sched_job *jobs, size_t n, FILE *log, struct sched 
     s->jobs = jobs;
     s->n = n;
     s->log = log;
+    s->clock = clock ? clock : wall_clock;
     atomic_init(&s->stop, 0);
     pthread_mutex_init(&s->mu, NULL);
     pthread_condattr_init(&attr);
@@ -97,7 +112,7 @@ int sched_start(const struct sched_job *jobs, size_t n, FILE *log, struct sched 
     if (log != NULL)
         for (size_t i = 0; i < n; i++) {
             char when[21] = "never";
-            int64_t t = next_fire(&jobs[i], (int64_t)time(NULL));
+            int64_t t = next_fire(&jobs[i], s->clock());
             if (t >= 0)
                 tu_format_iso8601(t, when);
             fprintf(log, "pixflare: scheduler: %s next at %s\n", jobs[i].name, when);

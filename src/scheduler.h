@@ -8,7 +8,8 @@
  * queued: the next run is the first fire time after the job ends. A job
  * that fails has logged why; it runs again at its next slot. The wall
  * clock is re-read at least every second, so a clock that is set (or
- * faked) forwards fires the jobs it passed, once. */
+ * faked) forwards fires the jobs it passed, once; set back, the slots are
+ * recomputed from the new time. */
 #ifndef PF_SCHEDULER_H
 #define PF_SCHEDULER_H
 
@@ -32,8 +33,10 @@ struct sched_job {
 struct sched;
 
 /* Start the thread; `jobs` must outlive the scheduler. `log` gets a line
- * per failed run and the next fire times at start. */
-int sched_start(const struct sched_job *jobs, size_t n, FILE *log, struct sched **out);
+ * per failed run and the next fire times at start. `clock` gives the Unix
+ * time (NULL: the wall clock; the tests pass their own). */
+int sched_start(const struct sched_job *jobs, size_t n, FILE *log, int64_t (*clock)(void),
+                struct sched **out);
 
 /* Ask a running job to stop at its next safe point, wait for it, and end
  * the thread. */

@@ -386,6 +386,12 @@ def test_retention_deletes_exactly_what_is_older(tmp_path, tree):
     # Re-aggregating a kept date keeps the months whole, purged days included.
     st.cli("aggregate", "--date", dates[2], check=0)
     assert st.tables()[1] == monthly_before
+    # A purged date is refused even once the retention is raised again (it
+    # would drop out of its month's totals).
+    p = st.cli("aggregate", "--date", dates[0], check=2)
+    assert "was purged by the retention" in p.stderr
+    assert st.tables()[1] == monthly_before
+    assert st.dump()["analytics_owner_daily"] == owner_days_before
     # A second cleanup finds nothing more.
     p = st.cli("cleanup", when=dates[-1] + " 13:00:00", extra=keep3, check=0)
     assert "removed 0 analytics_daily rows and 0 analytics_status_daily rows of 0 dates, " \
@@ -610,3 +616,14 @@ def test_demo_days_are_caught_up_by_a_real_server(tmp_path):
     assert drifts == [(0,)]  # the demo's realtime rows equal its events
     after = sorted(sqlite3.connect(db).execute("SELECT * FROM analytics_daily").fetchall())
     assert after == before
+
+
+def test_serve_warns_when_the_cron_outruns_the_retention(tmp_path):
+    srv = Server(tmp_path / "data", {"ANALYTICS_AGGREGATION_CRON": "0 2 1 * *",
+                                     "ANALYTICS_RETENTION_DAYS": "20"}).start()
+    assert srv.stop() == 0
+    assert "warning: ANALYTICS_AGGREGATION_CRON '0 2 1 * *' can leave 31 days between runs" \
+        in srv.log()
+    srv = Server(tmp_path / "data2").start()
+    assert srv.stop() == 0
+    assert "warning" not in srv.log()
