@@ -16,7 +16,9 @@
 # Then, once both servers are stopped, bench/analytics.sh measures what the
 # analytics cost: the same wrk load with analytics off and on, alternating,
 # the database writes against the requests, and the per-event costs
-# (bench/evlog_bench.c); see that script. BENCH_ANALYTICS=0 skips it.
+# (bench/evlog_bench.c); see that script. BENCH_ANALYTICS=0 skips it. Last,
+# bench/aggregate.sh measures `pixflare aggregate` against ClickHouse on the
+# same events (BENCH_AGGREGATE=0 skips it).
 #
 # Environment:
 #   BENCH_SECONDS      seconds per measured wrk run (default 10)
@@ -30,6 +32,8 @@
 #   BENCH_PROFILE=1    profile pixflare with perf instead of comparing (see
 #                      below; BENCH_PROFILE_SECONDS, default 3)
 #   BENCH_ANALYTICS=0  skip bench/analytics.sh (its own knobs: see there)
+#   BENCH_AGGREGATE=0  skip bench/aggregate.sh (batch aggregation against
+#                      ClickHouse; its own knobs: see there)
 #   PIXFLARE_THREADS, PIXFLARE_CACHE_MB  passed to pixflare as usual
 # Only addresses on 127.0.0.1 are used.
 set -eu
@@ -361,4 +365,15 @@ if [ "${BENCH_ANALYTICS:-1}" != 0 ]; then
     log ""
     log "== analytics: bench/analytics.sh"
     sh "$ROOT/bench/analytics.sh"
+fi
+
+# --- 7. batch aggregation against ClickHouse --------------------------------
+if [ "${BENCH_AGGREGATE:-1}" != 0 ]; then
+    stop_pid "$PF_PID"
+    stop_pid "$NG_PID"
+    PF_PID=""
+    NG_PID=""
+    log ""
+    log "== batch aggregation: bench/aggregate.sh"
+    sh "$ROOT/bench/aggregate.sh"
 fi
