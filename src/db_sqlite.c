@@ -13,6 +13,7 @@
 
 #include <limits.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -516,22 +517,36 @@ static void now_iso(char out[21])
     tu_format_iso8601((int64_t)time(NULL), out);
 }
 
-static int meta_put(struct db *db, const char *key, const char *value, const char *now)
+/* Run one statement with text parameters ?1.. (NULL-ended) to completion.
+ * OUT: *changes (if not NULL), the rows it changed. */
+static int exec_text(struct db *db, int64_t *changes, const char *sql, ...)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prep(db,
-                  "INSERT INTO analytics_meta (key, value, updated_at) VALUES (?, ?, ?) "
-                  "ON CONFLICT DO UPDATE SET value = excluded.value, "
-                  "updated_at = excluded.updated_at",
-                  &st);
-    if (rc == 0) {
-        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, now, -1, SQLITE_STATIC);
-        rc = step_done(st);
+    va_list ap;
+    int rc = prep(db, sql, &st);
+    va_start(ap, sql);
+    for (int i = 1; rc == 0; i++) {
+        const char *v = va_arg(ap, const char *);
+        if (v == NULL)
+            break;
+        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
     }
+    va_end(ap);
+    if (rc == 0)
+        rc = step_done(st);
+    if (rc == 0 && changes != NULL)
+        *changes = sqlite3_changes64(db->conn);
     sqlite3_finalize(st);
     return rc;
+}
+
+static int meta_put(struct db *db, const char *key, const char *value, const char *now)
+{
+    return exec_text(db, NULL,
+                     "INSERT INTO analytics_meta (key, value, updated_at) VALUES (?1, ?2, ?3) "
+                     "ON CONFLICT DO UPDATE SET value = excluded.value, "
+                     "updated_at = excluded.updated_at",
+                     key, value, now, (const char *)NULL);
 }
 
 /* Insert the date's new rows (already in key order). */
@@ -578,15 +593,8 @@ static int insert_rows(struct db *db, const char *date, const struct db_daily_ro
 static int run_each(struct db *db, const char *const *sql, const char *date)
 {
     int rc = 0;
-    for (size_t i = 0; rc == 0 && sql[i] != NULL; i++) {
-        sqlite3_stmt *st = NULL;
-        rc = prep(db, sql[i], &st);
-        if (rc == 0 && sqlite3_bind_parameter_count(st) > 0)
-            sqlite3_bind_text(st, 1, date, -1, SQLITE_STATIC);
-        if (rc == 0)
-            rc = step_done(st);
-        sqlite3_finalize(st);
-    }
+    for (size_t i = 0; rc == 0 && sql[i] != NULL; i++)
+        rc = exec_text(db, NULL, sql[i], date, (const char *)NULL);
     return rc;
 }
 
@@ -647,33 +655,19 @@ static int recompute_owners(struct db *db, const char *date, const struct db_dai
         i = j;
     }
     sqlite3_finalize(st);
-    st = NULL;
     if (rc == 0)
-        rc = prep(db,
-                  "DELETE FROM analytics_monthly WHERE year_month = ?1 AND owner IN "
-                  "(SELECT owner FROM temp.batch_owners)",
-                  &st);
-    if (rc == 0) {
-        sqlite3_bind_text(st, 1, month, -1, SQLITE_STATIC);
-        rc = step_done(st);
-    }
-    sqlite3_finalize(st);
-    st = NULL;
+        rc = exec_text(db, NULL,
+                       "DELETE FROM analytics_monthly WHERE year_month = ?1 AND owner IN "
+                       "(SELECT owner FROM temp.batch_owners)",
+                       month, (const char *)NULL);
     if (rc == 0)
-        rc = prep(db,
-                  "INSERT INTO analytics_monthly (owner, year_month, requests, bandwidth_bytes) "
-                  "SELECT owner, ?1, SUM(requests), SUM(bandwidth_bytes) "
-                  "FROM analytics_owner_daily WHERE owner IN "
-                  "(SELECT owner FROM temp.batch_owners) AND date BETWEEN ?2 AND ?3 "
-                  "GROUP BY owner",
-                  &st);
-    if (rc == 0) {
-        sqlite3_bind_text(st, 1, month, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, first, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, last, -1, SQLITE_STATIC);
-        rc = step_done(st);
-    }
-    sqlite3_finalize(st);
+        rc = exec_text(db, NULL,
+                       "INSERT INTO analytics_monthly (owner, year_month, requests, "
+                       "bandwidth_bytes) SELECT owner, ?1, SUM(requests), SUM(bandwidth_bytes) "
+                       "FROM analytics_owner_daily WHERE owner IN "
+                       "(SELECT owner FROM temp.batch_owners) AND date BETWEEN ?2 AND ?3 "
+                       "GROUP BY owner",
+                       month, first, last, (const char *)NULL);
     return rc;
 }
 
@@ -809,16 +803,8 @@ static int cleanup_date(struct db *db, const char *date, struct db_cleanup_stats
         "DELETE FROM analytics_status_daily WHERE date = ?1"};
     int64_t changed[2] = {0, 0};
     int rc = sqlite3_exec(db->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : PF_EDB;
-    for (int i = 0; rc == 0 && i < 2; i++) {
-        sqlite3_stmt *st = NULL;
-        rc = prep(db, sql[i], &st);
-        if (rc == 0) {
-            sqlite3_bind_text(st, 1, date, -1, SQLITE_STATIC);
-            rc = step_done(st);
-            changed[i] = sqlite3_changes64(db->conn);
-        }
-        sqlite3_finalize(st);
-    }
+    for (int i = 0; rc == 0 && i < 2; i++)
+        rc = exec_text(db, &changed[i], sql[i], date, (const char *)NULL);
     if (rc == 0 && sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         rc = PF_EDB;
     if (rc == 0) {
