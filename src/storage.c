@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <vips/vips.h>
+#include <vips/vector.h> /* vips_vector_set_enabled(); not in vips.h */
 
 #define STRIPES 64
 /* Objects up to this size are kept in memory; larger ones go out with
@@ -88,6 +89,12 @@ int storage_vips_init(const char *argv0)
     /* Each variant is made once and then served from disk: libvips's
      * operation cache would only hold memory. */
     vips_cache_set_max(0);
+    /* No ORC-compiled vector paths: Debian 12's liborc (0.4.33) frees and
+     * merges its code memory without enough locking, and variants made on
+     * several threads at once crashed in orc_code_free() (seen under ASan,
+     * reported against libvips as a liborc race). The plain C paths make a
+     * variant 10-30% slower, once per variant. */
+    vips_vector_set_enabled(FALSE);
     return 0;
 }
 

@@ -39,11 +39,14 @@ def shift(date, days):
 def faked(when, extra=None):
     """Environment for a pixflare whose clocks start at `when` (UTC) and run
     on. (The monotonic clock is shifted too: with it left real, libfaketime's
-    pthread_cond_timedwait() mistimes waits on it.) ASan must not insist on
-    coming first in the library list."""
+    pthread_cond_timedwait() mistimes waits on it.) Under ASan: its runtime
+    must not insist on coming first in the library list, and its allocator
+    must not read the clock (it would call libfaketime before that is set
+    up, which allocates: a deadlock)."""
     asan = os.environ.get("ASAN_OPTIONS", "")
     env = {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": "@" + when, "TZ": "UTC",
-           "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0"}
+           "ASAN_OPTIONS": (asan + ":" if asan else "")
+           + "verify_asan_link_order=0:allocator_release_to_os_interval_ms=-1"}
     env.update(extra or {})
     return env
 
