@@ -131,14 +131,16 @@ static int grow(struct table *t)
 }
 
 /* Add to key's counts. Returns 0, or PF_ERANGE when the key is new and the
- * memory bound (or memory) leaves no room for it. */
+ * memory bound (or memory) leaves no room for it. With `ru` NULL the table
+ * is outside the bound (a flush's own scratch table). */
 static int table_add(struct rollup *ru, struct table *t, const struct key *k, int64_t requests,
                      int64_t bytes)
 {
     uint64_t h = XXH3_64bits(k, sizeof(*k));
     struct slot *s = find(t, k, h);
     if (!s->used) {
-        if (atomic_load_explicit(&ru->live_keys, memory_order_relaxed) >= ru->max_keys)
+        if (ru != NULL &&
+            atomic_load_explicit(&ru->live_keys, memory_order_relaxed) >= ru->max_keys)
             return PF_ERANGE;
         if ((t->count + 1) * 2 > t->mask + 1) {
             if (grow(t) != 0)
@@ -148,7 +150,8 @@ static int table_add(struct rollup *ru, struct table *t, const struct key *k, in
         s->used = 1;
         s->key = *k;
         t->count++;
-        atomic_fetch_add_explicit(&ru->live_keys, 1, memory_order_relaxed);
+        if (ru != NULL)
+            atomic_fetch_add_explicit(&ru->live_keys, 1, memory_order_relaxed);
     }
     s->requests += requests;
     s->bytes += bytes;
@@ -290,23 +293,11 @@ static int write_pending(struct rollup *ru, char *err, size_t errlen)
         memcpy(ok.owner, s->key.owner, 16);
         ok.kind = KIND_OWNER_DAY;
         ok.day = s->key.day;
-        uint64_t h = XXH3_64bits(&ok, sizeof(ok));
-        struct slot *os = find(owner_days, &ok, h);
-        if (!os->used) {
-            if ((owner_days->count + 1) * 2 > owner_days->mask + 1) {
-                if (grow(owner_days) != 0) {
-                    snprintf(err, errlen, "out of memory");
-                    rc = PF_ENOMEM;
-                    goto done;
-                }
-                os = find(owner_days, &ok, h);
-            }
-            os->used = 1;
-            os->key = ok;
-            owner_days->count++;
+        if (table_add(NULL, owner_days, &ok, s->requests, s->bytes) != 0) {
+            snprintf(err, errlen, "out of memory");
+            rc = PF_ENOMEM;
+            goto done;
         }
-        os->requests += s->requests;
-        os->bytes += s->bytes;
     }
     for (size_t i = 0; i <= owner_days->mask; i++) {
         struct slot *s = &owner_days->slots[i];
