@@ -133,4 +133,67 @@ struct db_cleanup_stats {
 int db_cleanup_before(struct db *db, const char *date, const atomic_int *stop,
                       struct db_cleanup_stats *st, char *err, size_t errlen);
 
+/* ---- API keys (auth.h makes and checks them) ---- */
+
+struct db_key {
+    char id[16];       /* the key's public part */
+    char owner[65];    /* the owner's name */
+    char key_hash[65]; /* hex of the key's keyed hash */
+    char scopes[32];   /* "read", "write" or "read,write" */
+    int64_t created_at;
+    int64_t expires_at;   /* 0: never */
+    int64_t last_used_at; /* 0: never */
+    int64_t revoked_at;   /* 0: not revoked */
+};
+
+/* PF_EEXISTS when the id is taken. */
+int db_key_insert(struct db *db, const struct db_key *k);
+/* PF_ENOTFOUND when there is no such key. */
+int db_key_get(struct db *db, const char *id, struct db_key *out);
+/* Call fn for every key, oldest first; a non-zero return stops the scan. */
+int db_key_scan(struct db *db, int (*fn)(void *ctx, const struct db_key *k), void *ctx);
+/* Revoke (a second time changes nothing). OUT: *already = it was revoked
+ * before. PF_ENOTFOUND when there is no such key. */
+int db_key_revoke(struct db *db, const char *id, int64_t now, int *already);
+/* Record a use of the key at `now`. */
+int db_key_touch(struct db *db, const char *id, int64_t now);
+
+/* ---- The analytics API's reads ---- */
+
+/* One row of a read below; which fields are set is said there. Strings
+ * live until fn returns. */
+struct db_stat_row {
+    const char *date, *image_id, *variant, *country;
+    int status;
+    int64_t requests, bytes;
+};
+typedef int (*db_stat_fn)(void *ctx, const struct db_stat_row *row);
+
+/* A read transaction: the reads between see one snapshot of the database
+ * (writers go on meanwhile). db_read_end() also after an error. */
+int db_read_begin(struct db *db);
+void db_read_end(struct db *db);
+
+/* The reads call fn per row; a non-zero return from fn stops the read and
+ * is returned. Dates are YYYY-MM-DD, from and to inclusive.
+ * - db_day_versions: date, requests = the date's version (dates never
+ *   written since the schema has versions are absent: version 0).
+ * - db_owner_days: date, requests, bytes of analytics_owner_daily.
+ * - db_owner_statuses: status, requests summed over the dates, by status.
+ * - db_segment_rows: one date's analytics_daily rows of the owner:
+ *   image_id, variant, country, requests, bytes, in key order.
+ * - db_image_rows: one image's analytics_daily rows over the dates: date,
+ *   variant, country, requests, bytes. */
+int db_day_versions(struct db *db, const char *from, const char *to, db_stat_fn fn, void *ctx);
+int db_owner_days(struct db *db, const char *owner, const char *from, const char *to, db_stat_fn fn,
+                  void *ctx);
+int db_owner_statuses(struct db *db, const char *owner, const char *from, const char *to,
+                      db_stat_fn fn, void *ctx);
+int db_segment_rows(struct db *db, const char *owner, const char *date, db_stat_fn fn, void *ctx);
+int db_image_rows(struct db *db, const char *owner, const char *image_id, const char *from,
+                  const char *to, db_stat_fn fn, void *ctx);
+
+/* Look up an image by id. PF_ENOTFOUND if absent. */
+int db_image_by_id(struct db *db, const char *id, struct db_image *out);
+
 #endif

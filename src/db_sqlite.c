@@ -6,6 +6,7 @@
  * transactions on power loss. Migrations are an append-only list: entry i
  * takes the schema from version i to i+1, all inside one transaction. */
 #include "db.h"
+#include "db_int.h"
 
 #include "err.h"
 #include "fsutil.h"
@@ -19,13 +20,10 @@
 #include <string.h>
 #include <time.h>
 
-struct db {
-    sqlite3 *conn;
-    sqlite3_stmt *insert_image;
-    sqlite3_stmt *image_by_path;
-    sqlite3_stmt *image_scan;
-    sqlite3_stmt *add_daily, *add_owner_day, *add_monthly, *add_status, *day_done;
-};
+/* Raise a date's version: its analytics_daily rows changed. */
+#define BUMP_SQL                                                                                   \
+    "INSERT INTO analytics_day_versions (date, version) VALUES (?1, 1) "                           \
+    "ON CONFLICT DO UPDATE SET version = version + 1"
 
 static const char *const migrations[] = {
     /* 0 -> 1: the image catalog. */
@@ -113,6 +111,32 @@ static const char *const migrations[] = {
     "  drift INTEGER NOT NULL,"
     "  aggregated_at TEXT NOT NULL"
     ");",
+
+    /* 3 -> 4: the HTTP API.
+     * - api_keys: a key is "pfk_" + id + "_" + secret (auth.h); only its
+     *   keyed hash is kept. `owner` is the owner's name (the API answers
+     *   with it), times are ISO-8601 UTC, NULL for never.
+     * - analytics_day_versions: a counter per date, raised in the same
+     *   transaction by every write to the date's analytics_daily rows (the
+     *   realtime writer, the batch, the cleanup). The API's in-memory
+     *   copies of a date's rows (aq.h) are kept as long as the date's
+     *   version has not moved, in this process or any other. Rows are
+     *   never deleted: a version never comes back. */
+    "CREATE TABLE api_keys ("
+    "  id TEXT PRIMARY KEY,"
+    "  owner TEXT NOT NULL,"
+    "  key_hash TEXT NOT NULL,"
+    "  scopes TEXT NOT NULL,"
+    "  created_at TEXT NOT NULL,"
+    "  expires_at TEXT,"
+    "  last_used_at TEXT,"
+    "  revoked_at TEXT"
+    ");"
+    "CREATE INDEX api_keys_owner ON api_keys (owner);"
+    "CREATE TABLE analytics_day_versions ("
+    "  date TEXT PRIMARY KEY,"
+    "  version INTEGER NOT NULL"
+    ") WITHOUT ROWID;",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -197,7 +221,7 @@ int db_open(const char *sqlite_path, struct db **out, char *err, size_t errlen)
                  db->conn ? sqlite3_errmsg(db->conn) : "out of memory");
         goto fail;
     }
-    sqlite3_busy_timeout(db->conn, 5000);
+    db_set_busy_timeout(db, 5000);
     if (sqlite3_exec(db->conn,
                      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
                      "PRAGMA foreign_keys=ON;",
@@ -237,6 +261,7 @@ fail:
 
 void db_set_busy_timeout(struct db *db, int ms)
 {
+    db->busy_ms = ms;
     sqlite3_busy_timeout(db->conn, ms);
 }
 
@@ -252,6 +277,9 @@ void db_close(struct db *db)
     sqlite3_finalize(db->add_monthly);
     sqlite3_finalize(db->add_status);
     sqlite3_finalize(db->day_done);
+    sqlite3_finalize(db->bump);
+    for (int i = 0; i < DBQ_COUNT; i++)
+        sqlite3_finalize(db->read[i]);
     sqlite3_close(db->conn);
     free(db);
 }
@@ -279,23 +307,23 @@ int db_image_insert(struct db *db, const struct db_image *img)
     return PF_EDB;
 }
 
-static void copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
+void dbi_copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
 {
     const unsigned char *s = sqlite3_column_text(st, col);
     snprintf(dst, cap, "%s", s ? (const char *)s : "");
 }
 
-static void read_row(sqlite3_stmt *st, struct db_image *img)
+void dbi_read_image(sqlite3_stmt *st, struct db_image *img)
 {
     img->seq = sqlite3_column_int64(st, 0);
-    copy_col(img->id, sizeof(img->id), st, 1);
-    copy_col(img->owner, sizeof(img->owner), st, 2);
-    copy_col(img->album, sizeof(img->album), st, 3);
-    copy_col(img->filename, sizeof(img->filename), st, 4);
-    copy_col(img->content_type, sizeof(img->content_type), st, 5);
+    dbi_copy_col(img->id, sizeof(img->id), st, 1);
+    dbi_copy_col(img->owner, sizeof(img->owner), st, 2);
+    dbi_copy_col(img->album, sizeof(img->album), st, 3);
+    dbi_copy_col(img->filename, sizeof(img->filename), st, 4);
+    dbi_copy_col(img->content_type, sizeof(img->content_type), st, 5);
     img->size_bytes = sqlite3_column_int64(st, 6);
     img->created_at = sqlite3_column_int64(st, 7);
-    copy_col(img->sha256, sizeof(img->sha256), st, 8);
+    dbi_copy_col(img->sha256, sizeof(img->sha256), st, 8);
     img->width = sqlite3_column_int(st, 9);
     img->height = sqlite3_column_int(st, 10);
 }
@@ -309,7 +337,7 @@ int db_image_by_path(struct db *db, const char *owner, const char *album, const 
     sqlite3_bind_text(st, 3, filename, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
-        read_row(st, out);
+        dbi_read_image(st, out);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? PF_ENOTFOUND : PF_EDB;
@@ -326,7 +354,7 @@ int db_image_scan(struct db *db, int64_t after, int (*fn)(void *ctx, const struc
         step = sqlite3_step(st);
         if (step != SQLITE_ROW)
             break;
-        read_row(st, &img);
+        dbi_read_image(st, &img);
         rc = fn(ctx, &img);
         if (rc != 0)
             break;
@@ -342,7 +370,7 @@ int db_image_scan(struct db *db, int64_t after, int (*fn)(void *ctx, const struc
 static int prepare_counts(struct db *db)
 {
     /* (Parenthesized: each entry is one statement split over lines.) */
-    static const char *const sql[5] = {
+    static const char *const sql[6] = {
         ("INSERT INTO analytics_daily (owner, date, image_id, variant, country, requests, "
          "bandwidth_bytes) VALUES (?, ?, ?, ?, ?, ?, ?) "
          "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests, "
@@ -359,15 +387,16 @@ static int prepare_counts(struct db *db)
          "VALUES (?, ?, ?, ?) "
          "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests"),
         "SELECT 1 FROM analytics_batch_days WHERE date = ?",
+        BUMP_SQL,
     };
-    sqlite3_stmt **st[5] = {&db->add_daily, &db->add_owner_day, &db->add_monthly, &db->add_status,
-                            &db->day_done};
-    if (db->day_done != NULL)
+    sqlite3_stmt **st[6] = {&db->add_daily,  &db->add_owner_day, &db->add_monthly,
+                            &db->add_status, &db->day_done,      &db->bump};
+    if (db->bump != NULL)
         return 0;
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         if (sqlite3_prepare_v3(db->conn, sql[i], -1, SQLITE_PREPARE_PERSISTENT, st[i], NULL) !=
             SQLITE_OK) {
-            for (int j = 0; j < 5; j++) {
+            for (int j = 0; j < 6; j++) {
                 sqlite3_finalize(*st[j]);
                 *st[j] = NULL;
             }
@@ -376,8 +405,7 @@ static int prepare_counts(struct db *db)
     return 0;
 }
 
-/* Run a prepared statement to completion and reset it. */
-static int step_done(sqlite3_stmt *st)
+int dbi_step_done(sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
@@ -406,7 +434,7 @@ static int add_one(struct db *db, const struct db_count *c)
             sqlite3_bind_text(st, 2, c->date, i == 0 ? -1 : 7, SQLITE_STATIC);
             sqlite3_bind_int64(st, 3, c->requests);
             sqlite3_bind_int64(st, 4, c->bytes);
-            if (i == 0 && step_done(st) != 0)
+            if (i == 0 && dbi_step_done(st) != 0)
                 return PF_EDB;
         }
         break;
@@ -418,7 +446,7 @@ static int add_one(struct db *db, const struct db_count *c)
         sqlite3_bind_int64(st, 4, c->requests);
         break;
     }
-    return step_done(st);
+    return dbi_step_done(st);
 }
 
 /* Whether the batch has aggregated `date`, remembered for the transaction
@@ -449,10 +477,23 @@ static int date_done(struct db *db, struct done_cache *dc, const char *date, int
     return 0;
 }
 
+/* Raise the version of `date` (analytics_day_versions) once per
+ * transaction: `seen` lists the dates raised so far. */
+static int bump_once(struct db *db, struct done_cache *seen, const char *date)
+{
+    for (int i = 0; i < seen->n; i++)
+        if (strcmp(seen->date[i], date) == 0)
+            return 0;
+    if (seen->n < 8) /* more dates than that in one flush: raised again, harmless */
+        snprintf(seen->date[seen->n++], sizeof(seen->date[0]), "%s", date);
+    sqlite3_bind_text(db->bump, 1, date, -1, SQLITE_STATIC);
+    return dbi_step_done(db->bump);
+}
+
 int db_counts_add(struct db *db, const struct db_count *rows, size_t n, int64_t *dropped, char *err,
                   size_t errlen)
 {
-    struct done_cache dc = {.n = 0};
+    struct done_cache dc = {.n = 0}, bumped = {.n = 0};
     char purged[16] = "";
     int64_t left_out = 0;
     int rc = prepare_counts(db);
@@ -472,6 +513,8 @@ int db_counts_add(struct db *db, const struct db_count *rows, size_t n, int64_t 
             left_out += rows[i].kind == DB_COUNT_STATUS ? rows[i].requests : 0;
         else if (rc == 0)
             rc = add_one(db, &rows[i]);
+        if (rc == 0 && !done && rows[i].kind == DB_COUNT_DAILY)
+            rc = bump_once(db, &bumped, rows[i].date);
     }
     if (rc == 0 && sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         rc = PF_EDB;
@@ -488,8 +531,8 @@ int db_counts_add(struct db *db, const struct db_count *rows, size_t n, int64_t 
 /* ---- Batch aggregation and retention ---------------------------------- */
 
 /* The batch and cleanup statements run a few times per date: prepared per
- * use, not kept. */
-static int prep(struct db *db, const char *sql, sqlite3_stmt **st)
+ * use, not kept (dbi_prep). */
+int dbi_prep(struct db *db, const char *sql, sqlite3_stmt **st)
 {
     return sqlite3_prepare_v2(db->conn, sql, -1, st, NULL) == SQLITE_OK ? 0 : PF_EDB;
 }
@@ -498,7 +541,7 @@ static int prep(struct db *db, const char *sql, sqlite3_stmt **st)
 static int query_int(struct db *db, const char *sql, const char *date, int64_t *out)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prep(db, sql, &st);
+    int rc = dbi_prep(db, sql, &st);
     if (rc == 0) {
         for (int i = 1; i <= sqlite3_bind_parameter_count(st); i++)
             sqlite3_bind_text(st, i, date, -1, SQLITE_STATIC);
@@ -512,18 +555,16 @@ static int query_int(struct db *db, const char *sql, const char *date, int64_t *
     return rc;
 }
 
-static void now_iso(char out[21])
+void dbi_now_iso(char out[21])
 {
     tu_format_iso8601((int64_t)time(NULL), out);
 }
 
-/* Run one statement with text parameters ?1.. (NULL-ended) to completion.
- * OUT: *changes (if not NULL), the rows it changed. */
-static int exec_text(struct db *db, int64_t *changes, const char *sql, ...)
+int dbi_exec_text(struct db *db, int64_t *changes, const char *sql, ...)
 {
     sqlite3_stmt *st = NULL;
     va_list ap;
-    int rc = prep(db, sql, &st);
+    int rc = dbi_prep(db, sql, &st);
     va_start(ap, sql);
     for (int i = 1; rc == 0; i++) {
         const char *v = va_arg(ap, const char *);
@@ -533,7 +574,7 @@ static int exec_text(struct db *db, int64_t *changes, const char *sql, ...)
     }
     va_end(ap);
     if (rc == 0)
-        rc = step_done(st);
+        rc = dbi_step_done(st);
     if (rc == 0 && changes != NULL)
         *changes = sqlite3_changes64(db->conn);
     sqlite3_finalize(st);
@@ -542,11 +583,11 @@ static int exec_text(struct db *db, int64_t *changes, const char *sql, ...)
 
 static int meta_put(struct db *db, const char *key, const char *value, const char *now)
 {
-    return exec_text(db, NULL,
-                     "INSERT INTO analytics_meta (key, value, updated_at) VALUES (?1, ?2, ?3) "
-                     "ON CONFLICT DO UPDATE SET value = excluded.value, "
-                     "updated_at = excluded.updated_at",
-                     key, value, now, (const char *)NULL);
+    return dbi_exec_text(db, NULL,
+                         "INSERT INTO analytics_meta (key, value, updated_at) VALUES (?1, ?2, ?3) "
+                         "ON CONFLICT DO UPDATE SET value = excluded.value, "
+                         "updated_at = excluded.updated_at",
+                         key, value, now, (const char *)NULL);
 }
 
 /* Insert the date's new rows (already in key order). */
@@ -554,15 +595,15 @@ static int insert_rows(struct db *db, const char *date, const struct db_daily_ro
                        size_t ndaily, const struct db_status_row *status, size_t nstatus)
 {
     sqlite3_stmt *d = NULL, *s = NULL;
-    int rc = prep(db,
-                  "INSERT INTO analytics_daily (owner, date, image_id, variant, country, "
-                  "requests, bandwidth_bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                  &d);
+    int rc = dbi_prep(db,
+                      "INSERT INTO analytics_daily (owner, date, image_id, variant, country, "
+                      "requests, bandwidth_bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      &d);
     if (rc == 0)
-        rc = prep(db,
-                  "INSERT INTO analytics_status_daily (owner, date, status, requests) "
-                  "VALUES (?, ?, ?, ?)",
-                  &s);
+        rc = dbi_prep(db,
+                      "INSERT INTO analytics_status_daily (owner, date, status, requests) "
+                      "VALUES (?, ?, ?, ?)",
+                      &s);
     if (rc == 0) {
         sqlite3_bind_text(d, 2, date, -1, SQLITE_STATIC);
         sqlite3_bind_text(s, 2, date, -1, SQLITE_STATIC);
@@ -575,13 +616,13 @@ static int insert_rows(struct db *db, const char *date, const struct db_daily_ro
         sqlite3_bind_text(d, 5, r->country, -1, SQLITE_STATIC);
         sqlite3_bind_int64(d, 6, r->requests);
         sqlite3_bind_int64(d, 7, r->bytes);
-        rc = step_done(d);
+        rc = dbi_step_done(d);
     }
     for (size_t i = 0; rc == 0 && i < nstatus; i++) {
         sqlite3_bind_text(s, 1, status[i].owner, -1, SQLITE_STATIC);
         sqlite3_bind_int(s, 3, status[i].status);
         sqlite3_bind_int64(s, 4, status[i].requests);
-        rc = step_done(s);
+        rc = dbi_step_done(s);
     }
     sqlite3_finalize(d);
     sqlite3_finalize(s);
@@ -594,7 +635,7 @@ static int run_each(struct db *db, const char *const *sql, const char *date)
 {
     int rc = 0;
     for (size_t i = 0; rc == 0 && sql[i] != NULL; i++)
-        rc = exec_text(db, NULL, sql[i], date, (const char *)NULL);
+        rc = dbi_exec_text(db, NULL, sql[i], date, (const char *)NULL);
     return rc;
 }
 
@@ -612,12 +653,12 @@ static int collect_owners(struct db *db, const char *date, const struct db_daily
     sqlite3_stmt *st = NULL;
     int rc = run_each(db, sql, date);
     if (rc == 0)
-        rc = prep(db, "INSERT OR IGNORE INTO temp.batch_owners VALUES (?)", &st);
+        rc = dbi_prep(db, "INSERT OR IGNORE INTO temp.batch_owners VALUES (?)", &st);
     for (size_t i = 0; rc == 0 && i < ndaily; i++) {
         if (i > 0 && strcmp(daily[i].owner, daily[i - 1].owner) == 0)
             continue; /* sorted by owner */
         sqlite3_bind_text(st, 1, daily[i].owner, -1, SQLITE_STATIC);
-        rc = step_done(st);
+        rc = dbi_step_done(st);
     }
     sqlite3_finalize(st);
     return rc;
@@ -636,10 +677,10 @@ static int recompute_owners(struct db *db, const char *date, const struct db_dai
     sqlite3_stmt *st = NULL;
     int rc = run_each(db, wipe, date);
     if (rc == 0)
-        rc = prep(db,
-                  "INSERT INTO analytics_owner_daily (owner, date, requests, bandwidth_bytes) "
-                  "VALUES (?, ?, ?, ?)",
-                  &st);
+        rc = dbi_prep(db,
+                      "INSERT INTO analytics_owner_daily (owner, date, requests, bandwidth_bytes) "
+                      "VALUES (?, ?, ?, ?)",
+                      &st);
     for (size_t i = 0; rc == 0 && i < ndaily;) {
         int64_t req = 0, bytes = 0;
         size_t j = i;
@@ -651,23 +692,23 @@ static int recompute_owners(struct db *db, const char *date, const struct db_dai
         sqlite3_bind_text(st, 2, date, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, req);
         sqlite3_bind_int64(st, 4, bytes);
-        rc = step_done(st);
+        rc = dbi_step_done(st);
         i = j;
     }
     sqlite3_finalize(st);
     if (rc == 0)
-        rc = exec_text(db, NULL,
-                       "DELETE FROM analytics_monthly WHERE year_month = ?1 AND owner IN "
-                       "(SELECT owner FROM temp.batch_owners)",
-                       month, (const char *)NULL);
+        rc = dbi_exec_text(db, NULL,
+                           "DELETE FROM analytics_monthly WHERE year_month = ?1 AND owner IN "
+                           "(SELECT owner FROM temp.batch_owners)",
+                           month, (const char *)NULL);
     if (rc == 0)
-        rc = exec_text(db, NULL,
-                       "INSERT INTO analytics_monthly (owner, year_month, requests, "
-                       "bandwidth_bytes) SELECT owner, ?1, SUM(requests), SUM(bandwidth_bytes) "
-                       "FROM analytics_owner_daily WHERE owner IN "
-                       "(SELECT owner FROM temp.batch_owners) AND date BETWEEN ?2 AND ?3 "
-                       "GROUP BY owner",
-                       month, first, last, (const char *)NULL);
+        rc = dbi_exec_text(db, NULL,
+                           "INSERT INTO analytics_monthly (owner, year_month, requests, "
+                           "bandwidth_bytes) SELECT owner, ?1, SUM(requests), SUM(bandwidth_bytes) "
+                           "FROM analytics_owner_daily WHERE owner IN "
+                           "(SELECT owner FROM temp.batch_owners) AND date BETWEEN ?2 AND ?3 "
+                           "GROUP BY owner",
+                           month, first, last, (const char *)NULL);
     return rc;
 }
 
@@ -686,7 +727,7 @@ int db_batch_replace_day(struct db *db, const char *date, const struct db_daily_
     int rc = 0;
     err[0] = '\0';
     memset(bs, 0, sizeof(*bs));
-    now_iso(now);
+    dbi_now_iso(now);
     for (size_t i = 0; i < ndaily; i++)
         bs->requests += daily[i].requests;
     if (sqlite3_exec(db->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
@@ -706,10 +747,12 @@ int db_batch_replace_day(struct db *db, const char *date, const struct db_daily_
     if (rc == 0)
         rc = recompute_owners(db, date, daily, ndaily);
     if (rc == 0)
-        rc = prep(db,
-                  "INSERT OR REPLACE INTO analytics_batch_days (date, events, daily_rows, "
-                  "status_rows, drift, aggregated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                  &st);
+        rc = dbi_exec_text(db, NULL, BUMP_SQL, date, (const char *)NULL);
+    if (rc == 0)
+        rc = dbi_prep(db,
+                      "INSERT OR REPLACE INTO analytics_batch_days (date, events, daily_rows, "
+                      "status_rows, drift, aggregated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                      &st);
     if (rc == 0) {
         sqlite3_bind_text(st, 1, date, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, events);
@@ -717,7 +760,7 @@ int db_batch_replace_day(struct db *db, const char *date, const struct db_daily_
         sqlite3_bind_int64(st, 4, (int64_t)nstatus);
         sqlite3_bind_int64(st, 5, bs->drift);
         sqlite3_bind_text(st, 6, now, -1, SQLITE_STATIC);
-        rc = step_done(st);
+        rc = dbi_step_done(st);
     }
     sqlite3_finalize(st);
     /* The meta rows describe the run of the newest date aggregated: a
@@ -771,12 +814,12 @@ int db_day_requests(struct db *db, const char *date, int64_t *requests)
 int db_meta_get(struct db *db, const char *key, char *value, size_t len)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prep(db, "SELECT value FROM analytics_meta WHERE key = ?", &st);
+    int rc = dbi_prep(db, "SELECT value FROM analytics_meta WHERE key = ?", &st);
     if (rc == 0) {
         sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
         int s = sqlite3_step(st);
         if (s == SQLITE_ROW)
-            copy_col(value, len, st, 0);
+            dbi_copy_col(value, len, st, 0);
         else
             rc = s == SQLITE_DONE ? PF_ENOTFOUND : PF_EDB;
     }
@@ -787,7 +830,7 @@ int db_meta_get(struct db *db, const char *key, char *value, size_t len)
 int db_meta_set(struct db *db, const char *key, const char *value, char *err, size_t errlen)
 {
     char now[21];
-    now_iso(now);
+    dbi_now_iso(now);
     int rc = meta_put(db, key, value, now);
     if (rc != 0)
         snprintf(err, errlen, "%s", sqlite3_errmsg(db->conn));
@@ -800,11 +843,11 @@ static int cleanup_date(struct db *db, const char *date, struct db_cleanup_stats
     static const char *const sql[] = {
         ("DELETE FROM analytics_daily WHERE owner IN (SELECT owner FROM analytics_owner_daily "
          "WHERE date = ?1) AND date = ?1"),
-        "DELETE FROM analytics_status_daily WHERE date = ?1"};
-    int64_t changed[2] = {0, 0};
+        "DELETE FROM analytics_status_daily WHERE date = ?1", BUMP_SQL};
+    int64_t changed[3] = {0, 0, 0};
     int rc = sqlite3_exec(db->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : PF_EDB;
-    for (int i = 0; rc == 0 && i < 2; i++)
-        rc = exec_text(db, &changed[i], sql[i], date, (const char *)NULL);
+    for (int i = 0; rc == 0 && i < 3; i++)
+        rc = dbi_exec_text(db, &changed[i], sql[i], date, (const char *)NULL);
     if (rc == 0 && sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         rc = PF_EDB;
     if (rc == 0) {
@@ -831,10 +874,10 @@ int db_cleanup_before(struct db *db, const char *date, const atomic_int *stop,
     if (rc == PF_ENOTFOUND)
         rc = 0;
     if (rc == 0)
-        rc = prep(db,
-                  "SELECT date FROM analytics_owner_daily WHERE date >= ?1 AND date < ?2 "
-                  "UNION SELECT date FROM analytics_status_daily WHERE date < ?2 ORDER BY 1",
-                  &st);
+        rc = dbi_prep(db,
+                      "SELECT date FROM analytics_owner_daily WHERE date >= ?1 AND date < ?2 "
+                      "UNION SELECT date FROM analytics_status_daily WHERE date < ?2 ORDER BY 1",
+                      &st);
     if (rc == 0) {
         sqlite3_bind_text(st, 1, marker, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, date, -1, SQLITE_STATIC);
@@ -850,7 +893,7 @@ int db_cleanup_before(struct db *db, const char *date, const atomic_int *stop,
                 dates = nd;
                 cap = ncap;
             }
-            copy_col(dates[n++], sizeof(dates[0]), st, 0);
+            dbi_copy_col(dates[n++], sizeof(dates[0]), st, 0);
         }
         if (rc == 0 && step != SQLITE_DONE)
             rc = PF_EDB;
@@ -860,7 +903,7 @@ int db_cleanup_before(struct db *db, const char *date, const atomic_int *stop,
         rc = stop && atomic_load(stop) ? PF_ECONFLICT : cleanup_date(db, dates[i], cs);
     if (rc == 0 && strcmp(date, marker) > 0) {
         char now[21];
-        now_iso(now);
+        dbi_now_iso(now);
         rc = meta_put(db, "cleanup_before", date, now);
     }
     if (rc != 0) {

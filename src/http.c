@@ -13,6 +13,7 @@
  * strings), so they are dropped: Pixflare never logs those. */
 #include "http.h"
 
+#include "api.h"
 #include "cdn.h"
 #include "err.h"
 #include "urlpath.h"
@@ -24,6 +25,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,11 +46,14 @@
 
 /* Per-request state packed into MHD's con_cls pointer: bit 0 marks a request
  * counted in flight, bits 1-2 the kinds of work the generation pool did for
- * it, the rest is the target length + 1 from the URI log. */
+ * it, the rest is the target length + 1 from the URI log. An API request
+ * waiting for its answer has instead a pointer to its `struct api_box`
+ * (malloc'd, so 16-byte aligned) with bit 3 set; the box keeps the state. */
 #define REQ_COUNTED ((uintptr_t)1)
 #define REQ_REFRESHED ((uintptr_t)2) /* a catalog refresh ran for it */
 #define REQ_GENERATED ((uintptr_t)4) /* a variant job ran for it */
-#define REQ_SHIFT 3
+#define REQ_BOXED ((uintptr_t)8)
+#define REQ_SHIFT 4
 
 struct inflight_slot {
     _Atomic long n;
@@ -60,6 +65,8 @@ struct http_server {
     struct cdn *cdn;
     struct analytics *an; /* NULL: nothing recorded */
     struct workq *gen;    /* variant generation, off the event loops */
+    struct api *api;      /* NULL: /v1/ answers 404 */
+    struct workq *apiq;   /* the API's calls, off the event loops */
     _Atomic int stopping; /* set by http_stop(): answer inline, then close */
     _Atomic int next_slot;
     struct inflight_slot inflight[INFLIGHT_SLOTS];
@@ -91,6 +98,31 @@ void http_resp_error(struct http_resp *resp, int status, const char *code, const
     resp->last_modified = NULL;
     resp->cache_control = "no-store";
     resp->content_range[0] = '\0';
+}
+
+void http_resp_header(struct http_resp *resp, const char *name, const char *fmt, ...)
+{
+    va_list ap;
+    if (resp->nextra >= (int)(sizeof(resp->extra) / sizeof(resp->extra[0])))
+        return;
+    resp->extra[resp->nextra].name = name;
+    va_start(ap, fmt);
+    vsnprintf(resp->extra[resp->nextra].value, sizeof(resp->extra[0].value), fmt, ap);
+    va_end(ap);
+    resp->nextra++;
+}
+
+/* An API request between its two handler calls (see REQ_BOXED). */
+struct api_box {
+    uintptr_t state;
+    struct http_server *srv;
+    struct MHD_Connection *conn;
+    struct api_call call;
+};
+
+static struct api_box *unbox(uintptr_t cls)
+{
+    return (cls & REQ_BOXED) ? (struct api_box *)(cls & ~(uintptr_t)15) : NULL;
 }
 
 static size_t unescape_identity(void *cls, struct MHD_Connection *c, char *s)
@@ -144,7 +176,14 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
     (void)c;
     (void)toe;
-    if (((uintptr_t)*con_cls & REQ_COUNTED) != 0)
+    uintptr_t state = (uintptr_t)*con_cls;
+    struct api_box *box = unbox(state);
+    if (box != NULL) { /* the connection went before its answer */
+        state = box->state;
+        free(box->call.resp.owned_body);
+        free(box);
+    }
+    if ((state & REQ_COUNTED) != 0)
         inflight_add(cls, -1);
     *con_cls = NULL;
 }
@@ -275,6 +314,66 @@ static int defer(struct http_server *srv, struct MHD_Connection *conn, const str
     return 0;
 }
 
+/* On an API thread: answer the call, then hand the connection back. */
+static void run_api(void *arg)
+{
+    struct api_box *box = arg;
+    api_handle(box->srv->api, &box->call);
+    MHD_resume_connection(box->conn);
+}
+
+static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value)
+{
+    struct api_call *call = cls;
+    (void)kind;
+    if (call->query_rc != 0 || (key[0] == '\0' && (value == NULL || value[0] == '\0')))
+        return MHD_YES; /* the first error is the one reported; "&&" is nothing */
+    call->query_rc =
+        query_add(&call->q, key, strlen(key), value, value ? strlen(value) : 0, &call->qe);
+    return MHD_YES;
+}
+
+/* Copy what the API needs off the connection, and queue the call. Returns
+ * 0 with the connection suspended and *con_cls boxed, or PF_ENOMEM /
+ * PF_EINVAL (stopping) with nothing changed. */
+static int defer_api(struct http_server *srv, struct MHD_Connection *conn,
+                     const struct http_req *req, uintptr_t state, void **con_cls)
+{
+    struct api_box *box = calloc(1, sizeof(*box));
+    if (box == NULL)
+        return PF_ENOMEM;
+    struct api_call *call = &box->call;
+    box->state = state;
+    box->srv = srv;
+    box->conn = conn;
+    call->is_head = req->is_head;
+    call->path_too_long = req->path_len >= sizeof(call->path);
+    if (!call->path_too_long)
+        memcpy(call->path, req->path, req->path_len + 1);
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    call->has_auth = auth != NULL;
+    call->auth_too_long = auth != NULL && strlen(auth) >= sizeof(call->authorization);
+    if (auth != NULL && !call->auth_too_long)
+        strcpy(call->authorization, auth);
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_arg, call);
+    *con_cls = (void *)((uintptr_t)box | REQ_BOXED);
+    MHD_suspend_connection(conn);
+    int rc = workq_push(srv->apiq, run_api, box);
+    if (rc != 0) {
+        MHD_resume_connection(conn);
+        *con_cls = (void *)state;
+        free(box);
+    }
+    return rc;
+}
+
+/* Whether the raw path is under /v1/ (or is /v1). */
+static int api_path(const char *p, size_t len)
+{
+    return len >= 3 && memcmp(p, "/v1", 3) == 0 && (len == 3 || p[3] == '/');
+}
+
 /* Reader for a response that has a length but never a body (304). */
 static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
 {
@@ -317,7 +416,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     struct http_server *srv = cls;
     (void)version;
     (void)upload_data;
-    uintptr_t state = (uintptr_t)*con_cls;
+    struct api_box *box = unbox((uintptr_t)*con_cls);
+    uintptr_t state = box ? box->state : (uintptr_t)*con_cls;
     struct http_req req = {method, 0, origin_form(url), 0, conn};
     req.path_len = strlen(req.path);
     struct http_resp resp;
@@ -351,6 +451,16 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     } else if (*upload_data_size != 0) {
         *upload_data_size = 0; /* a GET body is read and discarded */
         return MHD_YES;
+    } else if (box != NULL) {
+        /* Resumed: the API thread has answered. */
+        resp = box->call.resp;
+        *con_cls = (void *)state;
+        free(box);
+    } else if (srv->api != NULL && api_path(req.path, req.path_len)) {
+        if (defer_api(srv, conn, &req, state, con_cls) == 0)
+            return MHD_YES;
+        closing = 1;
+        http_resp_error(&resp, 503, "UNAVAILABLE", "the server is stopping");
     } else {
         /* While stopping, nothing new goes to the generation pool (it is
          * being drained) and kept-alive connections are told to close. */
@@ -391,6 +501,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_RANGE, resp.content_range);
     if (resp.allow)
         MHD_add_response_header(m, MHD_HTTP_HEADER_ALLOW, resp.allow);
+    for (int i = 0; i < resp.nextra; i++)
+        MHD_add_response_header(m, resp.extra[i].name, resp.extra[i].value);
     if (closing)
         MHD_add_response_header(m, MHD_HTTP_HEADER_CONNECTION, "close");
     record(srv, conn, &req, &resp);
@@ -411,7 +523,13 @@ int http_start(const struct http_options *opt, struct http_server **out, int *bo
         return PF_ENOMEM;
     srv->cdn = opt->cdn;
     srv->an = opt->an;
+    srv->api = opt->api;
     if (workq_new(opt->threads, &srv->gen) != 0) {
+        free(srv);
+        return PF_ENOMEM;
+    }
+    if (srv->api != NULL && workq_new(API_THREADS, &srv->apiq) != 0) {
+        workq_free(srv->gen);
         free(srv);
         return PF_ENOMEM;
     }
@@ -439,6 +557,7 @@ int http_start(const struct http_options *opt, struct http_server **out, int *bo
         snprintf(err, errlen, "cannot listen on %s:%d: %s", opt->host, opt->port,
                  errno ? strerror(errno) : "libmicrohttpd failed to start");
         workq_free(srv->gen);
+        workq_free(srv->apiq);
         free(srv);
         return PF_EIO;
     }
@@ -474,7 +593,11 @@ void http_stop(struct http_server *srv, int grace_ms)
      * defer), and MHD_stop_daemon() must then meet no suspended connection.
      * The pool's memory goes last, once MHD's threads are gone. */
     workq_stop(srv->gen);
+    if (srv->apiq != NULL)
+        workq_stop(srv->apiq);
     MHD_stop_daemon(srv->daemon);
     workq_free(srv->gen);
+    if (srv->apiq != NULL)
+        workq_free(srv->apiq);
     free(srv);
 }

@@ -15,6 +15,7 @@
 
 struct http_server;
 struct cdn;
+struct api;
 
 struct http_req {
     const char *method;
@@ -35,6 +36,12 @@ struct http_resp {
     const char *etag, *last_modified, *cache_control, *allow;
     int accept_ranges;
     char content_range[80];
+    /* More headers (the API's: rate limits, Retry-After, ...). */
+    struct {
+        const char *name;
+        char value[96];
+    } extra[4];
+    int nextra;
     struct an_hit hit; /* what analytics records of it (CDN route only) */
 };
 
@@ -44,12 +51,17 @@ const char *http_req_header(const struct http_req *req, const char *name);
 /* Fill resp with the JSON error body {"success":false,"error":{...}}. */
 void http_resp_error(struct http_resp *resp, int status, const char *code, const char *message);
 
+/* Add a header to resp (ignored beyond the four slots). */
+void http_resp_header(struct http_resp *resp, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 struct http_options {
     const char *host;
     int port;
     int threads;
     struct cdn *cdn;
     struct analytics *an; /* may be NULL */
+    struct api *api;      /* /v1/: may be NULL (404) */
 };
 
 /* Start listening and serving on worker threads. OUT: *out, *bound_port. */
