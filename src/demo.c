@@ -4,6 +4,7 @@
 #include "demo.h"
 
 #include "analytics.h"
+#include "auth.h"
 #include "catalog.h"
 #include "err.h"
 #include "evlog.h"
@@ -188,4 +189,56 @@ int demo_traffic(struct analytics *an, struct catalog *cat, int days, uint64_t s
         free(evs);
     }
     return 0;
+}
+
+int demo_keys(struct db *db, const char *secret, const char *path, const char *owners[DEMO_OWNERS],
+              char keys[DEMO_OWNERS][64], int *n)
+{
+    static const char *const names[DEMO_OWNERS] = {"alice", "bob"};
+    char *old = NULL, *text = NULL;
+    size_t len = 0;
+    int rc = 0, changed = 0;
+    fs_read_file(path, 4096, &old, &len); /* absent: all keys are made */
+    *n = 0;
+    for (int i = 0; rc == 0 && i < DEMO_OWNERS; i++) {
+        struct auth_principal who;
+        const char *why;
+        char bearer[80];
+        owners[i] = names[i];
+        keys[i][0] = '\0';
+        /* Lines read "<owner> <key>". */
+        for (char *line = old; line != NULL && *line;
+             line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+            size_t on = strlen(names[i]);
+            if (strncmp(line, names[i], on) == 0 && line[on] == ' ' &&
+                auth_key_wellformed(line + on + 1, AUTH_KEY_LEN, NULL)) {
+                memcpy(keys[i], line + on + 1, AUTH_KEY_LEN);
+                keys[i][AUTH_KEY_LEN] = '\0';
+            }
+        }
+        snprintf(bearer, sizeof(bearer), "Bearer %s", keys[i]);
+        if (keys[i][0] == '\0' ||
+            auth_check(db, secret, bearer, (int64_t)time(NULL), &who, &why) != AUTH_OK ||
+            strcmp(who.owner, names[i]) != 0) {
+            rc = auth_key_create(db, secret, names[i], AUTH_SCOPE_READ, 0, keys[i], NULL);
+            changed = 1;
+        }
+        if (rc == 0)
+            (*n)++;
+    }
+    if (rc == 0 && changed) {
+        size_t cap = DEMO_OWNERS * 80;
+        text = malloc(cap);
+        if (text == NULL) {
+            rc = PF_ENOMEM;
+        } else {
+            size_t off = 0;
+            for (int i = 0; i < DEMO_OWNERS; i++)
+                off += (size_t)snprintf(text + off, cap - off, "%s %s\n", names[i], keys[i]);
+            rc = fs_write_atomic(path, text, off, 0600);
+        }
+    }
+    free(old);
+    free(text);
+    return rc;
 }

@@ -21,4 +21,12 @@ struct catalog;
 int demo_traffic(struct analytics *an, struct catalog *cat, int days, uint64_t seed,
                  uint64_t *events);
 
+/* The demo owners' API keys (read scope), kept in `path` (mode 0600) so
+ * that running the demo again shows the same keys while they work; a key
+ * revoked or lost is replaced. OUT: owners[i] and keys[i] (static names,
+ * key text), *n. */
+#define DEMO_OWNERS 2
+int demo_keys(struct db *db, const char *secret, const char *path, const char *owners[DEMO_OWNERS],
+              char keys[DEMO_OWNERS][64], int *n);
+
 #endif

@@ -341,6 +341,19 @@ static int cmd_demo(const char *config_file, int argc, char **argv)
                 "  %s/alice/pics/sunset.jpg\n  %s/alice/pics/sunset.jpg/w512\n"
                 "  %s/alice/travel/harbour.webp/og-image\n  %s/bob/art/portrait.jpg/thumb\n",
                 base, base, base, base);
+        const char *owners[DEMO_OWNERS];
+        char keys[DEMO_OWNERS][64], path[PATH_MAX];
+        int nkeys = 0;
+        snprintf(path, sizeof(path), "%s/demo-keys", o.cfg.data_dir);
+        if (demo_keys(o.db, o.cfg.secret, path, owners, keys, &nkeys) != 0) {
+            fprintf(stderr, "pixflare demo: cannot make the demo API keys\n");
+            rc = 1;
+        }
+        for (int i = 0; i < nkeys; i++)
+            fprintf(stderr,
+                    "  API key of %s (also in %s):\n    curl -H 'Authorization: Bearer %s' "
+                    "'%s/v1/analytics/overview?days=30'\n",
+                    owners[i], path, keys[i], base);
     }
     offline_close(&o);
     return rc;
