@@ -711,7 +711,7 @@ static int cmd_keys(const char *config_file, int argc, char **argv)
     int64_t now = (int64_t)time(NULL);
     const char *sub = argc > 1 ? argv[1] : "";
     if (strcmp(sub, "create") == 0) {
-        for (int i = 2; i < argc; i++) {
+        for (int i = 2; i < argc; i += 2) { /* flag, value */
             const char *v = i + 1 < argc ? argv[i + 1] : NULL;
             char *end = NULL;
             if (strcmp(argv[i], "--owner") == 0 && v != NULL) {
@@ -732,7 +732,6 @@ static int cmd_keys(const char *config_file, int argc, char **argv)
                                                                   : "unknown argument '%s'",
                                    argv[i]);
             }
-            i++;
         }
         if (owner == NULL)
             return usage_error("keys", "%s", "create needs --owner NAME");
