@@ -12,6 +12,7 @@
 #include "err.h"
 #include "ratelimit.h"
 #include "timeutil.h"
+#include "utf8.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -120,6 +121,22 @@ static void param_error(struct http_resp *resp, const struct query_error *e)
     }
 }
 
+/* Append v to array a; on any failure (v NULL included) drop a and give
+ * NULL, so that a broken entry fails the answer rather than vanishing. */
+static json_t *append(json_t *a, json_t *v)
+{
+    if (a == NULL || v == NULL) {
+        json_decref(v);
+        json_decref(a);
+        return NULL;
+    }
+    if (json_array_append_new(a, v) != 0) { /* v is released either way */
+        json_decref(a);
+        return NULL;
+    }
+    return a;
+}
+
 static json_t *range_json(int64_t start, int days)
 {
     char a[11], b[11];
@@ -134,9 +151,9 @@ static json_t *series_json(const struct aq_result *r, int64_t start)
     char d[11];
     for (int i = 0; a && i < r->days; i++) {
         tu_format_date(start + (int64_t)i * DAY, d);
-        json_array_append_new(a, json_pack("{s:s, s:I, s:I}", "date", d, "requests",
-                                           (json_int_t)r->series[i].requests, "bandwidth_bytes",
-                                           (json_int_t)r->series[i].bytes));
+        a = append(a, json_pack("{s:s, s:I, s:I}", "date", d, "requests",
+                                (json_int_t)r->series[i].requests, "bandwidth_bytes",
+                                (json_int_t)r->series[i].bytes));
     }
     return a;
 }
@@ -145,9 +162,9 @@ static json_t *list_json(const struct aq_item *items, size_t n, const char *key)
 {
     json_t *a = json_array();
     for (size_t i = 0; a && i < n; i++)
-        json_array_append_new(a, json_pack("{s:s, s:I, s:I}", key, items[i].name, "requests",
-                                           (json_int_t)items[i].requests, "bandwidth_bytes",
-                                           (json_int_t)items[i].bytes));
+        a = append(a, json_pack("{s:s, s:I, s:I}", key, items[i].name, "requests",
+                                (json_int_t)items[i].requests, "bandwidth_bytes",
+                                (json_int_t)items[i].bytes));
     return a;
 }
 
@@ -167,24 +184,33 @@ static json_t *totals_json(const struct aq_result *r)
 /* Albums and filenames of the top images (NULL when an image is no longer
  * in the catalog). */
 struct image_names {
-    char album[129], filename[256];
+    char album[129 * 3], filename[256 * 3]; /* made valid UTF-8 (u8_clean) */
     int known;
 };
+
+/* An image's names as the JSON and CSV show them: the catalog takes file
+ * names as the disk had them, not always UTF-8. */
+static void clean_names(const struct db_image *img, struct image_names *n)
+{
+    u8_clean(img->album, n->album, sizeof(n->album));
+    u8_clean(img->filename, n->filename, sizeof(n->filename));
+    n->known = 1;
+}
 
 static json_t *overview_json(const struct api *api, const char *owner, const struct api_params *p,
                              const struct aq_result *r, const struct image_names *names)
 {
     json_t *top = json_array(), *statuses = json_array();
     for (size_t i = 0; top && i < r->nimages; i++)
-        json_array_append_new(
+        top = append(
             top, json_pack("{s:s, s:o, s:o, s:I, s:I}", "image_id", r->images[i].name, "album",
                            names[i].known ? json_string(names[i].album) : json_null(), "filename",
                            names[i].known ? json_string(names[i].filename) : json_null(),
                            "requests", (json_int_t)r->images[i].requests, "bandwidth_bytes",
                            (json_int_t)r->images[i].bytes));
     for (size_t i = 0; statuses && i < r->nstatuses; i++)
-        json_array_append_new(statuses, json_pack("{s:i, s:I}", "status", r->statuses[i].status,
-                                                  "requests", (json_int_t)r->statuses[i].requests));
+        statuses = append(statuses, json_pack("{s:i, s:I}", "status", r->statuses[i].status,
+                                              "requests", (json_int_t)r->statuses[i].requests));
     return json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "owner", owner, "range",
                      range_json(p->start, p->days), "totals", totals_json(r), "timeseries",
                      series_json(r, p->start), "top_images", top, "countries",
@@ -194,10 +220,11 @@ static json_t *overview_json(const struct api *api, const char *owner, const str
 }
 
 static json_t *image_json(const struct api *api, const char *owner, const struct db_image *img,
-                          const struct api_params *p, const struct aq_result *r)
+                          const struct image_names *n, const struct api_params *p,
+                          const struct aq_result *r)
 {
     return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "image_id", img->id,
-                     "owner", owner, "album", img->album, "filename", img->filename, "range",
+                     "owner", owner, "album", n->album, "filename", n->filename, "range",
                      range_json(p->start, p->days), "totals", totals_json(r), "variants",
                      list_json(r->variants, r->nvariants, "variant"), "countries",
                      list_json(r->countries, r->ncountries, "country"), "timeseries",
@@ -291,7 +318,7 @@ static void csv_list(struct buf *b, const char *key, const struct aq_item *items
 
 /* The first section: the answer's scalars, one row. */
 static void csv_head(struct buf *b, const struct api *api, const char *owner, const char *image,
-                     const struct db_image *img, const struct api_params *p,
+                     const struct image_names *img, const struct api_params *p,
                      const struct aq_result *r)
 {
     char a[11], e[11];
@@ -369,11 +396,8 @@ static void overview(struct api *api, struct db *db, const struct auth_principal
         rc = PF_ENOMEM;
     for (size_t i = 0; rc == 0 && i < r.nimages; i++) {
         struct db_image img;
-        if (db_image_by_id(db, r.images[i].name, &img) == 0 && strcmp(img.owner, who->owner) == 0) {
-            names[i].known = 1;
-            snprintf(names[i].album, sizeof(names[i].album), "%s", img.album);
-            snprintf(names[i].filename, sizeof(names[i].filename), "%s", img.filename);
-        }
+        if (db_image_by_id(db, r.images[i].name, &img) == 0 && strcmp(img.owner, who->owner) == 0)
+            clean_names(&img, &names[i]);
     }
     if (rc != 0) {
         db_failed(resp, rc);
@@ -407,6 +431,7 @@ static void image(struct api *api, struct db *db, const struct auth_principal *w
                   const struct api_params *p, struct http_resp *resp)
 {
     struct db_image img;
+    struct image_names names;
     struct aq_result r;
     int rc = db_image_by_id(db, id, &img);
     /* Another owner's image is not found either: its existence is theirs. */
@@ -414,17 +439,18 @@ static void image(struct api *api, struct db *db, const struct auth_principal *w
         http_resp_error(resp, 404, "NOT_FOUND", "no such image");
         return;
     }
-    if (rc == 0)
+    if (rc == 0) {
+        clean_names(&img, &names);
         rc = aq_image(db, who->owner_hex, id, p->start, p->days, &r);
-    else
+    } else
         memset(&r, 0, sizeof(r));
     if (rc != 0) {
         db_failed(resp, rc);
     } else if (!p->csv) {
-        set_json(resp, image_json(api, who->owner, &img, p, &r));
+        set_json(resp, image_json(api, who->owner, &img, &names, p, &r));
     } else {
         struct buf b = {NULL, 0, 0, 0};
-        csv_head(&b, api, who->owner, id, &img, p, &r);
+        csv_head(&b, api, who->owner, id, &names, p, &r);
         csv_series(&b, &r, p->start);
         csv_list(&b, "variant", r.variants, r.nvariants);
         csv_list(&b, "country", r.countries, r.ncountries);
@@ -465,6 +491,7 @@ void api_handle(struct api *api, struct api_call *call)
     const char *why = NULL;
     char id[7] = "";
     int64_t now = (int64_t)time(NULL);
+    resp->extra = &call->headers;
     struct db *db = conn_get(api);
     if (db == NULL) {
         http_resp_error(resp, 503, "UNAVAILABLE", "the analytics database cannot be opened");

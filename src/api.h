@@ -30,7 +30,8 @@ struct api_call {
     int query_rc; /* the first query_add() error, with query_error */
     struct query_error qe;
     int is_head;
-    struct http_resp resp; /* api_handle()'s answer */
+    struct http_resp resp;       /* api_handle()'s answer */
+    struct http_headers headers; /* its extra headers (resp.extra) */
 };
 
 /* threads: connections kept (one per API thread). */

@@ -211,6 +211,7 @@ int demo_keys(struct db *db, const char *secret, const char *path, const char *o
              line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
             size_t on = strlen(names[i]);
             if (strncmp(line, names[i], on) == 0 && line[on] == ' ' &&
+                strcspn(line + on + 1, "\n") == AUTH_KEY_LEN &&
                 auth_key_wellformed(line + on + 1, AUTH_KEY_LEN, NULL)) {
                 memcpy(keys[i], line + on + 1, AUTH_KEY_LEN);
                 keys[i][AUTH_KEY_LEN] = '\0';

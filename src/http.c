@@ -103,13 +103,14 @@ void http_resp_error(struct http_resp *resp, int status, const char *code, const
 void http_resp_header(struct http_resp *resp, const char *name, const char *fmt, ...)
 {
     va_list ap;
-    if (resp->nextra >= (int)(sizeof(resp->extra) / sizeof(resp->extra[0])))
+    struct http_headers *x = resp->extra;
+    if (x == NULL || x->n >= (int)(sizeof(x->h) / sizeof(x->h[0])))
         return;
-    resp->extra[resp->nextra].name = name;
+    x->h[x->n].name = name;
     va_start(ap, fmt);
-    vsnprintf(resp->extra[resp->nextra].value, sizeof(resp->extra[0].value), fmt, ap);
+    vsnprintf(x->h[x->n].value, sizeof(x->h[0].value), fmt, ap);
     va_end(ap);
-    resp->nextra++;
+    x->n++;
 }
 
 /* An API request between its two handler calls (see REQ_BOXED). */
@@ -351,9 +352,15 @@ static int defer_api(struct http_server *srv, struct MHD_Connection *conn,
     call->path_too_long = req->path_len >= sizeof(call->path);
     if (!call->path_too_long)
         memcpy(call->path, req->path, req->path_len + 1);
-    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    const char *auth = NULL;
+    size_t auth_len = 0;
+    if (MHD_lookup_connection_value_n(conn, MHD_HEADER_KIND, "Authorization", 13, &auth,
+                                      &auth_len) != MHD_YES)
+        auth = NULL;
     call->has_auth = auth != NULL;
-    call->auth_too_long = auth != NULL && strlen(auth) >= sizeof(call->authorization);
+    /* A NUL inside the value would cut the key short: refused as too long. */
+    call->auth_too_long =
+        auth != NULL && (auth_len >= sizeof(call->authorization) || strlen(auth) != auth_len);
     if (auth != NULL && !call->auth_too_long)
         strcpy(call->authorization, auth);
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_arg, call);
@@ -416,7 +423,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     struct http_server *srv = cls;
     (void)version;
     (void)upload_data;
-    struct api_box *box = unbox((uintptr_t)*con_cls);
+    struct api_box *box = unbox((uintptr_t)*con_cls), *done = NULL;
     uintptr_t state = box ? box->state : (uintptr_t)*con_cls;
     struct http_req req = {method, 0, origin_form(url), 0, conn};
     req.path_len = strlen(req.path);
@@ -452,15 +459,19 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         *upload_data_size = 0; /* a GET body is read and discarded */
         return MHD_YES;
     } else if (box != NULL) {
-        /* Resumed: the API thread has answered. */
+        /* Resumed: the API thread has answered. The box (which holds the
+         * answer's extra headers) goes once they are added. */
         resp = box->call.resp;
         *con_cls = (void *)state;
-        free(box);
+        done = box;
+        closing = atomic_load_explicit(&srv->stopping, memory_order_relaxed);
     } else if (srv->api != NULL && api_path(req.path, req.path_len)) {
-        if (defer_api(srv, conn, &req, state, con_cls) == 0)
+        int rc = defer_api(srv, conn, &req, state, con_cls);
+        if (rc == 0)
             return MHD_YES;
         closing = 1;
-        http_resp_error(&resp, 503, "UNAVAILABLE", "the server is stopping");
+        http_resp_error(&resp, 503, "UNAVAILABLE",
+                        rc == PF_ENOMEM ? "out of memory" : "the server is stopping");
     } else {
         /* While stopping, nothing new goes to the generation pool (it is
          * being drained) and kept-alive connections are told to close. */
@@ -485,8 +496,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         m = make_response(&resp);
     }
     free(resp.owned_body);
-    if (m == NULL)
+    if (m == NULL) {
+        free(done);
         return MHD_NO;
+    }
     if (resp.content_type)
         MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_TYPE, resp.content_type);
     if (resp.etag)
@@ -501,8 +514,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_RANGE, resp.content_range);
     if (resp.allow)
         MHD_add_response_header(m, MHD_HTTP_HEADER_ALLOW, resp.allow);
-    for (int i = 0; i < resp.nextra; i++)
-        MHD_add_response_header(m, resp.extra[i].name, resp.extra[i].value);
+    for (int i = 0; resp.extra != NULL && i < resp.extra->n; i++)
+        MHD_add_response_header(m, resp.extra->h[i].name, resp.extra->h[i].value);
+    free(done);
     if (closing)
         MHD_add_response_header(m, MHD_HTTP_HEADER_CONNECTION, "close");
     record(srv, conn, &req, &resp);

@@ -25,6 +25,16 @@ struct http_req {
     void *conn; /* opaque, for http_req_header() */
 };
 
+/* Headers beyond the fixed ones (the API's: rate limits, Retry-After,
+ * ...), kept apart so that the CDN's responses do not carry their room. */
+struct http_headers {
+    struct {
+        const char *name;
+        char value[96];
+    } h[4];
+    int n;
+};
+
 struct http_resp {
     int status;
     const char *content_type;
@@ -36,13 +46,8 @@ struct http_resp {
     const char *etag, *last_modified, *cache_control, *allow;
     int accept_ranges;
     char content_range[80];
-    /* More headers (the API's: rate limits, Retry-After, ...). */
-    struct {
-        const char *name;
-        char value[96];
-    } extra[4];
-    int nextra;
-    struct an_hit hit; /* what analytics records of it (CDN route only) */
+    struct http_headers *extra; /* more headers (the API's), or NULL */
+    struct an_hit hit;          /* what analytics records of it (CDN route only) */
 };
 
 /* Value of request header `name` (case-insensitive), or NULL. */
@@ -51,7 +56,8 @@ const char *http_req_header(const struct http_req *req, const char *name);
 /* Fill resp with the JSON error body {"success":false,"error":{...}}. */
 void http_resp_error(struct http_resp *resp, int status, const char *code, const char *message);
 
-/* Add a header to resp (ignored beyond the four slots). */
+/* Add a header to resp->extra (ignored without one, or beyond its four
+ * slots). */
 void http_resp_header(struct http_resp *resp, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -6,6 +6,7 @@
 #include "fsutil.h"
 #include "storage.h"
 #include "urlpath.h"
+#include "utf8.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -61,6 +62,8 @@ const char *import_check_filename(const char *name)
     for (const unsigned char *p = (const unsigned char *)name; *p; p++)
         if (*p < 0x20 || *p == 0x7f || *p == '\\')
             return "file names may not hold control characters or '\\'";
+    if (!u8_valid(name, strlen(name)))
+        return "file names must be UTF-8 (the API answers in JSON)";
     return NULL;
 }
 

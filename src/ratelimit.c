@@ -7,12 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WINDOW 60 /* seconds */
+/* A request made during second s counts through second s + 60: buckets
+ * are whole seconds, so one made late in second s leaves the count at the
+ * start of s + 61, never less than 60 s later. Counting only up to s + 59
+ * would let one made at 0.999 s and one at 60.000 s both pass: twice the
+ * limit within 59.001 s. */
+#define SPAN 61  /* seconds a request counts */
+#define SLOTS 64 /* buckets, by second % SLOTS (at least SPAN) */
 
 struct rl_entry {
-    char owner[33];      /* "" marks a free slot */
-    int64_t sec[WINDOW]; /* the second each bucket counts, by second % WINDOW */
-    uint32_t n[WINDOW];
+    char owner[33];     /* "" marks a free slot */
+    int64_t sec[SLOTS]; /* the second each bucket counts */
+    uint32_t n[SLOTS];
     int64_t last; /* the last second counted */
 };
 
@@ -72,14 +78,14 @@ static int make_room(struct ratelimit *rl, int64_t now)
     size_t cap = rl->cap;
     size_t live = 0;
     for (size_t i = 0; i < rl->cap; i++)
-        live += rl->slots[i].owner[0] != '\0' && rl->slots[i].last > now - WINDOW;
+        live += rl->slots[i].owner[0] != '\0' && rl->slots[i].last > now - SPAN;
     if (live * 2 >= cap)
         cap *= 2;
     struct rl_entry *slots = calloc(cap, sizeof(*slots));
     if (slots == NULL)
         return PF_ENOMEM;
     for (size_t i = 0; i < rl->cap; i++)
-        if (rl->slots[i].owner[0] != '\0' && rl->slots[i].last > now - WINDOW)
+        if (rl->slots[i].owner[0] != '\0' && rl->slots[i].last > now - SPAN)
             *find(slots, cap, rl->slots[i].owner) = rl->slots[i];
     free(rl->slots);
     rl->slots = slots;
@@ -110,26 +116,25 @@ int rl_take(struct ratelimit *rl, const char *owner, int64_t now_ms, int *remain
         rl->used++;
     }
     int64_t count = 0;
-    for (int i = 0; i < WINDOW; i++)
-        if (e->sec[i] > now - WINDOW && e->sec[i] <= now)
+    for (int i = 0; i < SLOTS; i++)
+        if (e->sec[i] > now - SPAN && e->sec[i] <= now)
             count += e->n[i];
     if (count >= rl->limit) {
-        /* Wait until enough of the oldest buckets have left the window that
-         * one more request fits: the bucket of second s leaves at s + 60. */
-        int64_t excess = count - rl->limit + 1, wait = WINDOW;
-        for (int64_t s = now - WINDOW + 1; s <= now && excess > 0; s++) {
-            struct rl_entry *b = e; /* bucket of second s */
-            int k = (int)(((s % WINDOW) + WINDOW) % WINDOW);
-            if (b->sec[k] == s) {
-                excess -= b->n[k];
-                wait = s + WINDOW - now;
+        /* Wait until enough of the oldest buckets have left the count that
+         * one more request fits: the bucket of second s leaves at s + SPAN. */
+        int64_t excess = count - rl->limit + 1, wait = SPAN;
+        for (int64_t s = now - SPAN + 1; s <= now && excess > 0; s++) {
+            int k = (int)(((s % SLOTS) + SLOTS) % SLOTS);
+            if (e->sec[k] == s) {
+                excess -= e->n[k];
+                wait = s + SPAN - now;
             }
         }
         ok = 0;
         *remaining = 0;
         *retry_after = (int)(wait < 1 ? 1 : wait);
     } else {
-        int k = (int)(((now % WINDOW) + WINDOW) % WINDOW);
+        int k = (int)(((now % SLOTS) + SLOTS) % SLOTS);
         if (e->sec[k] != now) {
             e->sec[k] = now;
             e->n[k] = 0;

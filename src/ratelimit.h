@@ -1,12 +1,13 @@
 /* ratelimit.h - requests per minute per owner on the analytics API.
  *
  * A sliding window of one-second buckets: a request is let through when
- * fewer than `limit` requests of the same owner were let through in the 60
- * seconds up to and including the current second. So no 60-second window
- * ever holds more than `limit` accepted requests (a fixed per-minute counter
- * lets twice as many through across a minute boundary), and a refused
- * request learns exactly when its next one will pass. Refused requests do
- * not count. 60 counters per active owner; owners idle for a minute are
+ * fewer than `limit` requests of the same owner were let through in the
+ * current second and the 60 before it. So no 60-second span ever holds more
+ * than `limit` accepted requests (a fixed per-minute counter lets twice as
+ * many through across a minute boundary), at the price of counting a
+ * request for up to a second longer than a minute; a refused request learns
+ * when its next one will pass (Retry-After, 1-61 s). Refused requests do
+ * not count. 64 counters per active owner; owners idle for a minute are
  * forgotten. Thread-safe (one mutex: the API's path, not the CDN's). */
 #ifndef PF_RATELIMIT_H
 #define PF_RATELIMIT_H
@@ -22,7 +23,7 @@ void rl_free(struct ratelimit *rl);
 /* Count a request of `owner` at `now_ms` (a monotonic clock). Returns 1 when
  * it may pass, 0 when over the limit. OUT: *remaining, the requests still
  * allowed in the current window; *retry_after, when refused, the seconds to
- * wait (1-60). */
+ * wait (1-61). */
 int rl_take(struct ratelimit *rl, const char *owner, int64_t now_ms, int *remaining,
             int *retry_after);
 
