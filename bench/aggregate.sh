@@ -182,82 +182,9 @@ DATE0=$(date -u '+%Y-%m-%d %H:%M UTC')
 T_START=$(now_ms)
 
 # --- ClickHouse: its own server, shared by the datasets ------------------------------
-free_port() {
-    "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 CH_VERSION="-"
 CH_RSS_KB=0
-if [ "$CH_ON" = 1 ]; then
-    CH_TCP=$(free_port)
-    CH_HTTP=$(free_port)
-    while [ "$CH_HTTP" = "$CH_TCP" ]; do CH_HTTP=$(free_port); done
-    cat >"$CH/config.xml" <<EOF
-<?xml version="1.0"?>
-<yandex>
-    <logger>
-        <level>information</level>
-        <log>$CH/log/server.log</log>
-        <errorlog>$CH/log/server.err.log</errorlog>
-        <size>100M</size>
-        <count>1</count>
-    </logger>
-    <listen_host>127.0.0.1</listen_host>
-    <tcp_port>$CH_TCP</tcp_port>
-    <http_port>$CH_HTTP</http_port>
-    <path>$CH/data/</path>
-    <tmp_path>$CH/tmp/</tmp_path>
-    <user_files_path>$CH/user_files/</user_files_path>
-    <format_schema_path>$CH/format_schemas/</format_schema_path>
-    <mark_cache_size>536870912</mark_cache_size>
-    <max_concurrent_queries>16</max_concurrent_queries>
-    <users_config>users.xml</users_config>
-    <default_profile>default</default_profile>
-    <default_database>default</default_database>
-    <timezone>UTC</timezone>
-    <query_log>
-        <database>system</database>
-        <table>query_log</table>
-        <flush_interval_milliseconds>1000</flush_interval_milliseconds>
-    </query_log>
-</yandex>
-EOF
-    cat >"$CH/users.xml" <<'EOF'
-<?xml version="1.0"?>
-<yandex>
-    <profiles>
-        <default>
-            <max_memory_usage>10000000000</max_memory_usage>
-            <log_queries>1</log_queries>
-        </default>
-    </profiles>
-    <users>
-        <default>
-            <password></password>
-            <networks><ip>127.0.0.1</ip></networks>
-            <profile>default</profile>
-            <quota>default</quota>
-        </default>
-    </users>
-    <quotas><default></default></quotas>
-</yandex>
-EOF
-    log "== starting clickhouse-server on 127.0.0.1:$CH_TCP (data in the work dir)"
-    "$CH_SERVER" --config-file="$CH/config.xml" >"$CH/log/stdout.log" 2>&1 &
-    CH_PID=$!
-    chc() { "$CH_CLIENT" --host 127.0.0.1 --port "$CH_TCP" "$@"; }
-    i=0
-    until chc -q 'SELECT 1' >/dev/null 2>&1; do
-        i=$((i + 1))
-        if [ "$i" -gt 300 ] || ! kill -0 "$CH_PID" 2>/dev/null; then
-            cat "$CH/log/stdout.log" "$CH/log/server.err.log" >&2 2>/dev/null || true
-            die "clickhouse-server did not start"
-        fi
-        sleep 0.1
-    done
-    CH_VERSION=$(chc -q 'SELECT version()')
-    CH_DEFAULT_THREADS=$(chc -q "SELECT value FROM system.settings WHERE name = 'max_threads'")
-fi
+[ "$CH_ON" != 1 ] || ch_start "$CH"
 TSV_COLS="ts UInt64, owner String, image_id String, variant String, status UInt16, country FixedString(2), bytes UInt64"
 COMPACT_COLS="ts UInt64, owner FixedString(16), image_id FixedString(6), variant Enum8('' = 0, 'original' = 1, 'w128' = 2, 'w256' = 3, 'w512' = 4, 'w1024' = 5, 'w1536' = 6, 'w2048' = 7, 'thumb' = 8, 'og-image' = 9), status UInt16, country FixedString(2), bytes UInt64"
 COMPACT_SELECT="ts, toFixedString(unhex(owner), 16), image_id, variant, status, country, bytes"

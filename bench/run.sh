@@ -18,7 +18,9 @@
 # the database writes against the requests, and the per-event costs
 # (bench/evlog_bench.c); see that script. BENCH_ANALYTICS=0 skips it. Last,
 # bench/aggregate.sh measures `pixflare aggregate` against ClickHouse on the
-# same events (BENCH_AGGREGATE=0 skips it).
+# same events (BENCH_AGGREGATE=0 skips it), then bench/api.sh the analytics
+# REST API's latency on over a million generated rows, against ClickHouse
+# (BENCH_API=0 skips it).
 #
 # Environment:
 #   BENCH_SECONDS      seconds per measured wrk run (default 10)
@@ -33,6 +35,8 @@
 #                      below; BENCH_PROFILE_SECONDS, default 3)
 #   BENCH_ANALYTICS=0  skip bench/analytics.sh (its own knobs: see there)
 #   BENCH_AGGREGATE=0  skip bench/aggregate.sh (batch aggregation against
+#                      ClickHouse; its own knobs: see there)
+#   BENCH_API=0        skip bench/api.sh (REST API latency against
 #                      ClickHouse; its own knobs: see there)
 #   PIXFLARE_THREADS, PIXFLARE_CACHE_MB  passed to pixflare as usual
 # Only addresses on 127.0.0.1 are used.
@@ -376,4 +380,15 @@ if [ "${BENCH_AGGREGATE:-1}" != 0 ]; then
     log ""
     log "== batch aggregation: bench/aggregate.sh"
     sh "$ROOT/bench/aggregate.sh"
+fi
+
+# --- 8. the REST API's latency against ClickHouse ------------------------------
+if [ "${BENCH_API:-1}" != 0 ]; then
+    stop_pid "$PF_PID"
+    stop_pid "$NG_PID"
+    PF_PID=""
+    NG_PID=""
+    log ""
+    log "== REST API latency: bench/api.sh"
+    sh "$ROOT/bench/api.sh"
 fi
