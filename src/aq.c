@@ -402,7 +402,8 @@ static int cmp_items(const void *x, const void *y)
 
 static void sort_items(struct aq_item *items, size_t n)
 {
-    qsort(items, n, sizeof(*items), cmp_items);
+    if (n > 1) /* an empty list may be NULL, which qsort must not get */
+        qsort(items, n, sizeof(*items), cmp_items);
 }
 
 /* Keep the best `k` of a stream of items: a heap whose root is the worst

@@ -403,7 +403,7 @@ def test_server_routes_and_refusals(tmp_path, tree):
     for _ in range(3):
         srv.request("GET", "/healthz")
     assert srv.request("POST", "/i/%s" % ids[rel])[0] == 405
-    assert srv.request("GET", "/v1/nothing")[0] == 404
+    assert srv.request("GET", "/v1/nothing")[0] == 401  # the API asks for a key first
     assert srv.stop() == 0
     evs, _ = events(srv)
     assert [(e["status"], e["image_id"]) for e in evs] == [(405, ids[rel])]
