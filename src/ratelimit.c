@@ -4,6 +4,7 @@
 #include "err.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,6 +100,11 @@ int rl_take(struct ratelimit *rl, const char *owner, int64_t now_ms, int *remain
 {
     int64_t now = now_ms / 1000;
     int ok = 1;
+    char key[33];
+    /* Owners are keyed hashes (32 hex characters); a longer name is cut the
+     * same way for the lookup as for the stored copy, so it is limited too. */
+    snprintf(key, sizeof(key), "%s", owner);
+    owner = key;
     pthread_mutex_lock(&rl->lock);
     struct rl_entry *e = find(rl->slots, rl->cap, owner);
     if (e->owner[0] == '\0' && (rl->used + 1) * 4 > rl->cap * 3) {
@@ -112,7 +118,7 @@ int rl_take(struct ratelimit *rl, const char *owner, int64_t now_ms, int *remain
     }
     if (e->owner[0] == '\0') {
         memset(e, 0, sizeof(*e));
-        strncpy(e->owner, owner, sizeof(e->owner) - 1);
+        strcpy(e->owner, key); /* fits: key is cut to 32 */
         rl->used++;
     }
     int64_t count = 0;
