@@ -3,6 +3,7 @@
 
 #include "err.h"
 #include "timeutil.h"
+#include "urlpath.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,17 +21,6 @@ static int fail(struct query_error *e, const char *param, const char *fmt, ...)
     return PF_EINVAL;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decode `len` raw bytes into out[cap] (NUL-terminated). Returns the
  * decoded length, -1 on a bad escape or a byte outside printable ASCII,
  * -2 when too long. */
@@ -44,7 +34,7 @@ static long decode(const char *s, size_t len, char *out, size_t cap)
         } else if (c == '%') {
             if (i + 2 >= len)
                 return -1;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            int hi = urlpath_hex_digit(s[i + 1]), lo = urlpath_hex_digit(s[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             c = hi * 16 + lo;

@@ -26,7 +26,7 @@ static int fail(struct urlpath *out, int status, const char *code, const char *m
     return PF_EINVAL;
 }
 
-static int hexval(char c)
+int urlpath_hex_digit(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -70,8 +70,8 @@ int urlpath_parse(const char *raw, size_t len, struct urlpath *out)
         while (i < len && raw[i] != '/') {
             char c = raw[i];
             if (c == '%') {
-                int hi = i + 2 < len ? hexval(raw[i + 1]) : -1;
-                int lo = i + 2 < len ? hexval(raw[i + 2]) : -1;
+                int hi = i + 2 < len ? urlpath_hex_digit(raw[i + 1]) : -1;
+                int lo = i + 2 < len ? urlpath_hex_digit(raw[i + 2]) : -1;
                 if (hi < 0 || lo < 0)
                     return fail(out, 400, "INVALID_PARAMETER", "malformed percent-escape in path");
                 c = (char)(hi * 16 + lo);

@@ -36,6 +36,10 @@ struct urlpath {
  * out->status (400, 404 or 414), out->code and out->message set. */
 int urlpath_parse(const char *raw, size_t len, struct urlpath *out);
 
+/* The value of a hex digit (either case), or -1: the %-escapes' rule,
+ * shared with the query-string parser. */
+int urlpath_hex_digit(char c);
+
 /* Whether `name` may not be used as an owner (reserved for server routes). */
 int urlpath_reserved_owner(const char *name);
 
