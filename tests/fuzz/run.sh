@@ -42,7 +42,7 @@ sources_for() {
     date) echo "src/timeutil.c src/err.c" ;;
     evlog) echo "src/evlog.c src/err.c src/fsutil.c src/timeutil.c src/variant.c src/ticker.c" ;;
     # query: auth.c's three db_key_* calls are stubs inside the target
-    query) echo "src/query.c src/timeutil.c src/err.c src/auth.c src/keyhash.c" ;;
+    query) echo "src/query.c src/urlpath.c src/variant.c src/timeutil.c src/err.c src/auth.c src/keyhash.c" ;;
     esac
 }
 
