@@ -167,6 +167,11 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# A copy of the binary: a rebuild of build/pixflare during the run (other
+# work in the same tree) must not change what the later starts run, and
+# perf must find the symbols.
+cp "$BIN" "$WORK/pixflare"
+BIN=$WORK/pixflare
 DATA=$WORK/data
 SRC=$WORK/src
 mkdir -p "$DATA" "$SRC/bench/live" "$RAW"
