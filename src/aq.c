@@ -527,6 +527,8 @@ static int code_list(const int64_t *req, const int64_t *bytes, int n, int countr
 struct range_ctx {
     int64_t start;
     int days;
+    char last_date[11]; /* offset()'s last answer: rows come grouped by date */
+    int last_offset;
     struct aq_result *res;
     int64_t *versions;
     int *has_day;
@@ -535,13 +537,17 @@ struct range_ctx {
 };
 
 /* The day offset of a date in the range, or -1. */
-static int offset(const struct range_ctx *r, const char *date)
+static int offset(struct range_ctx *r, const char *date)
 {
     int64_t t;
-    if (tu_parse_date(date, &t) != 0 || t < r->start)
-        return -1;
-    int64_t o = (t - r->start) / DAY;
-    return o < r->days ? (int)o : -1;
+    if (strcmp(date, r->last_date) == 0)
+        return r->last_offset;
+    int o = -1;
+    if (tu_parse_date(date, &t) == 0 && t >= r->start && (t - r->start) / DAY < r->days)
+        o = (int)((t - r->start) / DAY);
+    snprintf(r->last_date, sizeof(r->last_date), "%s", date);
+    r->last_offset = o;
+    return o;
 }
 
 static int on_version(void *ctx, const struct db_stat_row *row)
@@ -615,7 +621,7 @@ int aq_overview(struct aq *aq, struct db *db, const char *owner, int64_t start, 
     int64_t *cty_req = NULL, *cty_bytes = NULL;
     int64_t var_req[VARIANT_COUNT] = {0}, var_bytes[VARIANT_COUNT] = {0};
     int nsegs = 0, reading = 0;
-    struct range_ctx r = {start, days, out, NULL, NULL, NULL, 0, 0};
+    struct range_ctx r = {start, days, "", -1, out, NULL, NULL, NULL, 0, 0};
     int rc = result_init(out, days);
     fmt_day(start, 0, from);
     fmt_day(start, days - 1, to);
@@ -750,6 +756,7 @@ int aq_image(struct db *db, const char *owner, const char *image_id, int64_t sta
         x->r.start = start;
         x->r.days = days;
         x->r.res = out;
+        x->r.last_offset = -1;
         if ((rc = db_read_begin(db)) == 0) {
             rc = db_image_rows(db, owner, image_id, from, to, on_image_row, x);
             read_freshness(db, out);

@@ -193,29 +193,22 @@ static int each_row(sqlite3_stmt *st, const char *shape, db_stat_fn fn, void *ct
     while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
         struct db_stat_row r = {"", "", "", "", 0, 0, 0};
         for (int col = 0; shape[col] != '\0'; col++) {
-            const char *text = (const char *)sqlite3_column_text(st, col);
-            switch (shape[col]) {
-            case 'd':
-                r.date = text ? text : "";
-                break;
-            case 'i':
-                r.image_id = text ? text : "";
-                break;
-            case 'v':
-                r.variant = text ? text : "";
-                break;
-            case 'c':
-                r.country = text ? text : "";
-                break;
-            case 's':
+            /* Integers are read as integers: asking for text first would
+             * make SQLite print every count. */
+            const char **text = shape[col] == 'd'   ? &r.date
+                                : shape[col] == 'i' ? &r.image_id
+                                : shape[col] == 'v' ? &r.variant
+                                : shape[col] == 'c' ? &r.country
+                                                    : NULL;
+            if (text != NULL) {
+                const char *t = (const char *)sqlite3_column_text(st, col);
+                *text = t ? t : "";
+            } else if (shape[col] == 's') {
                 r.status = sqlite3_column_int(st, col);
-                break;
-            case 'r':
+            } else if (shape[col] == 'r') {
                 r.requests = sqlite3_column_int64(st, col);
-                break;
-            default:
+            } else {
                 r.bytes = sqlite3_column_int64(st, col);
-                break;
             }
         }
         rc = fn(ctx, &r);
