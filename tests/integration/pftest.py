@@ -193,3 +193,13 @@ class Server:
             k, _, v = line.partition(b":")
             headers[k.strip().lower().decode()] = v.strip().decode()
         return status, headers, body
+
+
+def import_tree(srv, src):
+    """Run `pixflare import SRC` on srv's data dir: {owner/album/file: image id}."""
+    p = srv.cli("import", str(src), check=0)
+    ids = {}
+    for line in p.stdout.splitlines():
+        image_id, rel = line.split("\t")
+        ids[rel] = image_id
+    return ids

@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from pftest import Server
+from pftest import Server, import_tree
 
 COUNTRY_OK = re.compile(r"^[A-Z][A-Z0-9]$")
 FLUSH_MS = 400
@@ -30,15 +30,6 @@ def owner_hash(secret, owner):
 
 def today():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
-
-
-def import_tree(srv, src):
-    p = srv.cli("import", str(src), check=0)
-    ids = {}
-    for line in p.stdout.splitlines():
-        image_id, rel = line.split("\t")
-        ids[rel] = image_id
-    return ids
 
 
 def secret_of(srv):

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from pftest import BIN, Server, clean_env, make_png, run
+from pftest import BIN, Server, clean_env, import_tree, make_png, run
 from test_batch import day, faked
 
 FLUSH_MS = 100
@@ -56,15 +56,6 @@ def make_tree(tmp_path, tree=TREE):
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(make_png(w, h, seed=seed, noise=(seed == 2)))
     return src
-
-
-def import_ids(srv, src):
-    p = srv.cli("import", str(src), check=0)
-    ids = {}
-    for line in p.stdout.splitlines():
-        image_id, rel = line.split("\t")
-        ids[rel] = image_id
-    return ids
 
 
 def new_server(tmp_path, extra=None, name="data"):
@@ -312,7 +303,7 @@ def world(tmp_path):
     """A server with two owners' images, read keys for both, and the mix sent
     and flushed. Yields (srv, ids, traffic, {owner: Api})."""
     srv = new_server(tmp_path)
-    ids = import_ids(srv, make_tree(tmp_path))
+    ids = import_tree(srv, make_tree(tmp_path))
     assert len(ids) == len(TREE)
     keys = {o: new_key(srv, o) for o in ("alice", "bob")}
     srv.start()
@@ -421,7 +412,7 @@ def test_answers_are_one_snapshot_under_concurrent_traffic(tmp_path):
     """While CDN traffic flows (and flushes land every millisecond), every
     overview adds up: its lists, series and totals come from one snapshot."""
     srv = new_server(tmp_path, {"ANALYTICS_REALTIME_FLUSH_MS": "2"})
-    ids = import_ids(srv, make_tree(tmp_path))
+    ids = import_tree(srv, make_tree(tmp_path))
     key = new_key(srv, "alice")
     bob = new_key(srv, "bob")
     srv.start()
@@ -562,7 +553,7 @@ def test_csv_has_the_json_numbers(world):
 
 def test_parameter_errors_name_the_parameter(tmp_path):
     srv = new_server(tmp_path)
-    ids = import_ids(srv, make_tree(tmp_path, {"alice/pics/a.png": (20, 20, 1)}))
+    ids = import_tree(srv, make_tree(tmp_path, {"alice/pics/a.png": (20, 20, 1)}))
     key = new_key(srv, "alice")
     srv.start()
     api = Api(srv, key)
@@ -651,7 +642,7 @@ def all_bytes(directory):
 
 def test_authentication_and_keys(tmp_path):
     srv = new_server(tmp_path)
-    import_ids(srv, make_tree(tmp_path, {"alice/pics/a.png": (20, 20, 1)}))
+    import_tree(srv, make_tree(tmp_path, {"alice/pics/a.png": (20, 20, 1)}))
     good = new_key(srv, "alice")
     other = new_key(srv, "alice", "--scopes", "read,write")
     writer = new_key(srv, "alice", "--scopes", "write")
@@ -729,7 +720,7 @@ def test_authentication_and_keys(tmp_path):
 
 def test_expired_key_under_faketime(tmp_path):
     srv = new_server(tmp_path)
-    import_ids(srv, make_tree(tmp_path, {"alice/pics/a.png": (20, 20, 1)}))
+    import_tree(srv, make_tree(tmp_path, {"alice/pics/a.png": (20, 20, 1)}))
     short = new_key(srv, "alice", "--expires-days", "1")
     forever = new_key(srv, "alice")
     srv.start()
@@ -802,7 +793,7 @@ def test_keys_command_usage_errors(tmp_path):
 
 def test_rate_limit_per_owner(tmp_path):
     srv = new_server(tmp_path, {"PIXFLARE_API_RATE_LIMIT": "5"})
-    import_ids(srv, make_tree(tmp_path, {"alice/pics/a.png": (20, 20, 1),
+    import_tree(srv, make_tree(tmp_path, {"alice/pics/a.png": (20, 20, 1),
                                          "bob/pics/b.png": (20, 20, 2)}))
     alice, bob = new_key(srv, "alice"), new_key(srv, "bob")
     srv.start()
@@ -859,7 +850,7 @@ def test_overview_follows_realtime_batch_and_cleanup(tmp_path):
         "bob/pics/b.png": (44, 44, 15),
     })
     base = new_server(tmp_path)
-    ids = import_ids(base, src)
+    ids = import_tree(base, src)
     names = names_of(ids)
     quiet = {"ANALYTICS_BATCH_ENABLED": "false", "ANALYTICS_REALTIME_FLUSH_MS": str(FLUSH_MS)}
     hits = []
@@ -1080,7 +1071,7 @@ def test_bug_empty_overview_passes_null_to_qsort(tmp_path):
     build this test passes; under SAN=1 it fails (the server dies, or its
     log fails the sanitizer check at stop)."""
     srv = new_server(tmp_path)
-    import_ids(srv, make_tree(tmp_path, {"alice/pics/a.png": (20, 20, 1)}))
+    import_tree(srv, make_tree(tmp_path, {"alice/pics/a.png": (20, 20, 1)}))
     key = new_key(srv, "alice")
     srv.start()
     api = Api(srv, key)
