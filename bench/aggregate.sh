@@ -114,8 +114,6 @@ CH_CLIENT=/usr/bin/clickhouse-client
 die() { log "bench/aggregate: $*"; exit 1; }
 
 # --- tools, build, work dir ---------------------------------------------------
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 need=""
 [ -x /usr/bin/time ] || need="$need time"
 command -v taskset >/dev/null 2>&1 || need="$need util-linux"
@@ -127,15 +125,8 @@ fi
 if [ "$PROFILE" = 1 ]; then
     command -v perf >/dev/null 2>&1 || need="$need linux-perf"
 fi
-if [ -n "$need" ]; then
-    log "== installing:$need"
-    # The packages' init scripts may not start a service here (policy-rc.d);
-    # this script starts its own ClickHouse anyway.
-    if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $need; then
-        $SUDO apt-get update -q
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $need
-    fi
-fi
+# shellcheck disable=SC2086 # a list of package names
+apt_need $need
 
 log "== building pixflare and evgen"
 if [ -z "${BENCH_PIXFLARE_BIN:-}" ]; then

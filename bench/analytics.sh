@@ -74,18 +74,11 @@ EVB=$ROOT/build/evlog_bench
 die() { log "bench/analytics: $*"; exit 1; }
 
 # --- tools, build, work dir ---------------------------------------------------
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 need=""
 command -v wrk >/dev/null 2>&1 || need="$need wrk"
 command -v curl >/dev/null 2>&1 || need="$need curl"
-if [ -n "$need" ]; then
-    log "== installing:$need"
-    if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $need; then
-        $SUDO apt-get update -q
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $need
-    fi
-fi
+# shellcheck disable=SC2086 # a list of package names
+apt_need $need
 
 log "== building pixflare and evlog_bench"
 if [ -z "${BENCH_PIXFLARE_BIN:-}" ]; then

@@ -116,8 +116,6 @@ GEN=$ROOT/bench/apigen.py
 die() { log "bench/api: $*"; exit 1; }
 
 # --- tools, build, work dir ---------------------------------------------------
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 need=""
 command -v wrk >/dev/null 2>&1 || need="$need wrk"
 command -v curl >/dev/null 2>&1 || need="$need curl"
@@ -130,13 +128,8 @@ fi
 if [ "$PROFILE" = 1 ]; then
     command -v perf >/dev/null 2>&1 || need="$need linux-perf"
 fi
-if [ -n "$need" ]; then
-    log "== installing:$need"
-    if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $need; then
-        $SUDO apt-get update -q
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $need
-    fi
-fi
+# shellcheck disable=SC2086 # a list of package names
+apt_need $need
 
 if [ -z "${BENCH_PIXFLARE_BIN:-}" ]; then
     log "== building pixflare"

@@ -3,6 +3,21 @@
 
 log() { printf '%s\n' "$*" >&2; }
 
+# Install the Debian packages named (nothing when none): apt-get update only
+# when the package lists cannot satisfy the install. The packages' init
+# scripts may not start a service here (policy-rc.d); the scripts start
+# their own servers anyway.
+apt_need() {
+    [ -n "$*" ] || return 0
+    _sudo=""
+    [ "$(id -u)" -eq 0 ] || _sudo="sudo"
+    log "== installing: $*"
+    if ! DEBIAN_FRONTEND=noninteractive $_sudo apt-get install -y -q "$@"; then
+        $_sudo apt-get update -q
+        DEBIAN_FRONTEND=noninteractive $_sudo apt-get install -y -q "$@"
+    fi
+}
+
 # Stop a background process of this shell, if it still runs, and reap it.
 stop_pid() {
     if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then

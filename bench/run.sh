@@ -58,20 +58,12 @@ BIN=${BENCH_PIXFLARE_BIN:-$ROOT/build/pixflare}
 die() { log "bench: $*"; exit 1; }
 
 # --- 1. tools, build, work dir ------------------------------------------------
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 need=""
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need="$need nginx"
 command -v wrk >/dev/null 2>&1 || need="$need wrk"
 command -v curl >/dev/null 2>&1 || need="$need curl"
-if [ -n "$need" ]; then
-    log "== installing:$need"
-    # apt-get update only when the package lists cannot satisfy the install.
-    if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $need; then
-        $SUDO apt-get update -q
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $need
-    fi
-fi
+# shellcheck disable=SC2086 # a list of package names
+apt_need $need
 NGINX=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
 
 if [ -z "${BENCH_PIXFLARE_BIN:-}" ]; then
