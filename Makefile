@@ -20,7 +20,10 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 
 SRCS    := $(wildcard src/*.c)
-LIBOBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(filter-out src/main.c,$(SRCS)))
+LIBOBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(filter-out src/main.c,$(SRCS))) \
+           $(BUILD)/obj/dash_assets.o
+# The dashboard's files, embedded in the binary (src/dash.h).
+WEB     := $(sort $(wildcard dashboard/*.html dashboard/*.js dashboard/*.css dashboard/*.svg))
 UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/*_test.c))
 
 .PHONY: all run test unit integration deps bench fuzz geoip format format-check clean
@@ -30,6 +33,20 @@ all: $(BUILD)/pixflare
 $(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj
 	@echo "CC $<"
 	@$(CC) $(CFLAGS) -c -o $@ $<
+
+# tools/embed is a host tool: built without the sanitizers of SAN=1.
+$(BUILD)/embed: tools/embed.c | $(BUILD)/obj
+	@echo "CC $<"
+	@$(CC) -O2 -std=c17 -Wall -Wextra -Werror -o $@ $<
+
+$(BUILD)/gen/dash_assets.c: $(BUILD)/embed $(WEB)
+	@mkdir -p $(BUILD)/gen
+	@echo "EMBED $(WEB)"
+	@$(BUILD)/embed $(WEB) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/dash_assets.o: $(BUILD)/gen/dash_assets.c | $(BUILD)/obj
+	@echo "CC $<"
+	@$(CC) $(CFLAGS) -Isrc -c -o $@ $<
 
 $(BUILD)/pixflare: $(BUILD)/obj/main.o $(LIBOBJS)
 	@echo "LD $@"

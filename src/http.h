@@ -47,6 +47,7 @@ struct http_resp {
     int accept_ranges;
     char content_range[80];
     struct http_headers *extra; /* more headers (the API's), or NULL */
+    const char *const *fixed_headers; /* static name, value, ..., NULL, or NULL */
     struct an_hit hit;          /* what analytics records of it (CDN route only) */
 };
 

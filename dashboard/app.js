@@ -1,0 +1,541 @@
+// app.js - the Pixflare stats dashboard: sign-in, routing, API calls and
+// rendering. It talks to this server's /v1/analytics API only, with the
+// key the user typed (kept in sessionStorage, so it goes when the tab goes).
+//
+// Views live in the URL's fragment, so the back button and links work:
+//   #/?days=30                    overview of the last 30 days
+//   #/?start=2026-11-01&end=...   overview of a custom range
+//   #/image/abc123?days=7         one image
+//
+// The DOM carries the state for people and for tests: body[data-state] is
+// signin | loading | ready | empty | error; main#view has data-view and the
+// range shown (data-range-start / data-range-end); every number on screen
+// also carries its exact value in data-value.
+
+import { barList, columnChart, longDate } from './chart.js';
+
+const KEY_STORE = 'pixflare.key';
+const KEY_RE = /^pfk_[a-z0-9]{12}_[A-Za-z0-9]{40}$/;
+const LIVE_MS = 5000;
+
+const $ = (sel) => document.querySelector(sel);
+const NUM = new Intl.NumberFormat('en-US');
+let regionNames = null;
+try {
+  regionNames = new Intl.DisplayNames(['en'], { type: 'region' });
+} catch {
+  regionNames = null;
+}
+
+const app = {
+  key: sessionStorage.getItem(KEY_STORE) || '',
+  owner: '',
+  data: null,          // last answer shown
+  timer: 0,            // live refresh or retry timer
+  seq: 0,              // answers to older requests are dropped
+  controller: null,
+};
+
+// ---- formatting -------------------------------------------------------
+
+export function bytes(n, short) {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+  let v = Number(n);
+  let u = 0;
+  while (v >= 1000 && u < units.length - 1) {
+    v /= 1000;
+    u++;
+  }
+  if (u === 0) return `${v} B`;
+  const digits = short ? (v >= 100 ? 0 : 1) : (v >= 100 ? 0 : v >= 10 ? 1 : 2);
+  return `${Number(v.toFixed(digits))} ${units[u]}`;
+}
+
+function count(n, short) {
+  if (!short || n < 10000) return NUM.format(n);
+  const units = [[1e9, 'B'], [1e6, 'M'], [1e3, 'k']];
+  for (const [f, s] of units) if (n >= f) return `${Number((n / f).toFixed(n / f >= 100 ? 0 : 1))}${s}`;
+  return NUM.format(n);
+}
+
+function countryName(code) {
+  if (code === 'XX') return 'Unknown';
+  if (code === 'T1') return 'Tor network';
+  try {
+    const name = regionNames && regionNames.of(code);
+    if (name && name !== code) return name;
+  } catch {
+    // not a region code Intl knows
+  }
+  return code;
+}
+
+function statusClass(s) {
+  return s >= 500 ? 's5' : s >= 400 ? 's4' : s >= 300 ? 's3' : 's2';
+}
+
+const STATUS_TEXT = {
+  200: 'OK', 206: 'Partial Content', 304: 'Not Modified', 400: 'Bad Request', 403: 'Forbidden',
+  404: 'Not Found', 405: 'Method Not Allowed', 412: 'Precondition Failed', 414: 'URI Too Long',
+  416: 'Range Not Satisfiable', 431: 'Headers Too Large', 500: 'Internal Error', 503: 'Unavailable',
+};
+
+function todayUTC() {
+  return new Date().toISOString().slice(0, 10);
+}
+
+function addDays(iso, d) {
+  const t = new Date(iso + 'T00:00:00Z');
+  t.setUTCDate(t.getUTCDate() + d);
+  return t.toISOString().slice(0, 10);
+}
+
+// ---- routing ----------------------------------------------------------
+
+function parseRoute() {
+  const hash = location.hash.replace(/^#/, '') || '/';
+  const [path, qs] = hash.split('?');
+  const q = new URLSearchParams(qs || '');
+  const range = {};
+  if (q.get('start') || q.get('end')) {
+    if (q.get('start')) range.start = q.get('start');
+    if (q.get('end')) range.end = q.get('end');
+  } else {
+    range.days = q.get('days') || '30';
+  }
+  const m = /^\/image\/([a-z0-9]{6})$/.exec(path);
+  return { view: m ? 'image' : 'overview', id: m ? m[1] : null, range };
+}
+
+function rangeQuery(range) {
+  const q = new URLSearchParams();
+  for (const k of ['days', 'start', 'end']) if (range[k]) q.set(k, range[k]);
+  return q.toString();
+}
+
+function go(route) {
+  const base = route.view === 'image' ? `#/image/${route.id}` : '#/';
+  const target = `${base}?${rangeQuery(route.range)}`;
+  if (location.hash === target) load();
+  else location.hash = target;
+}
+
+// ---- API --------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, code, message, retryAfter) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter;
+  }
+}
+
+async function api(path, params, key, signal) {
+  let res;
+  try {
+    res = await fetch(`/v1/analytics/${path}?${params}`, {
+      headers: { Authorization: `Bearer ${key}` },
+      cache: 'no-store',
+      signal,
+    });
+  } catch (e) {
+    if (e.name === 'AbortError') throw e;
+    throw new ApiError(0, 'NETWORK', 'The Pixflare server cannot be reached.');
+  }
+  if (params.includes('format=csv') && res.ok) return res.text();
+  let body = null;
+  try {
+    body = await res.json();
+  } catch {
+    body = null;
+  }
+  if (!res.ok || !body) {
+    const err = (body && body.error) || {};
+    throw new ApiError(res.status, err.code || 'INTERNAL',
+      err.message || `The server answered ${res.status} ${res.statusText}.`,
+      Number(res.headers.get('Retry-After')) || 0);
+  }
+  return body;
+}
+
+// ---- sign-in ----------------------------------------------------------
+
+function setState(s) {
+  document.body.dataset.state = s;
+  const signedIn = s !== 'signin';
+  $('#signin').hidden = signedIn;
+  for (const n of document.querySelectorAll('[data-signed-in]')) n.hidden = !signedIn;
+}
+
+function showSignin(message) {
+  stopTimer();
+  if (app.controller) app.controller.abort();
+  app.key = '';
+  app.owner = '';
+  app.data = null;
+  sessionStorage.removeItem(KEY_STORE);
+  setState('signin');
+  $('#signin-error').textContent = message || '';
+  const input = $('#signin-key');
+  input.value = '';
+  input.setAttribute('aria-invalid', message ? 'true' : 'false');
+  input.focus();
+}
+
+function authMessage(e) {
+  if (e.status === 401) return 'This API key was not accepted: it is unknown, revoked or expired.';
+  if (e.status === 403) return 'This API key cannot read analytics: it lacks the "read" scope.';
+  return null;
+}
+
+async function signIn(ev) {
+  ev.preventDefault();
+  const key = $('#signin-key').value.trim();
+  const error = $('#signin-error');
+  if (!key) {
+    error.textContent = 'Enter an API key.';
+    return;
+  }
+  if (!KEY_RE.test(key)) {
+    error.textContent = 'That is not a Pixflare API key: keys look like pfk_<12 characters>_<40 characters>.';
+    return;
+  }
+  const button = $('#signin-submit');
+  button.disabled = true;
+  error.textContent = '';
+  try {
+    // One small call proves the key before the page switches.
+    await api('overview', 'days=1&limit=1', key);
+    app.key = key;
+    sessionStorage.setItem(KEY_STORE, key);
+    $('#signin-key').value = '';
+    setState('loading');
+    load();
+  } catch (e) {
+    error.textContent = authMessage(e) ||
+      (e.status === 429 ? `Too many requests for this owner; try again in ${e.retryAfter || 60} s.`
+        : `Cannot sign in: ${e.message}`);
+    $('#signin-key').setAttribute('aria-invalid', e.status === 401 || e.status === 403 ? 'true' : 'false');
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---- loading ----------------------------------------------------------
+
+function stopTimer() {
+  clearTimeout(app.timer);
+  app.timer = 0;
+}
+
+function showMessage(kind, text, retry) {
+  const box = $('#message');
+  box.dataset.kind = kind;
+  box.replaceChildren();
+  box.hidden = !kind;
+  if (!kind) return;
+  const p = document.createElement('p');
+  p.textContent = text;
+  box.appendChild(p);
+  if (retry) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = 'Try again';
+    b.addEventListener('click', () => load());
+    box.appendChild(b);
+  }
+}
+
+// Fetch and draw the view of the current URL. `quiet` (a live refresh)
+// keeps what is on screen while it loads and on a passing failure.
+async function load(quiet = false) {
+  stopTimer();
+  if (!app.key) {
+    showSignin();
+    return;
+  }
+  const route = parseRoute();
+  syncRangeControls(route);
+  const seq = ++app.seq;
+  if (app.controller) app.controller.abort();
+  app.controller = new AbortController();
+  if (!quiet) document.body.dataset.state = 'loading';
+  document.body.setAttribute('aria-busy', 'true');
+  const params = rangeQuery(route.range);
+  let data;
+  try {
+    data = route.view === 'image'
+      ? await api(`images/${route.id}`, params, app.key, app.controller.signal)
+      : await api('overview', `${params}&limit=10`, app.key, app.controller.signal);
+  } catch (e) {
+    if (seq !== app.seq || e.name === 'AbortError') return;
+    document.body.removeAttribute('aria-busy');
+    failed(e, route, quiet);
+    return;
+  }
+  if (seq !== app.seq) return;
+  document.body.removeAttribute('aria-busy');
+  app.data = { route, data };
+  app.owner = data.owner;
+  render(route, data);
+  scheduleLive(route, data);
+}
+
+function failed(e, route, quiet) {
+  const auth = authMessage(e);
+  if (auth) {
+    showSignin(auth);
+    return;
+  }
+  if (e.status === 429) {
+    const s = e.retryAfter || 5;
+    showMessage('error', `Too many requests for this owner in the last minute; trying again in ${s} s.`);
+    document.body.dataset.state = app.data ? document.body.dataset.state : 'error';
+    app.timer = setTimeout(() => load(true), s * 1000);
+    return;
+  }
+  if (e.status === 400) {
+    showMessage('error', `This range cannot be shown: ${e.message}`);
+    document.body.dataset.state = 'error';
+    return;
+  }
+  if (e.status === 404 && route.view === 'image') {
+    showMessage('error', 'No such image for this owner.');
+    document.body.dataset.state = 'error';
+    return;
+  }
+  if (quiet && app.data) {
+    // A live refresh that failed: keep the numbers, say they are stale.
+    const live = $('#live');
+    live.dataset.live = 'false';
+    live.textContent = 'Offline';
+    live.title = `Live refresh failed (${e.message}); retrying.`;
+    app.timer = setTimeout(() => load(true), LIVE_MS * 2);
+    return;
+  }
+  const what = e.status === 0 ? e.message
+    : `The server failed to answer (${e.status} ${e.code}): ${e.message}`;
+  showMessage('error', what, true);
+  document.body.dataset.state = 'error';
+}
+
+function scheduleLive(route, data) {
+  const live = $('#live');
+  const rt = data.freshness ? data.freshness.realtime : false;
+  const on = rt && data.range.end === todayUTC();
+  live.dataset.live = on ? 'true' : 'false';
+  if (on) {
+    live.textContent = 'Live';
+    live.title = `Realtime: refreshed every ${LIVE_MS / 1000} s; last at ${new Date().toLocaleTimeString()}.`;
+    app.timer = setTimeout(function tick() {
+      if (document.hidden) app.timer = setTimeout(tick, LIVE_MS);
+      else load(true);
+    }, LIVE_MS);
+  } else {
+    live.textContent = rt ? 'Past range' : 'Daily';
+    live.title = rt ? 'This range ends before today: its numbers no longer change.'
+      : 'Realtime is off: numbers come from the nightly aggregation.';
+  }
+}
+
+// ---- rendering --------------------------------------------------------
+
+function syncRangeControls(route) {
+  for (const b of document.querySelectorAll('#range button[data-days]')) {
+    b.setAttribute('aria-pressed', String(route.range.days === b.dataset.days));
+  }
+  const today = todayUTC();
+  for (const id of ['#range-start', '#range-end']) {
+    $(id).max = today;
+    $(id).min = addDays(today, -365);
+  }
+  $('#back').hidden = route.view !== 'image';
+}
+
+function setNumber(sel, value, text, title) {
+  const n = $(sel);
+  n.dataset.value = String(value);
+  n.textContent = text;
+  n.title = title || '';
+}
+
+function render(route, d) {
+  const view = $('#view');
+  const days = d.timeseries.length || 1;
+  view.dataset.view = route.view;
+  view.dataset.rangeStart = d.range.start;
+  view.dataset.rangeEnd = d.range.end;
+  view.dataset.updated = String(Number(view.dataset.updated || 0) + 1);
+  $('#owner').textContent = d.owner;
+  $('#range-label').textContent = `${longDate(d.range.start)} – ${longDate(d.range.end)} (UTC)`;
+  $('#range-start').value = d.range.start;
+  $('#range-end').value = d.range.end;
+
+  setNumber('#total-requests', d.totals.requests, NUM.format(d.totals.requests));
+  setNumber('#total-bandwidth', d.totals.bandwidth_bytes, bytes(d.totals.bandwidth_bytes),
+    `${NUM.format(d.totals.bandwidth_bytes)} bytes`);
+  $('#avg-requests').textContent = `${count(Math.round(d.totals.requests / days), true)} a day on average`;
+  $('#avg-bandwidth').textContent = `${bytes(Math.round(d.totals.bandwidth_bytes / days))} a day on average`;
+
+  const series = d.timeseries;
+  columnChart($('#chart-requests'), series.map((p) => ({ date: p.date, value: p.requests })), {
+    name: 'Requests', format: (v, s) => count(v, s), formatExact: (v) => NUM.format(v),
+    unit: 'requests', cls: 'req',
+  });
+  columnChart($('#chart-bandwidth'), series.map((p) => ({ date: p.date, value: p.bandwidth_bytes })), {
+    name: 'Bandwidth', format: (v, s) => bytes(v, s), cls: 'bw',
+  });
+  const tbody = $('#daily-table tbody');
+  tbody.replaceChildren();
+  for (const p of series.slice().reverse()) {
+    const tr = document.createElement('tr');
+    for (const t of [longDate(p.date), NUM.format(p.requests), bytes(p.bandwidth_bytes)]) {
+      const td = document.createElement('td');
+      td.textContent = t;
+      tr.appendChild(td);
+    }
+    tbody.appendChild(tr);
+  }
+
+  const share = (v, all) => (all > 0 ? `${((v / all) * 100).toFixed(v / all >= 0.1 ? 0 : 1)}%` : '');
+  const total = d.totals.requests;
+  barList($('#countries'), d.countries.map((c) => ({
+    label: countryName(c.country), value: c.requests,
+    valueText: NUM.format(c.requests), subText: share(c.requests, total),
+    attrs: { 'data-country': c.country, 'data-requests': c.requests, 'data-bandwidth': c.bandwidth_bytes },
+  })), 'No requests in this range.');
+  for (const li of document.querySelectorAll('#countries li[data-country]')) li.title = li.dataset.country;
+  barList($('#variants'), d.variants.map((v) => ({
+    label: v.variant, value: v.requests, valueText: NUM.format(v.requests),
+    subText: bytes(v.bandwidth_bytes),
+    attrs: { 'data-variant': v.variant, 'data-requests': v.requests, 'data-bandwidth': v.bandwidth_bytes },
+  })), 'No requests in this range.');
+
+  const isImage = route.view === 'image';
+  $('#image-head').hidden = !isImage;
+  $('#card-top').hidden = isImage;
+  $('#card-statuses').hidden = isImage;
+  $('#kpi-errors').hidden = isImage;
+  if (isImage) {
+    const name = `${d.album}/${d.filename}`;
+    $('#image-title').textContent = name;
+    const thumb = $('#image-thumb');
+    if (thumb.dataset.id !== d.image_id) {
+      thumb.dataset.id = d.image_id;
+      thumb.src = `/dashboard/thumb/${d.image_id}`;
+    }
+    const link = $('#image-link');
+    link.textContent = `${location.origin}/i/${d.image_id}`;
+    link.href = `/i/${d.image_id}`;
+    document.title = `${name} · Pixflare stats`;
+  } else {
+    document.title = `${d.owner} · Pixflare stats`;
+    const q = rangeQuery(route.range);
+    barList($('#top-images'), d.top_images.map((t) => ({
+      label: t.filename, sub: t.album, value: t.requests, valueText: NUM.format(t.requests),
+      subText: bytes(t.bandwidth_bytes), href: `#/image/${t.image_id}?${q}`,
+      thumb: `/dashboard/thumb/${t.image_id}`,
+      attrs: { 'data-image-id': t.image_id, 'data-requests': t.requests, 'data-bandwidth': t.bandwidth_bytes },
+    })), 'No image was requested in this range.');
+    const all = d.status_codes.reduce((a, s) => a + s.requests, 0);
+    const errors = d.status_codes.filter((s) => s.status >= 400).reduce((a, s) => a + s.requests, 0);
+    setNumber('#error-rate', errors, all ? share(errors, all) || '0%' : '–');
+    $('#error-detail').textContent = `${NUM.format(errors)} of ${NUM.format(all)} responses were 4xx or 5xx`;
+    barList($('#statuses'), d.status_codes.map((s) => ({
+      label: String(s.status), sub: STATUS_TEXT[s.status] || '', value: s.requests,
+      valueText: NUM.format(s.requests), subText: share(s.requests, all), cls: statusClass(s.status),
+      attrs: { 'data-status': s.status, 'data-requests': s.requests },
+    })), 'No responses in this range.');
+  }
+
+  const f = d.freshness || {};
+  $('#freshness').textContent = (f.realtime ? 'Realtime counting is on: new requests show within seconds. '
+    : 'Realtime counting is off: numbers come from the nightly aggregation. ') +
+    (f.last_aggregation_date ? `Last nightly aggregation: ${longDate(f.last_aggregation_date)}.`
+      : 'No nightly aggregation has run yet.') +
+    ' Dates are UTC days. Pixflare stores no IP addresses, user agents or referers.';
+
+  const empty = d.totals.requests === 0 && !(d.status_codes && d.status_codes.length);
+  if (empty) {
+    showMessage('empty', isImage
+      ? `${d.filename} had no requests between ${longDate(d.range.start)} and ${longDate(d.range.end)}.`
+      : `No requests for ${d.owner}'s images between ${longDate(d.range.start)} and ${longDate(d.range.end)} yet. ` +
+        `Images are served at /${d.owner}/<album>/<file> and /i/<id>; requests show here within seconds.`);
+  } else {
+    showMessage('', '');
+  }
+  document.body.dataset.state = empty ? 'empty' : 'ready';
+}
+
+async function downloadCsv() {
+  if (!app.data) return;
+  const { route, data } = app.data;
+  const params = `${rangeQuery({ start: data.range.start, end: data.range.end })}&format=csv`;
+  const button = $('#csv');
+  button.disabled = true;
+  try {
+    const text = route.view === 'image'
+      ? await api(`images/${route.id}`, params, app.key)
+      : await api('overview', `${params}&limit=10`, app.key);
+    const what = route.view === 'image' ? `image-${route.id}` : 'overview';
+    const a = document.createElement('a');
+    a.href = URL.createObjectURL(new Blob([text], { type: 'text/csv' }));
+    a.download = `pixflare-${data.owner}-${what}-${data.range.start}-${data.range.end}.csv`;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+  } catch (e) {
+    const auth = authMessage(e);
+    if (auth) showSignin(auth);
+    else showMessage('error', `The CSV could not be made: ${e.message}`, false);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---- wiring -----------------------------------------------------------
+
+function applyCustom(ev) {
+  ev.preventDefault();
+  const start = $('#range-start').value;
+  const end = $('#range-end').value;
+  const today = todayUTC();
+  let problem = '';
+  if (!start || !end) problem = 'Choose both a start and an end date.';
+  else if (start > end) problem = 'The start date is after the end date.';
+  else if (end > today) problem = 'The end date is in the future (dates are UTC).';
+  else if (addDays(start, 89) < end) problem = 'A range can span at most 90 days.';
+  if (problem) {
+    showMessage('error', problem);
+    return;
+  }
+  go({ ...parseRoute(), range: { start, end } });
+}
+
+function init() {
+  $('#signin-form').addEventListener('submit', signIn);
+  $('#signout').addEventListener('click', () => {
+    showSignin('');
+    history.replaceState(null, '', location.pathname);
+  });
+  for (const b of document.querySelectorAll('#range button[data-days]')) {
+    b.addEventListener('click', () => go({ ...parseRoute(), range: { days: b.dataset.days } }));
+  }
+  $('#range-custom').addEventListener('submit', applyCustom);
+  $('#csv').addEventListener('click', downloadCsv);
+  $('#image-thumb').addEventListener('error', (e) => e.target.classList.add('broken'));
+  window.addEventListener('hashchange', () => {
+    load();
+    if (parseRoute().view === 'image') $('#view').focus({ preventScroll: false });
+  });
+  document.addEventListener('visibilitychange', () => {
+    // Back on the tab: bring the numbers up to date at once.
+    if (!document.hidden && app.key && $('#live').dataset.live === 'true') load(true);
+  });
+  if (app.key) load();
+  else showSignin('');
+}
+
+init();
