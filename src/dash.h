@@ -33,6 +33,16 @@ extern const size_t dash_nassets;
 /* The headers every dashboard answer carries: name, value pairs, then NULL. */
 extern const char *const dash_headers[];
 
+/* Whether the raw path is /dashboard/thumb/{x}, the thumbnail route; if so,
+ * writes the CDN path of x's thumb variant, "/i/{x}/thumb", into target
+ * (capacity cap) for urlpath_parse() to validate. x is at most 32 bytes
+ * without '/'; anything else under the prefix answers 0 with target "". */
+int dash_thumb_path(const char *path, size_t len, char *target, size_t cap);
+
+/* Whether a thumbnail may be served to a request whose Sec-Fetch-Site
+ * header is `site` (NULL when absent): same-origin page, or no browser. */
+int dash_thumb_allowed(const char *site);
+
 /* Answer a GET or HEAD for the raw path (which starts "/dashboard"): the
  * asset with ETag, revalidation (304) and no-cache, or a JSON 404. */
 void dash_serve(const struct http_req *req, struct http_resp *resp);

@@ -259,14 +259,6 @@ static void record(struct http_server *srv, struct MHD_Connection *conn, const s
                      ci ? ci->client_addr : NULL);
 }
 
-#define THUMB_PREFIX "/dashboard/thumb/"
-
-static int is_thumb(const struct http_req *req)
-{
-    size_t n = sizeof(THUMB_PREFIX) - 1;
-    return req->path_len > n && memcmp(req->path, THUMB_PREFIX, n) == 0;
-}
-
 /* /dashboard/thumb/{image_id}: the image's `thumb` variant for the
  * dashboard's lists. The CDN serves it (same bytes, validators, generation
  * and caching in storage), but as a server route it makes no event, so that
@@ -274,25 +266,17 @@ static int is_thumb(const struct http_req *req)
  * /i/{id}/thumb anyway; what is refused is other sites embedding this
  * uncounted copy (browsers say so in Sec-Fetch-Site). */
 static int route_thumb(struct http_server *srv, const struct http_req *req, int flags,
-                       struct http_resp *resp, struct cdn_job *job)
+                       struct http_resp *resp, struct cdn_job *job, const char *target)
 {
     struct urlpath path;
-    char target[64];
-    size_t n = req->path_len - (sizeof(THUMB_PREFIX) - 1);
-    const char *site = http_req_header(req, "Sec-Fetch-Site");
     int rc = 0;
     resp->fixed_headers = dash_headers;
-    if (site != NULL && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0) {
+    if (!dash_thumb_allowed(http_req_header(req, "Sec-Fetch-Site")))
         http_resp_error(resp, 403, "FORBIDDEN", "dashboard thumbnails are for the dashboard");
-    } else if (n > 32 || memchr(req->path + req->path_len - n, '/', n) != NULL) {
+    else if (urlpath_parse(target, strlen(target), &path) != 0 || path.kind != URLPATH_BY_ID)
         http_resp_error(resp, 404, "NOT_FOUND", "image not found");
-    } else {
-        snprintf(target, sizeof(target), "/i/%.*s/thumb", (int)n, req->path + req->path_len - n);
-        if (urlpath_parse(target, strlen(target), &path) != 0 || path.kind != URLPATH_BY_ID)
-            http_resp_error(resp, 404, "NOT_FOUND", "image not found");
-        else
-            rc = cdn_serve(srv->cdn, req, &path, flags, resp, job);
-    }
+    else
+        rc = cdn_serve(srv->cdn, req, &path, flags, resp, job);
     resp->hit.record = 0;
     if (resp->status != 0 && resp->status < 400)
         resp->cache_control = "private, max-age=86400";
@@ -305,6 +289,7 @@ static int route(struct http_server *srv, const struct http_req *req, int flags,
                  struct http_resp *resp, struct cdn_job *job)
 {
     struct urlpath path;
+    char thumb[48];
     if (urlpath_parse(req->path, req->path_len, &path) != 0) {
         http_resp_error(resp, path.status, path.code, path.message);
         if (!server_path(req->path, req->path_len))
@@ -314,8 +299,9 @@ static int route(struct http_server *srv, const struct http_req *req, int flags,
     if (path.kind == URLPATH_SERVER) {
         if (strcmp(path.route, "healthz") == 0 && req->path_len == 8)
             route_healthz(resp);
-        else if (strcmp(path.route, "dashboard") == 0 && is_thumb(req))
-            return route_thumb(srv, req, flags, resp, job);
+        else if (strcmp(path.route, "dashboard") == 0 &&
+                 dash_thumb_path(req->path, req->path_len, thumb, sizeof(thumb)))
+            return route_thumb(srv, req, flags, resp, job, thumb);
         else if (strcmp(path.route, "dashboard") == 0)
             dash_serve(req, resp);
         else
