@@ -46,9 +46,9 @@ struct http_resp {
     const char *etag, *last_modified, *cache_control, *allow;
     int accept_ranges;
     char content_range[80];
-    struct http_headers *extra; /* more headers (the API's), or NULL */
+    struct http_headers *extra;       /* more headers (the API's), or NULL */
     const char *const *fixed_headers; /* static name, value, ..., NULL, or NULL */
-    struct an_hit hit;          /* what analytics records of it (CDN route only) */
+    struct an_hit hit;                /* what analytics records of it (CDN route only) */
 };
 
 /* Value of request header `name` (case-insensitive), or NULL. */
