@@ -85,7 +85,8 @@ integration: $(BUILD)/pixflare
 
 # Everything CI checks: formatting, gcc and clang builds, unit and
 # integration tests plain and under ASan+UBSan, and a short fuzzing run.
-test: deps
+test:
+	@sh scripts/deps.sh test
 	@sh scripts/test.sh
 
 # A GeoIP country database (.mmdb) built offline from Debian's tor-geoipdb

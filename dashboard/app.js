@@ -525,6 +525,11 @@ function init() {
   }
   $('#range-custom').addEventListener('submit', applyCustom);
   $('#csv').addEventListener('click', downloadCsv);
+  // The skip link must not go through the fragment: that holds the route.
+  $('.skip').addEventListener('click', (e) => {
+    e.preventDefault();
+    $('#view').focus();
+  });
   $('#image-thumb').addEventListener('error', (e) => e.target.classList.add('broken'));
   window.addEventListener('hashchange', () => {
     load();

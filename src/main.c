@@ -354,6 +354,8 @@ static int cmd_demo(const char *config_file, int argc, char **argv)
                     "  API key of %s (also in %s):\n    curl -H 'Authorization: Bearer %s' "
                     "'%s/v1/analytics/overview?days=30'\n",
                     owners[i], path, keys[i], base);
+        if (nkeys > 0)
+            fprintf(stderr, "  Stats dashboard: %s/dashboard (sign in with a key above)\n", base);
     }
     offline_close(&o);
     return rc;
