@@ -100,7 +100,7 @@ bench: deps
 fuzz:
 	@sh tests/fuzz/run.sh $(or $(FUZZ_SECONDS),60)
 
-FORMATTED := $(wildcard src/*.[ch] tests/unit/*.c tests/fuzz/*.c)
+FORMATTED := $(wildcard src/*.[ch] tests/unit/*.c tests/fuzz/*.c tools/*.c)
 
 format:
 	clang-format -i $(FORMATTED)
