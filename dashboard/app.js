@@ -13,6 +13,7 @@
 // also carries its exact value in data-value.
 
 import { barList, columnChart, longDate } from './chart.js';
+import { addDays, bytes, count, countryName, statusClass, todayUTC } from './format.js';
 
 const KEY_STORE = 'pixflare.key';
 const KEY_RE = /^pfk_[a-z0-9]{12}_[A-Za-z0-9]{40}$/;
@@ -20,12 +21,6 @@ const LIVE_MS = 5000;
 
 const $ = (sel) => document.querySelector(sel);
 const NUM = new Intl.NumberFormat('en-US');
-let regionNames = null;
-try {
-  regionNames = new Intl.DisplayNames(['en'], { type: 'region' });
-} catch {
-  regionNames = null;
-}
 
 const app = {
   key: sessionStorage.getItem(KEY_STORE) || '',
@@ -36,59 +31,11 @@ const app = {
   controller: null,
 };
 
-// ---- formatting -------------------------------------------------------
-
-export function bytes(n, short) {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
-  let v = Number(n);
-  let u = 0;
-  while (v >= 1000 && u < units.length - 1) {
-    v /= 1000;
-    u++;
-  }
-  if (u === 0) return `${v} B`;
-  const digits = short ? (v >= 100 ? 0 : 1) : (v >= 100 ? 0 : v >= 10 ? 1 : 2);
-  return `${Number(v.toFixed(digits))} ${units[u]}`;
-}
-
-function count(n, short) {
-  if (!short || n < 10000) return NUM.format(n);
-  const units = [[1e9, 'B'], [1e6, 'M'], [1e3, 'k']];
-  for (const [f, s] of units) if (n >= f) return `${Number((n / f).toFixed(n / f >= 100 ? 0 : 1))}${s}`;
-  return NUM.format(n);
-}
-
-function countryName(code) {
-  if (code === 'XX') return 'Unknown';
-  if (code === 'T1') return 'Tor network';
-  try {
-    const name = regionNames && regionNames.of(code);
-    if (name && name !== code) return name;
-  } catch {
-    // not a region code Intl knows
-  }
-  return code;
-}
-
-function statusClass(s) {
-  return s >= 500 ? 's5' : s >= 400 ? 's4' : s >= 300 ? 's3' : 's2';
-}
-
 const STATUS_TEXT = {
   200: 'OK', 206: 'Partial Content', 304: 'Not Modified', 400: 'Bad Request', 403: 'Forbidden',
   404: 'Not Found', 405: 'Method Not Allowed', 412: 'Precondition Failed', 414: 'URI Too Long',
   416: 'Range Not Satisfiable', 431: 'Headers Too Large', 500: 'Internal Error', 503: 'Unavailable',
 };
-
-function todayUTC() {
-  return new Date().toISOString().slice(0, 10);
-}
-
-function addDays(iso, d) {
-  const t = new Date(iso + 'T00:00:00Z');
-  t.setUTCDate(t.getUTCDate() + d);
-  return t.toISOString().slice(0, 10);
-}
 
 // ---- routing ----------------------------------------------------------
 

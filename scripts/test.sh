@@ -1,7 +1,8 @@
 #!/bin/sh
 # `make test`: every check CI runs, in order of how fast they fail.
 #   1. formatting (clang-format, .clang-format); the GeoIP test database
-#   2. gcc build with -Werror, unit tests, integration tests
+#   2. the dashboard's JavaScript unit tests; gcc build with -Werror, unit
+#      tests, integration tests (the dashboard in headless Chromium included)
 #   3. clang build with -Werror
 #   4. clang ASan + UBSan build (leak checking on), unit and integration tests
 #   5. a short fuzzing run of every parser target (FUZZ_SECONDS, default 20)
@@ -38,6 +39,7 @@ step "format check (clang-format)" make -s format-check
 # The GeoIP unit and integration tests read a real database, built offline
 # from Debian's tor-geoipdb (a few seconds; skipped when up to date).
 step "GeoIP database (make geoip)" make -s geoip
+step "dashboard unit tests (node --test)" node --test tests/dashboard/unit.test.mjs
 step "gcc build (-Wall -Wextra -Werror)" make -s -j"$JOBS" CC=gcc BUILD=build/gcc all
 step "gcc unit tests" make -s -j"$JOBS" CC=gcc BUILD=build/gcc unit
 step "gcc integration tests" pytest_run build/gcc
