@@ -30,7 +30,7 @@ CC=${FUZZ_CC:-clang}
 OUT=build/fuzz
 FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=c17 -D_GNU_SOURCE"
 FLAGS="$FLAGS -Wall -Wextra -Werror -Isrc -Itests/fuzz"
-TARGETS="urlpath range cron config date evlog query"
+TARGETS="urlpath range cron config date evlog query dash"
 
 # The src/*.c files each target links: the parser and what it calls.
 sources_for() {
@@ -43,6 +43,9 @@ sources_for() {
     evlog) echo "src/evlog.c src/err.c src/fsutil.c src/timeutil.c src/variant.c src/ticker.c" ;;
     # query: auth.c's three db_key_* calls are stubs inside the target
     query) echo "src/query.c src/urlpath.c src/variant.c src/timeutil.c src/err.c src/auth.c src/keyhash.c" ;;
+    # dash: http.c's two functions are stubs inside the target; the assets
+    # are the Makefile's generated table (made below)
+    dash) echo "src/dash.c src/hdr.c src/timeutil.c src/err.c build/gen/dash_assets.c" ;;
     esac
 }
 
@@ -94,6 +97,14 @@ fi
 crashes=0
 failed_builds=0
 built=""
+
+# The dash target links the embedded dashboard assets: generate them with the
+# Makefile's own rule (tools/embed over dashboard/*); if that fails, so does
+# the target's build.
+if ! make -s build/gen/dash_assets.c >"$OUT/logs/gen_dash.log" 2>&1; then
+    cat "$OUT/logs/gen_dash.log" >&2
+    echo "fuzz: dash: cannot generate build/gen/dash_assets.c" >&2
+fi
 
 # Report the input a libFuzzer run stopped on. $1: log, $2: fallback text.
 report_crash() {

@@ -1,0 +1,332 @@
+/* fuzz_dash.c - fuzzes the dashboard's request handling in src/dash.c:
+ * dash_thumb_path(), dash_thumb_allowed() and dash_serve() (the lookup of the
+ * embedded assets, build/gen/dash_assets.c, with its If-None-Match answer).
+ *
+ * dash.c calls http_req_header() and http_resp_error() of src/http.c, which
+ * needs libmicrohttpd; this target defines both itself: the request's only
+ * header is taken from the input, and an error is recorded as the real one
+ * shapes the response (status, JSON type, no validators, no-store).
+ *
+ * Input layout: one flags byte, then the header value up to the first '\n'
+ * (copied into an exactly sized NUL-terminated string), then the path (the
+ * rest, passed as an exactly sized copy WITHOUT a terminator, so ASan flags
+ * any read past its length). Flags: bit 0, no header at all (NULL); bit 1,
+ * "/dashboard/thumb/" is put before the path given to dash_thumb_path();
+ * bit 2, "/dashboard" is put before the path given to dash_serve(); bits 3-6,
+ * the capacity of a second, exactly sized target buffer for dash_thumb_path()
+ * (0, 3, ..., 45: around the 11..42 bytes a target takes); bit 7, the request
+ * is a HEAD. Invariants checked:
+ *  - dash_thumb_allowed() is true exactly for no header, "same-origin" and
+ *    "none";
+ *  - dash_thumb_path() returns 1 exactly when the path starts with
+ *    "/dashboard/thumb/" and is longer; with target capacity 48 (http.c's)
+ *    and with the input's capacity, the target is a NUL-terminated string in
+ *    its buffer, "" when the answer is 0; when not empty it is exactly
+ *    "/i/" + the rest + "/thumb", the rest being 1..32 bytes without '/';
+ *    and it is not empty whenever such a rest fits the capacity;
+ *  - dash_serve() (on paths starting "/dashboard", its precondition) always
+ *    sets the dashboard's headers, and answers 200 with the asset's bytes,
+ *    type, ETag and no-cache exactly when the path is "/dashboard" or
+ *    "/dashboard/" (index.html) or "/dashboard/<name>" of an asset; 304
+ *    (ETag, no-cache, no body, the asset's length) only when If-None-Match
+ *    names the asset's tag or is "*" (exactly the RFC 9110 answer when the
+ *    header is a well-formed list); anything else a 404 JSON error;
+ *  - once: the asset table has unique names without '/', index.html among
+ *    them, the content type of each extension, and a strong ETag that is the
+ *    FNV-1a 64 of the bytes (tools/embed.c), and dash_headers[] holds the
+ *    CSP, nosniff and no-referrer pairs. */
+#include "dash.h"
+#include "fuzz_check.h"
+
+#include <strings.h>
+
+#define THUMB_PREFIX "/dashboard/thumb/"
+#define DASH_PREFIX "/dashboard"
+
+/* ---- The two http.c functions dash.c calls ---- */
+
+struct fake_conn {
+    const char *header; /* the one header's value, or NULL */
+    int asked;          /* If-None-Match look-ups */
+};
+
+static struct {
+    int called, status;
+    const char *code;
+} last_error;
+
+const char *http_req_header(const struct http_req *req, const char *name)
+{
+    struct fake_conn *c = req->conn;
+    if (strcasecmp(name, "If-None-Match") != 0)
+        return NULL;
+    c->asked++;
+    return c->header;
+}
+
+void http_resp_error(struct http_resp *resp, int status, const char *code, const char *message)
+{
+    FUZZ_CHECK(code != NULL && code[0] != '\0' && message != NULL && message[0] != '\0');
+    last_error.called++;
+    last_error.status = status;
+    last_error.code = code;
+    resp->status = status;
+    resp->content_type = "application/json";
+    resp->body = NULL;
+    resp->len = 0;
+    resp->etag = NULL;
+    resp->last_modified = NULL;
+    resp->cache_control = "no-store";
+}
+
+/* ---- References ---- */
+
+static const struct dash_asset *ref_find(const char *name, size_t len)
+{
+    for (size_t i = 0; i < dash_nassets; i++)
+        if (strlen(dash_assets[i].name) == len && memcmp(dash_assets[i].name, name, len) == 0)
+            return &dash_assets[i];
+    return NULL;
+}
+
+/* The asset a path names (which starts "/dashboard"), or NULL. */
+static const struct dash_asset *ref_asset(const char *path, size_t len)
+{
+    const size_t plen = sizeof(DASH_PREFIX) - 1;
+    if (len == plen || (len == plen + 1 && path[plen] == '/'))
+        return ref_find("index.html", 10);
+    if (len > plen + 1 && path[plen] == '/' && memchr(path + plen + 1, '/', len - plen - 1) == NULL)
+        return ref_find(path + plen + 1, len - plen - 1);
+    return NULL;
+}
+
+static int ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* RFC 9110 13.1.2 If-None-Match ("*" / #entity-tag, weak comparison) on a
+ * strong tag: 1 match, 0 no match, -1 when the value is not well formed
+ * (then only the weaker check of ref_may_match() applies). */
+static int ref_inm(const char *v, const char *etag)
+{
+    size_t n = strlen(v), i = 0, elen = strlen(etag);
+    size_t a = 0, b = n;
+    while (a < b && ows(v[a]))
+        a++;
+    while (b > a && ows(v[b - 1]))
+        b--;
+    if (b - a == 1 && v[a] == '*')
+        return 1;
+    int match = 0;
+    for (;;) {
+        while (i < n && (ows(v[i]) || v[i] == ','))
+            i++;
+        if (i == n)
+            return match;
+        if (n - i >= 2 && v[i] == 'W' && v[i + 1] == '/')
+            i += 2;
+        if (v[i] != '"')
+            return -1;
+        size_t start = i++;
+        while (i < n && v[i] != '"') {
+            unsigned char c = (unsigned char)v[i];
+            if (c < 0x21 || c == 0x7f)
+                return -1;
+            i++;
+        }
+        if (i == n)
+            return -1;
+        i++; /* the closing quote */
+        if (i - start == elen && memcmp(v + start, etag, elen) == 0)
+            match = 1;
+        while (i < n && ows(v[i]))
+            i++;
+        if (i < n && v[i] != ',')
+            return -1;
+    }
+}
+
+/* Whatever the syntax, a 304 needs the tag or a "*" in the header. */
+static int ref_may_match(const char *v, const char *etag)
+{
+    return strchr(v, '*') != NULL || strstr(v, etag) != NULL;
+}
+
+/* ---- The asset table, once ---- */
+
+static void check_table(void)
+{
+    static const struct {
+        const char *ext, *type;
+    } types[] = {
+        {".html", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".svg", "image/svg+xml"},
+    };
+    FUZZ_CHECK(dash_nassets >= 1);
+    FUZZ_CHECK(ref_find("index.html", 10) != NULL);
+    for (size_t i = 0; i < dash_nassets; i++) {
+        const struct dash_asset *a = &dash_assets[i];
+        FUZZ_CHECK(a->name != NULL && a->name[0] != '\0' && strchr(a->name, '/') == NULL);
+        FUZZ_CHECK(ref_find(a->name, strlen(a->name)) == a); /* the first of its name */
+        FUZZ_CHECK(a->data != NULL && a->content_type != NULL && a->etag != NULL);
+        const char *dot = strrchr(a->name, '.');
+        const char *type = NULL;
+        for (size_t t = 0; dot != NULL && t < sizeof(types) / sizeof(types[0]); t++)
+            if (strcmp(dot, types[t].ext) == 0)
+                type = types[t].type;
+        FUZZ_CHECK(type != NULL && strcmp(a->content_type, type) == 0);
+        uint64_t h = 0xcbf29ce484222325u;
+        for (size_t j = 0; j < a->len; j++)
+            h = (h ^ a->data[j]) * 0x100000001b3u;
+        char want[24];
+        snprintf(want, sizeof(want), "\"%016llx\"", (unsigned long long)h);
+        FUZZ_CHECK(strcmp(a->etag, want) == 0);
+    }
+    static const char *const want[] = {"Content-Security-Policy", "X-Content-Type-Options",
+                                       "Referrer-Policy"};
+    size_t n = 0;
+    while (dash_headers[n] != NULL)
+        n += 2;
+    FUZZ_CHECK(n == 6);
+    for (size_t i = 0; i < 3; i++)
+        FUZZ_CHECK(strcmp(dash_headers[2 * i], want[i]) == 0);
+    FUZZ_CHECK(strstr(dash_headers[1], "default-src 'none'") != NULL);
+    FUZZ_CHECK(strstr(dash_headers[1], "script-src 'self'") != NULL);
+    FUZZ_CHECK(strstr(dash_headers[1], "connect-src 'self'") != NULL);
+    FUZZ_CHECK(strstr(dash_headers[1], "http") == NULL); /* no other origin */
+    FUZZ_CHECK(strcmp(dash_headers[3], "nosniff") == 0);
+    FUZZ_CHECK(strcmp(dash_headers[5], "no-referrer") == 0);
+}
+
+/* ---- The three functions ---- */
+
+static void check_allowed(const char *site)
+{
+    int want = site == NULL || strcmp(site, "same-origin") == 0 || strcmp(site, "none") == 0;
+    FUZZ_CHECK(dash_thumb_allowed(site) == want);
+}
+
+/* dash_thumb_path() with a target buffer of exactly cap bytes. */
+static void check_thumb_cap(const char *path, size_t len, size_t cap)
+{
+    const size_t plen = sizeof(THUMB_PREFIX) - 1;
+    char *target = malloc(cap); /* 0 bytes: ASan flags any write */
+    FUZZ_CHECK(target != NULL || cap == 0);
+    if (cap > 0)
+        memset(target, 'X', cap);
+    int ok = dash_thumb_path(path, len, target, cap);
+    int want = len > plen && memcmp(path, THUMB_PREFIX, plen) == 0;
+    FUZZ_CHECK(ok == want);
+    if (cap > 0) {
+        size_t tlen = strnlen(target, cap);
+        FUZZ_CHECK(tlen < cap); /* terminated inside the buffer */
+        if (!ok)
+            FUZZ_CHECK(tlen == 0);
+        size_t n = ok ? len - plen : 0;
+        const char *rest = path + plen;
+        int good_rest = ok && n >= 1 && n <= 32 && memchr(rest, '/', n) == NULL;
+        if (tlen > 0) {
+            FUZZ_CHECK(good_rest);
+            FUZZ_CHECK(tlen == n + 9);
+            FUZZ_CHECK(memcmp(target, "/i/", 3) == 0);
+            FUZZ_CHECK(memcmp(target + 3, rest, n) == 0);
+            FUZZ_CHECK(memcmp(target + 3 + n, "/thumb", 6) == 0);
+        } else if (good_rest) {
+            FUZZ_CHECK(cap < n + 10); /* "" only when it does not fit */
+        }
+    }
+    free(target);
+}
+
+static void check_thumb(const char *path, size_t len, size_t cap)
+{
+    check_thumb_cap(path, len, 48);
+    check_thumb_cap(path, len, cap);
+}
+
+static void check_serve(const char *path, size_t len, const char *inm, int is_head)
+{
+    const size_t plen = sizeof(DASH_PREFIX) - 1;
+    if (len < plen || memcmp(path, DASH_PREFIX, plen) != 0)
+        return; /* http.c routes only "/dashboard..." here */
+    struct fake_conn conn = {inm, 0};
+    struct http_req req = {is_head ? "HEAD" : "GET", is_head, path, len, &conn};
+    struct http_resp resp;
+    memset(&resp, 0, sizeof(resp));
+    memset(&last_error, 0, sizeof(last_error));
+    dash_serve(&req, &resp);
+    FUZZ_CHECK(resp.fixed_headers == dash_headers);
+    FUZZ_CHECK(resp.file_path == NULL && resp.owned_body == NULL && resp.extra == NULL);
+    const struct dash_asset *a = ref_asset(path, len);
+    if (a == NULL) {
+        FUZZ_CHECK(resp.status == 404 && last_error.called == 1 && last_error.status == 404);
+        FUZZ_CHECK(strcmp(last_error.code, "NOT_FOUND") == 0);
+        FUZZ_CHECK(resp.etag == NULL && strcmp(resp.cache_control, "no-store") == 0);
+        return;
+    }
+    FUZZ_CHECK(last_error.called == 0);
+    FUZZ_CHECK(conn.asked == 1);
+    FUZZ_CHECK(resp.etag == a->etag);
+    FUZZ_CHECK(resp.cache_control != NULL && strcmp(resp.cache_control, "no-cache") == 0);
+    FUZZ_CHECK(resp.len == a->len);
+    int want = inm == NULL ? 0 : ref_inm(inm, a->etag);
+    if (resp.status == 304) {
+        FUZZ_CHECK(inm != NULL && want != 0);
+        FUZZ_CHECK(ref_may_match(inm, a->etag));
+        FUZZ_CHECK(resp.body == NULL);
+    } else {
+        FUZZ_CHECK(resp.status == 200);
+        FUZZ_CHECK(want != 1);
+        FUZZ_CHECK(resp.body == a->data);
+        FUZZ_CHECK(resp.content_type == a->content_type);
+    }
+}
+
+/* An exactly sized copy of prefix + data[0..size), unterminated. */
+static char *joined(const char *prefix, const uint8_t *data, size_t size, size_t *len)
+{
+    size_t p = prefix ? strlen(prefix) : 0;
+    *len = p + size;
+    char *s = malloc(*len > 0 ? *len : 1);
+    FUZZ_CHECK(s != NULL);
+    if (p > 0)
+        memcpy(s, prefix, p);
+    if (size > 0)
+        memcpy(s + p, data, size);
+    return s;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static int table_checked;
+    if (!table_checked) {
+        check_table();
+        table_checked = 1;
+    }
+    if (size == 0)
+        return 0;
+    unsigned flags = data[0];
+    data++;
+    size--;
+    const uint8_t *nl = memchr(data, '\n', size);
+    size_t hlen = nl ? (size_t)(nl - data) : size;
+    const uint8_t *rest = nl ? nl + 1 : data + size;
+    size_t rlen = (size_t)(data + size - rest);
+
+    char *header = (flags & 1) ? NULL : fuzz_cstr(data, hlen);
+    check_allowed(header);
+
+    size_t len;
+    char *path = joined((flags & 2) ? THUMB_PREFIX : NULL, rest, rlen, &len);
+    check_thumb(path, len, (size_t)((flags >> 3) & 15) * 3);
+    free(path);
+
+    path = joined((flags & 4) ? DASH_PREFIX : NULL, rest, rlen, &len);
+    check_serve(path, len, header, (int)(flags >> 7) & 1);
+    free(path);
+    free(header);
+    return 0;
+}
