@@ -3,7 +3,8 @@ known CDN traffic, read keys made with `pixflare keys`, and
 tests/dashboard/e2e.mjs driving Debian's Chromium through playwright-core
 (every check is listed at the top of that script). Run once per viewport
 width; screenshots and the downloaded CSV go to
-build/test-artifacts/dashboard/<width>/ (or $PIXFLARE_ARTIFACTS/<width>/).
+build/test-artifacts/dashboard/<width>/ (or
+$PIXFLARE_ARTIFACTS/<width>/).
 
 Needs `sh scripts/deps.sh test` (chromium, node, tests/dashboard's npm
 packages): without them this test fails rather than skips, so that CI can
@@ -86,6 +87,7 @@ def overview(srv, key):
 @pytest.fixture
 def world(tmp_path):
     """A running server with alice's traffic flushed; yields (srv, keys)."""
+    prerequisites()
     src = tmp_path / "src"
     for rel, (w, h, seed) in TREE.items():
         p = src / rel
@@ -128,15 +130,19 @@ def world(tmp_path):
 
 @pytest.mark.parametrize("width", [1280, 390])
 def test_dashboard_in_a_browser(world, width):
-    prerequisites()
     srv, keys = world
-    base = os.environ.get("PIXFLARE_ARTIFACTS")
-    if base:
-        artifacts = os.path.join(base, str(width))
-    else:
-        artifacts = os.path.join(ROOT, "build", "test-artifacts", "dashboard", str(width))
-        shutil.rmtree(artifacts, ignore_errors=True)
+    base = os.environ.get("PIXFLARE_ARTIFACTS") or os.path.join(ROOT, "build", "test-artifacts",
+                                                                "dashboard")
+    artifacts = os.path.join(base, str(width))
     os.makedirs(artifacts, exist_ok=True)
+    # The last run's screenshots and CSV, file by file: another run in the
+    # same tree may be writing into the directory.
+    for name in os.listdir(artifacts):
+        if name.endswith((".png", ".csv", ".log")):
+            try:
+                os.remove(os.path.join(artifacts, name))
+            except FileNotFoundError:
+                pass
     url = "http://127.0.0.1:%d" % srv.port
     env = dict(os.environ,
                PIXFLARE_URL=url,
@@ -153,7 +159,10 @@ def test_dashboard_in_a_browser(world, width):
     except subprocess.TimeoutExpired as e:
         pytest.fail("e2e.mjs did not finish in 240 s:\n%s\n%s" % (e.stdout, e.stderr),
                     pytrace=False)
-    print(p.stdout, p.stderr, "(%.1f s)" % (time.time() - t0))
+    out = "%s%s(%.1f s)\n" % (p.stdout, p.stderr, time.time() - t0)
+    with open(os.path.join(artifacts, "e2e.log"), "w") as f:
+        f.write(out)
+    print(out)
     if p.returncode != 0:
         log = srv.log()
         pytest.fail("tests/dashboard/e2e.mjs exited %d at %d px (artifacts in %s):\n%s%s\n"
