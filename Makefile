@@ -80,6 +80,7 @@ unit: $(UNIT)
 	@set -e; for t in $(UNIT); do echo "== $$t"; $$t; done
 
 integration: $(BUILD)/pixflare
+	@sh scripts/deps.sh test
 	@sh scripts/geoip.sh build/geoip/country.mmdb >/dev/null
 	PIXFLARE_BIN=$(abspath $(BUILD)/pixflare) /usr/bin/python3 -m pytest -q tests/integration
 

@@ -322,7 +322,8 @@ function render(route, d) {
   setNumber('#total-requests', d.totals.requests, NUM.format(d.totals.requests));
   setNumber('#total-bandwidth', d.totals.bandwidth_bytes, bytes(d.totals.bandwidth_bytes),
     `${NUM.format(d.totals.bandwidth_bytes)} bytes`);
-  $('#avg-requests').textContent = `${count(Math.round(d.totals.requests / days), true)} a day on average`;
+  const avg = d.totals.requests / days;
+  $('#avg-requests').textContent = `${avg > 0 && avg < 10 ? avg.toFixed(1) : count(Math.round(avg), true)} a day on average`;
   $('#avg-bandwidth').textContent = `${bytes(Math.round(d.totals.bandwidth_bytes / days))} a day on average`;
 
   const series = d.timeseries;

@@ -37,7 +37,8 @@ int dash_thumb_path(const char *path, size_t len, char *target, size_t cap)
     if (len <= plen || memcmp(path, THUMB_PREFIX, plen) != 0)
         return 0;
     size_t n = len - plen;
-    if (n <= THUMB_ID_MAX && memchr(path + plen, '/', n) == NULL && cap >= n + 10)
+    if (n <= THUMB_ID_MAX && memchr(path + plen, '/', n) == NULL &&
+        memchr(path + plen, '\0', n) == NULL && cap >= n + 10)
         snprintf(target, cap, "/i/%.*s/thumb", (int)n, path + plen);
     return 1;
 }

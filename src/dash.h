@@ -35,8 +35,9 @@ extern const char *const dash_headers[];
 
 /* Whether the raw path is /dashboard/thumb/{x}, the thumbnail route; if so,
  * writes the CDN path of x's thumb variant, "/i/{x}/thumb", into target
- * (capacity cap) for urlpath_parse() to validate. x is at most 32 bytes
- * without '/'; anything else under the prefix answers 0 with target "". */
+ * (capacity cap) for urlpath_parse() to validate. When x is not 1-32
+ * bytes without '/' or NUL (or does not fit), it still answers 1, with
+ * target "" (which urlpath_parse() refuses: a 404). */
 int dash_thumb_path(const char *path, size_t len, char *target, size_t cap);
 
 /* Whether a thumbnail may be served to a request whose Sec-Fetch-Site

@@ -290,6 +290,16 @@ static int route(struct http_server *srv, const struct http_req *req, int flags,
 {
     struct urlpath path;
     char thumb[48];
+    /* The dashboard matches its raw paths itself (its names are plain, and
+     * "/dashboard/" is its index, which urlpath refuses as an empty
+     * segment). */
+    if (req->path_len >= 10 && memcmp(req->path, "/dashboard", 10) == 0 &&
+        (req->path_len == 10 || req->path[10] == '/')) {
+        if (dash_thumb_path(req->path, req->path_len, thumb, sizeof(thumb)))
+            return route_thumb(srv, req, flags, resp, job, thumb);
+        dash_serve(req, resp);
+        return 0;
+    }
     if (urlpath_parse(req->path, req->path_len, &path) != 0) {
         http_resp_error(resp, path.status, path.code, path.message);
         if (!server_path(req->path, req->path_len))
@@ -299,11 +309,6 @@ static int route(struct http_server *srv, const struct http_req *req, int flags,
     if (path.kind == URLPATH_SERVER) {
         if (strcmp(path.route, "healthz") == 0 && req->path_len == 8)
             route_healthz(resp);
-        else if (strcmp(path.route, "dashboard") == 0 &&
-                 dash_thumb_path(req->path, req->path_len, thumb, sizeof(thumb)))
-            return route_thumb(srv, req, flags, resp, job, thumb);
-        else if (strcmp(path.route, "dashboard") == 0)
-            dash_serve(req, resp);
         else
             http_resp_error(resp, 404, "NOT_FOUND", "not found");
         return 0;

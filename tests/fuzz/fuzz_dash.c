@@ -227,7 +227,8 @@ static void check_thumb_cap(const char *path, size_t len, size_t cap)
             FUZZ_CHECK(tlen == 0);
         size_t n = ok ? len - plen : 0;
         const char *rest = path + plen;
-        int good_rest = ok && n >= 1 && n <= 32 && memchr(rest, '/', n) == NULL;
+        int good_rest = ok && n >= 1 && n <= 32 && memchr(rest, '/', n) == NULL &&
+                        memchr(rest, '\0', n) == NULL;
         if (tlen > 0) {
             FUZZ_CHECK(good_rest);
             FUZZ_CHECK(tlen == n + 9);
