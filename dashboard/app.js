@@ -235,6 +235,12 @@ function failed(e, route, quiet) {
     showSignin(auth);
     return;
   }
+  if (!quiet || !app.data) {
+    // Nothing shown is current any more: no range, no "Live".
+    $('#range-label').textContent = '';
+    $('#live').dataset.live = 'false';
+    $('#live').textContent = '';
+  }
   if (e.status === 429) {
     const s = e.retryAfter || 5;
     showMessage('error', `Too many requests for this owner in the last minute; trying again in ${s} s.`);

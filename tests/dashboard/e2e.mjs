@@ -600,6 +600,49 @@ async function emptyFlow(browser) {
   }
 }
 
+// The server failing: the page's own handling of a 500 answer and of a
+// server that cannot be reached. The real server answers the sign-in; then
+// Playwright stands in front of /v1/ (page.route), since the real one has
+// no way to fail on demand.
+async function serverErrorFlow(browser) {
+  step('14. a server error, then an unreachable server');
+  const context = await newContext(browser);
+  const w = watch(context, 'server error', [
+    /status of 500/, /ERR_CONNECTION_REFUSED/, /ERR_FAILED/,
+  ]);
+  const page = await context.newPage();
+  try {
+    await signIn(page, KEY);
+    await waitState(page, 'ready', 'sign-in before the server error');
+    const errorBody = '{"success":false,"error":{"code":"INTERNAL","message":"disk I/O error"}}';
+    await page.route('**/v1/analytics/**', (r) => r.fulfill({
+      status: 500, contentType: 'application/json', body: errorBody,
+    }));
+    await page.click('#range button[data-days="7"]');
+    await waitState(page, 'error', 'a 500 from the API');
+    const msg = (await page.textContent('#message[data-kind="error"]')) || '';
+    check(/500/.test(msg) && /disk I\/O error/.test(msg),
+      `a 500 should be shown with its status and message; #message says ${j(msg)}`);
+    check(await page.isVisible('#message button'), 'the error message should offer "Try again"');
+    check(await page.isHidden('#total-requests'), 'stale numbers should not stay on screen after an error');
+    await shot(page, 'server-error.png');
+    await page.unroute('**/v1/analytics/**');
+    await page.click('#message button');
+    await waitState(page, 'ready', '"Try again" once the server answers');
+    await page.route('**/v1/analytics/**', (r) => r.abort('connectionrefused'));
+    await page.click('#range button[data-days="90"]');
+    await waitState(page, 'error', 'an unreachable server');
+    const down = (await page.textContent('#message[data-kind="error"]')) || '';
+    check(/cannot be reached/i.test(down), `an unreachable server should say so; #message says ${j(down)}`);
+    w.assertClean();
+  } catch (e) {
+    await page.screenshot({ path: path.join(ART, 'failure-server-error.png'), fullPage: true }).catch(() => {});
+    throw e;
+  } finally {
+    await context.close();
+  }
+}
+
 async function main() {
   fs.mkdirSync(ART, { recursive: true });
   console.log(`dashboard e2e: ${BASE}/dashboard, viewport ${VIEWPORT.width}x${VIEWPORT.height}, ` +
@@ -610,6 +653,7 @@ async function main() {
     await darkFlow(browser);
     await wrongKeyFlow(browser);
     await emptyFlow(browser);
+    await serverErrorFlow(browser);
   } finally {
     await browser.close();
   }
