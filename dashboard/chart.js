@@ -191,6 +191,14 @@ function opt_format(s, v) {
   return s.opt.formatExact ? s.opt.formatExact(v) : s.opt.format(v);
 }
 
+// A <span> with a class and text (always as text: names come from users).
+function span(cls, text) {
+  const node = document.createElement('span');
+  node.className = cls;
+  node.textContent = text;
+  return node;
+}
+
 // Horizontal bars in the list `ol`: rows are [{key, label, sub, value,
 // valueText, subText, href, thumb, cls, attrs}]; each bar's length is its
 // share of the largest value. Plain HTML, so it wraps on a phone and reads
@@ -221,28 +229,12 @@ export function barList(ol, rows, empty) {
       img.addEventListener('error', () => img.classList.add('broken'), { once: true });
       head.appendChild(img);
     }
-    const name = document.createElement('span');
-    name.className = 'name';
-    name.textContent = r.label;
-    if (r.sub) {
-      const sub = document.createElement('span');
-      sub.className = 'sub muted';
-      sub.textContent = r.sub;
-      name.appendChild(sub);
-    }
-    const val = document.createElement('span');
-    val.className = 'val';
-    val.textContent = r.valueText;
-    if (r.subText) {
-      const sv = document.createElement('span');
-      sv.className = 'sub muted';
-      sv.textContent = r.subText;
-      val.appendChild(sv);
-    }
-    const track = document.createElement('span');
-    track.className = 'track';
-    const fill = document.createElement('span');
-    fill.className = `fill ${r.cls || ''}`;
+    const name = span('name', r.label);
+    if (r.sub) name.appendChild(span('sub muted', r.sub));
+    const val = span('val', r.valueText);
+    if (r.subText) val.appendChild(span('sub muted', r.subText));
+    const track = span('track', '');
+    const fill = span(`fill ${r.cls || ''}`, '');
     fill.style.width = `${Math.max(0.5, (r.value / max) * 100)}%`;
     track.appendChild(fill);
     head.append(name, val, track);
