@@ -1,6 +1,8 @@
 /* api.h - the analytics REST API of SPEC.md: /v1/analytics/overview and
  * /v1/analytics/images/{id}, behind API keys, per-owner rate limits and
- * strict parameters, answering JSON or CSV.
+ * strict parameters, answering JSON or CSV; and /v1/images/{id}/thumb, an
+ * image's thumbnail for the dashboard (key and owner checked, no rate limit,
+ * no analytics event: looking at the stats does not change them).
  *
  * http.c copies what a /v1/ request carries (path, Authorization header,
  * query pairs) into a `struct api_call` on its event loop, and api_handle()
@@ -26,6 +28,7 @@ struct api_call {
     int path_too_long;
     char authorization[API_AUTH_MAX];
     int has_auth, auth_too_long;
+    char if_none_match[128]; /* "" when absent or too long to match */
     struct query q;
     int query_rc; /* the first query_add() error, with query_error */
     struct query_error qe;
@@ -34,8 +37,10 @@ struct api_call {
     struct http_headers headers; /* its extra headers (resp.extra) */
 };
 
-/* threads: connections kept (one per API thread). */
-int api_new(const struct pf_config *cfg, int threads, struct api **out, char *err, size_t errlen);
+/* threads: connections kept (one per API thread). cdn: where thumbnails
+ * come from (/v1/images/{id}/thumb), or NULL (404). */
+int api_new(const struct pf_config *cfg, int threads, struct cdn *cdn, struct api **out, char *err,
+            size_t errlen);
 void api_free(struct api *api);
 
 /* Answer call (fills call->resp). Blocking: never on an event loop. */

@@ -141,6 +141,24 @@ void cdn_job_run(struct cdn *cdn, const struct cdn_job *job)
         get_obj(cdn, job->img, job->variant, &obj);
 }
 
+int cdn_get_owned(struct cdn *cdn, const char *id, const char *owner, int variant,
+                  const struct storage_obj **out)
+{
+    struct cat_image *img = catalog_find_id(cdn->cat, id);
+    if (img == NULL && catalog_refresh(cdn->cat) > 0)
+        img = catalog_find_id(cdn->cat, id);
+    if (img == NULL || strcmp(img->owner, owner) != 0)
+        return PF_ENOTFOUND;
+    const struct storage_obj *obj = atomic_load_explicit(&img->objs[variant], memory_order_acquire);
+    if (obj != NULL) {
+        *out = obj;
+        return 0;
+    }
+    if (recently_failed(img, variant))
+        return PF_EIMAGE;
+    return get_obj(cdn, img, variant, out);
+}
+
 int cdn_serve(struct cdn *cdn, const struct http_req *req, const struct urlpath *path, int flags,
               struct http_resp *resp, struct cdn_job *job)
 {

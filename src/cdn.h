@@ -14,6 +14,7 @@
 struct cdn;
 struct catalog;
 struct storage;
+struct storage_obj;
 
 int cdn_new(struct catalog *cat, struct storage *st, struct cdn **out);
 void cdn_free(struct cdn *cdn);
@@ -44,6 +45,14 @@ int cdn_serve(struct cdn *cdn, const struct http_req *req, const struct urlpath 
 /* Fill hit with what is known of the image path for its event: the image's
  * owner and id when it exists, else the owner when it is a known one. */
 void cdn_attribute(struct cdn *cdn, const struct urlpath *path, struct an_hit *hit);
+
+/* The object of `variant` of image `id` if `owner` owns it, found or made
+ * now (blocking: call it off the event loops). OUT: *out, valid while the
+ * storage is open. PF_ENOTFOUND for an unknown image or another owner's
+ * (the same answer, so existence is not revealed); PF_EIMAGE when the
+ * variant cannot be made. Makes no analytics event. */
+int cdn_get_owned(struct cdn *cdn, const char *id, const char *owner, int variant,
+                  const struct storage_obj **out);
 
 /* Do the job: generate (or load) the variant and publish it for later
  * requests, remembering a failure for a while; or refresh the catalog. */

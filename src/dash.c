@@ -3,14 +3,12 @@
 
 #include "hdr.h"
 
-#include <stdio.h>
 #include <string.h>
 
 const char *const dash_headers[] = {
     "Content-Security-Policy",
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
-    "connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; "
-    "frame-ancestors 'none'",
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
     "X-Content-Type-Options",
     "nosniff",
     "Referrer-Policy",
@@ -24,30 +22,6 @@ static const struct dash_asset *find(const char *name, size_t len)
         if (strlen(dash_assets[i].name) == len && memcmp(dash_assets[i].name, name, len) == 0)
             return &dash_assets[i];
     return NULL;
-}
-
-#define THUMB_PREFIX "/dashboard/thumb/"
-#define THUMB_ID_MAX 32
-
-int dash_thumb_path(const char *path, size_t len, char *target, size_t cap)
-{
-    const size_t plen = sizeof(THUMB_PREFIX) - 1;
-    if (cap > 0)
-        target[0] = '\0';
-    if (len <= plen || memcmp(path, THUMB_PREFIX, plen) != 0)
-        return 0;
-    size_t n = len - plen;
-    if (n <= THUMB_ID_MAX && memchr(path + plen, '/', n) == NULL &&
-        memchr(path + plen, '\0', n) == NULL && cap >= n + 10)
-        snprintf(target, cap, "/i/%.*s/thumb", (int)n, path + plen);
-    return 1;
-}
-
-int dash_thumb_allowed(const char *site)
-{
-    /* Browsers send Sec-Fetch-Site: another site's page embedding the
-     * thumbnail says "cross-site" or "same-site" and is refused. */
-    return site == NULL || strcmp(site, "same-origin") == 0 || strcmp(site, "none") == 0;
 }
 
 void dash_serve(const struct http_req *req, struct http_resp *resp)

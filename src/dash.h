@@ -8,10 +8,9 @@
  *     /dashboard/<name>         the asset <name> (app.js, app.css, ...)
  *
  * Every answer carries a Content-Security-Policy that lets the page load and
- * connect to its own origin only (and show thumbnails it made into blob:
- * URLs), so the browser itself enforces SPEC.md's "no request leaves the
- * server's origin". Thumbnails (/dashboard/thumb/{id}) are served by http.c,
- * which owns the CDN. */
+ * connect to its own origin only (and show the thumbnails it fetched with
+ * its API key from /v1/images/{id}/thumb as blob: URLs), so the browser
+ * itself enforces SPEC.md's "no request leaves the server's origin". */
 #ifndef PF_DASH_H
 #define PF_DASH_H
 
@@ -32,17 +31,6 @@ extern const size_t dash_nassets;
 
 /* The headers every dashboard answer carries: name, value pairs, then NULL. */
 extern const char *const dash_headers[];
-
-/* Whether the raw path is /dashboard/thumb/{x}, the thumbnail route; if so,
- * writes the CDN path of x's thumb variant, "/i/{x}/thumb", into target
- * (capacity cap) for urlpath_parse() to validate. When x is not 1-32
- * bytes without '/' or NUL (or does not fit), it still answers 1, with
- * target "" (which urlpath_parse() refuses: a 404). */
-int dash_thumb_path(const char *path, size_t len, char *target, size_t cap);
-
-/* Whether a thumbnail may be served to a request whose Sec-Fetch-Site
- * header is `site` (NULL when absent): same-origin page, or no browser. */
-int dash_thumb_allowed(const char *site);
 
 /* Answer a GET or HEAD for the raw path (which starts "/dashboard"): the
  * asset with ETag, revalidation (304) and no-cache, or a JSON 404. */

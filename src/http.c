@@ -259,44 +259,17 @@ static void record(struct http_server *srv, struct MHD_Connection *conn, const s
                      ci ? ci->client_addr : NULL);
 }
 
-/* /dashboard/thumb/{image_id}: the image's `thumb` variant for the
- * dashboard's lists. The CDN serves it (same bytes, validators, generation
- * and caching in storage), but as a server route it makes no event, so that
- * looking at the stats does not change them. The image is public at
- * /i/{id}/thumb anyway; what is refused is other sites embedding this
- * uncounted copy (browsers say so in Sec-Fetch-Site). */
-static int route_thumb(struct http_server *srv, const struct http_req *req, int flags,
-                       struct http_resp *resp, struct cdn_job *job, const char *target)
-{
-    struct urlpath path;
-    int rc = 0;
-    resp->fixed_headers = dash_headers;
-    if (!dash_thumb_allowed(http_req_header(req, "Sec-Fetch-Site")))
-        http_resp_error(resp, 403, "FORBIDDEN", "dashboard thumbnails are for the dashboard");
-    else if (urlpath_parse(target, strlen(target), &path) != 0 || path.kind != URLPATH_BY_ID)
-        http_resp_error(resp, 404, "NOT_FOUND", "image not found");
-    else
-        rc = cdn_serve(srv->cdn, req, &path, flags, resp, job);
-    resp->hit.record = 0;
-    if (resp->status != 0 && resp->status < 400)
-        resp->cache_control = "private, max-age=86400";
-    return rc;
-}
-
 /* The route table. Parses the path once and dispatches on its kind.
  * Returns CDN_PENDING (with *job set) when the answer needs blocking work. */
 static int route(struct http_server *srv, const struct http_req *req, int flags,
                  struct http_resp *resp, struct cdn_job *job)
 {
     struct urlpath path;
-    char thumb[48];
     /* The dashboard matches its raw paths itself (its names are plain, and
      * "/dashboard/" is its index, which urlpath refuses as an empty
      * segment). */
     if (req->path_len >= 10 && memcmp(req->path, "/dashboard", 10) == 0 &&
         (req->path_len == 10 || req->path[10] == '/')) {
-        if (dash_thumb_path(req->path, req->path_len, thumb, sizeof(thumb)))
-            return route_thumb(srv, req, flags, resp, job, thumb);
         dash_serve(req, resp);
         return 0;
     }
@@ -398,7 +371,11 @@ static int defer_api(struct http_server *srv, struct MHD_Connection *conn,
     call->auth_too_long =
         auth != NULL && (auth_len >= sizeof(call->authorization) || strlen(auth) != auth_len);
     if (auth != NULL && !call->auth_too_long)
-        strcpy(call->authorization, auth);
+        memcpy(call->authorization, auth, auth_len + 1);
+    const char *inm = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "If-None-Match");
+    size_t inm_len = inm ? strlen(inm) : 0;
+    if (inm != NULL && inm_len < sizeof(call->if_none_match))
+        memcpy(call->if_none_match, inm, inm_len + 1);
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_arg, call);
     *con_cls = (void *)((uintptr_t)box | REQ_BOXED);
     MHD_suspend_connection(conn);

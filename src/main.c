@@ -190,7 +190,7 @@ static int cmd_serve(const char *config_file, int argc, char **argv)
         goto done;
     /* With nothing to record, the request path skips even the country
      * header lookup. */
-    if (api_new(&cfg, API_THREADS, &api, err, sizeof(err)) != 0) {
+    if (api_new(&cfg, API_THREADS, cdn, &api, err, sizeof(err)) != 0) {
         fprintf(stderr, "pixflare: %s\n", err);
         goto done;
     }
