@@ -39,7 +39,8 @@ $(BUILD)/embed: tools/embed.c | $(BUILD)/obj
 	@echo "CC $<"
 	@$(CC) -O2 -std=c17 -Wall -Wextra -Werror -o $@ $<
 
-$(BUILD)/gen/dash_assets.c: $(BUILD)/embed $(WEB)
+# The directory too: a file removed from it must leave the binary.
+$(BUILD)/gen/dash_assets.c: $(BUILD)/embed $(WEB) dashboard
 	@mkdir -p $(BUILD)/gen
 	@echo "EMBED $(WEB)"
 	@$(BUILD)/embed $(WEB) > $@.tmp && mv $@.tmp $@

@@ -29,6 +29,8 @@ const app = {
   timer: 0,            // live refresh or retry timer
   seq: 0,              // answers to older requests are dropped
   controller: null,
+  thumbs: new Map(),    // image id -> Promise of a blob: URL (or '')
+  serverToday: '',      // the server's UTC date, from a days=N answer
 };
 
 const STATUS_TEXT = {
@@ -106,6 +108,32 @@ async function api(path, params, key, signal) {
   return body;
 }
 
+// Thumbnails come from /v1/images/{id}/thumb, which wants the key like any
+// API call (so no one can fetch image bytes there without being counted
+// but the owner), hence fetch() and a blob: URL rather than <img src>.
+// Each is fetched once per page: ids are stable and images immutable.
+function thumbUrl(id) {
+  if (!app.thumbs.has(id)) {
+    const p = fetch(`/v1/images/${id}/thumb`, { headers: { Authorization: `Bearer ${app.key}` } })
+      .then((res) => (res.ok ? res.blob() : null))
+      .then((blob) => (blob ? URL.createObjectURL(blob) : ''))
+      .catch(() => '');
+    app.thumbs.set(id, p);
+  }
+  return app.thumbs.get(id);
+}
+
+function showThumb(img, id) {
+  if (img.dataset.shown === id) return;
+  img.dataset.shown = id;
+  img.classList.remove('broken');
+  thumbUrl(id).then((url) => {
+    if (img.dataset.shown !== id) return;
+    if (url) img.src = url;
+    else img.classList.add('broken');
+  });
+}
+
 // ---- sign-in ----------------------------------------------------------
 
 function setState(s) {
@@ -121,6 +149,8 @@ function showSignin(message) {
   app.key = '';
   app.owner = '';
   app.data = null;
+  for (const p of app.thumbs.values()) p.then((u) => u && URL.revokeObjectURL(u));
+  app.thumbs.clear();
   sessionStorage.removeItem(KEY_STORE);
   setState('signin');
   $('#signin-error').textContent = message || '';
@@ -178,7 +208,10 @@ function stopTimer() {
 
 function showMessage(kind, text, retry) {
   const box = $('#message');
+  // Unchanged: leave the live region alone, or screen readers repeat it.
+  if (box.dataset.kind === kind && box.dataset.text === text) return;
   box.dataset.kind = kind;
+  box.dataset.text = text;
   box.replaceChildren();
   box.hidden = !kind;
   if (!kind) return;
@@ -223,10 +256,17 @@ async function load(quiet = false) {
   }
   if (seq !== app.seq) return;
   document.body.removeAttribute('aria-busy');
+  const moved = !app.data || app.data.route.view !== route.view || app.data.route.id !== route.id;
   app.data = { route, data };
   app.owner = data.owner;
-  render(route, data);
+  if (route.range.days) app.serverToday = data.range.end;
+  render(route, data, quiet);
   scheduleLive(route, data);
+  if (moved && !quiet) {
+    // A new page (not a new range): start at its top, focus on its content.
+    window.scrollTo(0, 0);
+    if (route.view === 'image') $('#view').focus({ preventScroll: true });
+  }
 }
 
 function failed(e, route, quiet) {
@@ -243,9 +283,14 @@ function failed(e, route, quiet) {
   }
   if (e.status === 429) {
     const s = e.retryAfter || 5;
+    if (quiet && app.data) {
+      // A live refresh over the limit: keep the numbers, try later.
+      app.timer = setTimeout(() => load(true), s * 1000);
+      return;
+    }
     showMessage('error', `Too many requests for this owner in the last minute; trying again in ${s} s.`);
-    document.body.dataset.state = app.data ? document.body.dataset.state : 'error';
-    app.timer = setTimeout(() => load(true), s * 1000);
+    document.body.dataset.state = 'error';
+    app.timer = setTimeout(() => load(), s * 1000);
     return;
   }
   if (e.status === 400) {
@@ -276,11 +321,15 @@ function failed(e, route, quiet) {
 function scheduleLive(route, data) {
   const live = $('#live');
   const rt = data.freshness ? data.freshness.realtime : false;
-  const on = rt && data.range.end === todayUTC();
+  // A days=N range ends on the server's today by definition; a custom one
+  // is live when it reaches the server's today (the browser's clock may be
+  // off, or past midnight UTC before the server is).
+  const on = rt && (Boolean(route.range.days) || data.range.end >= (app.serverToday || todayUTC()));
   live.dataset.live = on ? 'true' : 'false';
   if (on) {
     live.textContent = 'Live';
     live.title = `Realtime: refreshed every ${LIVE_MS / 1000} s; last at ${new Date().toLocaleTimeString()}.`;
+    live.setAttribute('aria-label', 'Live: the numbers refresh every few seconds');
     app.timer = setTimeout(function tick() {
       if (document.hidden) app.timer = setTimeout(tick, LIVE_MS);
       else load(true);
@@ -298,12 +347,25 @@ function syncRangeControls(route) {
   for (const b of document.querySelectorAll('#range button[data-days]')) {
     b.setAttribute('aria-pressed', String(route.range.days === b.dataset.days));
   }
-  const today = todayUTC();
+  const today = latestDay();
   for (const id of ['#range-start', '#range-end']) {
     $(id).max = today;
     $(id).min = addDays(today, -365);
   }
   $('#back').hidden = route.view !== 'image';
+  $('#back').href = `#/?${rangeQuery(route.range)}`;
+}
+
+// The last day a range may end on: the server's today (UTC) when known,
+// else the browser's, whichever is later (the server refuses what is not).
+function latestDay() {
+  const mine = todayUTC();
+  return app.serverToday > mine ? app.serverToday : mine;
+}
+
+function setText(sel, text) {
+  const n = $(sel);
+  if (n.textContent !== text) n.textContent = text;
 }
 
 function setNumber(sel, value, text, title) {
@@ -313,7 +375,7 @@ function setNumber(sel, value, text, title) {
   n.title = title || '';
 }
 
-function render(route, d) {
+function render(route, d, quiet) {
   const view = $('#view');
   const days = d.timeseries.length || 1;
   view.dataset.view = route.view;
@@ -321,9 +383,12 @@ function render(route, d) {
   view.dataset.rangeEnd = d.range.end;
   view.dataset.updated = String(Number(view.dataset.updated || 0) + 1);
   $('#owner').textContent = d.owner;
-  $('#range-label').textContent = `${longDate(d.range.start)} – ${longDate(d.range.end)} (UTC)`;
-  $('#range-start').value = d.range.start;
-  $('#range-end').value = d.range.end;
+  setText('#range-label', `${longDate(d.range.start)} – ${longDate(d.range.end)} (UTC)`);
+  if (!quiet) {
+    // A live refresh must not undo dates being typed in.
+    $('#range-start').value = d.range.start;
+    $('#range-end').value = d.range.end;
+  }
 
   setNumber('#total-requests', d.totals.requests, NUM.format(d.totals.requests));
   setNumber('#total-bandwidth', d.totals.bandwidth_bytes, bytes(d.totals.bandwidth_bytes),
@@ -374,11 +439,7 @@ function render(route, d) {
   if (isImage) {
     const name = `${d.album}/${d.filename}`;
     $('#image-title').textContent = name;
-    const thumb = $('#image-thumb');
-    if (thumb.dataset.id !== d.image_id) {
-      thumb.dataset.id = d.image_id;
-      thumb.src = `/dashboard/thumb/${d.image_id}`;
-    }
+    showThumb($('#image-thumb'), d.image_id);
     const link = $('#image-link');
     link.textContent = `${location.origin}/i/${d.image_id}`;
     link.href = `/i/${d.image_id}`;
@@ -389,9 +450,10 @@ function render(route, d) {
     barList($('#top-images'), d.top_images.map((t) => ({
       label: t.filename, sub: t.album, value: t.requests, valueText: NUM.format(t.requests),
       subText: bytes(t.bandwidth_bytes), href: `#/image/${t.image_id}?${q}`,
-      thumb: `/dashboard/thumb/${t.image_id}`,
+      thumb: t.image_id,
       attrs: { 'data-image-id': t.image_id, 'data-requests': t.requests, 'data-bandwidth': t.bandwidth_bytes },
     })), 'No image was requested in this range.');
+    for (const img of document.querySelectorAll('#top-images img[data-thumb]')) showThumb(img, img.dataset.thumb);
     const all = d.status_codes.reduce((a, s) => a + s.requests, 0);
     const errors = d.status_codes.filter((s) => s.status >= 400).reduce((a, s) => a + s.requests, 0);
     setNumber('#error-rate', errors, all ? share(errors, all) || '0%' : '–');
@@ -416,7 +478,8 @@ function render(route, d) {
       ? `${d.filename} had no requests between ${longDate(d.range.start)} and ${longDate(d.range.end)}.`
       : `No requests for ${d.owner}'s images between ${longDate(d.range.start)} and ${longDate(d.range.end)} yet. ` +
         `Images are served at /${d.owner}/<album>/<file> and /i/<id>; requests show here within seconds.`);
-  } else {
+  } else if (!quiet || $('#message').dataset.kind === 'empty') {
+    // A live refresh leaves a message about the date inputs in place.
     showMessage('', '');
   }
   document.body.dataset.state = empty ? 'empty' : 'ready';
@@ -455,7 +518,7 @@ function applyCustom(ev) {
   ev.preventDefault();
   const start = $('#range-start').value;
   const end = $('#range-end').value;
-  const today = todayUTC();
+  const today = latestDay();
   let problem = '';
   if (!start || !end) problem = 'Choose both a start and an end date.';
   else if (start > end) problem = 'The start date is after the end date.';
@@ -471,8 +534,10 @@ function applyCustom(ev) {
 function init() {
   $('#signin-form').addEventListener('submit', signIn);
   $('#signout').addEventListener('click', () => {
-    showSignin('');
-    history.replaceState(null, '', location.pathname);
+    // Forget the key, then load the page afresh: none of this owner's
+    // numbers, names or thumbnails stay in memory or in the DOM.
+    sessionStorage.removeItem(KEY_STORE);
+    location.replace(location.pathname);
   });
   for (const b of document.querySelectorAll('#range button[data-days]')) {
     b.addEventListener('click', () => go({ ...parseRoute(), range: { days: b.dataset.days } }));
@@ -485,10 +550,7 @@ function init() {
     $('#view').focus();
   });
   $('#image-thumb').addEventListener('error', (e) => e.target.classList.add('broken'));
-  window.addEventListener('hashchange', () => {
-    load();
-    if (parseRoute().view === 'image') $('#view').focus({ preventScroll: false });
-  });
+  window.addEventListener('hashchange', () => load());
   document.addEventListener('visibilitychange', () => {
     // Back on the tab: bring the numbers up to date at once.
     if (!document.hidden && app.key && $('#live').dataset.live === 'true') load(true);

@@ -200,7 +200,7 @@ function span(cls, text) {
 }
 
 // Horizontal bars in the list `ol`: rows are [{key, label, sub, value,
-// valueText, subText, href, thumb, cls, attrs}]; each bar's length is its
+// valueText, subText, href, thumb (an image id), cls, attrs}]; each bar's length is its
 // share of the largest value. Plain HTML, so it wraps on a phone and reads
 // as a list to a screen reader.
 export function barList(ol, rows, empty) {
@@ -221,7 +221,8 @@ export function barList(ol, rows, empty) {
     if (r.href) head.href = r.href;
     if (r.thumb) {
       const img = document.createElement('img');
-      img.src = r.thumb;
+      // The caller fills src (thumbnails need the API key: see app.js).
+      img.dataset.thumb = r.thumb;
       img.alt = '';
       img.width = 40;
       img.height = 40;
