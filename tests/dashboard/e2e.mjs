@@ -643,6 +643,56 @@ async function serverErrorFlow(browser) {
   }
 }
 
+// Accessibility audit with axe-core (WCAG 2.1 A and AA rules) of the
+// sign-in page, the overview and an image page, light and dark. Any
+// "serious" or "critical" violation fails. The context bypasses the page's
+// CSP, which would otherwise (rightly) refuse the injected axe script.
+const AXE = path.join(path.dirname(new URL(import.meta.url).pathname), 'node_modules/axe-core/axe.min.js');
+
+async function audit(page, where) {
+  await page.addScriptTag({ path: AXE });
+  const res = await page.evaluate(() => window.axe.run(document, {
+    runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+  }));
+  const bad = res.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  for (const v of res.violations) {
+    console.log(`    axe ${where}: ${v.impact} ${v.id} (${v.nodes.length}): ${v.help}` +
+      ` e.g. ${v.nodes[0].target.join(' ')}`);
+  }
+  check(bad.length === 0, `${where}: ${bad.length} serious accessibility violation(s): ` +
+    bad.map((v) => `${v.id} at ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}`).join('; '));
+}
+
+async function a11yFlow(browser) {
+  step('15. accessibility audit (axe-core, WCAG 2.1 AA), light and dark');
+  for (const scheme of ['light', 'dark']) {
+    const context = await newContext(browser, { colorScheme: scheme, bypassCSP: true });
+    const w = watch(context, `accessibility (${scheme})`);
+    const page = await context.newPage();
+    try {
+      await page.goto(BASE + '/dashboard');
+      await waitState(page, 'signin', 'the sign-in page');
+      await audit(page, `sign-in, ${scheme}`);
+      await page.fill('#signin-key', KEY);
+      await page.click('#signin-submit');
+      await waitState(page, 'ready', 'the overview');
+      await page.waitForFunction(() => [...document.querySelectorAll('#top-images img')].every((i) => i.naturalWidth > 0));
+      await audit(page, `overview, ${scheme}`);
+      const id = await page.getAttribute('#top-images li[data-image-id]', 'data-image-id');
+      await page.evaluate((i) => { location.hash = `#/image/${i}?days=30`; }, id);
+      await page.waitForSelector('main[data-view="image"]');
+      await waitState(page, 'ready', 'the image page');
+      await audit(page, `image page, ${scheme}`);
+      w.assertClean();
+    } catch (e) {
+      await page.screenshot({ path: path.join(ART, `failure-a11y-${scheme}.png`), fullPage: true }).catch(() => {});
+      throw e;
+    } finally {
+      await context.close();
+    }
+  }
+}
+
 async function main() {
   fs.mkdirSync(ART, { recursive: true });
   console.log(`dashboard e2e: ${BASE}/dashboard, viewport ${VIEWPORT.width}x${VIEWPORT.height}, ` +
@@ -654,6 +704,7 @@ async function main() {
     await wrongKeyFlow(browser);
     await emptyFlow(browser);
     await serverErrorFlow(browser);
+    await a11yFlow(browser);
   } finally {
     await browser.close();
   }
