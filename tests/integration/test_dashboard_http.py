@@ -1,9 +1,12 @@
 """The dashboard's HTTP side against the real binary: the assets embedded from
 dashboard/ (bytes equal to the repository's files, types, security headers,
 ETag / 304, HEAD, no-cache), refusals (unknown names, traversal, methods),
-index.html loading nothing from another origin, the /dashboard/thumb/{id}
-thumbnails (the CDN's thumb variant, private caching, Sec-Fetch-Site rule),
-and that none of it makes an analytics event (while a CDN request does)."""
+index.html loading nothing from another origin; the thumbnails the page
+fetches with its API key from /v1/images/{id}/thumb (the CDN's thumb variant,
+the key checks, the owner's images only, no parameters, private caching, 304,
+no rate limit), the old /dashboard/thumb/{id} route gone; and that none of it
+makes an analytics event (while a CDN request does)."""
+import concurrent.futures
 import datetime
 import html.parser
 import json
@@ -14,7 +17,7 @@ import time
 
 import pytest
 
-from pftest import Server, image_size, import_tree, run
+from pftest import Server, image_size, import_tree, make_png, run
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 WEB = os.path.join(ROOT, "dashboard")
@@ -154,10 +157,8 @@ def test_unknown_and_traversal_paths_are_json_errors(server):
         assert 400 <= status < 500 and body == b"", path
 
 
-def test_other_methods_405(server, ids):
-    image_id = next(iter(ids.values()))
-    for path in ("/dashboard", "/dashboard/", "/dashboard/app.js", "/dashboard/nope.js",
-                 "/dashboard/thumb/" + image_id):
+def test_other_methods_405(server):
+    for path in ("/dashboard", "/dashboard/", "/dashboard/app.js", "/dashboard/nope.js"):
         for method in ("POST", "PUT", "DELETE", "OPTIONS"):
             status, h, body = server.request(method, path)
             check_error(status, h, body, (method, path), statuses=(405,))
@@ -218,84 +219,425 @@ def test_index_references_only_same_origin(server):
     assert not re.search(r"@import|url\(\s*['\"]?\s*(https?:|//)", css, re.I)
 
 
-# ---- thumbnails ----
+# ---- thumbnails: GET /v1/images/{id}/thumb, behind the API key ----
 
-def test_thumb_is_the_cdn_thumb_variant(server, ids):
+KEY_RE = re.compile(r"pfk_[a-z0-9]{12}_[A-Za-z0-9]{40}")
+PRIVATE = "private, max-age=86400"
+THUMB_HEADERS = ("content-type", "content-length", "etag", "last-modified", "cache-control")
+
+
+def new_key(srv, owner, *flags):
+    """`keys create`: the key alone on stdout."""
+    p = srv.cli("keys", "create", "--owner", owner, *flags, check=0)
+    key = p.stdout.strip()
+    assert KEY_RE.fullmatch(key), p.stdout
+    return key
+
+
+def bearer(key):
+    return {"Authorization": "Bearer " + key}
+
+
+def thumb_url(image_id):
+    return "/v1/images/%s/thumb" % image_id
+
+
+def no_rate_limit_headers(h, what):
+    assert "x-ratelimit-limit" not in h and "x-ratelimit-remaining" not in h, (what, h)
+    assert "retry-after" not in h, (what, h)
+
+
+def check_api_error(status, h, body, want_status, code, what):
+    """A JSON error of the API: status, code, no-store, no validators."""
+    assert status == want_status, (what, status, body[:200])
+    assert h.get("content-type") == JSON, (what, h)
+    assert h.get("cache-control") == "no-store", (what, h)
+    assert "etag" not in h and "last-modified" not in h, (what, h)
+    doc = json.loads(body)
+    assert doc["success"] is False and doc["error"]["code"] == code, (what, doc)
+    assert doc["error"]["message"], (what, doc)
+    assert not body.startswith(b"\x89PNG")
+    return doc
+
+
+@pytest.fixture
+def keys(server):
+    """API keys made while the server runs: read keys of alice and bob, a
+    write-only key and a read,write key of alice's."""
+    return {"alice": new_key(server, "alice"), "bob": new_key(server, "bob"),
+            "writer": new_key(server, "alice", "--scopes", "write"),
+            "both": new_key(server, "alice", "--scopes", "read,write")}
+
+
+def owner_key(keys, rel):
+    return keys[rel.split("/")[0]]
+
+
+def check_thumbs_equal_cdn(srv, ids, keys):
+    """Each image's thumbnail through the API (first: the API thread makes
+    the variant), then through the CDN: the same bytes and validators."""
     for rel, image_id in ids.items():
-        path = "/dashboard/thumb/" + image_id
-        # First through the dashboard: it makes the variant.
-        status, h, body = server.request("GET", path)
+        auth = bearer(owner_key(keys, rel))
+        path = thumb_url(image_id)
+        status, h, body = srv.request("GET", path, auth)
         assert status == 200, (rel, status, body[:200])
         assert image_size(body) == (128, 128), rel
-        assert h["cache-control"] == "private, max-age=86400"
+        assert h["cache-control"] == PRIVATE, (rel, h)
         assert int(h["content-length"]) == len(body)
-        check_security_headers(h, path)
-        s2, h2, cdn = server.request("GET", "/i/%s/thumb" % image_id)
+        assert re.fullmatch(r'"[^"]+"', h["etag"]), h  # strong
+        assert "set-cookie" not in h and "accept-ranges" not in h
+        no_rate_limit_headers(h, rel)
+        s2, h2, cdn = srv.request("GET", "/i/%s/thumb" % image_id)
         assert s2 == 200 and cdn == body, rel
-        assert h["content-type"] == h2["content-type"] == "image/png"
-        assert h["etag"] == h2["etag"] and h["etag"].endswith('-thumb"')
+        assert h["content-type"] == h2["content-type"] == "image/png", (h, h2)
+        assert h["etag"] == h2["etag"] and h["etag"].endswith('-thumb"'), (h, h2)
+        assert h["last-modified"] == h2["last-modified"], (h, h2)
         assert h2["cache-control"] == "public, max-age=31536000, immutable"
-        # HEAD, If-None-Match and Range as on the CDN, caching kept private.
-        s3, h3, b3 = server.request("HEAD", path)
-        assert (s3, b3) == (200, b"") and h3["etag"] == h["etag"]
-        assert h3["content-length"] == h["content-length"]
-        for inm in (h["etag"], "*"):
-            s4, h4, b4 = server.request("GET", path, {"If-None-Match": inm})
-            assert (s4, b4) == (304, b""), inm
-            assert h4["etag"] == h["etag"]
-            assert h4["cache-control"] == "private, max-age=86400"
-        s5, h5, b5 = server.request("GET", path, {"If-None-Match": '"other-thumb"'})
-        assert s5 == 200 and b5 == body
-        s6, h6, b6 = server.request("GET", path, {"Range": "bytes=0-9"})
-        assert s6 == 206 and b6 == body[:10]
-        assert h6["cache-control"] == "private, max-age=86400"
+        # And again through the API, now that the variant exists.
+        s3, h3, b3 = srv.request("GET", path, auth)
+        assert s3 == 200 and b3 == body
+        assert {k: h3.get(k) for k in THUMB_HEADERS} == {k: h.get(k) for k in THUMB_HEADERS}
+        # HEAD: the same headers, no body.
+        s4, h4, b4 = srv.request("HEAD", path, auth)
+        assert (s4, b4) == (200, b""), rel
+        assert {k: h4.get(k) for k in THUMB_HEADERS} == {k: h.get(k) for k in THUMB_HEADERS}
+        no_rate_limit_headers(h4, rel)
 
 
-def test_thumb_bad_ids(server, ids):
-    image_id = next(iter(ids.values()))
-    bad = {
-        "zzzzzz": (404,), "000000": (404,), image_id.upper(): (404,), image_id[:5]: (404,),
-        image_id + "a": (404,), "a" * 32: (404,), "a" * 33: (404,), "a" * 64: (404,),
-        "a" * 300: (400, 404, 414), image_id + "%2F": (400, 404), "%2F" + image_id: (400, 404),
-        image_id + "%2Fthumb": (400, 404), "": (404,), image_id + "/": (404,),
-        image_id + "/thumb": (404,), image_id + "/original": (404,), "../" + image_id: (400, 404),
-        "..": (400, 404), "%2e%2e": (400, 404), image_id + "%00": (400, 404),
-        image_id + "%20": (404,), "%": (400, 404), "i": (404,),
-    }
-    for bad_id, statuses in bad.items():
-        path = "/dashboard/thumb/" + bad_id
-        status, h, body = server.request("GET", path)
-        check_error(status, h, body, path, statuses)
-        assert not body.startswith(b"\x89PNG")
+@pytest.mark.parametrize("cache_mb", [None, "0"], ids=["memory", "files"])
+def test_api_thumb_is_the_cdn_thumb_variant(tmp_path, images, cache_mb):
+    """With the default cache the objects are served from memory; with
+    PIXFLARE_CACHE_MB=0 from their files."""
+    src, _ = images
+    srv = Server(tmp_path / "data", {"PIXFLARE_CACHE_MB": cache_mb} if cache_mb else {})
+    ids = import_tree(srv, src)
+    keys = {"alice": new_key(srv, "alice"), "bob": new_key(srv, "bob")}
+    srv.start()
+    try:
+        check_thumbs_equal_cdn(srv, ids, keys)
+    finally:
+        assert srv.stop() == 0
 
 
-@pytest.mark.parametrize("site,status", [
-    (None, 200), ("same-origin", 200), ("none", 200),
-    ("cross-site", 403), ("same-site", 403), ("Same-Origin", 403), ("same-origin, none", 403),
-    ("", 403), ("whatever", 403),
-])
-def test_thumb_sec_fetch_site(server, ids, site, status):
-    image_id = next(iter(ids.values()))
-    headers = {} if site is None else {"Sec-Fetch-Site": site}
-    for method in ("GET", "HEAD"):
-        st, h, body = server.request(method, "/dashboard/thumb/" + image_id, headers)
-        assert st == status, (site, method, st, body[:200])
-        check_security_headers(h, site)
-        if status == 403 and method == "GET":
-            check_error(st, h, body, site, statuses=(403,))
-            assert json.loads(body)["error"]["code"] == "FORBIDDEN"
-        elif status == 200 and method == "GET":
-            assert image_size(body) == (128, 128)
-    # Refused before anything else: an unknown id or a revalidation too.
-    if status == 403:
-        st, _, _ = server.request("GET", "/dashboard/thumb/zzzzzz", headers)
-        assert st == 403
-        _, h, _ = server.request("GET", "/i/%s/thumb" % image_id)
-        st, _, _ = server.request("GET", "/dashboard/thumb/" + image_id,
-                                  dict(headers, **{"If-None-Match": h["etag"]}))
-        assert st == 403
-    # The CDN's own URL is public, whatever the header.
-    assert server.request("GET", "/i/%s/thumb" % image_id, headers)[0] == 200
+def test_api_thumb_revalidation(server, ids, keys):
+    for rel, image_id in ids.items():
+        auth = bearer(owner_key(keys, rel))
+        path = thumb_url(image_id)
+        status, h, body = server.request("GET", path, auth)
+        assert status == 200
+        etag = h["etag"]
+        for inm in (etag, "W/" + etag, "*", '"nope", ' + etag, ' "x" ,\t' + etag + " "):
+            for method in ("GET", "HEAD"):
+                s, h2, b = server.request(method, path, dict(auth, **{"If-None-Match": inm}))
+                assert (s, b) == (304, b""), (rel, method, inm, s)
+                assert h2["etag"] == etag and h2["cache-control"] == PRIVATE, h2
+                assert h2.get("last-modified") == h["last-modified"]
+                no_rate_limit_headers(h2, inm)
+        other = '"%s"' % ("0" * 16 + "-thumb")
+        for inm in ('"nope"', other, etag.strip('"'), etag[:-2] + '"', '"' + etag + '"'):
+            s, h2, b = server.request("GET", path, dict(auth, **{"If-None-Match": inm}))
+            assert s == 200 and b == body, (rel, inm, s)
+            assert h2["etag"] == etag and h2["cache-control"] == PRIVATE
+        # The CDN's validators are the API's: its tag revalidates there too.
+        s, _, b = server.request("GET", "/i/%s/thumb" % image_id, {"If-None-Match": etag})
+        assert (s, b) == (304, b"")
+
+
+def test_api_thumb_first_requests_at_once(server, ids, keys):
+    """A dashboard page asks for up to ten thumbnails at once: concurrent
+    first requests (both API threads making the same variants) all get the
+    same bytes, which the CDN then serves too."""
+    jobs = [(rel, image_id) for rel, image_id in ids.items() for _ in range(3)]
+
+    def get(job):
+        rel, image_id = job
+        return rel, server.request("GET", thumb_url(image_id), bearer(owner_key(keys, rel)))
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        answers = list(pool.map(get, jobs))
+    seen = {}
+    for rel, (status, h, body) in answers:
+        assert status == 200, (rel, status, body[:200])
+        assert image_size(body) == (128, 128)
+        seen.setdefault(rel, set()).add((body, h["etag"]))
+    for rel, image_id in ids.items():
+        assert len(seen[rel]) == 1, rel
+        body, etag = next(iter(seen[rel]))
+        s, h, cdn = server.request("GET", "/i/%s/thumb" % image_id)
+        assert s == 200 and cdn == body and h["etag"] == etag, rel
+
+
+def test_api_thumb_needs_a_valid_key(server, ids, keys):
+    alice = keys["alice"]
+    image_id = ids["alice/pics/wide.png"]
+    bobs = ids["bob/art/my photo.png"]
+    path = thumb_url(image_id)
+    assert server.request("GET", path, bearer(alice))[0] == 200
+
+    def refused(headers, what, message=None):
+        bodies = []
+        for p in (path, thumb_url("zzzzzz"), thumb_url(bobs)):
+            for inm in (None, "*"):
+                h = dict(headers)
+                if inm:
+                    h["If-None-Match"] = inm
+                status, hdrs, body = server.request("GET", p, h)
+                doc = check_api_error(status, hdrs, body, 401, "UNAUTHORIZED", (what, p))
+                no_rate_limit_headers(hdrs, what)
+                want = 'Bearer realm="pixflare"'
+                if "Authorization" in headers:
+                    want += ', error="invalid_token"'
+                assert hdrs.get("www-authenticate") == want, (what, hdrs)
+                if message:
+                    assert message in doc["error"]["message"], (what, doc)
+                bodies.append(body)
+                status, hdrs, body = server.request("HEAD", p, h)
+                assert (status, body) == (401, b""), (what, p)
+                assert hdrs.get("www-authenticate") == want
+        # Whatever the image (mine, unknown, another owner's): one answer.
+        assert len(set(bodies)) == 1, (what, bodies)
+
+    refused({}, "no header", "missing")
+    forged = alice[:-1] + ("A" if alice[-1] != "A" else "B")  # alice's id, another secret
+    unknown = "pfk_" + "a" * 12 + "_" + "B" * 40
+    for value in ("Bearer", "Bearer ", "Bearer nope", "Basic YWxpY2U6c2VjcmV0", "Basic " + alice,
+                  "Token " + alice, alice, "Bearer " + alice[:-1], "Bearer " + alice + "x",
+                  "Bearer " + unknown, "Bearer " + forged, "Bearer " + alice + " " + alice,
+                  "Bearer " + "x" * 300):
+        refused({"Authorization": value}, value)
+
+    # 403 for a key without the read scope, before anything about the image;
+    # a key with read and write passes.
+    for p in (path, thumb_url("zzzzzz"), thumb_url(bobs), thumb_url(image_id) + "?x=1"):
+        status, hdrs, body = server.request("GET", p, bearer(keys["writer"]))
+        check_api_error(status, hdrs, body, 403, "FORBIDDEN", p)
+        no_rate_limit_headers(hdrs, p)
+    status, _, body = server.request("GET", path, bearer(keys["both"]))
+    assert status == 200 and image_size(body) == (128, 128)
+
+    # Revoked while the server runs: refused from the next call on.
+    doomed = new_key(server, "alice")
+    assert server.request("GET", path, bearer(doomed))[0] == 200
+    server.cli("keys", "revoke", doomed[4:16], check=0)
+    refused(bearer(doomed), "revoked", "revoked")
+    # Expired (the row says so; each call reads it).
+    late = new_key(server, "alice", "--expires-days", "1")
+    assert server.request("GET", path, bearer(late))[0] == 200
+    db = sqlite3.connect(os.path.join(server.data_dir, "pixflare.db"), timeout=30)
+    try:
+        with db:
+            db.execute("UPDATE api_keys SET expires_at = '2000-01-01T00:00:00Z' WHERE id = ?",
+                       (late[4:16],))
+    finally:
+        db.close()
+    refused(bearer(late), "expired", "expired")
+    # The other keys still work.
+    assert server.request("GET", path, bearer(alice))[0] == 200
+
+
+ENDPOINT_404 = ["/v1/images/ABCDEF/thumb", "/v1/images/abc12/thumb", "/v1/images/abc123/thumbx",
+                "/v1/images/abc123", "/v1/images/abc123/thumb/", "/v1/images/abc1234/thumb",
+                "/v1/images//thumb", "/v1/images/thumb", "/v1/images", "/v1/images/",
+                "/v1/image/abc123/thumb", "/v1/images/abc123/THUMB", "/v1/images/abc123//thumb",
+                "/v1//images/abc123/thumb", "/v1/images/abc123/thumb/x",
+                "/v1/images/abc123/original", "/v1/images/abc123/w128",
+                "/v1/images/abc123%2Fthumb", "/v1/images/%61bc123/thumb",
+                "/v1/images/abc123/thumb%00", "/v1/images/abc-23/thumb",
+                "/v1/images/abc123/thumb.png", "/v1/images/" + "a" * 300 + "/thumb",
+                "/v1/analytics/images/abc123/thumb"]
+
+
+def test_api_thumb_paths(server, ids, keys):
+    alice = bearer(keys["alice"])
+    image_id = ids["alice/pics/wide.png"]
+    bobs = ids["bob/art/my photo.png"]
+    # Paths that are not /v1/images/<6 of [a-z0-9]>/thumb: no such endpoint
+    # (also with a real id in place of abc123).
+    paths = ENDPOINT_404 + [p.replace("abc123", image_id) for p in ENDPOINT_404
+                            if "abc123" in p]
+    paths += [thumb_url(image_id.upper()), thumb_url(image_id) + "/"]
+    for p in paths:
+        status, h, body = server.request("GET", p, alice)
+        doc = check_api_error(status, h, body, 404, "NOT_FOUND", p)
+        assert doc["error"]["message"] == "no such API endpoint", (p, doc)
+        status, h, body = server.request("HEAD", p, alice)
+        assert (status, body) == (404, b""), p
+
+    # An unknown image and another owner's image: the same 404, byte for
+    # byte, whatever the method or If-None-Match (bob's own tag included).
+    _, bob_h, _ = server.request("GET", thumb_url(bobs), bearer(keys["bob"]))
+    answers = {}
+    for target in ("zzzzzz", "000000", bobs):
+        for method in ("GET", "HEAD"):
+            for inm in (None, "*", bob_h["etag"]):
+                h = dict(alice, **({"If-None-Match": inm} if inm else {}))
+                status, hdrs, body = server.request(method, thumb_url(target), h)
+                assert status == 404, (target, method, inm, status)
+                no_rate_limit_headers(hdrs, target)
+                if method == "GET":
+                    check_api_error(status, hdrs, body, 404, "NOT_FOUND", target)
+                hdrs.pop("date", None)
+                answers.setdefault((method, inm), set()).add(
+                    (body, tuple(sorted(hdrs.items()))))
+    for k, v in answers.items():
+        assert len(v) == 1, (k, v)
+    # Bob's key gets bob's image, and alice's images are a 404 to bob.
+    assert server.request("GET", thumb_url(bobs), bearer(keys["bob"]))[0] == 200
+    s, _, body = server.request("GET", thumb_url(image_id), bearer(keys["bob"]))
+    assert s == 404 and body == server.request("GET", thumb_url("zzzzzz"), alice)[2]
+
+    # Only GET and HEAD.
+    for method in ("POST", "PUT", "DELETE", "OPTIONS", "PATCH"):
+        status, h, body = server.request(method, thumb_url(image_id), alice)
+        check_error(status, h, body, (method,), statuses=(405,))
+        assert h["allow"] == "GET, HEAD"
+
+    # The dashboard's old route is gone: a JSON 404, key or not.
+    for headers in ({}, alice, {"Sec-Fetch-Site": "same-origin"}):
+        for p in ("/dashboard/thumb/" + image_id, "/dashboard/thumb/" + bobs,
+                  "/dashboard/thumb/zzzzzz", "/dashboard/thumb/"):
+            status, h, body = server.request("GET", p, headers)
+            check_error(status, h, body, p, statuses=(404,))
+            assert json.loads(body)["error"]["code"] == "NOT_FOUND"
+            assert not body.startswith(b"\x89PNG")
+            check_security_headers(h, p)
+            status, h, body = server.request("HEAD", p, headers)
+            assert (status, body) == (404, b""), p
+
+
+def test_api_thumb_takes_no_parameters(server, ids, keys):
+    alice = bearer(keys["alice"])
+    image_id = ids["alice/pics/wide.png"]
+    bobs = ids["bob/art/my photo.png"]
+    cases = {"?x=1": "x", "?x": "x", "?x=": "x", "?days=7": "days", "?format=csv": "format",
+             "?limit=1": "limit", "?a=1&b=2": "a", "?x=%zz": "x", "?x=1&x=1": "x",
+             "?%41=1": "A"}
+    for target in (image_id, "zzzzzz", bobs):  # checked before the image is looked up
+        for query, name in cases.items():
+            p = thumb_url(target) + query
+            for method in ("GET", "HEAD"):
+                status, h, body = server.request(method, p, alice)
+                no_rate_limit_headers(h, p)
+                if method == "HEAD":
+                    assert (status, body) == (400, b""), p
+                    continue
+                doc = check_api_error(status, h, body, 400, "INVALID_PARAMETER", p)
+                assert doc["error"].get("parameter") == name, (p, doc)
+    # An empty query string is no parameter.
+    status, _, body = server.request("GET", thumb_url(image_id) + "?", alice)
+    assert status == 200 and image_size(body) == (128, 128)
+
+
+def test_api_thumb_is_not_rate_limited(tmp_path, images):
+    src, _ = images
+    srv = Server(tmp_path / "data", {"PIXFLARE_API_RATE_LIMIT": "3"})
+    ids = import_tree(srv, src)
+    key = new_key(srv, "alice")
+    srv.start()
+    try:
+        auth = bearer(key)
+        mine = [i for rel, i in ids.items() if rel.startswith("alice/")]
+        bobs = ids["bob/art/my photo.png"]
+        etag = None
+        for n in range(10):
+            status, h, body = srv.request("GET", thumb_url(mine[n % len(mine)]), auth)
+            assert status == 200 and image_size(body) == (128, 128), (n, status, body[:200])
+            no_rate_limit_headers(h, n)
+            if n == 0:
+                etag = h["etag"]
+        # Nor do the thumbnail calls that fail after the key check.
+        for method, p, headers, want in (
+                ("HEAD", thumb_url(mine[0]), {}, 200),
+                ("GET", thumb_url(mine[0]), {"If-None-Match": etag}, 304),
+                ("GET", thumb_url("zzzzzz"), {}, 404),
+                ("GET", thumb_url(bobs), {}, 404),
+                ("GET", thumb_url(mine[0]) + "?x=1", {}, 400)):
+            status, h, _ = srv.request(method, p, dict(auth, **headers))
+            assert status == want, (method, p, status)
+            no_rate_limit_headers(h, p)
+        # The analytics budget is whole: 3, and this call takes one.
+        status, h, body = srv.request("GET", "/v1/analytics/overview?days=1", auth)
+        assert status == 200, body
+        assert h.get("x-ratelimit-limit") == "3" and h.get("x-ratelimit-remaining") == "2", h
+        for left in ("1", "0"):
+            status, h, _ = srv.request("GET", "/v1/analytics/overview?days=1", auth)
+            assert status == 200 and h["x-ratelimit-remaining"] == left, h
+        status, h, body = srv.request("GET", "/v1/analytics/overview?days=1", auth)
+        check_api_error(status, h, body, 429, "RATE_LIMITED", "4th")
+        # With the budget spent, thumbnails still come.
+        for i in mine:
+            status, h, body = srv.request("GET", thumb_url(i), auth)
+            assert status == 200 and image_size(body) == (128, 128)
+            no_rate_limit_headers(h, i)
+        # A path that is not the thumbnail endpoint is an analytics call
+        # (README's order: the rate before the path).
+        status, h, body = srv.request("GET", "/v1/images/%s/thumb/" % mine[0], auth)
+        check_api_error(status, h, body, 429, "RATE_LIMITED", "not a thumb path")
+    finally:
+        assert srv.stop() == 0
+
+
+def test_api_thumb_of_an_image_imported_while_running(server, tmp_path, keys):
+    """An id the server has not seen yet: the catalog is read again."""
+    src = tmp_path / "later"
+    (src / "alice" / "new").mkdir(parents=True)
+    (src / "alice" / "new" / "late.png").write_bytes(make_png(200, 300, seed=9))
+    image_id = import_tree(server, src)["alice/new/late.png"]
+    deadline = time.time() + 5
+    while True:  # the catalog is read at most every 200 ms
+        status, h, body = server.request("GET", thumb_url(image_id), bearer(keys["alice"]))
+        if status == 200 or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    assert status == 200 and image_size(body) == (128, 128), (status, body[:200])
+    s, h2, cdn = server.request("GET", "/i/%s/thumb" % image_id)
+    assert s == 200 and cdn == body and h2["etag"] == h["etag"]
+    # Still alice's only.
+    s, _, body = server.request("GET", thumb_url(image_id), bearer(keys["bob"]))
+    assert s == 404 and json.loads(body)["error"]["code"] == "NOT_FOUND"
+
+
+def test_api_thumb_of_a_damaged_original(tmp_path, images):
+    """A variant that cannot be made: a JSON 500, and no event (the CDN's
+    own request for it makes one)."""
+    src, _ = images
+    srv = Server(tmp_path / "data", {"ANALYTICS_REALTIME_FLUSH_MS": str(FLUSH_MS)})
+    ids = import_tree(srv, src)
+    key = new_key(srv, "alice")
+    image_id = ids["alice/pics/wide.png"]
+    damaged = 0
+    for root, _, files in os.walk(os.path.join(srv.data_dir, "images")):
+        for f in files:
+            if image_id in root and f.startswith("original"):
+                with open(os.path.join(root, f), "wb") as fh:
+                    fh.write(b"not an image" * 10)
+                damaged += 1
+    assert damaged == 1
+    srv.start()
+    date = today()
+    try:
+        for method in ("GET", "HEAD", "GET"):
+            status, h, body = srv.request(method, thumb_url(image_id), bearer(key))
+            assert status == 500, (method, status, body[:200])
+            assert h.get("cache-control") == "no-store" and "etag" not in h, h
+            no_rate_limit_headers(h, method)
+            if method == "GET":
+                check_api_error(status, h, body, 500, "INTERNAL", method)
+        # Another image of alice's is not affected.
+        other = ids["alice/travel/tall.png"]
+        assert srv.request("GET", thumb_url(other), bearer(key))[0] == 200
+        time.sleep(3 * FLUSH_MS / 1000)
+        assert run(["events", "--date", today()], srv.env, check=0).stdout == ""
+        assert srv.request("GET", "/i/%s/thumb" % image_id)[0] == 500
+        time.sleep(3 * FLUSH_MS / 1000)
+        events = [json.loads(line) for line in
+                  run(["events", "--date", today()], srv.env, check=0).stdout.splitlines()]
+        if today() != date:
+            pytest.skip("the UTC day turned during the test")
+        assert [(e["image_id"], e["variant"], e["status"]) for e in events] == \
+            [(image_id, "thumb", 500)], events
+    finally:
+        assert srv.stop() == 0
 
 
 # ---- no analytics events ----
@@ -308,7 +650,8 @@ def snapshot(srv, api_key):
     db = sqlite3.connect(os.path.join(srv.data_dir, "pixflare.db"))
     try:
         tables = {t: sorted(db.execute("SELECT * FROM " + t))
-                  for t in ("analytics_daily", "analytics_status_daily", "analytics_monthly")}
+                  for t in ("analytics_daily", "analytics_status_daily", "analytics_monthly",
+                            "analytics_owner_daily")}
     finally:
         db.close()
     status, _, body = srv.request("GET", "/v1/analytics/overview?days=1",
@@ -319,9 +662,8 @@ def snapshot(srv, api_key):
     return events, tables, overview
 
 
-def dashboard_traffic(srv, ids):
+def dashboard_traffic(srv):
     """Every kind of dashboard request, with the answers each must get."""
-    image_id = ids["alice/pics/wide.png"]
     tags = {}
     for name in ASSETS:
         status, h, _ = srv.request("GET", "/dashboard/" + name)
@@ -335,36 +677,50 @@ def dashboard_traffic(srv, ids):
         if path.startswith("/dashboard/"):  # /dashboard.html is a CDN path
             assert 400 <= srv.request("GET", path)[0] < 500, path
     assert srv.request("POST", "/dashboard")[0] == 405
-    # Thumbnails: each image's variant made through the dashboard first.
+
+
+def thumb_traffic(srv, ids, keys):
+    """Every kind of thumbnail call, with the answers each must get: each
+    image's variant made through the API first."""
+    alice = bearer(keys["alice"])
+    image_id = ids["alice/pics/wide.png"]
+    bobs = ids["bob/art/my photo.png"]
     etags = {}
     for rel, i in ids.items():
-        status, h, _ = srv.request("GET", "/dashboard/thumb/" + i)
+        status, h, _ = srv.request("GET", thumb_url(i), bearer(owner_key(keys, rel)))
         assert status == 200, rel
         etags[i] = h["etag"]
-    thumb = "/dashboard/thumb/" + image_id
-    assert srv.request("HEAD", thumb)[0] == 200
-    assert srv.request("GET", thumb, {"If-None-Match": etags[image_id]})[0] == 304
-    assert srv.request("GET", thumb, {"Range": "bytes=0-9"})[0] == 206
-    assert srv.request("GET", thumb, {"Sec-Fetch-Site": "cross-site"})[0] == 403
-    assert srv.request("GET", thumb, {"Sec-Fetch-Site": "same-origin"})[0] == 200
-    assert srv.request("GET", "/dashboard/thumb/zzzzzz")[0] == 404
-    assert srv.request("GET", "/dashboard/thumb/" + image_id.upper())[0] == 404
-    assert srv.request("GET", "/dashboard/thumb/" + "a" * 40)[0] == 404
-    assert srv.request("GET", "/dashboard/thumb/%2F" + image_id)[0] in (400, 404)
-    assert srv.request("POST", thumb)[0] == 405
+    path = thumb_url(image_id)
+    assert srv.request("GET", path, alice)[0] == 200
+    assert srv.request("HEAD", path, alice)[0] == 200
+    assert srv.request("GET", path, dict(alice, **{"If-None-Match": etags[image_id]}))[0] == 304
+    assert srv.request("HEAD", path, dict(alice, **{"If-None-Match": "*"}))[0] == 304
+    assert srv.request("GET", path, dict(alice, Range="bytes=0-9"))[0] in (200, 206)
+    assert srv.request("GET", path + "?x=1", alice)[0] == 400
+    assert srv.request("GET", thumb_url("zzzzzz"), alice)[0] == 404
+    assert srv.request("GET", thumb_url(bobs), alice)[0] == 404
+    assert srv.request("GET", thumb_url(image_id.upper()), alice)[0] == 404
+    assert srv.request("GET", path + "/", alice)[0] == 404
+    assert srv.request("GET", path)[0] == 401
+    assert srv.request("GET", path, {"Authorization": "Bearer nope"})[0] == 401
+    assert srv.request("GET", path, bearer(keys["writer"]))[0] == 403
+    assert srv.request("POST", path, alice)[0] == 405
+    assert srv.request("GET", "/dashboard/thumb/" + image_id)[0] == 404
 
 
-def test_dashboard_makes_no_events(tmp_path, images):
+def test_dashboard_and_thumbnails_make_no_events(tmp_path, images):
     src, _ = images
     srv = Server(tmp_path / "data", {"ANALYTICS_REALTIME_FLUSH_MS": str(FLUSH_MS),
                                      "PIXFLARE_API_RATE_LIMIT": "0"})
     ids = import_tree(srv, src)
-    p = srv.cli("keys", "create", "--owner", "alice", check=0)
-    key = p.stdout.strip()
+    keys = {"alice": new_key(srv, "alice"), "bob": new_key(srv, "bob"),
+            "writer": new_key(srv, "alice", "--scopes", "write")}
+    key = keys["alice"]
     srv.start()
     try:
         date = today()
-        # Some CDN traffic first, so that there is something not to change.
+        # Some CDN traffic first, so that there is something not to change
+        # (none of it makes a thumb variant: the API makes them below).
         image_id = ids["alice/pics/wide.png"]
         for path in ("/i/%s" % image_id, "/i/%s/w128" % image_id, "/alice/pics/nope.png"):
             srv.request("GET", path)
@@ -373,12 +729,13 @@ def test_dashboard_makes_no_events(tmp_path, images):
         assert len(before[0]) == 3 and before[1]["analytics_daily"], before
         assert before[2]["totals"]["requests"] == 2
 
-        dashboard_traffic(srv, ids)
+        dashboard_traffic(srv)
+        thumb_traffic(srv, ids, keys)
         time.sleep(3 * FLUSH_MS / 1000)
         after = snapshot(srv, key)
-        assert after[0] == before[0], "the dashboard made events"
-        assert after[1] == before[1], "the dashboard changed the analytics tables"
-        assert after[2] == before[2], "the dashboard changed the overview"
+        assert after[0] == before[0], "the dashboard or a thumbnail call made events"
+        assert after[1] == before[1], "the dashboard or a thumbnail call changed the tables"
+        assert after[2] == before[2], "the dashboard or a thumbnail call changed the overview"
 
         # The same thumbnail through the CDN counts: the check above can fail.
         status, _, body = srv.request("GET", "/i/%s/thumb" % image_id)
@@ -388,6 +745,7 @@ def test_dashboard_makes_no_events(tmp_path, images):
         new = [e for e in cdn[0] if e not in before[0]]
         assert [(e["image_id"], e["variant"], e["status"], e["bytes"]) for e in new] == \
             [(image_id, "thumb", 200, len(body))]
+        assert len(cdn[0]) == len(before[0]) + 1
         assert cdn[2]["totals"]["requests"] == before[2]["totals"]["requests"] + 1
         assert cdn[1]["analytics_daily"] != before[1]["analytics_daily"]
         if today() != date:
