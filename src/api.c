@@ -535,6 +535,8 @@ static void thumb(struct api *api, const struct api_call *call, const struct aut
     resp->etag = obj->etag;
     resp->last_modified = obj->last_modified;
     resp->cache_control = "private, max-age=86400";
+    /* A browser's cache must not hand one key's answer to another key. */
+    http_resp_header(resp, "Vary", "Authorization");
     resp->len = (size_t)obj->size;
     if (call->if_none_match[0] != '\0' && hdr_etag_matches(call->if_none_match, obj->etag)) {
         resp->status = 304;

@@ -283,6 +283,7 @@ def check_thumbs_equal_cdn(srv, ids, keys):
         assert status == 200, (rel, status, body[:200])
         assert image_size(body) == (128, 128), rel
         assert h["cache-control"] == PRIVATE, (rel, h)
+        assert h.get("vary") == "Authorization", (rel, h)  # one key's copy is not another's
         assert int(h["content-length"]) == len(body)
         assert re.fullmatch(r'"[^"]+"', h["etag"]), h  # strong
         assert "set-cookie" not in h and "accept-ranges" not in h
