@@ -37,7 +37,7 @@ $(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj
 # tools/embed is a host tool: built without the sanitizers of SAN=1.
 $(BUILD)/embed: tools/embed.c | $(BUILD)/obj
 	@echo "CC $<"
-	@$(CC) -O2 -std=c17 -Wall -Wextra -Werror -o $@ $<
+	@$(CC) -O2 -std=c17 -Wall -Wextra -Werror -o $@ $< -lz
 
 # The directory too: a file removed from it must leave the binary.
 $(BUILD)/gen/dash_assets.c: $(BUILD)/embed $(WEB) dashboard

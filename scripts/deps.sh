@@ -19,7 +19,7 @@ esac
 PKGS="build-essential clang clang-format pkg-config libmicrohttpd-dev libvips-dev
 libjansson-dev libsqlite3-dev libssl-dev libcmocka-dev libclang-rt-14-dev
 python3 python3-pytest curl libmaxminddb-dev libxxhash-dev tor-geoipdb
-libmaxmind-db-writer-perl mmdb-bin faketime"
+libmaxmind-db-writer-perl mmdb-bin faketime zlib1g-dev"
 if [ "${1-}" = test ]; then
     PKGS="$PKGS chromium"
     # Only when there is no npm at all: Debian's npm over another nodejs (say

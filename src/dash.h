@@ -24,6 +24,10 @@ struct dash_asset {
     const unsigned char *data;
     size_t len;
     const char *etag; /* quoted strong entity tag */
+    /* The gzipped copy, or NULL when gzip saves under a tenth. */
+    const unsigned char *gz;
+    size_t gz_len;
+    const char *gz_etag; /* its own tag: another representation */
 };
 
 extern const struct dash_asset dash_assets[];
@@ -33,7 +37,8 @@ extern const size_t dash_nassets;
 extern const char *const dash_headers[];
 
 /* Answer a GET or HEAD for the raw path (which starts "/dashboard"): the
- * asset with ETag, revalidation (304) and no-cache, or a JSON 404. */
+ * asset with ETag, revalidation (304) and no-cache, gzipped when the client
+ * accepts it (Vary: Accept-Encoding), or a JSON 404. */
 void dash_serve(const struct http_req *req, struct http_resp *resp);
 
 #endif

@@ -114,6 +114,68 @@ static int etag_list_matches(const char *list, const char *etag, int strong)
     }
 }
 
+/* A qvalue (RFC 9110 12.4.2): "0" or "1", then "." and up to three digits
+ * ("1" only with zeros). OUT: *thousandths. Returns 0, or -1. */
+static int parse_qvalue(const char *p, size_t n, int *thousandths)
+{
+    if (n == 0 || (p[0] != '0' && p[0] != '1') || (n > 1 && p[1] != '.') || n > 5)
+        return -1;
+    int v = (p[0] - '0') * 1000, scale = 100;
+    for (size_t i = 2; i < n; i++, scale /= 10) {
+        if (p[i] < '0' || p[i] > '9' || (p[0] == '1' && p[i] != '0'))
+            return -1;
+        v += (p[i] - '0') * scale;
+    }
+    *thousandths = v;
+    return 0;
+}
+
+static int is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+int hdr_accepts_gzip(const char *accept_encoding)
+{
+    int gzip_q = -1, star_q = -1; /* -1: not listed */
+    const char *p = accept_encoding;
+    while (p != NULL && *p != '\0') {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        /* One member: OWS coding OWS [";" OWS "q=" qvalue OWS] */
+        size_t i = 0, c0, c1;
+        int q = 1000, ok = 1;
+        while (i < len && is_ows(p[i]))
+            i++;
+        c0 = i;
+        while (i < len && !is_ows(p[i]) && p[i] != ';')
+            i++;
+        c1 = i;
+        while (i < len && is_ows(p[i]))
+            i++;
+        if (i < len && p[i] == ';') {
+            i++;
+            while (i < len && is_ows(p[i]))
+                i++;
+            size_t v0 = i + 2, v1 = len;
+            while (v1 > v0 && is_ows(p[v1 - 1]))
+                v1--;
+            ok = len - i >= 2 && (p[i] == 'q' || p[i] == 'Q') && p[i + 1] == '=' &&
+                 parse_qvalue(p + v0, v1 - v0, &q) == 0;
+        } else if (i < len) {
+            ok = 0; /* something after the coding that is not a weight */
+        }
+        size_t n = c1 - c0;
+        if (ok && ((n == 4 && strncasecmp(p + c0, "gzip", 4) == 0) ||
+                   (n == 6 && strncasecmp(p + c0, "x-gzip", 6) == 0)))
+            gzip_q = q > gzip_q ? q : gzip_q;
+        else if (ok && n == 1 && p[c0] == '*')
+            star_q = q > star_q ? q : star_q;
+        p = end ? end + 1 : NULL;
+    }
+    return gzip_q >= 0 ? gzip_q > 0 : star_q > 0;
+}
+
 int hdr_etag_matches(const char *if_none_match, const char *etag)
 {
     if (strncmp(etag, "W/", 2) == 0)

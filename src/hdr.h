@@ -29,6 +29,12 @@ int hdr_etag_matches(const char *if_none_match, const char *etag);
  * list never match. */
 int hdr_etag_matches_strong(const char *if_match, const char *etag);
 
+/* Whether an Accept-Encoding value accepts gzip (RFC 9110 12.5.3): `gzip`
+ * or `x-gzip` listed with a weight above 0, or, when neither is listed, `*`
+ * with a weight above 0. NULL (no header) accepts nothing but identity.
+ * A member that does not parse is ignored. */
+int hdr_accepts_gzip(const char *accept_encoding);
+
 /* Parse an HTTP date: IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), or the
  * obsolete RFC 850 and asctime forms. OUT: *t. Returns 0, or PF_EINVAL for
  * anything else (impossible dates such as 31 Feb included). */

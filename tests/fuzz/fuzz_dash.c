@@ -13,7 +13,8 @@
  * Input layout: one flags byte, then the header value up to the first '\n'
  * (copied into an exactly sized NUL-terminated string), then the path (the
  * rest, passed as an exactly sized copy WITHOUT a terminator, so ASan flags
- * any read past its length). Flags: bit 0, no header at all (NULL); bit 2,
+ * any read past its length). Flags: bit 0, no header at all (NULL); bit 1,
+ * Accept-Encoding: gzip; bit 2,
  * "/dashboard" is put before the path; bit 7, the request is a HEAD; the
  * other bits are unused (they once steered the thumbnail functions; the
  * committed corpus keeps its meaning). Invariants checked:
@@ -33,6 +34,8 @@
 #include "dash.h"
 #include "fuzz_check.h"
 
+#include <zlib.h>
+
 #include <strings.h>
 
 #define DASH_PREFIX "/dashboard"
@@ -40,8 +43,9 @@
 /* ---- The two http.c functions dash.c calls ---- */
 
 struct fake_conn {
-    const char *header; /* the one header's value, or NULL */
-    int asked;          /* If-None-Match look-ups */
+    const char *header;          /* If-None-Match's value, or NULL */
+    const char *accept_encoding; /* or NULL */
+    int asked;                   /* If-None-Match look-ups */
 };
 
 static struct {
@@ -52,6 +56,8 @@ static struct {
 const char *http_req_header(const struct http_req *req, const char *name)
 {
     struct fake_conn *c = req->conn;
+    if (strcasecmp(name, "Accept-Encoding") == 0)
+        return c->accept_encoding;
     if (strcasecmp(name, "If-None-Match") != 0)
         return NULL;
     c->asked++;
@@ -180,6 +186,30 @@ static void check_csp(const char *csp)
     FUZZ_CHECK(n == nwant);
 }
 
+/* A gzipped copy: inflates to the very bytes, is worth having, and has
+ * its own tag (the plain one with "-gz" before the closing quote). */
+static void check_gz(const struct dash_asset *a)
+{
+    FUZZ_CHECK(a->gz_len > 0 && a->gz_len * 10 <= a->len * 9);
+    unsigned char *out = malloc(a->len + 1);
+    FUZZ_CHECK(out != NULL);
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    FUZZ_CHECK(inflateInit2(&z, 15 + 16) == Z_OK);
+    z.next_in = (unsigned char *)a->gz;
+    z.avail_in = (uInt)a->gz_len;
+    z.next_out = out;
+    z.avail_out = (uInt)a->len + 1;
+    FUZZ_CHECK(inflate(&z, Z_FINISH) == Z_STREAM_END);
+    FUZZ_CHECK(z.avail_in == 0 && z.total_out == a->len && memcmp(out, a->data, a->len) == 0);
+    inflateEnd(&z);
+    free(out);
+    size_t el = strlen(a->etag);
+    FUZZ_CHECK(a->gz_etag != NULL && strlen(a->gz_etag) == el + 3);
+    FUZZ_CHECK(memcmp(a->gz_etag, a->etag, el - 1) == 0 &&
+               strcmp(a->gz_etag + el - 1, "-gz\"") == 0);
+}
+
 static void check_table(void)
 {
     static const struct {
@@ -209,6 +239,10 @@ static void check_table(void)
         char want[24];
         snprintf(want, sizeof(want), "\"%016llx\"", (unsigned long long)h);
         FUZZ_CHECK(strcmp(a->etag, want) == 0);
+        if (a->gz != NULL)
+            check_gz(a);
+        else
+            FUZZ_CHECK(a->gz_len == 0 && a->gz_etag == NULL);
     }
     static const char *const want[] = {"Content-Security-Policy", "X-Content-Type-Options",
                                        "Referrer-Policy"};
@@ -225,40 +259,55 @@ static void check_table(void)
 
 /* ---- dash_serve() ---- */
 
-static void check_serve(const char *path, size_t len, const char *inm, int is_head)
+static void check_serve(const char *path, size_t len, const char *inm, int is_head, int gzip)
 {
     const size_t plen = sizeof(DASH_PREFIX) - 1;
     if (len < plen || memcmp(path, DASH_PREFIX, plen) != 0)
         return; /* http.c routes only "/dashboard..." here */
-    struct fake_conn conn = {inm, 0};
+    struct fake_conn conn = {inm, gzip ? "gzip" : NULL, 0};
     struct http_req req = {is_head ? "HEAD" : "GET", is_head, path, len, &conn};
     struct http_resp resp;
     memset(&resp, 0, sizeof(resp));
     memset(&last_error, 0, sizeof(last_error));
     dash_serve(&req, &resp);
-    FUZZ_CHECK(resp.fixed_headers == dash_headers);
     FUZZ_CHECK(resp.file_path == NULL && resp.owned_body == NULL && resp.extra == NULL);
     const struct dash_asset *a = ref_asset(path, len);
     if (a == NULL) {
         FUZZ_CHECK(resp.status == 404 && last_error.called == 1 && last_error.status == 404);
         FUZZ_CHECK(strcmp(last_error.code, "NOT_FOUND") == 0);
         FUZZ_CHECK(resp.etag == NULL && strcmp(resp.cache_control, "no-store") == 0);
+        FUZZ_CHECK(resp.fixed_headers == dash_headers);
         return;
     }
+    /* The representation: gzipped when asked for and there is a copy. */
+    int gz = gzip && a->gz != NULL;
+    const char *etag = gz ? a->gz_etag : a->etag;
+    size_t n = 0;
+    while (resp.fixed_headers[n] != NULL)
+        n += 2;
+    FUZZ_CHECK(n == (a->gz == NULL ? 6 : gz ? 10 : 8));
+    for (size_t i = 0; i < 6; i++)
+        FUZZ_CHECK(strcmp(resp.fixed_headers[i], dash_headers[i]) == 0);
+    if (a->gz != NULL)
+        FUZZ_CHECK(strcmp(resp.fixed_headers[6], "Vary") == 0 &&
+                   strcmp(resp.fixed_headers[7], "Accept-Encoding") == 0);
+    if (gz)
+        FUZZ_CHECK(strcmp(resp.fixed_headers[8], "Content-Encoding") == 0 &&
+                   strcmp(resp.fixed_headers[9], "gzip") == 0);
     FUZZ_CHECK(last_error.called == 0);
     FUZZ_CHECK(conn.asked == 1);
-    FUZZ_CHECK(resp.etag == a->etag);
+    FUZZ_CHECK(resp.etag == etag);
     FUZZ_CHECK(resp.cache_control != NULL && strcmp(resp.cache_control, "no-cache") == 0);
-    FUZZ_CHECK(resp.len == a->len);
-    int want = inm == NULL ? 0 : ref_inm(inm, a->etag);
+    FUZZ_CHECK(resp.len == (gz ? a->gz_len : a->len));
+    int want = inm == NULL ? 0 : ref_inm(inm, etag);
     if (resp.status == 304) {
         FUZZ_CHECK(inm != NULL && want != 0);
-        FUZZ_CHECK(ref_may_match(inm, a->etag));
+        FUZZ_CHECK(ref_may_match(inm, etag));
         FUZZ_CHECK(resp.body == NULL);
     } else {
         FUZZ_CHECK(resp.status == 200);
         FUZZ_CHECK(want != 1);
-        FUZZ_CHECK(resp.body == a->data);
+        FUZZ_CHECK(resp.body == (gz ? a->gz : a->data));
         FUZZ_CHECK(resp.content_type == a->content_type);
     }
 }
@@ -298,7 +347,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     size_t len;
     char *path = joined((flags & 4) ? DASH_PREFIX : NULL, rest, rlen, &len);
-    check_serve(path, len, header, (int)(flags >> 7) & 1);
+    check_serve(path, len, header, (int)(flags >> 7) & 1, (int)(flags >> 1) & 1);
     free(path);
     free(header);
     return 0;

@@ -1,5 +1,6 @@
 /* fuzz_range.c - fuzzes the request-header parsers of src/hdr.c: hdr_parse_range(),
- * hdr_etag_matches(), hdr_parse_http_date() and hdr_format_http_date().
+ * hdr_etag_matches(), hdr_parse_http_date(), hdr_format_http_date() and
+ * hdr_accepts_gzip().
  *
  * Input layout: the bytes up to the first NUL are the header value (copied
  * into an exactly sized NUL-terminated string, so ASan catches reads past the
@@ -15,10 +16,14 @@
  *    1970..9999, hdr_format_http_date prints 29 characters that parse back to
  *    the same time_t and format back to the same text;
  *  - the same format/parse round trip holds for a time taken from the size
- *    bytes, reduced into 1970..9999. */
+ *    bytes, reduced into 1970..9999;
+ *  - hdr_accepts_gzip agrees with a second, separately written reading of
+ *    RFC 9110's Accept-Encoding rules (ref_member). */
 #include "err.h"
 #include "fuzz_check.h"
 #include "hdr.h"
+
+#include <strings.h>
 
 /* 10000-01-01T00:00:00Z: the first instant IMF-fixdate cannot print. */
 #define YEAR_10000 INT64_C(253402300800)
@@ -73,6 +78,79 @@ static void check_date(const char *value, uint64_t size)
     check_date_roundtrip((time_t)(size % (uint64_t)YEAR_10000));
 }
 
+/* A second reading of RFC 9110's Accept-Encoding, written apart from
+ * hdr.c's: each comma-separated member, trimmed, is a coding, then maybe
+ * ";" OWS "q=" qvalue. Returns the weight in thousandths for gzip (or
+ * x-gzip) and for "*" through *gz and *star (-1: not listed). */
+static void ref_member(const char *m, size_t n, int *gz, int *star)
+{
+    char buf[64];
+    while (n > 0 && (*m == ' ' || *m == '\t'))
+        m++, n--;
+    while (n > 0 && (m[n - 1] == ' ' || m[n - 1] == '\t'))
+        n--;
+    if (n >= sizeof(buf))
+        return;
+    memcpy(buf, m, n);
+    buf[n] = '\0';
+    int q = 1000;
+    char *semi = strchr(buf, ';');
+    if (semi != NULL) {
+        *semi = '\0';
+        char *w = semi + 1;
+        while (*w == ' ' || *w == '\t')
+            w++;
+        size_t wl = strlen(w);
+        if (wl < 3 || (w[0] != 'q' && w[0] != 'Q') || w[1] != '=')
+            return;
+        const char *v = w + 2;
+        size_t vl = wl - 2;
+        if (vl > 5 || (v[0] != '0' && v[0] != '1') || (vl >= 2 && v[1] != '.'))
+            return;
+        q = 0;
+        for (size_t i = 0; i < 4; i++) {
+            int d = i == 0 ? v[0] - '0' : (i + 1 < vl ? v[i + 1] - '0' : 0);
+            if (d < 0 || d > 9 || (i > 0 && v[0] == '1' && d != 0))
+                return;
+            q = q * 10 + d;
+        }
+        size_t cl = strlen(buf);
+        while (cl > 0 && (buf[cl - 1] == ' ' || buf[cl - 1] == '\t'))
+            buf[--cl] = '\0';
+    }
+    if (strpbrk(buf, " \t") != NULL)
+        return;
+    if (strcasecmp(buf, "gzip") == 0 || strcasecmp(buf, "x-gzip") == 0)
+        *gz = q > *gz ? q : *gz;
+    else if (strcmp(buf, "*") == 0)
+        *star = q > *star ? q : *star;
+}
+
+static void check_accept_encoding(const char *value)
+{
+    int gz = -1, star = -1;
+    const char *p = value;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n >= 64) {
+            /* A member longer than the reference's buffer (OWS padding can
+             * make even "gzip" that long): no comparison for this input. */
+            gz = -2;
+            break;
+        }
+        ref_member(p, n, &gz, &star);
+        if (end == NULL)
+            break;
+        p = end + 1;
+    }
+    int got = hdr_accepts_gzip(value);
+    FUZZ_CHECK(got == 0 || got == 1);
+    if (gz != -2)
+        FUZZ_CHECK(got == (gz >= 0 ? gz > 0 : star > 0));
+    FUZZ_CHECK(hdr_accepts_gzip(NULL) == 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const uint8_t *nul = memchr(data, '\0', size);
@@ -84,6 +162,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_range(value, body);
     check_etag(value);
     check_date(value, body);
+    check_accept_encoding(value);
     free(value);
     return 0;
 }

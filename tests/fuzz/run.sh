@@ -55,6 +55,7 @@ libs_for() {
     case $1 in
     evlog) echo "$(pkg-config --libs libxxhash 2>/dev/null || echo -lxxhash) -pthread" ;;
     query) echo "$(pkg-config --libs libcrypto 2>/dev/null || echo -lcrypto)" ;;
+    dash) echo "-lz" ;;
     esac
 }
 

@@ -8,6 +8,7 @@ no rate limit), the old /dashboard/thumb/{id} route gone; and that none of it
 makes an analytics event (while a CDN request does)."""
 import concurrent.futures
 import datetime
+import gzip
 import html.parser
 import json
 import os
@@ -102,6 +103,43 @@ def test_asset_bytes_and_headers(server, path):
     for k in ("content-type", "content-length", "etag", "cache-control",
               "content-security-policy", "x-content-type-options", "referrer-policy"):
         assert h2.get(k) == h[k], (path, k)
+
+
+@pytest.mark.parametrize("path", sorted("/dashboard/" + n for n in ASSETS) + ["/dashboard"])
+def test_gzip_when_accepted(server, path):
+    """Browsers get the gzipped copy, with its own ETag, and the identity
+    bytes when gzip is refused (q=0) or not named; caches are told both
+    exist (Vary)."""
+    name = path[len("/dashboard/"):] or "index.html"
+    data = ASSETS[name]
+    _, plain_h, _ = server.request("GET", path)
+    status, h, body = server.request("GET", path, {"Accept-Encoding": "gzip, deflate, br"})
+    assert status == 200
+    assert h.get("vary") == "Accept-Encoding", (path, h)
+    assert h.get("content-encoding") == "gzip", (path, h)
+    assert len(body) * 10 <= len(data) * 9 and int(h["content-length"]) == len(body)
+    assert gzip.decompress(body) == data, path
+    assert h["etag"] != plain_h["etag"] and h["etag"].endswith('-gz"'), h["etag"]
+    check_security_headers(h, path)
+    # Each representation revalidates against its own tag only.
+    status, h304, body = server.request("GET", path, {"Accept-Encoding": "gzip",
+                                                      "If-None-Match": h["etag"]})
+    assert status == 304 and body == b"" and h304["etag"] == h["etag"]
+    assert h304.get("content-encoding") == "gzip" and h304.get("vary") == "Accept-Encoding"
+    status, _, body = server.request("GET", path, {"Accept-Encoding": "gzip",
+                                                   "If-None-Match": plain_h["etag"]})
+    assert status == 200 and gzip.decompress(body) == data
+    status, _, _ = server.request("GET", path, {"If-None-Match": h["etag"]})
+    assert status == 200
+    for refused in ("gzip;q=0", "identity", "br, deflate", "*;q=0", "gzip;q=0, *", "gzip;q=2"):
+        status, h2, body = server.request("GET", path, {"Accept-Encoding": refused})
+        assert status == 200 and body == data, (path, refused)
+        assert "content-encoding" not in h2 and h2["etag"] == plain_h["etag"], (path, refused)
+        assert h2.get("vary") == "Accept-Encoding"
+    for accepted in ("GZIP", "x-gzip", "*", "br;q=1, gzip;q=0.001", "*;q=0, gzip"):
+        status, h2, body = server.request("GET", path, {"Accept-Encoding": accepted})
+        assert status == 200 and h2.get("content-encoding") == "gzip", (path, accepted)
+        assert gzip.decompress(body) == data
 
 
 def test_etags_differ_per_file_and_revalidate(server):

@@ -1,4 +1,4 @@
-/* hdr_test.c - Range, If-None-Match and HTTP-date parsing. */
+/* hdr_test.c - Range, If-None-Match, HTTP-date and Accept-Encoding parsing. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -89,12 +89,58 @@ static void test_dates(void **state)
     assert_string_equal(buf, "Fri, 31 Dec 9999 23:59:59 GMT");
 }
 
+static void test_accept_gzip(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *v;
+        int want;
+    } cases[] = {
+        {NULL, 0},
+        {"", 0},
+        {"gzip", 1},
+        {"GZip", 1},
+        {"x-gzip", 1},
+        {"gzip, deflate, br", 1},
+        {"br;q=1.0, gzip;q=0.8, *;q=0.1", 1},
+        {"deflate, br", 0},
+        {"identity", 0},
+        {"*", 1},
+        {"*;q=0", 0},
+        {"gzip;q=0", 0},
+        {"gzip;q=0.000", 0},
+        {"gzip;q=0.001", 1},
+        {"gzip ; q=0.5 ", 1},
+        {"gzip;Q=0.5", 1},
+        {"gzip;q=0, *", 0}, /* gzip named: its weight decides */
+        {"*;q=0, gzip", 1}, /* and the other way round */
+        {"gzip;q=0, x-gzip;q=1", 1},
+        {"gzip;q=2", 0}, /* not a qvalue: member ignored */
+        {"gzip;q=1.5", 0},
+        {"gzip;q=0.1234", 0},
+        {"gzip;q=", 0},
+        {"gzip;", 0},
+        {"gzip;level=9", 0},
+        {"gzip x", 0},
+        {"gzipx", 0},
+        {"gzip;q=abc, *;q=0.2", 1}, /* the broken member is ignored, not "*" */
+        {",,gzip,,", 1},
+        {"\tgzip\t", 1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        if (hdr_accepts_gzip(cases[i].v) != cases[i].want)
+            fail_msg("Accept-Encoding '%s': want %d", cases[i].v ? cases[i].v : "(none)",
+                     cases[i].want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_range),
         cmocka_unit_test(test_etag),
         cmocka_unit_test(test_dates),
+        cmocka_unit_test(test_accept_gzip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
