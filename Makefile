@@ -19,10 +19,13 @@ CFLAGS  += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitiz
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-SRCS    := $(wildcard src/*.c)
-LIBOBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(filter-out src/main.c,$(SRCS))) \
-           $(BUILD)/obj/dash_assets.o
-# The dashboard's files, embedded in the binary (src/dash.h).
+# The layers of src/ (docs/ARCHITECTURE.md); cli/ is the program itself,
+# the rest is the library the unit tests, benchmarks and fuzzers link.
+SRCS    := $(wildcard src/*/*.c)
+CLIOBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(wildcard src/cli/*.c))
+LIBOBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(filter-out src/cli/%,$(SRCS))) \
+           $(BUILD)/obj/gen/dash_assets.o
+# The dashboard's files, embedded in the binary (src/api/dash.h).
 WEB     := $(sort $(wildcard dashboard/*.html dashboard/*.js dashboard/*.css dashboard/*.svg))
 UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/*_test.c))
 
@@ -30,9 +33,10 @@ UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/*_tes
 
 all: $(BUILD)/pixflare
 
-$(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(@D)
 	@echo "CC $<"
-	@$(CC) $(CFLAGS) -c -o $@ $<
+	@$(CC) $(CFLAGS) -Isrc -c -o $@ $<
 
 # tools/embed is a host tool: built without the sanitizers of SAN=1.
 $(BUILD)/embed: tools/embed.c | $(BUILD)/obj
@@ -45,11 +49,12 @@ $(BUILD)/gen/dash_assets.c: $(BUILD)/embed $(WEB) dashboard
 	@echo "EMBED $(WEB)"
 	@$(BUILD)/embed $(WEB) > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/obj/dash_assets.o: $(BUILD)/gen/dash_assets.c | $(BUILD)/obj
+$(BUILD)/obj/gen/dash_assets.o: $(BUILD)/gen/dash_assets.c
+	@mkdir -p $(@D)
 	@echo "CC $<"
 	@$(CC) $(CFLAGS) -Isrc -c -o $@ $<
 
-$(BUILD)/pixflare: $(BUILD)/obj/main.o $(LIBOBJS)
+$(BUILD)/pixflare: $(CLIOBJS) $(LIBOBJS)
 	@echo "LD $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -102,7 +107,7 @@ bench: deps
 fuzz:
 	@sh tests/fuzz/run.sh $(or $(FUZZ_SECONDS),60)
 
-FORMATTED := $(wildcard src/*.[ch] tests/unit/*.c tests/fuzz/*.c tools/*.c)
+FORMATTED := $(wildcard src/*/*.[ch] tests/unit/*.c tests/fuzz/*.c tools/*.c)
 
 format:
 	clang-format -i $(FORMATTED)
@@ -113,4 +118,4 @@ format-check:
 clean:
 	rm -rf build
 
--include $(wildcard $(BUILD)/obj/*.d)
+-include $(wildcard $(BUILD)/obj/*/*.d)

@@ -60,9 +60,9 @@
  * with a variant) and their distinct (owner, image, variant, country) keys;
  * status_keys: distinct (owner, status). Progress on stderr when it is a
  * terminal. Exit 1 on any error. */
-#include "evlog.h"
-#include "timeutil.h"
-#include "variant.h"
+#include "analytics/evlog.h"
+#include "base/timeutil.h"
+#include "base/variant.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -39,11 +39,11 @@
  *
  * Output: Markdown tables on stdout (best and median of the REPS runs),
  * progress on stderr. */
-#include "analytics.h"
-#include "config.h"
-#include "err.h"
-#include "evlog.h"
-#include "rollup.h"
+#include "analytics/analytics.h"
+#include "config/config.h"
+#include "base/err.h"
+#include "analytics/evlog.h"
+#include "analytics/rollup.h"
 
 #include <errno.h>
 #include <ftw.h>

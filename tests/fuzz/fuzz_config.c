@@ -14,8 +14,8 @@
  *    line count;
  *  - config_parse_bool returns 0 with *v in {0, 1} exactly for the six
  *    spellings of its header (any case), and PF_EINVAL otherwise. */
-#include "config.h"
-#include "err.h"
+#include "config/config.h"
+#include "base/err.h"
 #include "fuzz_check.h"
 
 #include <strings.h>

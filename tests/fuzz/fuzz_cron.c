@@ -12,8 +12,8 @@
  *    cron.h) match the expression, no earlier minute after the start matches,
  *    and searching again from one second before it finds it again; on
  *    PF_ENOTFOUND no day in the next 28 years matches. */
-#include "cron.h"
-#include "err.h"
+#include "base/cron.h"
+#include "base/err.h"
 #include "fuzz_check.h"
 
 #include <time.h>

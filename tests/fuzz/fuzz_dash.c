@@ -31,7 +31,7 @@
  *    FNV-1a 64 of the bytes (tools/embed.c), and dash_headers[] holds the
  *    CSP (exactly the directives of dash.h and README.md, each once, and no
  *    other origin), nosniff and no-referrer pairs. */
-#include "dash.h"
+#include "api/dash.h"
 #include "fuzz_check.h"
 
 #include <zlib.h>

@@ -10,9 +10,9 @@
  *    normalised ones such as 2023-02-29 becoming March 1st;
  *  - the same print/parse round trip holds for a time taken from the first
  *    8 input bytes, reduced into 1970..9999. */
-#include "err.h"
+#include "base/err.h"
 #include "fuzz_check.h"
-#include "timeutil.h"
+#include "base/timeutil.h"
 
 /* 10000-01-01T00:00:00Z: the first instant four year digits cannot print. */
 #define YEAR_10000 INT64_C(253402300800)

@@ -18,8 +18,8 @@
  * any event it accepts is sane and re-encodes to the identical 72 bytes.
  * Last, an event built from the input's bytes with valid fields survives
  * evlog_encode() then evlog_decode() unchanged. */
-#include "err.h"
-#include "evlog.h"
+#include "base/err.h"
+#include "analytics/evlog.h"
 #include "fuzz_check.h"
 
 #include <xxhash.h>

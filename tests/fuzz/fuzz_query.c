@@ -36,11 +36,11 @@
  *    reference expects (missing, malformed, unknown, revoked, expired, ok)
  *    with a message exactly when not ok, and on ok the principal's owner_hex
  *    is the reference HMAC of the owner. */
-#include "auth.h"
-#include "db.h"
-#include "err.h"
+#include "api/auth.h"
+#include "store/db.h"
+#include "base/err.h"
 #include "fuzz_check.h"
-#include "query.h"
+#include "api/query.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>

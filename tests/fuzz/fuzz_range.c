@@ -19,9 +19,9 @@
  *    bytes, reduced into 1970..9999;
  *  - hdr_accepts_gzip agrees with a second, separately written reading of
  *    RFC 9110's Accept-Encoding rules (ref_member). */
-#include "err.h"
+#include "base/err.h"
 #include "fuzz_check.h"
-#include "hdr.h"
+#include "http/hdr.h"
 
 #include <strings.h>
 

@@ -14,10 +14,10 @@
  *    the variant indexes variant_table;
  *  - re-encoding the decoded route (escaping '%' only, then escaping every
  *    byte that is not alphanumeric) and parsing it again gives the same route. */
-#include "err.h"
+#include "base/err.h"
 #include "fuzz_check.h"
-#include "urlpath.h"
-#include "variant.h"
+#include "cdn/urlpath.h"
+#include "base/variant.h"
 
 static void check_segment(const struct urlpath *u, const char *s)
 {

@@ -35,17 +35,17 @@ TARGETS="urlpath range cron config date evlog query dash"
 # The src/*.c files each target links: the parser and what it calls.
 sources_for() {
     case $1 in
-    urlpath) echo "src/urlpath.c src/variant.c src/err.c" ;;
-    range) echo "src/hdr.c src/timeutil.c src/err.c" ;;
-    cron) echo "src/cron.c src/err.c" ;;
-    config) echo "src/config.c src/fsutil.c src/cron.c src/err.c" ;;
-    date) echo "src/timeutil.c src/err.c" ;;
-    evlog) echo "src/evlog.c src/err.c src/fsutil.c src/timeutil.c src/variant.c src/ticker.c" ;;
+    urlpath) echo "src/cdn/urlpath.c src/base/variant.c src/base/err.c" ;;
+    range) echo "src/http/hdr.c src/base/timeutil.c src/base/err.c" ;;
+    cron) echo "src/base/cron.c src/base/err.c" ;;
+    config) echo "src/config/config.c src/base/fsutil.c src/base/cron.c src/base/err.c" ;;
+    date) echo "src/base/timeutil.c src/base/err.c" ;;
+    evlog) echo "src/analytics/evlog.c src/base/err.c src/base/fsutil.c src/base/timeutil.c src/base/variant.c src/base/ticker.c" ;;
     # query: auth.c's three db_key_* calls are stubs inside the target
-    query) echo "src/query.c src/urlpath.c src/variant.c src/timeutil.c src/err.c src/auth.c src/keyhash.c" ;;
+    query) echo "src/api/query.c src/cdn/urlpath.c src/base/variant.c src/base/timeutil.c src/base/err.c src/api/auth.c src/base/keyhash.c" ;;
     # dash: http.c's two functions are stubs inside the target; the assets
     # are the Makefile's generated table (made below)
-    dash) echo "src/dash.c src/hdr.c src/timeutil.c src/err.c build/gen/dash_assets.c" ;;
+    dash) echo "src/api/dash.c src/http/hdr.c src/base/timeutil.c src/base/err.c build/gen/dash_assets.c" ;;
     esac
 }
 

@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth.h"
-#include "db.h"
-#include "err.h"
-#include "keyhash.h"
+#include "api/auth.h"
+#include "store/db.h"
+#include "base/err.h"
+#include "base/keyhash.h"
 
 static const char SECRET[] = "unit test secret";
 static const char ID_CHARS[] = "abcdefghijklmnopqrstuvwxyz0123456789";

@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "err.h"
+#include "config/config.h"
+#include "base/err.h"
 
 static const char *const all_keys[] = {"PIXFLARE_LISTEN",
                                        "PIXFLARE_DATA_DIR",

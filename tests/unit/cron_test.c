@@ -6,9 +6,9 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "cron.h"
-#include "err.h"
-#include "timeutil.h"
+#include "base/cron.h"
+#include "base/err.h"
+#include "base/timeutil.h"
 
 /* Check that the fire times after `from` are exactly `want` (NULL-ended). */
 static void expect_fires(const char *expr, const char *from, const char *const *want)

@@ -19,9 +19,9 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "err.h"
-#include "evlog.h"
-#include "timeutil.h"
+#include "base/err.h"
+#include "analytics/evlog.h"
+#include "base/timeutil.h"
 
 #define REC EVLOG_RECORD_SIZE
 #define HDR EVLOG_FILE_HEADER

@@ -21,10 +21,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "analytics.h"
-#include "config.h"
-#include "err.h"
-#include "geoip.h"
+#include "analytics/analytics.h"
+#include "config/config.h"
+#include "base/err.h"
+#include "analytics/geoip.h"
 
 #define TOR_GEOIP "/usr/share/tor/geoip"
 #define TOR_GEOIP6 "/usr/share/tor/geoip6"

@@ -6,7 +6,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "hdr.h"
+#include "http/hdr.h"
 
 static void expect_range(const char *v, uint64_t size, enum hdr_range want, uint64_t first,
                          uint64_t count)

@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "err.h"
-#include "query.h"
-#include "timeutil.h"
+#include "base/err.h"
+#include "api/query.h"
+#include "base/timeutil.h"
 
 #define DAY 86400
 

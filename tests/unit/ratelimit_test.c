@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ratelimit.h"
+#include "api/ratelimit.h"
 
 #define SEC INT64_C(1000)
 /* ratelimit.h: a request made during second s counts through second s + 60

@@ -11,10 +11,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "cron.h"
-#include "err.h"
-#include "scheduler.h"
-#include "timeutil.h"
+#include "base/cron.h"
+#include "base/err.h"
+#include "jobs/scheduler.h"
+#include "base/timeutil.h"
 
 static _Atomic int64_t fake_now;
 

@@ -10,9 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "err.h"
-#include "fsutil.h"
-#include "storage.h"
+#include "base/err.h"
+#include "base/fsutil.h"
+#include "cdn/storage.h"
 
 static void write_file(const char *path, const char *text)
 {

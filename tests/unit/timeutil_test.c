@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "timeutil.h"
+#include "base/timeutil.h"
 
 static void test_parse(void **state)
 {

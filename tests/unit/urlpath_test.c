@@ -6,8 +6,8 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "urlpath.h"
-#include "variant.h"
+#include "cdn/urlpath.h"
+#include "base/variant.h"
 
 static int parse(const char *raw, struct urlpath *p)
 {

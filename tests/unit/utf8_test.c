@@ -8,7 +8,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "utf8.h"
+#include "base/utf8.h"
 
 /* Reference: decode by the definition (bit patterns, then the range rules). */
 static int ref_valid(const unsigned char *s, size_t len)

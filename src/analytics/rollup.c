@@ -1,0 +1,461 @@
+/* rollup.c - see rollup.h.
+ *
+ * Counting tables are open-addressing hash tables of fixed-size keys. Each
+ * thread's shard has an active table and a spare; a flush swaps them under
+ * the shard's mutex (a pointer swap), merges the taken table into the
+ * flusher's `pending` table, and clears it for the next swap. Nothing on the
+ * request path allocates except when its table grows. */
+#include "analytics/rollup.h"
+
+#include "store/db.h"
+#include "base/err.h"
+#include "base/keyhash.h"
+#include "base/ticker.h"
+#include "base/timeutil.h"
+#include "base/variant.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#define XXH_INLINE_ALL /* see evlog.c */
+#include <xxhash.h>
+
+enum { KIND_DAILY = 1, KIND_STATUS = 2, KIND_OWNER_DAY = 3 };
+
+#define BUSY_TIMEOUT_MS 1000
+#define FINAL_TRIES 8
+
+/* Zeroed before filling, so that keys compare and hash as bytes. */
+struct key {
+    uint8_t owner[16];
+    int32_t day; /* days since 1970-01-01 */
+    uint16_t status;
+    uint8_t variant;
+    uint8_t kind;
+    char image_id[8];
+    char country[2];
+    uint8_t pad[2];
+};
+
+struct slot {
+    struct key key;
+    uint32_t used;
+    int64_t requests, bytes;
+};
+
+struct table {
+    size_t mask, count;
+    struct slot *slots;
+};
+
+struct shard {
+    pthread_mutex_t mu;
+    struct table *active; /* the thread counts here */
+    struct table *spare;  /* flusher's, swapped in at each flush */
+    struct shard *next;
+};
+
+struct rollup {
+    struct db *db;
+    int flush_ms;
+    size_t max_keys;
+    FILE *log;
+    uint64_t gen;
+    pthread_mutex_t list_mu;
+    struct shard *shards;
+    struct table *pending;    /* flusher only */
+    pthread_mutex_t flush_mu; /* one flush at a time (the thread, or close) */
+    struct ticker *flusher;
+    _Atomic size_t live_keys; /* keys in every table, for the memory bound */
+    _Atomic uint64_t flushes, rows, failures, overflow, pending_keys, batched;
+    int64_t last_error_log;
+};
+
+static _Atomic uint64_t next_gen = 1;
+static _Thread_local struct shard *tl_shard;
+static _Thread_local uint64_t tl_gen;
+
+static struct table *table_new(size_t cap)
+{
+    struct table *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return NULL;
+    t->slots = calloc(cap, sizeof(*t->slots));
+    if (t->slots == NULL) {
+        free(t);
+        return NULL;
+    }
+    t->mask = cap - 1;
+    return t;
+}
+
+static void table_free(struct table *t)
+{
+    if (t != NULL)
+        free(t->slots);
+    free(t);
+}
+
+static void table_clear(struct table *t)
+{
+    if (t->count > 0)
+        memset(t->slots, 0, (t->mask + 1) * sizeof(*t->slots));
+    t->count = 0;
+}
+
+static struct slot *find(struct table *t, const struct key *k, uint64_t h)
+{
+    for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
+        struct slot *s = &t->slots[i];
+        if (!s->used || memcmp(&s->key, k, sizeof(*k)) == 0)
+            return s;
+    }
+}
+
+static int grow(struct table *t)
+{
+    size_t cap = (t->mask + 1) * 2;
+    struct slot *slots = calloc(cap, sizeof(*slots)), *old = t->slots;
+    if (slots == NULL)
+        return PF_ENOMEM;
+    size_t old_cap = t->mask + 1;
+    t->slots = slots;
+    t->mask = cap - 1;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i].used)
+            *find(t, &old[i].key, XXH3_64bits(&old[i].key, sizeof(old[i].key))) = old[i];
+    free(old);
+    return 0;
+}
+
+/* Add to key's counts. Returns 0, or PF_ERANGE when the key is new and the
+ * memory bound (or memory) leaves no room for it. With `ru` NULL the table
+ * is outside the bound (a flush's own scratch table). */
+static int table_add(struct rollup *ru, struct table *t, const struct key *k, int64_t requests,
+                     int64_t bytes)
+{
+    uint64_t h = XXH3_64bits(k, sizeof(*k));
+    struct slot *s = find(t, k, h);
+    if (!s->used) {
+        if (ru != NULL &&
+            atomic_load_explicit(&ru->live_keys, memory_order_relaxed) >= ru->max_keys)
+            return PF_ERANGE;
+        if ((t->count + 1) * 2 > t->mask + 1) {
+            if (grow(t) != 0)
+                return PF_ERANGE;
+            s = find(t, k, h);
+        }
+        s->used = 1;
+        s->key = *k;
+        t->count++;
+        if (ru != NULL)
+            atomic_fetch_add_explicit(&ru->live_keys, 1, memory_order_relaxed);
+    }
+    s->requests += requests;
+    s->bytes += bytes;
+    return 0;
+}
+
+int rollup_counts_daily(int status)
+{
+    return status == 200 || status == 206 || status == 304;
+}
+
+static struct shard *shard_get(struct rollup *ru)
+{
+    if (tl_gen == ru->gen)
+        return tl_shard;
+    struct shard *sh = calloc(1, sizeof(*sh));
+    if (sh == NULL)
+        return NULL;
+    sh->active = table_new(1024);
+    sh->spare = table_new(1024);
+    if (sh->active == NULL || sh->spare == NULL) {
+        table_free(sh->active);
+        table_free(sh->spare);
+        free(sh);
+        return NULL;
+    }
+    pthread_mutex_init(&sh->mu, NULL);
+    pthread_mutex_lock(&ru->list_mu);
+    sh->next = ru->shards;
+    ru->shards = sh;
+    pthread_mutex_unlock(&ru->list_mu);
+    tl_shard = sh;
+    tl_gen = ru->gen;
+    return sh;
+}
+
+void rollup_add(struct rollup *ru, const struct pf_event *ev)
+{
+    struct shard *sh = shard_get(ru);
+    struct key k;
+    int lost = 0;
+    if (sh == NULL) {
+        atomic_fetch_add_explicit(&ru->overflow, 1, memory_order_relaxed);
+        return;
+    }
+    int32_t day = (int32_t)(ev->ts_ms / 86400000);
+    pthread_mutex_lock(&sh->mu);
+    memset(&k, 0, sizeof(k));
+    memcpy(k.owner, ev->owner, 16);
+    k.day = day;
+    k.kind = KIND_STATUS;
+    k.status = (uint16_t)ev->status;
+    lost += table_add(ru, sh->active, &k, 1, 0) != 0;
+    if (rollup_counts_daily(ev->status) && ev->variant >= 0) {
+        memset(&k, 0, sizeof(k));
+        memcpy(k.owner, ev->owner, 16);
+        k.day = day;
+        k.kind = KIND_DAILY;
+        k.variant = (uint8_t)ev->variant;
+        memcpy(k.image_id, ev->image_id, sizeof(k.image_id));
+        memcpy(k.country, ev->country, 2);
+        lost += table_add(ru, sh->active, &k, 1, (int64_t)ev->bytes) != 0;
+    }
+    pthread_mutex_unlock(&sh->mu);
+    if (lost) /* counted in requests, as merge() does */
+        atomic_fetch_add_explicit(&ru->overflow, 1, memory_order_relaxed);
+}
+
+/* Move every count of `from` into `to`, then clear `from`. */
+static void merge(struct rollup *ru, struct table *to, struct table *from)
+{
+    size_t moved = from->count;
+    for (size_t i = 0; i <= from->mask && from->count > 0; i++) {
+        struct slot *s = &from->slots[i];
+        if (!s->used)
+            continue;
+        /* The key is already counted in live_keys; only a key new to `to`
+         * after the move adds one, which table_add does. */
+        atomic_fetch_sub_explicit(&ru->live_keys, 1, memory_order_relaxed);
+        if (table_add(ru, to, &s->key, s->requests, s->bytes) != 0)
+            atomic_fetch_add_explicit(&ru->overflow, (uint64_t)s->requests, memory_order_relaxed);
+    }
+    (void)moved;
+    table_clear(from);
+}
+
+static void owner_hex(const struct key *k, char out[33])
+{
+    static const uint8_t zero[16];
+    if (memcmp(k->owner, zero, 16) == 0)
+        out[0] = '\0';
+    else
+        kh_hex(k->owner, 16, out);
+}
+
+/* Write `pending` in one transaction. Returns 0 (pending cleared) or an
+ * error (pending kept). */
+static int write_pending(struct rollup *ru, char *err, size_t errlen)
+{
+    struct table *t = ru->pending;
+    struct table *owner_days = NULL;
+    struct db_count *rows = NULL;
+    size_t n = 0;
+    int rc = 0;
+    if (t->count == 0)
+        return 0;
+    owner_days = table_new(64);
+    rows = malloc((t->count * 2 + 1) * sizeof(*rows));
+    if (owner_days == NULL || rows == NULL) {
+        snprintf(err, errlen, "out of memory");
+        rc = PF_ENOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i <= t->mask; i++) {
+        struct slot *s = &t->slots[i];
+        if (!s->used)
+            continue;
+        struct db_count *c = &rows[n++];
+        memset(c, 0, sizeof(*c));
+        owner_hex(&s->key, c->owner);
+        tu_format_date((int64_t)s->key.day * 86400, c->date);
+        c->requests = s->requests;
+        if (s->key.kind == KIND_STATUS) {
+            c->kind = DB_COUNT_STATUS;
+            c->status = s->key.status;
+            continue;
+        }
+        c->kind = DB_COUNT_DAILY;
+        memcpy(c->image_id, s->key.image_id, sizeof(s->key.image_id));
+        c->image_id[7] = '\0';
+        c->variant = variant_table[s->key.variant % VARIANT_COUNT].name;
+        memcpy(c->country, s->key.country, 2);
+        c->bytes = s->bytes;
+        /* The owner's day total (and so its month's row) takes the same
+         * counts, in the same transaction: analytics_monthly always equals
+         * the sum of its days. */
+        struct key ok;
+        memset(&ok, 0, sizeof(ok));
+        memcpy(ok.owner, s->key.owner, 16);
+        ok.kind = KIND_OWNER_DAY;
+        ok.day = s->key.day;
+        if (table_add(NULL, owner_days, &ok, s->requests, s->bytes) != 0) {
+            snprintf(err, errlen, "out of memory");
+            rc = PF_ENOMEM;
+            goto done;
+        }
+    }
+    for (size_t i = 0; i <= owner_days->mask; i++) {
+        struct slot *s = &owner_days->slots[i];
+        if (!s->used)
+            continue;
+        struct db_count *c = &rows[n++];
+        memset(c, 0, sizeof(*c));
+        c->kind = DB_COUNT_OWNER_DAY;
+        owner_hex(&s->key, c->owner);
+        tu_format_date((int64_t)s->key.day * 86400, c->date);
+        c->requests = s->requests;
+        c->bytes = s->bytes;
+    }
+    int64_t dropped = 0;
+    rc = db_counts_add(ru->db, rows, n, &dropped, err, errlen);
+    if (rc == 0) {
+        atomic_fetch_sub_explicit(&ru->live_keys, t->count, memory_order_relaxed);
+        table_clear(t);
+        atomic_fetch_add(&ru->flushes, 1);
+        atomic_fetch_add(&ru->rows, n);
+        atomic_fetch_add(&ru->batched, (uint64_t)dropped);
+    }
+done:
+    table_free(owner_days);
+    free(rows);
+    return rc;
+}
+
+/* Take every shard's counts and write them. Returns 0 when nothing is left
+ * pending. */
+static int flush(struct rollup *ru)
+{
+    char err[256];
+    pthread_mutex_lock(&ru->flush_mu);
+    pthread_mutex_lock(&ru->list_mu);
+    struct shard *shards = ru->shards;
+    pthread_mutex_unlock(&ru->list_mu);
+    for (struct shard *sh = shards; sh != NULL; sh = sh->next) {
+        pthread_mutex_lock(&sh->mu);
+        struct table *taken = sh->active;
+        sh->active = sh->spare;
+        pthread_mutex_unlock(&sh->mu);
+        merge(ru, ru->pending, taken);
+        sh->spare = taken;
+    }
+    int rc = write_pending(ru, err, sizeof(err));
+    atomic_store(&ru->pending_keys, ru->pending->count);
+    if (rc != 0) {
+        atomic_fetch_add(&ru->failures, 1);
+        int64_t now = tu_mono_ms() / 1000;
+        if (ru->log && now - ru->last_error_log >= 60) {
+            fprintf(ru->log,
+                    "pixflare: analytics: cannot write realtime counts (%s); %zu keys kept, "
+                    "retrying\n",
+                    err, ru->pending->count);
+            ru->last_error_log = now;
+        }
+    }
+    pthread_mutex_unlock(&ru->flush_mu);
+    return rc;
+}
+
+static void flush_tick(void *arg)
+{
+    flush(arg);
+}
+
+int rollup_open(const char *sqlite_path, int flush_ms, size_t max_keys, FILE *log,
+                struct rollup **out, char *err, size_t errlen)
+{
+    struct rollup *ru = calloc(1, sizeof(*ru));
+    if (ru == NULL)
+        return PF_ENOMEM;
+    ru->flush_ms = flush_ms > 1 ? flush_ms : 2;
+    ru->max_keys = max_keys;
+    ru->log = log;
+    ru->gen = atomic_fetch_add(&next_gen, 1);
+    ru->last_error_log = -1000;
+    pthread_mutex_init(&ru->list_mu, NULL);
+    pthread_mutex_init(&ru->flush_mu, NULL);
+    int rc = db_open(sqlite_path, &ru->db, err, errlen);
+    /* A busy database fails the flush quickly; the counts wait for the next
+     * one, and a stop is not held up for long. */
+    if (rc == 0)
+        db_set_busy_timeout(ru->db, BUSY_TIMEOUT_MS);
+    if (rc == 0 && (ru->pending = table_new(4096)) == NULL)
+        rc = PF_ENOMEM;
+    /* Half the period: a count waits at most that for the next swap, then
+     * its transaction; so it reaches the database within flush_ms. */
+    if (rc == 0 && ticker_start(ru->flush_ms / 2, flush_tick, ru, &ru->flusher) != 0) {
+        snprintf(err, errlen, "cannot start the analytics flusher");
+        rc = PF_ENOMEM;
+    }
+    if (rc != 0) {
+        rollup_close(ru, NULL);
+        return rc;
+    }
+    *out = ru;
+    return 0;
+}
+
+void rollup_get_stats(struct rollup *ru, struct rollup_stats *st)
+{
+    st->flushes = atomic_load(&ru->flushes);
+    st->rows = atomic_load(&ru->rows);
+    st->failures = atomic_load(&ru->failures);
+    st->overflow = atomic_load(&ru->overflow);
+    st->pending_keys = atomic_load(&ru->pending_keys);
+    st->batched = atomic_load(&ru->batched);
+}
+
+void rollup_close(struct rollup *ru, struct rollup_stats *final)
+{
+    if (ru == NULL)
+        return;
+    if (ru->flusher != NULL) {
+        ticker_stop(ru->flusher);
+        /* The final flush: a busy database gets a few more chances, for at
+         * most about FINAL_TRIES * (BUSY_TIMEOUT_MS + 200 ms). */
+        struct timespec pause = {0, 200 * 1000 * 1000};
+        int tries = 0;
+        while (flush(ru) != 0 && ++tries < FINAL_TRIES)
+            nanosleep(&pause, NULL);
+        if (ru->pending->count > 0 && ru->log) {
+            int64_t req = 0;
+            for (size_t i = 0; i <= ru->pending->mask; i++)
+                if (ru->pending->slots[i].used && ru->pending->slots[i].key.kind == KIND_STATUS)
+                    req += ru->pending->slots[i].requests;
+            fprintf(ru->log,
+                    "pixflare: analytics: %lld requests could not be written to the realtime "
+                    "tables; the batch aggregation restores them from the event store\n",
+                    (long long)req);
+        }
+    }
+    uint64_t overflow = atomic_load(&ru->overflow);
+    if (overflow > 0 && ru->log)
+        fprintf(ru->log,
+                "pixflare: analytics: %llu requests exceeded the realtime memory bound; the "
+                "batch aggregation restores them from the event store\n",
+                (unsigned long long)overflow);
+    uint64_t batched = atomic_load(&ru->batched);
+    if (batched > 0 && ru->log)
+        fprintf(ru->log,
+                "pixflare: analytics: %llu requests arrived for dates the batch had already "
+                "aggregated (it counted them) or the retention had purged; not added again\n",
+                (unsigned long long)batched);
+    if (final != NULL)
+        rollup_get_stats(ru, final);
+    for (struct shard *sh = ru->shards, *next; sh != NULL; sh = next) {
+        next = sh->next;
+        table_free(sh->active);
+        table_free(sh->spare);
+        pthread_mutex_destroy(&sh->mu);
+        free(sh);
+    }
+    table_free(ru->pending);
+    db_close(ru->db);
+    pthread_mutex_destroy(&ru->list_mu);
+    pthread_mutex_destroy(&ru->flush_mu);
+    free(ru);
+}

@@ -1,0 +1,613 @@
+/* api.c - see api.h.
+ *
+ * Order of checks, so that each answer reveals no more than it must: the
+ * key (401), its scope (403), the owner's rate (429), the route (404), the
+ * parameters (400), the image's owner (404, as for an unknown image). Every
+ * call with a valid key counts against its owner's rate, errors included. */
+#include "api/api.h"
+
+#include "api/aq.h"
+#include "api/auth.h"
+#include "cdn/cdn.h"
+#include "store/db.h"
+#include "base/err.h"
+#include "http/hdr.h"
+#include "api/ratelimit.h"
+#include "cdn/storage.h"
+#include "base/timeutil.h"
+#include "base/utf8.h"
+#include "base/variant.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DAY 86400
+#define SEGMENT_BUDGET ((size_t)256 << 20) /* bytes of cached segments (aq.h) */
+
+struct api {
+    const struct pf_config *cfg;
+    struct cdn *cdn; /* thumbnails; NULL: none */
+    struct aq *aq;
+    struct ratelimit *rl; /* NULL: no limit */
+    pthread_mutex_t lock; /* the idle connections */
+    struct db **idle;
+    int nidle, cap;
+};
+
+int api_new(const struct pf_config *cfg, int threads, struct cdn *cdn, struct api **out, char *err,
+            size_t errlen)
+{
+    struct api *api = calloc(1, sizeof(*api));
+    int rc = api ? 0 : PF_ENOMEM;
+    if (rc == 0) {
+        api->cfg = cfg;
+        api->cdn = cdn;
+        api->cap = threads > 0 ? threads : 1;
+        api->idle = calloc((size_t)api->cap, sizeof(*api->idle));
+        pthread_mutex_init(&api->lock, NULL);
+        if (api->idle == NULL)
+            rc = PF_ENOMEM;
+    }
+    if (rc == 0)
+        rc = aq_new(SEGMENT_BUDGET, &api->aq);
+    if (rc == 0 && cfg->api_rate_limit > 0)
+        rc = rl_new(cfg->api_rate_limit, &api->rl);
+    /* One connection now: a database that cannot be opened stops the
+     * server at start rather than failing every API call. */
+    if (rc == 0 && (rc = db_open(cfg->sqlite_path, &api->idle[0], err, errlen)) == 0)
+        api->nidle = 1;
+    if (rc != 0) {
+        if (err[0] == '\0')
+            snprintf(err, errlen, "cannot start the API: %s", pf_strerror(rc));
+        api_free(api);
+        return rc;
+    }
+    *out = api;
+    return 0;
+}
+
+void api_free(struct api *api)
+{
+    if (api == NULL)
+        return;
+    for (int i = 0; i < api->nidle; i++)
+        db_close(api->idle[i]);
+    free(api->idle);
+    aq_free(api->aq);
+    rl_free(api->rl);
+    pthread_mutex_destroy(&api->lock);
+    free(api);
+}
+
+static struct db *conn_get(struct api *api)
+{
+    struct db *db = NULL;
+    char err[256];
+    pthread_mutex_lock(&api->lock);
+    if (api->nidle > 0)
+        db = api->idle[--api->nidle];
+    pthread_mutex_unlock(&api->lock);
+    if (db == NULL && db_open(api->cfg->sqlite_path, &db, err, sizeof(err)) != 0) {
+        fprintf(stderr, "pixflare: API: %s\n", err);
+        db = NULL;
+    }
+    return db;
+}
+
+static void conn_put(struct api *api, struct db *db)
+{
+    pthread_mutex_lock(&api->lock);
+    if (api->nidle < api->cap) {
+        api->idle[api->nidle++] = db;
+        db = NULL;
+    }
+    pthread_mutex_unlock(&api->lock);
+    db_close(db); /* more threads than expected: keep only `cap` */
+}
+
+/* ---- Answers ---- */
+
+/* A 400 naming the parameter. */
+static void param_error(struct http_resp *resp, const struct query_error *e)
+{
+    json_t *err = json_pack("{s:s, s:s}", "code", "INVALID_PARAMETER", "message", e->message);
+    if (err != NULL && e->param[0] != '\0')
+        json_object_set_new(err, "parameter", json_string(e->param));
+    json_t *j = err ? json_pack("{s:b, s:o}", "success", 0, "error", err) : NULL;
+    http_resp_error(resp, 400, "INVALID_PARAMETER", e->message);
+    if (j != NULL) {
+        free(resp->owned_body);
+        resp->owned_body = json_dumps(j, JSON_COMPACT);
+        resp->len = resp->owned_body ? strlen(resp->owned_body) : 0;
+        json_decref(j);
+    }
+}
+
+/* Append v to array a; on any failure (v NULL included) drop a and give
+ * NULL, so that a broken entry fails the answer rather than vanishing. */
+static json_t *append(json_t *a, json_t *v)
+{
+    if (a == NULL || v == NULL) {
+        json_decref(v);
+        json_decref(a);
+        return NULL;
+    }
+    if (json_array_append_new(a, v) != 0) { /* v is released either way */
+        json_decref(a);
+        return NULL;
+    }
+    return a;
+}
+
+static json_t *range_json(int64_t start, int days)
+{
+    char a[11], b[11];
+    tu_format_date(start, a);
+    tu_format_date(start + (int64_t)(days - 1) * DAY, b);
+    return json_pack("{s:s, s:s, s:i}", "start", a, "end", b, "days", days);
+}
+
+static json_t *series_json(const struct aq_result *r, int64_t start)
+{
+    json_t *a = json_array();
+    char d[11];
+    for (int i = 0; a && i < r->days; i++) {
+        tu_format_date(start + (int64_t)i * DAY, d);
+        a = append(a, json_pack("{s:s, s:I, s:I}", "date", d, "requests",
+                                (json_int_t)r->series[i].requests, "bandwidth_bytes",
+                                (json_int_t)r->series[i].bytes));
+    }
+    return a;
+}
+
+static json_t *list_json(const struct aq_item *items, size_t n, const char *key)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        a = append(a, json_pack("{s:s, s:I, s:I}", key, items[i].name, "requests",
+                                (json_int_t)items[i].requests, "bandwidth_bytes",
+                                (json_int_t)items[i].bytes));
+    return a;
+}
+
+static json_t *freshness_json(const struct api *api, const struct aq_result *r)
+{
+    return json_pack("{s:b, s:o}", "realtime", api->cfg->realtime_enabled, "last_aggregation_date",
+                     r->last_aggregation_date[0] ? json_string(r->last_aggregation_date)
+                                                 : json_null());
+}
+
+static json_t *totals_json(const struct aq_result *r)
+{
+    return json_pack("{s:I, s:I}", "requests", (json_int_t)r->requests, "bandwidth_bytes",
+                     (json_int_t)r->bytes);
+}
+
+/* Albums and filenames of the top images (NULL when an image is no longer
+ * in the catalog). */
+struct image_names {
+    char album[129 * 3], filename[256 * 3]; /* made valid UTF-8 (u8_clean) */
+    int known;
+};
+
+/* An image's names as the JSON and CSV show them: the catalog takes file
+ * names as the disk had them, not always UTF-8. */
+static void clean_names(const struct db_image *img, struct image_names *n)
+{
+    u8_clean(img->album, n->album, sizeof(n->album));
+    u8_clean(img->filename, n->filename, sizeof(n->filename));
+    n->known = 1;
+}
+
+static json_t *overview_json(const struct api *api, const char *owner, const struct api_params *p,
+                             const struct aq_result *r, const struct image_names *names)
+{
+    json_t *top = json_array(), *statuses = json_array();
+    for (size_t i = 0; top && i < r->nimages; i++)
+        top = append(
+            top, json_pack("{s:s, s:o, s:o, s:I, s:I}", "image_id", r->images[i].name, "album",
+                           names[i].known ? json_string(names[i].album) : json_null(), "filename",
+                           names[i].known ? json_string(names[i].filename) : json_null(),
+                           "requests", (json_int_t)r->images[i].requests, "bandwidth_bytes",
+                           (json_int_t)r->images[i].bytes));
+    for (size_t i = 0; statuses && i < r->nstatuses; i++)
+        statuses = append(statuses, json_pack("{s:i, s:I}", "status", r->statuses[i].status,
+                                              "requests", (json_int_t)r->statuses[i].requests));
+    return json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "owner", owner, "range",
+                     range_json(p->start, p->days), "totals", totals_json(r), "timeseries",
+                     series_json(r, p->start), "top_images", top, "countries",
+                     list_json(r->countries, r->ncountries, "country"), "variants",
+                     list_json(r->variants, r->nvariants, "variant"), "status_codes", statuses,
+                     "freshness", freshness_json(api, r));
+}
+
+static json_t *image_json(const struct api *api, const char *owner, const struct db_image *img,
+                          const struct image_names *n, const struct api_params *p,
+                          const struct aq_result *r)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "image_id", img->id,
+                     "owner", owner, "album", n->album, "filename", n->filename, "range",
+                     range_json(p->start, p->days), "totals", totals_json(r), "variants",
+                     list_json(r->variants, r->nvariants, "variant"), "countries",
+                     list_json(r->countries, r->ncountries, "country"), "timeseries",
+                     series_json(r, p->start), "freshness", freshness_json(api, r));
+}
+
+/* ---- CSV (RFC 4180) ---- */
+
+struct buf {
+    char *p;
+    size_t len, cap;
+    int failed;
+};
+
+static void put(struct buf *b, const char *s, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (b->len + n + 1 > cap)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (p == NULL) {
+            b->failed = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void puts_(struct buf *b, const char *s)
+{
+    put(b, s, strlen(s));
+}
+
+static void putf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void putf(struct buf *b, const char *fmt, ...)
+{
+    char tmp[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        put(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+/* One text field: quoted when it holds a comma, quote or line break; and
+ * a leading = + - @ (or tab, CR) gets a ' before it, so that a spreadsheet
+ * shows a file named "=cmd|..." rather than running it (OWASP's advice on
+ * CSV injection). */
+static void put_field(struct buf *b, const char *s)
+{
+    int quote = strpbrk(s, ",\"\r\n") != NULL;
+    if (quote)
+        puts_(b, "\"");
+    if (strchr("=+-@\t\r", s[0]) != NULL && s[0] != '\0')
+        puts_(b, "'");
+    for (const char *p = s; *p; p++) {
+        put(b, p, 1);
+        if (*p == '"') /* doubled inside quotes */
+            puts_(b, "\"");
+    }
+    if (quote)
+        puts_(b, "\"");
+}
+
+static void csv_series(struct buf *b, const struct aq_result *r, int64_t start)
+{
+    char d[11];
+    puts_(b, "\r\ndate,requests,bandwidth_bytes\r\n");
+    for (int i = 0; i < r->days; i++) {
+        tu_format_date(start + (int64_t)i * DAY, d);
+        putf(b, "%s,%lld,%lld\r\n", d, (long long)r->series[i].requests,
+             (long long)r->series[i].bytes);
+    }
+}
+
+static void csv_list(struct buf *b, const char *key, const struct aq_item *items, size_t n)
+{
+    putf(b, "\r\n%s,requests,bandwidth_bytes\r\n", key);
+    for (size_t i = 0; i < n; i++)
+        putf(b, "%s,%lld,%lld\r\n", items[i].name, (long long)items[i].requests,
+             (long long)items[i].bytes);
+}
+
+/* The first section: the answer's scalars, one row. */
+static void csv_head(struct buf *b, const struct api *api, const char *owner, const char *image,
+                     const struct image_names *img, const struct api_params *p,
+                     const struct aq_result *r)
+{
+    char a[11], e[11];
+    tu_format_date(p->start, a);
+    tu_format_date(p->start + (int64_t)(p->days - 1) * DAY, e);
+    if (image != NULL)
+        puts_(b, "image_id,album,filename,");
+    puts_(b, "owner,start,end,days,requests,bandwidth_bytes,realtime,last_aggregation_date\r\n");
+    if (image != NULL) {
+        put_field(b, image);
+        puts_(b, ",");
+        put_field(b, img->album);
+        puts_(b, ",");
+        put_field(b, img->filename);
+        puts_(b, ",");
+    }
+    put_field(b, owner);
+    putf(b, ",%s,%s,%d,%lld,%lld,%s,%s\r\n", a, e, p->days, (long long)r->requests,
+         (long long)r->bytes, api->cfg->realtime_enabled ? "true" : "false",
+         r->last_aggregation_date);
+}
+
+/* ---- The endpoints ---- */
+
+static void set_body(struct http_resp *resp, char *body, size_t len, const char *type)
+{
+    free(resp->owned_body);
+    resp->owned_body = body;
+    resp->len = len;
+    resp->status = 200;
+    resp->content_type = type;
+    resp->cache_control = "no-store";
+}
+
+static void set_json(struct http_resp *resp, json_t *j)
+{
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (s == NULL) {
+        http_resp_error(resp, 500, "INTERNAL", "cannot build the answer");
+        return;
+    }
+    set_body(resp, s, strlen(s), "application/json");
+}
+
+static void set_csv(struct http_resp *resp, struct buf *b, const char *what, int64_t start,
+                    int days)
+{
+    char a[11], e[11];
+    if (b->failed || b->p == NULL) {
+        free(b->p);
+        http_resp_error(resp, 500, "INTERNAL", "cannot build the answer");
+        return;
+    }
+    tu_format_date(start, a);
+    tu_format_date(start + (int64_t)(days - 1) * DAY, e);
+    set_body(resp, b->p, b->len, "text/csv; charset=utf-8");
+    http_resp_header(resp, "Content-Disposition", "attachment; filename=\"pixflare-%s-%s-%s.csv\"",
+                     what, a, e);
+}
+
+static void db_failed(struct http_resp *resp, int rc)
+{
+    fprintf(stderr, "pixflare: API: database read failed: %s\n", pf_strerror(rc));
+    http_resp_error(resp, 500, "INTERNAL", "the analytics database could not be read");
+}
+
+static void overview(struct api *api, struct db *db, const struct auth_principal *who,
+                     const struct api_params *p, struct http_resp *resp)
+{
+    struct aq_result r;
+    struct image_names *names = NULL;
+    int rc = aq_overview(api->aq, db, who->owner_hex, p->start, p->days, p->limit, &r);
+    if (rc == 0 && (names = calloc(r.nimages + 1, sizeof(*names))) == NULL)
+        rc = PF_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < r.nimages; i++) {
+        struct db_image img;
+        if (db_image_by_id(db, r.images[i].name, &img) == 0 && strcmp(img.owner, who->owner) == 0)
+            clean_names(&img, &names[i]);
+    }
+    if (rc != 0) {
+        db_failed(resp, rc);
+    } else if (!p->csv) {
+        set_json(resp, overview_json(api, who->owner, p, &r, names));
+    } else {
+        struct buf b = {NULL, 0, 0, 0};
+        csv_head(&b, api, who->owner, NULL, NULL, p, &r);
+        csv_series(&b, &r, p->start);
+        puts_(&b, "\r\nimage_id,album,filename,requests,bandwidth_bytes\r\n");
+        for (size_t i = 0; i < r.nimages; i++) {
+            putf(&b, "%s,", r.images[i].name);
+            put_field(&b, names[i].album);
+            puts_(&b, ",");
+            put_field(&b, names[i].filename);
+            putf(&b, ",%lld,%lld\r\n", (long long)r.images[i].requests,
+                 (long long)r.images[i].bytes);
+        }
+        csv_list(&b, "country", r.countries, r.ncountries);
+        csv_list(&b, "variant", r.variants, r.nvariants);
+        puts_(&b, "\r\nstatus,requests\r\n");
+        for (size_t i = 0; i < r.nstatuses; i++)
+            putf(&b, "%d,%lld\r\n", r.statuses[i].status, (long long)r.statuses[i].requests);
+        set_csv(resp, &b, "overview", p->start, p->days);
+    }
+    free(names);
+    aq_result_free(&r);
+}
+
+static void image(struct api *api, struct db *db, const struct auth_principal *who, const char *id,
+                  const struct api_params *p, struct http_resp *resp)
+{
+    struct db_image img;
+    struct image_names names;
+    struct aq_result r;
+    int rc = db_image_by_id(db, id, &img);
+    /* Another owner's image is not found either: its existence is theirs. */
+    if (rc == PF_ENOTFOUND || (rc == 0 && strcmp(img.owner, who->owner) != 0)) {
+        http_resp_error(resp, 404, "NOT_FOUND", "no such image");
+        return;
+    }
+    if (rc == 0) {
+        clean_names(&img, &names);
+        rc = aq_image(db, who->owner_hex, id, p->start, p->days, &r);
+    } else
+        memset(&r, 0, sizeof(r));
+    if (rc != 0) {
+        db_failed(resp, rc);
+    } else if (!p->csv) {
+        set_json(resp, image_json(api, who->owner, &img, &names, p, &r));
+    } else {
+        struct buf b = {NULL, 0, 0, 0};
+        csv_head(&b, api, who->owner, id, &names, p, &r);
+        csv_series(&b, &r, p->start);
+        csv_list(&b, "variant", r.variants, r.nvariants);
+        csv_list(&b, "country", r.countries, r.ncountries);
+        char what[16];
+        snprintf(what, sizeof(what), "image-%s", id);
+        set_csv(resp, &b, what, p->start, p->days);
+    }
+    aq_result_free(&r);
+}
+
+/* The endpoint of a raw path. OUT: id[7] for the image endpoint. */
+static int route(const struct api_call *call, enum query_endpoint *ep, char id[7])
+{
+    static const char ov[] = "/v1/analytics/overview", im[] = "/v1/analytics/images/";
+    if (call->path_too_long)
+        return PF_ENOTFOUND;
+    if (strcmp(call->path, ov) == 0) {
+        *ep = QUERY_OVERVIEW;
+        return 0;
+    }
+    if (strncmp(call->path, im, sizeof(im) - 1) != 0)
+        return PF_ENOTFOUND;
+    const char *s = call->path + sizeof(im) - 1;
+    if (strlen(s) != 6 || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789") != 6)
+        return PF_ENOTFOUND;
+    memcpy(id, s, 7);
+    *ep = QUERY_IMAGE;
+    return 0;
+}
+
+#define THUMB_PREFIX "/v1/images/"
+#define THUMB_SUFFIX "/thumb"
+
+/* The image id of a thumbnail path /v1/images/{id}/thumb. OUT: id[7]. */
+static int thumb_route(const struct api_call *call, char id[7])
+{
+    const size_t np = sizeof(THUMB_PREFIX) - 1, ns = sizeof(THUMB_SUFFIX) - 1;
+    const char *s = call->path + np;
+    if (call->path_too_long || strlen(call->path) != np + 6 + ns ||
+        strncmp(call->path, THUMB_PREFIX, np) != 0 || strcmp(s + 6, THUMB_SUFFIX) != 0 ||
+        strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789") != 6)
+        return PF_ENOTFOUND;
+    memcpy(id, s, 6);
+    id[6] = '\0';
+    return 0;
+}
+
+/* /v1/images/{id}/thumb: the `thumb` variant of one of the key owner's
+ * images, as the CDN would send it but counted nowhere. Kept privately by
+ * the browser for a day; If-None-Match gives 304. */
+static void thumb(struct api *api, const struct api_call *call, const struct auth_principal *who,
+                  const char *id, struct http_resp *resp)
+{
+    const struct storage_obj *obj = NULL;
+    int rc = PF_ENOTFOUND;
+    if (call->query_rc != 0 || call->q.n > 0) {
+        struct query_error qe = {"", "the thumbnail endpoint takes no parameters"};
+        if (call->query_rc != 0)
+            qe = call->qe;
+        else
+            snprintf(qe.param, sizeof(qe.param), "%s", call->q.p[0].name);
+        param_error(resp, &qe);
+        return;
+    }
+    if (api->cdn != NULL)
+        rc = cdn_get_owned(api->cdn, id, who->owner, variant_find("thumb", 5), &obj);
+    if (rc == PF_ENOTFOUND) {
+        http_resp_error(resp, 404, "NOT_FOUND", "image not found");
+        return;
+    }
+    if (rc != 0) {
+        http_resp_error(resp, 500, "INTERNAL", "cannot produce the thumbnail of this image");
+        return;
+    }
+    resp->etag = obj->etag;
+    resp->last_modified = obj->last_modified;
+    resp->cache_control = "private, max-age=86400";
+    /* A browser's cache must not hand one key's answer to another key. */
+    http_resp_header(resp, "Vary", "Authorization");
+    resp->len = (size_t)obj->size;
+    if (call->if_none_match[0] != '\0' && hdr_etag_matches(call->if_none_match, obj->etag)) {
+        resp->status = 304;
+        return;
+    }
+    resp->status = 200;
+    resp->content_type = obj->content_type;
+    if (obj->data != NULL)
+        resp->body = obj->data;
+    else
+        resp->file_path = obj->path;
+}
+
+void api_handle(struct api *api, struct api_call *call)
+{
+    struct http_resp *resp = &call->resp;
+    struct auth_principal who;
+    struct api_params p;
+    struct query_error qe;
+    enum query_endpoint ep = QUERY_OVERVIEW;
+    const char *why = NULL;
+    char id[7] = "";
+    int64_t now = (int64_t)time(NULL);
+    resp->extra = &call->headers;
+    struct db *db = conn_get(api);
+    if (db == NULL) {
+        http_resp_error(resp, 503, "UNAVAILABLE", "the analytics database cannot be opened");
+        return;
+    }
+    enum auth_result a =
+        call->auth_too_long
+            ? AUTH_MALFORMED
+            : auth_check(db, api->cfg->secret, call->has_auth ? call->authorization : NULL, now,
+                         &who, &why);
+    if (call->auth_too_long)
+        why = "malformed API key";
+    if (a == AUTH_ERROR) {
+        http_resp_error(resp, 503, "UNAVAILABLE", why);
+    } else if (a != AUTH_OK) {
+        http_resp_error(resp, 401, "UNAUTHORIZED", why);
+        http_resp_header(resp, "WWW-Authenticate", "Bearer realm=\"pixflare\"%s",
+                         a == AUTH_MISSING ? "" : ", error=\"invalid_token\"");
+    } else if (!(who.scopes & AUTH_SCOPE_READ)) {
+        http_resp_error(resp, 403, "FORBIDDEN", "this API key lacks the read scope");
+    } else if (thumb_route(call, id) == 0) {
+        /* Not rate limited: SPEC.md's limit is on the analytics calls, and a
+         * page of the dashboard asks for up to ten of these at once. */
+        thumb(api, call, &who, id, resp);
+    } else {
+        int remaining = 0, retry = 0;
+        int ok =
+            api->rl == NULL || rl_take(api->rl, who.owner_hex, tu_mono_ms(), &remaining, &retry);
+        if (!ok) {
+            http_resp_error(resp, 429, "RATE_LIMITED",
+                            "too many requests for this owner; see Retry-After");
+            http_resp_header(resp, "Retry-After", "%d", retry);
+        } else if (route(call, &ep, id) != 0) {
+            http_resp_error(resp, 404, "NOT_FOUND", "no such API endpoint");
+        } else if (call->query_rc != 0) {
+            param_error(resp, &call->qe);
+        } else if (query_params(&call->q, ep, now, &p, &qe) != 0) {
+            param_error(resp, &qe);
+        } else if (ep == QUERY_OVERVIEW) {
+            overview(api, db, &who, &p, resp);
+        } else {
+            image(api, db, &who, id, &p, resp);
+        }
+        if (api->rl != NULL) {
+            http_resp_header(resp, "X-RateLimit-Limit", "%d", api->cfg->api_rate_limit);
+            http_resp_header(resp, "X-RateLimit-Remaining", "%d", remaining);
+        }
+    }
+    conn_put(api, db);
+}

@@ -1,0 +1,340 @@
+/* storage.c - see storage.h.
+ *
+ * Variant generation runs under one of STRIPES mutexes chosen by image id and
+ * variant, so two concurrent first requests for the same variant generate it
+ * once; requests for anything already published never take a lock. */
+#include "cdn/storage.h"
+
+#include "base/err.h"
+#include "base/fsutil.h"
+#include "http/hdr.h"
+#include "base/variant.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vips/vips.h>
+#include <vips/vector.h> /* vips_vector_set_enabled(); not in vips.h */
+
+#define STRIPES 64
+/* Objects up to this size are kept in memory; larger ones go out with
+ * sendfile(2), which is as fast as a copy from memory at that size. */
+#define MEM_OBJ_MAX (1u << 20)
+
+struct obj_node {
+    struct storage_obj obj;
+    struct obj_node *next;
+};
+
+struct storage {
+    char *dir;
+    size_t cache_budget;
+    _Atomic size_t cache_used;
+    pthread_mutex_t stripes[STRIPES];
+    pthread_mutex_t list_lock; /* guards objs */
+    struct obj_node *objs;     /* every object made, freed at close */
+};
+
+static const struct {
+    const char *type, *ext, *save_suffix;
+} formats[] = {
+    {"image/jpeg", "jpg", ".jpg[Q=85,strip]"},
+    {"image/png", "png", ".png[strip]"},
+    {"image/webp", "webp", ".webp[Q=80,strip]"},
+    {"image/gif", "gif", ".gif"},
+};
+#define FORMAT_COUNT (sizeof(formats) / sizeof(formats[0]))
+
+const char *storage_ext(const char *content_type)
+{
+    for (size_t i = 0; i < FORMAT_COUNT; i++)
+        if (strcmp(content_type, formats[i].type) == 0)
+            return formats[i].ext;
+    return NULL;
+}
+
+static const char *save_suffix(const char *content_type)
+{
+    for (size_t i = 0; i < FORMAT_COUNT; i++)
+        if (strcmp(content_type, formats[i].type) == 0)
+            return formats[i].save_suffix;
+    return NULL;
+}
+
+int storage_sniff(const unsigned char *h, size_t len, const char **content_type)
+{
+    if (len >= 3 && h[0] == 0xff && h[1] == 0xd8 && h[2] == 0xff)
+        *content_type = "image/jpeg";
+    else if (len >= 8 && memcmp(h, "\x89PNG\r\n\x1a\n", 8) == 0)
+        *content_type = "image/png";
+    else if (len >= 12 && memcmp(h, "RIFF", 4) == 0 && memcmp(h + 8, "WEBP", 4) == 0)
+        *content_type = "image/webp";
+    else if (len >= 6 && (memcmp(h, "GIF87a", 6) == 0 || memcmp(h, "GIF89a", 6) == 0))
+        *content_type = "image/gif";
+    else
+        return PF_EFORMAT;
+    return 0;
+}
+
+int storage_vips_init(const char *argv0)
+{
+    if (VIPS_INIT(argv0) != 0)
+        return PF_EIMAGE;
+    /* Each variant is made once and then served from disk: libvips's
+     * operation cache would only hold memory. */
+    vips_cache_set_max(0);
+    /* No ORC-compiled vector paths: Debian 12's liborc (0.4.33) frees and
+     * merges its code memory without enough locking, and variants made on
+     * several threads at once crashed in orc_code_free() (seen under ASan,
+     * reported against libvips as a liborc race). The plain C paths make a
+     * variant 10-30% slower, once per variant. */
+    vips_vector_set_enabled(FALSE);
+    return 0;
+}
+
+void storage_vips_shutdown(void)
+{
+    vips_shutdown();
+}
+
+int storage_probe(const char *path, int *width, int *height)
+{
+    VipsImage *img = vips_image_new_from_file(path, "access", VIPS_ACCESS_SEQUENTIAL, NULL);
+    if (img == NULL) {
+        vips_error_clear();
+        return PF_EFORMAT;
+    }
+    *width = vips_image_get_width(img);
+    *height = vips_image_get_height(img);
+    g_object_unref(img);
+    return 0;
+}
+
+int storage_open(const char *dir, size_t cache_bytes, struct storage **out)
+{
+    struct storage *st = calloc(1, sizeof(*st));
+    if (st == NULL)
+        return PF_ENOMEM;
+    st->dir = strdup(dir);
+    int rc = st->dir == NULL ? PF_ENOMEM : fs_mkdirs(dir, 0755);
+    if (rc != 0) {
+        free(st->dir);
+        free(st);
+        return rc;
+    }
+    st->cache_budget = cache_bytes;
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_init(&st->stripes[i], NULL);
+    pthread_mutex_init(&st->list_lock, NULL);
+    *out = st;
+    return 0;
+}
+
+void storage_close(struct storage *st)
+{
+    if (st == NULL)
+        return;
+    struct obj_node *n = st->objs;
+    while (n != NULL) {
+        struct obj_node *next = n->next;
+        free((void *)n->obj.data);
+        free(n->obj.path);
+        free(n);
+        n = next;
+    }
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_destroy(&st->stripes[i]);
+    pthread_mutex_destroy(&st->list_lock);
+    free(st->dir);
+    free(st);
+}
+
+static int file_path(const struct storage *st, const struct storage_ref *ref, const char *name,
+                     char out[PATH_MAX])
+{
+    const char *ext = storage_ext(ref->content_type);
+    if (ext == NULL)
+        return PF_EFORMAT;
+    int n = snprintf(out, PATH_MAX, "%s/%.2s/%s/%s.%s", st->dir, ref->id, ref->id, name, ext);
+    return n < 0 || n >= PATH_MAX ? PF_EINVAL : 0;
+}
+
+int storage_put_original(struct storage *st, const struct storage_ref *ref, const char *src)
+{
+    char path[PATH_MAX];
+    int rc = file_path(st, ref, "original", path);
+    if (rc != 0)
+        return rc;
+    /* Claim the id's directory with an exclusive mkdir: an id that is
+     * already taken (a random clash) must never overwrite another image. */
+    char *slash = strrchr(path, '/');
+    *slash = '\0';
+    char *shard = strrchr(path, '/');
+    *shard = '\0';
+    rc = fs_mkdirs(path, 0755);
+    *shard = '/';
+    if (rc == 0 && mkdir(path, 0755) != 0)
+        rc = errno == EEXIST ? PF_EEXISTS : PF_EIO;
+    *slash = '/';
+    if (rc != 0)
+        return rc;
+    rc = fs_copy_atomic(src, path, 0644);
+    if (rc != 0)
+        storage_remove(st, ref);
+    return rc;
+}
+
+int storage_remove(struct storage *st, const struct storage_ref *ref)
+{
+    char path[PATH_MAX];
+    int rc = file_path(st, ref, "original", path);
+    if (rc != 0)
+        return rc;
+    unlink(path);
+    *strrchr(path, '/') = '\0';
+    return rmdir(path) == 0 || errno == ENOENT ? 0 : PF_EIO;
+}
+
+/* Make the variant file at `dst` from the original at `src`. */
+static int generate(const struct storage_ref *ref, const struct variant *v, const char *src,
+                    const char *dst)
+{
+    VipsImage *out = NULL;
+    void *buf = NULL;
+    size_t len = 0;
+    int rc = PF_EIMAGE;
+    int vrc;
+    /* fail_on=error: a damaged original is refused rather than turned into
+     * a garbage variant that would then be cached as immutable. */
+    if (v->mode == VARIANT_WIDTH)
+        vrc = vips_thumbnail(src, &out, v->width, "height", VIPS_MAX_COORD, "size", VIPS_SIZE_DOWN,
+                             "fail_on", VIPS_FAIL_ON_ERROR, NULL);
+    else
+        vrc = vips_thumbnail(src, &out, v->width, "height", v->height, "size", VIPS_SIZE_BOTH,
+                             "crop", VIPS_INTERESTING_CENTRE, "fail_on", VIPS_FAIL_ON_ERROR, NULL);
+    /* The decode is lazy: writing the buffer is where most errors surface. */
+    if (vrc == 0 &&
+        vips_image_write_to_buffer(out, save_suffix(ref->content_type), &buf, &len, NULL) == 0) {
+        rc = fs_write_atomic(dst, buf, len, 0644);
+        if (rc != 0)
+            fprintf(stderr, "pixflare: cannot write variant %s: %s\n", dst, strerror(errno));
+    } else {
+        /* libvips's error buffer is shared by all threads: copy it out. */
+        char *why = vips_error_buffer_copy();
+        size_t n = why ? strlen(why) : 0;
+        while (n > 0 && why[n - 1] == '\n')
+            why[--n] = '\0';
+        fprintf(stderr, "pixflare: cannot make variant %s of image %s: %s\n", v->name, ref->id,
+                n > 0 ? why : "libvips failed");
+        g_free(why);
+    }
+    g_free(buf);
+    if (out != NULL)
+        g_object_unref(out);
+    return rc;
+}
+
+/* Describe the file at `path`, reading it into memory when it fits the
+ * budget. OUT: *out, linked into st->objs. */
+static int make_obj(struct storage *st, const struct storage_ref *ref, const char *path,
+                    struct storage_obj **out)
+{
+    struct stat sb;
+    struct obj_node *n = NULL;
+    char *data = NULL;
+    size_t len = 0;
+    int rc = 0;
+    if (stat(path, &sb) != 0)
+        return errno == ENOENT ? PF_ENOTFOUND : PF_EIO;
+    n = calloc(1, sizeof(*n));
+    if (n == NULL)
+        return PF_ENOMEM;
+    n->obj.path = strdup(path);
+    if (n->obj.path == NULL) {
+        rc = PF_ENOMEM;
+        goto done;
+    }
+    size_t size = (size_t)sb.st_size;
+    if (size <= MEM_OBJ_MAX && atomic_fetch_add(&st->cache_used, size) + size <= st->cache_budget) {
+        rc = fs_read_file(path, MEM_OBJ_MAX, &data, &len);
+        if (rc != 0 || len != size) {
+            atomic_fetch_sub(&st->cache_used, size);
+            free(data);
+            data = NULL;
+            rc = rc != 0 ? rc : PF_EIO;
+            goto done;
+        }
+    } else if (size <= MEM_OBJ_MAX) {
+        atomic_fetch_sub(&st->cache_used, size);
+    }
+    n->obj.content_type = ref->content_type;
+    n->obj.size = size;
+    n->obj.data = (const unsigned char *)data;
+    n->obj.mtime = ref->created_at;
+    hdr_format_http_date(ref->created_at, n->obj.last_modified);
+    pthread_mutex_lock(&st->list_lock);
+    n->next = st->objs;
+    st->objs = n;
+    pthread_mutex_unlock(&st->list_lock);
+    *out = &n->obj;
+    n = NULL;
+done:
+    if (n != NULL) {
+        free(n->obj.path);
+        free(n);
+    }
+    return rc;
+}
+
+int storage_get(struct storage *st, const struct storage_ref *ref, int variant,
+                _Atomic(struct storage_obj *) *slot, const struct storage_obj **out)
+{
+    struct storage_obj *obj = atomic_load_explicit(slot, memory_order_acquire);
+    if (obj != NULL) {
+        *out = obj;
+        return 0;
+    }
+    const struct variant *v = &variant_table[variant];
+    char src[PATH_MAX], path[PATH_MAX];
+    int rc = file_path(st, ref, "original", src);
+    if (rc == 0)
+        rc = file_path(st, ref, v->name, path);
+    if (rc != 0)
+        return rc;
+    unsigned h = (unsigned)variant;
+    for (const char *p = ref->id; *p; p++)
+        h = h * 31 + (unsigned char)*p;
+    pthread_mutex_t *lock = &st->stripes[h % STRIPES];
+    pthread_mutex_lock(lock);
+    obj = atomic_load_explicit(slot, memory_order_acquire);
+    if (obj != NULL)
+        goto done;
+    if (v->mode != VARIANT_ORIGINAL && access(path, F_OK) != 0) {
+        if (access(src, F_OK) != 0) {
+            rc = PF_ENOTFOUND;
+            goto done;
+        }
+        rc = generate(ref, v, src, path);
+        if (rc != 0)
+            goto done;
+    }
+    rc = make_obj(st, ref, path, &obj);
+    if (rc != 0) {
+        if (rc != PF_ENOTFOUND)
+            fprintf(stderr, "pixflare: cannot read %s: %s\n", path, pf_strerror(rc));
+        goto done;
+    }
+    snprintf(obj->etag, sizeof(obj->etag), "\"%.16s-%s\"", ref->sha256, v->name);
+    atomic_store_explicit(slot, obj, memory_order_release);
+done:
+    pthread_mutex_unlock(lock);
+    if (rc == 0)
+        *out = obj;
+    return rc;
+}

@@ -1,0 +1,531 @@
+/* config.c - settings table, --config file parser and validators.
+ *
+ * The --config file format: one KEY=value per line; blank lines and lines
+ * starting with '#' are ignored; an optional leading "export " is accepted;
+ * a value may be wrapped in single or double quotes (as in the seed's shell
+ * examples), and text after a closing quote is only allowed if it is a
+ * comment. Keys must be known settings: a typo stops start-up rather than
+ * being silently ignored. */
+#include "config/config.h"
+
+#include "base/err.h"
+#include "base/fsutil.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum key_id {
+    K_LISTEN,
+    K_DATA_DIR,
+    K_STORAGE_DIR,
+    K_DATABASE,
+    K_SECRET,
+    K_COUNTRY_HEADER,
+    K_GEOIP_DB,
+    K_ENGINE,
+    K_DATASET,
+    K_ENGINE_URL,
+    K_ENGINE_USER,
+    K_ENGINE_PASSWORD,
+    K_REALTIME,
+    K_BATCH,
+    K_RETENTION,
+    K_AGG_CRON,
+    K_CLEANUP_CRON,
+    K_FLUSH_MS,
+    K_FSYNC_MS,
+    K_RATE_LIMIT,
+    K_THREADS,
+    K_CACHE_MB,
+    K_COUNT
+};
+
+static const char *const key_names[K_COUNT] = {
+    "PIXFLARE_LISTEN",
+    "PIXFLARE_DATA_DIR",
+    "PIXFLARE_STORAGE_DIR",
+    "PIXFLARE_DATABASE",
+    "PIXFLARE_SECRET",
+    "PIXFLARE_COUNTRY_HEADER",
+    "PIXFLARE_GEOIP_DB",
+    "ANALYTICS_ENGINE",
+    "ANALYTICS_DATASET",
+    "ANALYTICS_ENGINE_URL",
+    "ANALYTICS_ENGINE_USER",
+    "ANALYTICS_ENGINE_PASSWORD",
+    "ANALYTICS_REALTIME_ENABLED",
+    "ANALYTICS_BATCH_ENABLED",
+    "ANALYTICS_RETENTION_DAYS",
+    "ANALYTICS_AGGREGATION_CRON",
+    "ANALYTICS_CLEANUP_CRON",
+    "ANALYTICS_REALTIME_FLUSH_MS",
+    "ANALYTICS_FSYNC_MS",
+    "PIXFLARE_API_RATE_LIMIT",
+    "PIXFLARE_THREADS",
+    "PIXFLARE_CACHE_MB",
+};
+
+static int find_key(const char *key)
+{
+    for (int i = 0; i < K_COUNT; i++)
+        if (strcmp(key, key_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+int config_parse_bool(const char *s, int *v)
+{
+    static const char *const yes[] = {"true", "1", "yes"};
+    static const char *const no[] = {"false", "0", "no"};
+    for (int i = 0; i < 3; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *v = 1;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *v = 0;
+            return 0;
+        }
+    }
+    return PF_EINVAL;
+}
+
+int config_parse_text(const char *text, size_t len,
+                      int (*fn)(void *ctx, const char *key, const char *value), void *ctx,
+                      char *err, size_t errlen)
+{
+    int rc = 0, lineno = 0;
+    char *line = malloc(len + 1);
+    if (line == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return PF_ENOMEM;
+    }
+    size_t pos = 0;
+    while (pos < len && rc == 0) {
+        size_t end = pos;
+        while (end < len && text[end] != '\n')
+            end++;
+        lineno++;
+        size_t n = end - pos;
+        memcpy(line, text + pos, n);
+        line[n] = '\0';
+        pos = end + 1;
+        if (n > 0 && line[n - 1] == '\r')
+            line[--n] = '\0';
+        if (memchr(line, '\0', n) != NULL) {
+            snprintf(err, errlen, "line %d: NUL byte", lineno);
+            rc = PF_EINVAL;
+            break;
+        }
+        char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '\0' || *p == '#')
+            continue;
+        if (strncmp(p, "export ", 7) == 0)
+            p += 7;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        char *key = p;
+        while (isalnum((unsigned char)*p) || *p == '_')
+            p++;
+        if (p == key || *p != '=') {
+            snprintf(err, errlen, "line %d: expected KEY=value", lineno);
+            rc = PF_EINVAL;
+            break;
+        }
+        *p++ = '\0';
+        char *val = p;
+        if (*val == '\'' || *val == '"') {
+            char *close = strchr(val + 1, *val);
+            if (close == NULL) {
+                snprintf(err, errlen, "line %d: unterminated quote", lineno);
+                rc = PF_EINVAL;
+                break;
+            }
+            char *after = close + 1;
+            while (*after == ' ' || *after == '\t')
+                after++;
+            if (*after != '\0' && *after != '#') {
+                snprintf(err, errlen, "line %d: text after the closing quote", lineno);
+                rc = PF_EINVAL;
+                break;
+            }
+            *close = '\0';
+            val++;
+        } else {
+            char *e = val + strlen(val);
+            while (e > val && (e[-1] == ' ' || e[-1] == '\t'))
+                *--e = '\0';
+        }
+        rc = fn(ctx, key, val);
+        if (rc == PF_EINVAL)
+            snprintf(err, errlen, "line %d: unknown setting %s", lineno, key);
+        else if (rc != 0)
+            snprintf(err, errlen, "line %d: %s", lineno, pf_strerror(rc));
+    }
+    free(line);
+    return rc;
+}
+
+struct file_values {
+    char *v[K_COUNT];
+};
+
+static int collect_file_value(void *ctx, const char *key, const char *value)
+{
+    struct file_values *fv = ctx;
+    int k = find_key(key);
+    if (k < 0)
+        return PF_EINVAL;
+    free(fv->v[k]);
+    fv->v[k] = strdup(value);
+    return fv->v[k] == NULL ? PF_ENOMEM : 0;
+}
+
+/* Parse a whole decimal integer within [lo, hi]. OUT: *v. */
+static int parse_int(const char *s, long lo, long hi, long *v)
+{
+    if (*s == '\0' || strlen(s) > 12)
+        return PF_EINVAL;
+    for (const char *p = s; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return PF_EINVAL;
+    long n = strtol(s, NULL, 10);
+    if (n < lo || n > hi)
+        return PF_EINVAL;
+    *v = n;
+    return 0;
+}
+
+static int bad(char *err, size_t errlen, int k, const char *val, const char *allowed)
+{
+    snprintf(err, errlen, "%s='%s': %s", key_names[k], val, allowed);
+    return PF_EINVAL;
+}
+
+static int parse_listen(struct pf_config *cfg, const char *s, char *err, size_t errlen)
+{
+    const char *allowed = "expected ADDRESS:PORT with a numeric IPv4 address or [IPv6] address "
+                          "and a port 0-65535, e.g. 127.0.0.1:8080";
+    char host[64];
+    const char *colon = strrchr(s, ':');
+    if (colon == NULL || (size_t)(colon - s) >= sizeof(host) || colon == s)
+        return bad(err, errlen, K_LISTEN, s, allowed);
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    long port;
+    if (parse_int(colon + 1, 0, 65535, &port) != 0)
+        return bad(err, errlen, K_LISTEN, s, allowed);
+    unsigned char addr[16];
+    char *h = host;
+    if (h[0] == '[') {
+        size_t n = strlen(h);
+        if (n < 3 || h[n - 1] != ']')
+            return bad(err, errlen, K_LISTEN, s, allowed);
+        h[n - 1] = '\0';
+        h++;
+        if (inet_pton(AF_INET6, h, addr) != 1)
+            return bad(err, errlen, K_LISTEN, s, allowed);
+    } else if (strcmp(h, "localhost") == 0) {
+        h = "127.0.0.1";
+    } else if (inet_pton(AF_INET, h, addr) != 1) {
+        return bad(err, errlen, K_LISTEN, s, allowed);
+    }
+    cfg->listen_host = strdup(h);
+    cfg->listen_port = (int)port;
+    return cfg->listen_host == NULL ? PF_ENOMEM : 0;
+}
+
+static char *join(const char *a, const char *b)
+{
+    size_t n = strlen(a) + strlen(b) + 1;
+    char *s = malloc(n);
+    if (s != NULL)
+        snprintf(s, n, "%s%s", a, b);
+    return s;
+}
+
+static int valid_header_name(const char *s)
+{
+    for (const char *p = s; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+            return 0;
+    return strlen(s) <= 64;
+}
+
+static int valid_dataset(const char *s)
+{
+    if (!isalpha((unsigned char)s[0]) && s[0] != '_')
+        return 0;
+    for (const char *p = s; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_')
+            return 0;
+    return strlen(s) <= 64;
+}
+
+static int validate(struct pf_config *cfg, const char *const val[K_COUNT], char *err, size_t errlen)
+{
+    long n;
+    int rc = parse_listen(cfg, val[K_LISTEN], err, errlen);
+    if (rc != 0)
+        return rc;
+
+    if (val[K_DATA_DIR][0] == '\0')
+        return bad(err, errlen, K_DATA_DIR, val[K_DATA_DIR], "must not be empty");
+    cfg->data_dir = strdup(val[K_DATA_DIR]);
+    cfg->storage_dir =
+        val[K_STORAGE_DIR] ? strdup(val[K_STORAGE_DIR]) : join(val[K_DATA_DIR], "/images");
+    if (cfg->data_dir == NULL || cfg->storage_dir == NULL)
+        return PF_ENOMEM;
+    if (cfg->storage_dir[0] == '\0')
+        return bad(err, errlen, K_STORAGE_DIR, "", "must not be empty");
+
+    if (val[K_DATABASE] == NULL) {
+        cfg->sqlite_path = join(cfg->data_dir, "/pixflare.db");
+        cfg->database = join("sqlite:", cfg->sqlite_path);
+    } else if (strncmp(val[K_DATABASE], "sqlite:", 7) == 0 && val[K_DATABASE][7] != '\0') {
+        cfg->database = strdup(val[K_DATABASE]);
+        cfg->sqlite_path = strdup(val[K_DATABASE] + 7);
+    } else if (strncmp(val[K_DATABASE], "postgres://", 11) == 0 ||
+               strncmp(val[K_DATABASE], "postgresql://", 13) == 0) {
+        return bad(err, errlen, K_DATABASE, val[K_DATABASE],
+                   "PostgreSQL is not supported by this build yet; use sqlite:PATH");
+    } else {
+        return bad(err, errlen, K_DATABASE, val[K_DATABASE], "expected sqlite:PATH");
+    }
+    if (cfg->database == NULL || cfg->sqlite_path == NULL)
+        return PF_ENOMEM;
+
+    if (val[K_SECRET] != NULL) {
+        if (strlen(val[K_SECRET]) < 16)
+            return bad(err, errlen, K_SECRET, "(hidden)", "must be at least 16 characters");
+        cfg->secret = strdup(val[K_SECRET]);
+        if (cfg->secret == NULL)
+            return PF_ENOMEM;
+    }
+
+    if (!valid_header_name(val[K_COUNTRY_HEADER]))
+        return bad(err, errlen, K_COUNTRY_HEADER, val[K_COUNTRY_HEADER],
+                   "expected an HTTP header name (letters, digits, '-', '_') or empty");
+    cfg->country_header = strdup(val[K_COUNTRY_HEADER]);
+    if (cfg->country_header == NULL)
+        return PF_ENOMEM;
+
+    if (val[K_GEOIP_DB] != NULL && val[K_GEOIP_DB][0] != '\0') {
+        if (access(val[K_GEOIP_DB], R_OK) != 0)
+            return bad(err, errlen, K_GEOIP_DB, val[K_GEOIP_DB], "must be a readable .mmdb file");
+        cfg->geoip_db = strdup(val[K_GEOIP_DB]);
+        if (cfg->geoip_db == NULL)
+            return PF_ENOMEM;
+    }
+
+    if (strcmp(val[K_ENGINE], "embedded") == 0)
+        cfg->engine = PF_ENGINE_EMBEDDED;
+    else if (strcmp(val[K_ENGINE], "clickhouse") == 0)
+        cfg->engine = PF_ENGINE_CLICKHOUSE;
+    else if (strcmp(val[K_ENGINE], "none") == 0)
+        cfg->engine = PF_ENGINE_NONE;
+    else
+        return bad(err, errlen, K_ENGINE, val[K_ENGINE], "expected embedded, clickhouse or none");
+
+    if (!valid_dataset(val[K_DATASET]))
+        return bad(err, errlen, K_DATASET, val[K_DATASET],
+                   "expected 1-64 letters, digits or '_', not starting with a digit");
+    cfg->dataset = strdup(val[K_DATASET]);
+    if (cfg->dataset == NULL)
+        return PF_ENOMEM;
+
+    const char *url = val[K_ENGINE_URL];
+    if (url != NULL && strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+        return bad(err, errlen, K_ENGINE_URL, "(hidden: it may hold credentials)",
+                   "expected an http:// or https:// URL");
+    if (cfg->engine == PF_ENGINE_CLICKHOUSE && url == NULL)
+        return bad(err, errlen, K_ENGINE_URL, "", "is required when ANALYTICS_ENGINE=clickhouse");
+    cfg->engine_url = url ? strdup(url) : NULL;
+    cfg->engine_user = val[K_ENGINE_USER] ? strdup(val[K_ENGINE_USER]) : NULL;
+    cfg->engine_password = val[K_ENGINE_PASSWORD] ? strdup(val[K_ENGINE_PASSWORD]) : NULL;
+    if ((url && !cfg->engine_url) || (val[K_ENGINE_USER] && !cfg->engine_user) ||
+        (val[K_ENGINE_PASSWORD] && !cfg->engine_password))
+        return PF_ENOMEM;
+
+    const char *bool_allowed = "expected true, false, 1, 0, yes or no";
+    if (config_parse_bool(val[K_REALTIME], &cfg->realtime_enabled) != 0)
+        return bad(err, errlen, K_REALTIME, val[K_REALTIME], bool_allowed);
+    if (config_parse_bool(val[K_BATCH], &cfg->batch_enabled) != 0)
+        return bad(err, errlen, K_BATCH, val[K_BATCH], bool_allowed);
+
+    if (parse_int(val[K_RETENTION], 1, 36500, &n) != 0)
+        return bad(err, errlen, K_RETENTION, val[K_RETENTION],
+                   "expected a whole number of days, 1-36500");
+    cfg->retention_days = (int)n;
+
+    char why[200];
+    char allowed[260];
+    if (cron_parse(val[K_AGG_CRON], &cfg->aggregation_cron, why, sizeof(why)) != 0) {
+        snprintf(allowed, sizeof(allowed), "invalid cron expression (%s)", why);
+        return bad(err, errlen, K_AGG_CRON, val[K_AGG_CRON], allowed);
+    }
+    if (cron_parse(val[K_CLEANUP_CRON], &cfg->cleanup_cron, why, sizeof(why)) != 0) {
+        snprintf(allowed, sizeof(allowed), "invalid cron expression (%s)", why);
+        return bad(err, errlen, K_CLEANUP_CRON, val[K_CLEANUP_CRON], allowed);
+    }
+    cfg->aggregation_cron_text = strdup(val[K_AGG_CRON]);
+    cfg->cleanup_cron_text = strdup(val[K_CLEANUP_CRON]);
+    if (cfg->aggregation_cron_text == NULL || cfg->cleanup_cron_text == NULL)
+        return PF_ENOMEM;
+
+    if (parse_int(val[K_FLUSH_MS], 1, 3600000, &n) != 0)
+        return bad(err, errlen, K_FLUSH_MS, val[K_FLUSH_MS], "expected milliseconds, 1-3600000");
+    cfg->realtime_flush_ms = (int)n;
+    if (parse_int(val[K_FSYNC_MS], 0, 3600000, &n) != 0)
+        return bad(err, errlen, K_FSYNC_MS, val[K_FSYNC_MS], "expected milliseconds, 0-3600000");
+    cfg->fsync_ms = (int)n;
+    if (parse_int(val[K_RATE_LIMIT], 0, 1000000, &n) != 0)
+        return bad(err, errlen, K_RATE_LIMIT, val[K_RATE_LIMIT],
+                   "expected requests per minute, 0 (off) to 1000000");
+    cfg->api_rate_limit = (int)n;
+
+    if (val[K_THREADS] == NULL) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->threads = cpus < 1 ? 1 : cpus > 64 ? 64 : (int)cpus;
+    } else if (parse_int(val[K_THREADS], 1, 256, &n) == 0) {
+        cfg->threads = (int)n;
+    } else {
+        return bad(err, errlen, K_THREADS, val[K_THREADS], "expected a thread count, 1-256");
+    }
+    if (parse_int(val[K_CACHE_MB], 0, 1048576, &n) != 0)
+        return bad(err, errlen, K_CACHE_MB, val[K_CACHE_MB], "expected MiB, 0-1048576");
+    cfg->cache_bytes = (size_t)n << 20;
+    return 0;
+}
+
+int config_load(const char *file, struct pf_config *cfg, char *err, size_t errlen)
+{
+    static const char *const defaults[K_COUNT] = {
+        [K_LISTEN] = "127.0.0.1:8080",
+        [K_DATA_DIR] = "./data",
+        [K_COUNTRY_HEADER] = "CF-IPCountry",
+        [K_ENGINE] = "embedded",
+        [K_DATASET] = "pixflare_cdn_metrics",
+        [K_REALTIME] = "true",
+        [K_BATCH] = "true",
+        [K_RETENTION] = "90",
+        [K_AGG_CRON] = "0 2 * * *",
+        [K_CLEANUP_CRON] = "0 1 * * *",
+        [K_FLUSH_MS] = "1000",
+        [K_FSYNC_MS] = "1000",
+        [K_RATE_LIMIT] = "100",
+        [K_CACHE_MB] = "256",
+    };
+    struct file_values fv;
+    const char *val[K_COUNT];
+    char *text = NULL;
+    size_t len = 0;
+    int rc = 0;
+    memset(&fv, 0, sizeof(fv));
+    memset(cfg, 0, sizeof(*cfg));
+    if (file != NULL) {
+        rc = fs_read_file(file, 1 << 20, &text, &len);
+        if (rc != 0) {
+            snprintf(err, errlen, "--config %s: %s", file,
+                     rc == PF_ENOTFOUND ? "no such file" : pf_strerror(rc));
+            goto done;
+        }
+        char why[200];
+        rc = config_parse_text(text, len, collect_file_value, &fv, why, sizeof(why));
+        if (rc != 0) {
+            snprintf(err, errlen, "--config %s: %s", file, why);
+            goto done;
+        }
+    }
+    for (int k = 0; k < K_COUNT; k++) {
+        const char *env = getenv(key_names[k]);
+        val[k] = env ? env : fv.v[k] ? fv.v[k] : defaults[k];
+    }
+    rc = validate(cfg, val, err, errlen);
+done:
+    for (int k = 0; k < K_COUNT; k++)
+        free(fv.v[k]);
+    free(text);
+    if (rc != 0)
+        config_free(cfg);
+    return rc;
+}
+
+int config_ensure_secret(struct pf_config *cfg, char *err, size_t errlen)
+{
+    char *path = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    if (cfg->secret != NULL)
+        return 0;
+    int rc = fs_mkdirs(cfg->data_dir, 0755);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot create data directory %s: %s", cfg->data_dir,
+                 strerror(errno));
+        return rc;
+    }
+    path = join(cfg->data_dir, "/secret");
+    if (path == NULL)
+        return PF_ENOMEM;
+    rc = fs_read_file(path, 4096, &text, &len);
+    if (rc == PF_ENOTFOUND) {
+        unsigned char raw[32];
+        char hex[65];
+        rc = fs_random(raw, sizeof(raw));
+        for (size_t i = 0; rc == 0 && i < sizeof(raw); i++)
+            snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+        if (rc == 0)
+            rc = fs_write_atomic(path, hex, 64, 0600);
+        if (rc == 0)
+            cfg->secret = strdup(hex);
+    } else if (rc == 0) {
+        while (len > 0 && isspace((unsigned char)text[len - 1]))
+            text[--len] = '\0';
+        if (len < 16) {
+            snprintf(err, errlen, "%s: secret file is shorter than 16 characters", path);
+            rc = PF_EINVAL;
+            goto done;
+        }
+        cfg->secret = text;
+        text = NULL;
+    }
+    if (rc != 0)
+        snprintf(err, errlen, "secret file %s: %s", path, pf_strerror(rc));
+    else if (cfg->secret == NULL)
+        rc = PF_ENOMEM;
+done:
+    free(text);
+    free(path);
+    return rc;
+}
+
+void config_free(struct pf_config *cfg)
+{
+    char **strs[] = {&cfg->listen_host,
+                     &cfg->data_dir,
+                     &cfg->storage_dir,
+                     &cfg->database,
+                     &cfg->sqlite_path,
+                     &cfg->secret,
+                     &cfg->country_header,
+                     &cfg->geoip_db,
+                     &cfg->dataset,
+                     &cfg->engine_url,
+                     &cfg->engine_user,
+                     &cfg->engine_password,
+                     &cfg->aggregation_cron_text,
+                     &cfg->cleanup_cron_text};
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+        free(*strs[i]);
+        *strs[i] = NULL;
+    }
+}

@@ -1,0 +1,65 @@
+/* config.h - every setting of Pixflare, its default and its validation.
+ *
+ * Settings come from the environment and, optionally, a KEY=value file given
+ * with --config (the environment wins). Every value is validated up front:
+ * config_load() fails with a one-line reason naming the variable, the value
+ * and what is allowed, and the caller exits 2. The struct's strings are owned
+ * by it; config_free() releases them. */
+#ifndef PF_CONFIG_H
+#define PF_CONFIG_H
+
+#include "base/cron.h"
+
+#include <stddef.h>
+
+enum pf_engine { PF_ENGINE_EMBEDDED, PF_ENGINE_CLICKHOUSE, PF_ENGINE_NONE };
+
+struct pf_config {
+    char *listen_host; /* numeric IPv4/IPv6 address, without brackets */
+    int listen_port;   /* 0: any free port */
+    char *data_dir;
+    char *storage_dir;
+    char *database;       /* as given: sqlite:PATH or postgres://... */
+    char *sqlite_path;    /* PATH of a sqlite: database, else NULL */
+    char *secret;         /* NULL until config_ensure_secret() when not set */
+    char *country_header; /* "" disables the header */
+    char *geoip_db;       /* NULL when unset */
+    enum pf_engine engine;
+    char *dataset;
+    char *engine_url, *engine_user, *engine_password;
+    int realtime_enabled;
+    int batch_enabled;
+    int retention_days;
+    char *aggregation_cron_text;
+    struct cron_expr aggregation_cron;
+    char *cleanup_cron_text;
+    struct cron_expr cleanup_cron;
+    int realtime_flush_ms;
+    int fsync_ms;
+    int api_rate_limit; /* requests per minute per owner; 0 disables */
+    int threads;        /* HTTP worker threads */
+    size_t cache_bytes; /* memory budget for hot objects */
+};
+
+/* Load and validate. `file` may be NULL. On failure returns PF_EINVAL and
+ * writes the reason into err; *cfg is then left zeroed. */
+int config_load(const char *file, struct pf_config *cfg, char *err, size_t errlen);
+
+/* Make sure cfg->secret is set: read it from DATA_DIR/secret or create that
+ * file (mode 0600) with 32 random bytes in hex. Creates DATA_DIR if needed. */
+int config_ensure_secret(struct pf_config *cfg, char *err, size_t errlen);
+
+void config_free(struct pf_config *cfg);
+
+/* Parse a boolean as the settings do (true/false/1/0/yes/no, any case).
+ * OUT: *v. PF_EINVAL for anything else. */
+int config_parse_bool(const char *s, int *v);
+
+/* Parse one line-oriented KEY=value text (the --config file format) and call
+ * `fn` for every pair. Returns PF_EINVAL with the line number in err on a
+ * malformed line. Exposed for the fuzz target and tests. */
+int config_parse_text(const char *text, size_t len,
+                      int (*fn)(void *ctx, const char *key, const char *value), void *ctx,
+                      char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,276 @@
+/* db_read.c - the SQLite backend of db.h, part two: API keys and the
+ * analytics API's reads.
+ *
+ * These run on the API's threads, each with its own connection, many times
+ * a second: their statements are prepared once per connection and kept
+ * (db->read[]). Every read is a range of a primary key; none sorts or
+ * scans a table. */
+#include "store/db.h"
+#include "store/db_sqlite.h"
+
+#include "base/err.h"
+#include "base/timeutil.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Columns of an api_keys row as struct db_key wants them. */
+#define KEY_COLUMNS                                                                                \
+    "id, owner, key_hash, scopes, CAST(strftime('%s', created_at) AS INTEGER), "                   \
+    "COALESCE(CAST(strftime('%s', expires_at) AS INTEGER), 0), "                                   \
+    "COALESCE(CAST(strftime('%s', last_used_at) AS INTEGER), 0), "                                 \
+    "COALESCE(CAST(strftime('%s', revoked_at) AS INTEGER), 0)"
+
+static const char *const read_sql[DBQ_COUNT] = {
+    [DBQ_KEY_GET] = "SELECT " KEY_COLUMNS " FROM api_keys WHERE id = ?1",
+    [DBQ_KEY_TOUCH] = "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1",
+    [DBQ_VERSIONS] = "SELECT date, version FROM analytics_day_versions "
+                     "WHERE date BETWEEN ?1 AND ?2",
+    [DBQ_OWNER_DAYS] = "SELECT date, requests, bandwidth_bytes FROM analytics_owner_daily "
+                       "WHERE owner = ?1 AND date BETWEEN ?2 AND ?3",
+    [DBQ_STATUSES] = "SELECT status, SUM(requests) FROM analytics_status_daily "
+                     "WHERE owner = ?1 AND date BETWEEN ?2 AND ?3 GROUP BY status",
+    [DBQ_SEGMENT] = "SELECT image_id, variant, country, requests, bandwidth_bytes "
+                    "FROM analytics_daily WHERE owner = ?1 AND date = ?2",
+    /* The dates come from the owner's day totals, so that each is one seek
+     * of analytics_daily's (owner, date, image_id) prefix: the image's rows
+     * and no other owner's or image's. */
+    [DBQ_IMAGE_ROWS] = "SELECT date, variant, country, requests, bandwidth_bytes "
+                       "FROM analytics_daily WHERE owner = ?1 AND date IN "
+                       "(SELECT date FROM analytics_owner_daily WHERE owner = ?1 "
+                       "AND date BETWEEN ?3 AND ?4) AND image_id = ?2",
+    [DBQ_IMAGE_BY_ID] = "SELECT " DBI_IMAGE_COLUMNS " FROM images WHERE id = ?1",
+};
+
+/* The kept statement `which`, reset and with its bindings cleared, or NULL
+ * when it cannot be prepared. */
+static sqlite3_stmt *stmt(struct db *db, enum dbi_read_stmt which)
+{
+    sqlite3_stmt **st = &db->read[which];
+    if (*st == NULL && sqlite3_prepare_v3(db->conn, read_sql[which], -1, SQLITE_PREPARE_PERSISTENT,
+                                          st, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_reset(*st);
+    sqlite3_clear_bindings(*st);
+    return *st;
+}
+
+/* Bind text parameters ?1.. (NULL-ended: at most 4). */
+static void bind_texts(sqlite3_stmt *st, const char *a, const char *b, const char *c, const char *d)
+{
+    const char *v[4] = {a, b, c, d};
+    for (int i = 0; i < 4 && v[i] != NULL; i++)
+        sqlite3_bind_text(st, i + 1, v[i], -1, SQLITE_STATIC);
+}
+
+/* ---- API keys ---- */
+
+static void iso_or_null(sqlite3_stmt *st, int col, int64_t t)
+{
+    char iso[21];
+    if (t == 0) {
+        sqlite3_bind_null(st, col);
+        return;
+    }
+    tu_format_iso8601(t, iso);
+    sqlite3_bind_text(st, col, iso, -1, SQLITE_TRANSIENT);
+}
+
+int db_key_insert(struct db *db, const struct db_key *k)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = dbi_prep(db,
+                      "INSERT INTO api_keys (id, owner, key_hash, scopes, created_at, expires_at, "
+                      "last_used_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, NULL)",
+                      &st);
+    if (rc == 0) {
+        bind_texts(st, k->id, k->owner, k->key_hash, k->scopes);
+        iso_or_null(st, 5, k->created_at);
+        iso_or_null(st, 6, k->expires_at);
+        int s = sqlite3_step(st);
+        rc = s == SQLITE_DONE ? 0 : s == SQLITE_CONSTRAINT ? PF_EEXISTS : PF_EDB;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static void read_key(sqlite3_stmt *st, struct db_key *k)
+{
+    dbi_copy_col(k->id, sizeof(k->id), st, 0);
+    dbi_copy_col(k->owner, sizeof(k->owner), st, 1);
+    dbi_copy_col(k->key_hash, sizeof(k->key_hash), st, 2);
+    dbi_copy_col(k->scopes, sizeof(k->scopes), st, 3);
+    k->created_at = sqlite3_column_int64(st, 4);
+    k->expires_at = sqlite3_column_int64(st, 5);
+    k->last_used_at = sqlite3_column_int64(st, 6);
+    k->revoked_at = sqlite3_column_int64(st, 7);
+}
+
+int db_key_get(struct db *db, const char *id, struct db_key *out)
+{
+    sqlite3_stmt *st = stmt(db, DBQ_KEY_GET);
+    if (st == NULL)
+        return PF_EDB;
+    bind_texts(st, id, NULL, NULL, NULL);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW)
+        read_key(st, out);
+    sqlite3_reset(st);
+    return s == SQLITE_ROW ? 0 : s == SQLITE_DONE ? PF_ENOTFOUND : PF_EDB;
+}
+
+int db_key_scan(struct db *db, int (*fn)(void *ctx, const struct db_key *k), void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    struct db_key k;
+    int rc = dbi_prep(db, "SELECT " KEY_COLUMNS " FROM api_keys ORDER BY created_at, rowid", &st);
+    int s = SQLITE_DONE;
+    while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        read_key(st, &k);
+        rc = fn(ctx, &k);
+    }
+    if (rc == 0 && s != SQLITE_DONE)
+        rc = PF_EDB;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_key_revoke(struct db *db, const char *id, int64_t now, int *already)
+{
+    struct db_key k;
+    sqlite3_stmt *st = NULL;
+    int rc = db_key_get(db, id, &k);
+    *already = rc == 0 && k.revoked_at != 0;
+    if (rc != 0 || *already)
+        return rc;
+    rc = dbi_prep(db, "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                  &st);
+    if (rc == 0) {
+        bind_texts(st, id, NULL, NULL, NULL);
+        iso_or_null(st, 2, now);
+        rc = dbi_step_done(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_key_touch(struct db *db, const char *id, int64_t now)
+{
+    sqlite3_stmt *st = stmt(db, DBQ_KEY_TOUCH);
+    if (st == NULL)
+        return PF_EDB;
+    bind_texts(st, id, NULL, NULL, NULL);
+    iso_or_null(st, 2, now);
+    /* A record of use never waits for a writer (a batch can hold the lock
+     * for seconds): if the database is busy, the next use records it. */
+    sqlite3_busy_timeout(db->conn, 0);
+    int rc = dbi_step_done(st);
+    sqlite3_busy_timeout(db->conn, db->busy_ms);
+    return rc;
+}
+
+/* ---- The analytics API's reads ---- */
+
+int db_read_begin(struct db *db)
+{
+    return sqlite3_exec(db->conn, "BEGIN", NULL, NULL, NULL) == SQLITE_OK ? 0 : PF_EDB;
+}
+
+void db_read_end(struct db *db)
+{
+    if (!sqlite3_get_autocommit(db->conn))
+        sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL);
+}
+
+/* Step `st` to its end, calling fn per row with the row the columns make
+ * by `shape`: a string of the fields in column order (d date, i image_id,
+ * v variant, c country, s status, r requests, b bytes). */
+static int each_row(sqlite3_stmt *st, const char *shape, db_stat_fn fn, void *ctx)
+{
+    int rc = 0, s;
+    if (st == NULL)
+        return PF_EDB;
+    while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        struct db_stat_row r = {"", "", "", "", 0, 0, 0};
+        for (int col = 0; shape[col] != '\0'; col++) {
+            /* Integers are read as integers: asking for text first would
+             * make SQLite print every count. */
+            const char **text = shape[col] == 'd'   ? &r.date
+                                : shape[col] == 'i' ? &r.image_id
+                                : shape[col] == 'v' ? &r.variant
+                                : shape[col] == 'c' ? &r.country
+                                                    : NULL;
+            if (text != NULL) {
+                const char *t = (const char *)sqlite3_column_text(st, col);
+                *text = t ? t : "";
+            } else if (shape[col] == 's') {
+                r.status = sqlite3_column_int(st, col);
+            } else if (shape[col] == 'r') {
+                r.requests = sqlite3_column_int64(st, col);
+            } else {
+                r.bytes = sqlite3_column_int64(st, col);
+            }
+        }
+        rc = fn(ctx, &r);
+    }
+    if (rc == 0 && s != SQLITE_DONE)
+        rc = PF_EDB;
+    sqlite3_reset(st);
+    return rc;
+}
+
+int db_day_versions(struct db *db, const char *from, const char *to, db_stat_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = stmt(db, DBQ_VERSIONS);
+    if (st != NULL)
+        bind_texts(st, from, to, NULL, NULL);
+    return each_row(st, "dr", fn, ctx);
+}
+
+int db_owner_days(struct db *db, const char *owner, const char *from, const char *to, db_stat_fn fn,
+                  void *ctx)
+{
+    sqlite3_stmt *st = stmt(db, DBQ_OWNER_DAYS);
+    if (st != NULL)
+        bind_texts(st, owner, from, to, NULL);
+    return each_row(st, "drb", fn, ctx);
+}
+
+int db_owner_statuses(struct db *db, const char *owner, const char *from, const char *to,
+                      db_stat_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = stmt(db, DBQ_STATUSES);
+    if (st != NULL)
+        bind_texts(st, owner, from, to, NULL);
+    return each_row(st, "sr", fn, ctx);
+}
+
+int db_segment_rows(struct db *db, const char *owner, const char *date, db_stat_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = stmt(db, DBQ_SEGMENT);
+    if (st != NULL)
+        bind_texts(st, owner, date, NULL, NULL);
+    return each_row(st, "ivcrb", fn, ctx);
+}
+
+int db_image_rows(struct db *db, const char *owner, const char *image_id, const char *from,
+                  const char *to, db_stat_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = stmt(db, DBQ_IMAGE_ROWS);
+    if (st != NULL)
+        bind_texts(st, owner, image_id, from, to);
+    return each_row(st, "dvcrb", fn, ctx);
+}
+
+int db_image_by_id(struct db *db, const char *id, struct db_image *out)
+{
+    sqlite3_stmt *st = stmt(db, DBQ_IMAGE_BY_ID);
+    if (st == NULL)
+        return PF_EDB;
+    bind_texts(st, id, NULL, NULL, NULL);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW)
+        dbi_read_image(st, out);
+    sqlite3_reset(st);
+    return s == SQLITE_ROW ? 0 : s == SQLITE_DONE ? PF_ENOTFOUND : PF_EDB;
+}
