@@ -451,7 +451,7 @@ static char *put_u64(char *p, uint64_t v)
     return p;
 }
 
-static char *put_tsv(char *p, const struct pf_event *ev, int zero_owner)
+static char *put_tsv(char *p, const struct event *ev, int zero_owner)
 {
     static const char hex[] = "0123456789abcdef";
     p = put_u64(p, (uint64_t)ev->ts_ms);
@@ -497,7 +497,7 @@ static void *writer_main(void *arg)
     struct job *j = arg;
     const struct model *m = j->m;
     struct rng r;
-    struct pf_event ev;
+    struct event ev;
     char *tsv = j->tsv_fd >= 0 ? xcalloc(TSV_BUF, 1) : NULL, *tp = tsv;
     uint8_t run[8];
     uint64_t done = 0, counter = 0, run64 = hash3(m->seed, 20, 0);
@@ -641,7 +641,7 @@ static uint64_t parse_u64(const char *s, uint64_t lo, uint64_t hi, const char *w
 
 static int64_t now_ms(void)
 {
-    return tu_mono_ns() / 1000000;
+    return timeutil_mono_ns() / 1000000;
 }
 
 int main(int argc, char **argv)
@@ -692,7 +692,7 @@ int main(int argc, char **argv)
     int64_t day_s;
     if (data_dir == NULL || date == NULL || optind != argc)
         usage();
-    if (tu_parse_date(date, &day_s) != 0) {
+    if (timeutil_parse_date(date, &day_s) != 0) {
         fprintf(stderr, "evgen: bad date (YYYY-MM-DD): %s\n", date);
         return 2;
     }

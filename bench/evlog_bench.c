@@ -74,7 +74,7 @@ static const char *const op_name[OP_COUNT] = {
 static const char *const op_flag[OP_COUNT] = {"clock", "append", "rollup", "record",
                                               "record-events"};
 
-static struct pf_event events[NKEYS];
+static struct event events[NKEYS];
 static uint8_t owner[16];
 static const char *const countries[4] = {"US", "DE", "FR", "JP"};
 
@@ -110,7 +110,7 @@ static void make_events(void)
     for (int i = 0; i < 16; i++)
         owner[i] = (uint8_t)(0xa0 + i * 7);
     for (int i = 0; i < NKEYS; i++) {
-        struct pf_event *ev = &events[i];
+        struct event *ev = &events[i];
         memset(ev, 0, sizeof(*ev));
         ev->ts_ms = ts_ms;
         memcpy(ev->owner, owner, 16);
@@ -125,7 +125,7 @@ static void make_events(void)
 static void *worker(void *arg)
 {
     struct job *j = arg;
-    struct pf_event ev;
+    struct event ev;
     uint64_t sink = 0;
     pthread_barrier_wait(j->start);
     j->t0 = now_ns(CLOCK_MONOTONIC);
@@ -151,7 +151,7 @@ static void *worker(void *arg)
     case OP_RECORD:
     case OP_RECORD_NORT:
         for (long i = 0; i < j->n; i++) {
-            const struct pf_event *e = &events[i & (NKEYS - 1)];
+            const struct event *e = &events[i & (NKEYS - 1)];
             struct an_hit hit = {1, owner, e->image_id, e->variant};
             analytics_record(j->an, &hit, e->status, e->bytes, e->country, NULL);
         }
@@ -218,7 +218,7 @@ static struct result run_once(enum op op, int threads, long n, const char *dir)
     struct evlog *lg = NULL;
     struct rollup *ru = NULL;
     struct analytics *an = NULL;
-    struct pf_config cfg;
+    struct config cfg;
     char err[512], db_path[4200];
     uint64_t expect = (uint64_t)threads * (uint64_t)n;
 
@@ -310,7 +310,7 @@ static void latency_run(long n, const char *dir)
     if (evlog_open(dir, "bench", 1000, stderr, &lg, err, sizeof(err)) != 0)
         die("evlog_open: %s", err);
     for (long i = 0; i < n; i++) {
-        struct pf_event ev = events[i & (NKEYS - 1)];
+        struct event ev = events[i & (NKEYS - 1)];
         memcpy(ev.request_id + 8, &i, sizeof(i));
         int64_t t0 = now_ns(CLOCK_MONOTONIC);
         if (evlog_append(lg, &ev) != 0)

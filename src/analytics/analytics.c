@@ -25,7 +25,7 @@ struct analytics {
     FILE *log;
 };
 
-int analytics_open(const struct pf_config *cfg, FILE *log, struct analytics **out, char *err,
+int analytics_open(const struct config *cfg, FILE *log, struct analytics **out, char *err,
                    size_t errlen)
 {
     struct analytics *an = calloc(1, sizeof(*an));
@@ -42,7 +42,7 @@ int analytics_open(const struct pf_config *cfg, FILE *log, struct analytics **ou
         snprintf(err, errlen, "PIXFLARE_GEOIP_DB='%s': %s", cfg->geoip_db, why);
         rc = PF_EINVAL; /* a setting that cannot work: the caller exits 2 */
     }
-    if (rc == 0 && cfg->engine == PF_ENGINE_EMBEDDED)
+    if (rc == 0 && cfg->engine == CONFIG_ENGINE_EMBEDDED)
         rc = evlog_open(cfg->data_dir, cfg->dataset, cfg->fsync_ms, log, &an->events, err, errlen);
     if (rc == 0 && cfg->realtime_enabled)
         rc = rollup_open(cfg->sqlite_path, cfg->realtime_flush_ms, ROLLUP_MAX_KEYS, log,
@@ -87,7 +87,7 @@ void analytics_country(const struct analytics *an, const char *header, const str
 void analytics_record(struct analytics *an, const struct an_hit *hit, int status, uint64_t bytes,
                       const char *country, const struct sockaddr *peer)
 {
-    struct pf_event ev;
+    struct event ev;
     struct timespec ts;
     if (an == NULL || !hit->record || (an->events == NULL && an->rollup == NULL))
         return;
@@ -105,7 +105,7 @@ void analytics_record(struct analytics *an, const struct an_hit *hit, int status
     analytics_record_event(an, &ev);
 }
 
-void analytics_record_event(struct analytics *an, struct pf_event *ev)
+void analytics_record_event(struct analytics *an, struct event *ev)
 {
     if (an->events != NULL) {
         evlog_request_id(an->events, ev->request_id);

@@ -16,7 +16,7 @@
 #include <sys/socket.h>
 
 struct analytics;
-struct pf_event;
+struct event;
 
 /* What the CDN route knows of a response for its event. */
 struct an_hit {
@@ -30,7 +30,7 @@ struct an_hit {
  * no-op). Messages about recovered files go to `log`. PF_EINVAL when a
  * setting cannot work (an unreadable PIXFLARE_GEOIP_DB), PF_ECONFLICT when
  * another server writes the event store; the reason is in err. */
-int analytics_open(const struct pf_config *cfg, FILE *log, struct analytics **out, char *err,
+int analytics_open(const struct config *cfg, FILE *log, struct analytics **out, char *err,
                    size_t errlen);
 
 /* The request header carrying the country, or NULL when none is read. */
@@ -43,7 +43,7 @@ void analytics_record(struct analytics *an, const struct an_hit *hit, int status
 
 /* Record an event made elsewhere (the demo's traffic): its request id is
  * filled in here, the rest is taken as it is. */
-void analytics_record_event(struct analytics *an, struct pf_event *ev);
+void analytics_record_event(struct analytics *an, struct event *ev);
 
 /* Whether anything is recorded at all. */
 int analytics_enabled(const struct analytics *an);

@@ -140,7 +140,7 @@ static uint32_t checksum(const uint8_t *p, size_t len)
     return (uint32_t)XXH3_64bits(p, len);
 }
 
-void evlog_encode(const struct pf_event *ev, uint8_t out[EVLOG_RECORD_SIZE])
+void evlog_encode(const struct event *ev, uint8_t out[EVLOG_RECORD_SIZE])
 {
     memset(out, 0, EVLOG_RECORD_SIZE);
     out[0] = SYNC0;
@@ -180,7 +180,7 @@ static const uint8_t char_class[256] = {
 };
 
 /* Decode the fields of a record whose frame holds. */
-static int decode_fields(const uint8_t *p, struct pf_event *ev)
+static int decode_fields(const uint8_t *p, struct event *ev)
 {
     /* The checksum says these are the bytes written; the fields are still
      * checked, so that a reader never passes on what no writer makes. The
@@ -212,7 +212,7 @@ static int decode_fields(const uint8_t *p, struct pf_event *ev)
     return 0;
 }
 
-int evlog_decode(const uint8_t *p, size_t len, struct pf_event *ev)
+int evlog_decode(const uint8_t *p, size_t len, struct event *ev)
 {
     return frame_ok(p, len) ? decode_fields(p, ev) : PF_EFORMAT;
 }
@@ -253,15 +253,14 @@ static size_t resync(const uint8_t *buf, size_t len, size_t from)
 }
 
 struct day_filter;
-static int filter_take(struct day_filter *f, struct pf_event **slot);
-static int filter_keep(struct day_filter *f, const struct pf_event *ev);
+static int filter_take(struct day_filter *f, struct event **slot);
+static int filter_keep(struct day_filter *f, const struct event *ev);
 
 /* The scanner behind evlog_scan_buffer() and the day scans: each valid
  * record goes to fn(ctx, ev), or, when `f` is set, is decoded straight into
  * f's batch (no copy; see filter_take()). */
-static int scan_core(const uint8_t *buf, size_t len,
-                     int (*fn)(void *ctx, const struct pf_event *ev), void *ctx,
-                     struct day_filter *f, struct evlog_file_stats *st)
+static int scan_core(const uint8_t *buf, size_t len, int (*fn)(void *ctx, const struct event *ev),
+                     void *ctx, struct day_filter *f, struct evlog_file_stats *st)
 {
     memset(st, 0, sizeof(*st));
     if (!header_ok(buf, len)) {
@@ -275,7 +274,7 @@ static int scan_core(const uint8_t *buf, size_t len,
          * reads on into the next page. */
         __builtin_prefetch(buf + off + 1024);
         if (frame_ok(buf + off, len - off)) {
-            struct pf_event local, *ev = &local;
+            struct event local, *ev = &local;
             int rc = f != NULL ? filter_take(f, &ev) : 0;
             if (rc != 0)
                 return rc;
@@ -305,9 +304,8 @@ static int scan_core(const uint8_t *buf, size_t len,
     return 0;
 }
 
-int evlog_scan_buffer(const uint8_t *buf, size_t len,
-                      int (*fn)(void *ctx, const struct pf_event *ev), void *ctx,
-                      struct evlog_file_stats *st)
+int evlog_scan_buffer(const uint8_t *buf, size_t len, int (*fn)(void *ctx, const struct event *ev),
+                      void *ctx, struct evlog_file_stats *st)
 {
     return scan_core(buf, len, fn, ctx, NULL, st);
 }
@@ -370,7 +368,7 @@ static void seg_path(const struct evlog *lg, int slot, int64_t hour, unsigned se
                      size_t cap)
 {
     char day[11];
-    tu_format_date(hour * 3600, day);
+    timeutil_format_date(hour * 3600, day);
     snprintf(out, cap, "%s/%s/%02d-%s-%03d-%06u.open", lg->dir, day, (int)(hour % 24), lg->run_hex,
              slot, seq);
 }
@@ -401,7 +399,7 @@ static int seg_create(struct evlog *lg, int slot, int64_t hour, unsigned seq, si
     char dir[PATH_MAX], tmp[PATH_MAX + 8];
     snprintf(dir, sizeof(dir), "%s", s->path);
     *strrchr(dir, '/') = '\0';
-    if (fs_mkdirs(dir, 0755) != 0)
+    if (fsutil_mkdirs(dir, 0755) != 0)
         goto fail;
     /* Made under a hidden name and renamed once its header is written, so
      * that a reader (or a recovery after a crash right here) never sees a
@@ -452,7 +450,7 @@ static void seg_seal(struct evlog *lg, struct seg *s)
     close(s->fd);
     snprintf(sealed, sizeof(sealed), "%.*s.pfe", (int)(strlen(s->path) - 5), s->path);
     if (ok && rename(s->path, sealed) == 0)
-        fs_sync_parent(sealed);
+        fsutil_sync_parent(sealed);
     else if (lg->log)
         fprintf(lg->log, "pixflare: events: cannot seal %s: %s\n", s->path, strerror(errno));
     free(s);
@@ -487,7 +485,7 @@ void evlog_request_id(struct evlog *lg, uint8_t out[16])
         out[10 + i] = (uint8_t)(n >> (40 - 8 * i));
 }
 
-int evlog_append(struct evlog *lg, const struct pf_event *ev)
+int evlog_append(struct evlog *lg, const struct event *ev)
 {
     struct writer *w = writer_get(lg);
     int rc = 0;
@@ -517,10 +515,10 @@ int evlog_append(struct evlog *lg, const struct pf_event *ev)
             }
             /* A failed open (disk full) is retried once a second, not on
              * every request. */
-            if (tu_mono_ms() >= w->retry_ms &&
+            if (timeutil_mono_ms() >= w->retry_ms &&
                 seg_create(lg, w->slot, hour, w->seq++, next_cap(s, hour), &w->cur) != 0) {
                 w->cur = NULL;
-                w->retry_ms = tu_mono_ms() + 1000;
+                w->retry_ms = timeutil_mono_ms() + 1000;
             } else if (w->cur != NULL) {
                 atomic_fetch_add_explicit(&lg->segments, 1, memory_order_relaxed);
             }
@@ -578,7 +576,7 @@ static void prefault(struct seg *s, size_t used)
 static void prepare_spare(struct evlog *lg, struct writer *w)
 {
     struct seg *spare = NULL;
-    if (tu_mono_ms() < w->spare_retry_ms)
+    if (timeutil_mono_ms() < w->spare_retry_ms)
         return;
     pthread_mutex_lock(&w->mu);
     struct seg *cur = w->cur;
@@ -590,7 +588,7 @@ static void prepare_spare(struct evlog *lg, struct writer *w)
     if (!need)
         return;
     if (seg_create(lg, w->slot, hour, seq, cap, &spare) != 0) {
-        w->spare_retry_ms = tu_mono_ms() + 1000; /* disk full: not every pass */
+        w->spare_retry_ms = timeutil_mono_ms() + 1000; /* disk full: not every pass */
         return;
     }
     prefault(spare, spare->used);
@@ -652,7 +650,7 @@ static void sync_writers(struct evlog *lg, int closing)
                     snprintf(day_dir, sizeof(day_dir), "%s", cur->path);
                     *strrchr(day_dir, '/') = '\0';
                     cur->dir_synced =
-                        fs_sync_parent(cur->path) == 0 && fs_sync_parent(day_dir) == 0;
+                        fsutil_sync_parent(cur->path) == 0 && fsutil_sync_parent(day_dir) == 0;
                 }
                 cur->synced = used;
                 atomic_fetch_add_explicit(&lg->syncs, 1, memory_order_relaxed);
@@ -697,7 +695,7 @@ static void sync_pass(void *arg)
 static int name_is_day(const char *s, int64_t *day)
 {
     int64_t t;
-    if (strlen(s) != 10 || tu_parse_date(s, &t) != 0)
+    if (strlen(s) != 10 || timeutil_parse_date(s, &t) != 0)
         return 0;
     *day = t / 86400;
     return 1;
@@ -878,7 +876,7 @@ static int recover(struct evlog *lg)
                             "readers\n",
                             path, st.bad_header ? "bad file header" : "no valid record", sealed);
                 if (rename(path, sealed) == 0)
-                    fs_sync_parent(sealed);
+                    fsutil_sync_parent(sealed);
                 continue;
             }
             if (lg->log)
@@ -890,7 +888,7 @@ static int recover(struct evlog *lg)
             int ok = ftruncate(fd, (off_t)st.valid_end) == 0 && fsync(fd) == 0;
             close(fd);
             if (ok && rename(path, sealed) == 0)
-                fs_sync_parent(sealed);
+                fsutil_sync_parent(sealed);
         }
         free_names(files, nfiles);
     }
@@ -912,7 +910,7 @@ int evlog_open(const char *data_dir, const char *dataset, int fsync_ms, FILE *lo
     pthread_mutex_init(&lg->list_mu, NULL);
     snprintf(lg->dir, sizeof(lg->dir), "%s/events/%s", data_dir, dataset);
     snprintf(lock_path, sizeof(lock_path), "%s/.lock", lg->dir);
-    if (fs_mkdirs(lg->dir, 0755) != 0) {
+    if (fsutil_mkdirs(lg->dir, 0755) != 0) {
         snprintf(err, errlen, "cannot create the event store %s: %s", lg->dir, strerror(errno));
         goto fail;
     }
@@ -926,7 +924,7 @@ int evlog_open(const char *data_dir, const char *dataset, int fsync_ms, FILE *lo
         evlog_close(lg);
         return PF_ECONFLICT;
     }
-    if (fs_random(lg->run, sizeof(lg->run)) != 0) {
+    if (fsutil_random(lg->run, sizeof(lg->run)) != 0) {
         snprintf(err, errlen, "cannot read random bytes");
         goto fail;
     }
@@ -999,10 +997,10 @@ void evlog_close(struct evlog *lg)
 
 struct day_filter {
     int64_t from_ms, to_ms; /* [from, to) */
-    int (*fn)(void *ctx, const struct pf_event *evs, size_t n);
+    int (*fn)(void *ctx, const struct event *evs, size_t n);
     void *ctx;
     size_t n;
-    struct pf_event batch[SCAN_BATCH];
+    struct event batch[SCAN_BATCH];
 };
 
 static int filter_flush(struct day_filter *f)
@@ -1013,7 +1011,7 @@ static int filter_flush(struct day_filter *f)
 }
 
 /* The next free slot of the batch, flushing a full one first. */
-static int filter_take(struct day_filter *f, struct pf_event **slot)
+static int filter_take(struct day_filter *f, struct event **slot)
 {
     int rc = f->n == SCAN_BATCH ? filter_flush(f) : 0;
     *slot = &f->batch[f->n];
@@ -1021,7 +1019,7 @@ static int filter_take(struct day_filter *f, struct pf_event **slot)
 }
 
 /* Keep the event just decoded into the slot if it is of the day. */
-static int filter_keep(struct day_filter *f, const struct pf_event *ev)
+static int filter_keep(struct day_filter *f, const struct event *ev)
 {
     if (ev->ts_ms >= f->from_ms && ev->ts_ms < f->to_ms)
         f->n++;
@@ -1158,7 +1156,7 @@ struct scan_job {
     _Atomic size_t next;
     _Atomic int rc;
     int64_t from_ms, to_ms;
-    int (*fn)(void *ctx, const struct pf_event *evs, size_t n);
+    int (*fn)(void *ctx, const struct event *evs, size_t n);
     FILE *report;
 };
 
@@ -1221,7 +1219,7 @@ static int scan_files(struct scan_job *job, struct scan_reader *readers, int nre
  * or neither: segments are taken by stem, and the directory is listed again
  * until a listing brings no segment not yet scanned. */
 static int scan_day(const char *dir, int64_t day,
-                    int (*fn)(void *ctx, const struct pf_event *evs, size_t n), FILE *report,
+                    int (*fn)(void *ctx, const struct event *evs, size_t n), FILE *report,
                     struct scan_reader *readers, int nreaders)
 {
     char **done = NULL;
@@ -1269,7 +1267,7 @@ static int scan_day(const char *dir, int64_t day,
 }
 
 int evlog_scan_mt(const char *data_dir, const char *dataset, int64_t day_from, int64_t day_to,
-                  int threads, int (*fn)(void *ctx, const struct pf_event *evs, size_t n),
+                  int threads, int (*fn)(void *ctx, const struct event *evs, size_t n),
                   void *const *ctxs, FILE *report, struct evlog_file_stats *total)
 {
     char root[PATH_MAX];
@@ -1311,11 +1309,11 @@ int evlog_scan_mt(const char *data_dir, const char *dataset, int64_t day_from, i
 
 /* evlog_scan()'s one-event callback, behind the batch one. */
 struct one_by_one {
-    int (*fn)(void *ctx, const struct pf_event *ev);
+    int (*fn)(void *ctx, const struct event *ev);
     void *ctx;
 };
 
-static int each_event(void *ctx, const struct pf_event *evs, size_t n)
+static int each_event(void *ctx, const struct event *evs, size_t n)
 {
     struct one_by_one *o = ctx;
     for (size_t i = 0; i < n; i++) {
@@ -1327,7 +1325,7 @@ static int each_event(void *ctx, const struct pf_event *evs, size_t n)
 }
 
 int evlog_scan(const char *data_dir, const char *dataset, int64_t day_from, int64_t day_to,
-               int (*fn)(void *ctx, const struct pf_event *ev), void *ctx, FILE *report,
+               int (*fn)(void *ctx, const struct event *ev), void *ctx, FILE *report,
                struct evlog_file_stats *total)
 {
     struct one_by_one o = {fn, ctx};
@@ -1377,6 +1375,6 @@ int evlog_purge_before(const char *data_dir, const char *dataset, int64_t day,
     }
     free_names(days, ndays);
     if (rc == 0)
-        fs_sync_parent(root);
+        fsutil_sync_parent(root);
     return rc;
 }

@@ -24,7 +24,7 @@
 #define EVLOG_RECORD_SIZE 72
 #define EVLOG_FILE_HEADER 16
 
-struct pf_event {
+struct event {
     int64_t ts_ms;          /* Unix time in ms, UTC */
     uint8_t request_id[16]; /* unique per response */
     uint8_t owner[16];      /* keyed owner hash; all zero: no known owner */
@@ -36,11 +36,11 @@ struct pf_event {
 };
 
 /* Encode ev as one record. */
-void evlog_encode(const struct pf_event *ev, uint8_t out[EVLOG_RECORD_SIZE]);
+void evlog_encode(const struct event *ev, uint8_t out[EVLOG_RECORD_SIZE]);
 
 /* Decode the record at the start of buf (len bytes available). Returns 0
  * with *ev filled, or PF_EFORMAT if no valid record starts there. */
-int evlog_decode(const uint8_t *buf, size_t len, struct pf_event *ev);
+int evlog_decode(const uint8_t *buf, size_t len, struct event *ev);
 
 /* What a scan of one file found. */
 struct evlog_file_stats {
@@ -57,9 +57,8 @@ struct evlog_file_stats {
 /* Scan a file's bytes: call fn (if not NULL) for each valid record in order;
  * a non-zero return from fn stops the scan and is returned. Zero bytes after
  * the last record are preallocated space, not damage. */
-int evlog_scan_buffer(const uint8_t *buf, size_t len,
-                      int (*fn)(void *ctx, const struct pf_event *ev), void *ctx,
-                      struct evlog_file_stats *st);
+int evlog_scan_buffer(const uint8_t *buf, size_t len, int (*fn)(void *ctx, const struct event *ev),
+                      void *ctx, struct evlog_file_stats *st);
 
 struct evlog;
 
@@ -72,7 +71,7 @@ int evlog_open(const char *data_dir, const char *dataset, int fsync_ms, FILE *lo
 /* Append one event from the calling thread's own segment. Returns 0, or an
  * error when the event could not be stored (disk full: counted, and
  * reported by the sync thread). Never blocks on another thread's append. */
-int evlog_append(struct evlog *lg, const struct pf_event *ev);
+int evlog_append(struct evlog *lg, const struct event *ev);
 
 /* Make a new request id: 8 bytes unique to this store's run, 2 of the
  * calling thread's slot, 6 of its counter. */
@@ -93,7 +92,7 @@ void evlog_close(struct evlog *lg);
  * not NULL. Returns 0, fn's non-zero return, or PF_EIO when the store's
  * directory cannot be read. */
 int evlog_scan(const char *data_dir, const char *dataset, int64_t day_from, int64_t day_to,
-               int (*fn)(void *ctx, const struct pf_event *ev), void *ctx, FILE *report,
+               int (*fn)(void *ctx, const struct event *ev), void *ctx, FILE *report,
                struct evlog_file_stats *total);
 
 /* evlog_scan() with `threads` readers sharing out each day's files, and
@@ -102,7 +101,7 @@ int evlog_scan(const char *data_dir, const char *dataset, int64_t day_from, int6
  * no set order). PF_ENOTFOUND when the dataset has no directory at all
  * (nothing was ever recorded). */
 int evlog_scan_mt(const char *data_dir, const char *dataset, int64_t day_from, int64_t day_to,
-                  int threads, int (*fn)(void *ctx, const struct pf_event *evs, size_t n),
+                  int threads, int (*fn)(void *ctx, const struct event *evs, size_t n),
                   void *const *ctxs, FILE *report, struct evlog_file_stats *total);
 
 /* Retention: delete the files of every day before `day` (whole files,

@@ -188,7 +188,7 @@ static struct shard *shard_get(struct rollup *ru)
     return sh;
 }
 
-void rollup_add(struct rollup *ru, const struct pf_event *ev)
+void rollup_add(struct rollup *ru, const struct event *ev)
 {
     struct shard *sh = shard_get(ru);
     struct key k;
@@ -244,7 +244,7 @@ static void owner_hex(const struct key *k, char out[33])
     if (memcmp(k->owner, zero, 16) == 0)
         out[0] = '\0';
     else
-        kh_hex(k->owner, 16, out);
+        keyhash_hex(k->owner, 16, out);
 }
 
 /* Write `pending` in one transaction. Returns 0 (pending cleared) or an
@@ -272,7 +272,7 @@ static int write_pending(struct rollup *ru, char *err, size_t errlen)
         struct db_count *c = &rows[n++];
         memset(c, 0, sizeof(*c));
         owner_hex(&s->key, c->owner);
-        tu_format_date((int64_t)s->key.day * 86400, c->date);
+        timeutil_format_date((int64_t)s->key.day * 86400, c->date);
         c->requests = s->requests;
         if (s->key.kind == KIND_STATUS) {
             c->kind = DB_COUNT_STATUS;
@@ -307,7 +307,7 @@ static int write_pending(struct rollup *ru, char *err, size_t errlen)
         memset(c, 0, sizeof(*c));
         c->kind = DB_COUNT_OWNER_DAY;
         owner_hex(&s->key, c->owner);
-        tu_format_date((int64_t)s->key.day * 86400, c->date);
+        timeutil_format_date((int64_t)s->key.day * 86400, c->date);
         c->requests = s->requests;
         c->bytes = s->bytes;
     }
@@ -347,7 +347,7 @@ static int flush(struct rollup *ru)
     atomic_store(&ru->pending_keys, ru->pending->count);
     if (rc != 0) {
         atomic_fetch_add(&ru->failures, 1);
-        int64_t now = tu_mono_ms() / 1000;
+        int64_t now = timeutil_mono_ms() / 1000;
         if (ru->log && now - ru->last_error_log >= 60) {
             fprintf(ru->log,
                     "pixflare: analytics: cannot write realtime counts (%s); %zu keys kept, "

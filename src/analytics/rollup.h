@@ -29,7 +29,7 @@ int rollup_open(const char *sqlite_path, int flush_ms, size_t max_keys, FILE *lo
 
 /* Count one event: a status row always, a daily row (and so its month) for
  * statuses 200, 206 and 304. */
-void rollup_add(struct rollup *ru, const struct pf_event *ev);
+void rollup_add(struct rollup *ru, const struct event *ev);
 
 /* Whether a response with this status counts in analytics_daily. */
 int rollup_counts_daily(int status);

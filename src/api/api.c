@@ -30,7 +30,7 @@
 #define SEGMENT_BUDGET ((size_t)256 << 20) /* bytes of cached segments (aq.h) */
 
 struct api {
-    const struct pf_config *cfg;
+    const struct config *cfg;
     struct cdn *cdn; /* thumbnails; NULL: none */
     struct aq *aq;
     struct ratelimit *rl; /* NULL: no limit */
@@ -39,7 +39,7 @@ struct api {
     int nidle, cap;
 };
 
-int api_new(const struct pf_config *cfg, int threads, struct cdn *cdn, struct api **out, char *err,
+int api_new(const struct config *cfg, int threads, struct cdn *cdn, struct api **out, char *err,
             size_t errlen)
 {
     struct api *api = calloc(1, sizeof(*api));
@@ -56,14 +56,14 @@ int api_new(const struct pf_config *cfg, int threads, struct cdn *cdn, struct ap
     if (rc == 0)
         rc = aq_new(SEGMENT_BUDGET, &api->aq);
     if (rc == 0 && cfg->api_rate_limit > 0)
-        rc = rl_new(cfg->api_rate_limit, &api->rl);
+        rc = ratelimit_new(cfg->api_rate_limit, &api->rl);
     /* One connection now: a database that cannot be opened stops the
      * server at start rather than failing every API call. */
     if (rc == 0 && (rc = db_open(cfg->sqlite_path, &api->idle[0], err, errlen)) == 0)
         api->nidle = 1;
     if (rc != 0) {
         if (err[0] == '\0')
-            snprintf(err, errlen, "cannot start the API: %s", pf_strerror(rc));
+            snprintf(err, errlen, "cannot start the API: %s", err_str(rc));
         api_free(api);
         return rc;
     }
@@ -79,7 +79,7 @@ void api_free(struct api *api)
         db_close(api->idle[i]);
     free(api->idle);
     aq_free(api->aq);
-    rl_free(api->rl);
+    ratelimit_free(api->rl);
     pthread_mutex_destroy(&api->lock);
     free(api);
 }
@@ -147,8 +147,8 @@ static json_t *append(json_t *a, json_t *v)
 static json_t *range_json(int64_t start, int days)
 {
     char a[11], b[11];
-    tu_format_date(start, a);
-    tu_format_date(start + (int64_t)(days - 1) * DAY, b);
+    timeutil_format_date(start, a);
+    timeutil_format_date(start + (int64_t)(days - 1) * DAY, b);
     return json_pack("{s:s, s:s, s:i}", "start", a, "end", b, "days", days);
 }
 
@@ -157,7 +157,7 @@ static json_t *series_json(const struct aq_result *r, int64_t start)
     json_t *a = json_array();
     char d[11];
     for (int i = 0; a && i < r->days; i++) {
-        tu_format_date(start + (int64_t)i * DAY, d);
+        timeutil_format_date(start + (int64_t)i * DAY, d);
         a = append(a, json_pack("{s:s, s:I, s:I}", "date", d, "requests",
                                 (json_int_t)r->series[i].requests, "bandwidth_bytes",
                                 (json_int_t)r->series[i].bytes));
@@ -191,7 +191,7 @@ static json_t *totals_json(const struct aq_result *r)
 /* Albums and filenames of the top images (NULL when an image is no longer
  * in the catalog). */
 struct image_names {
-    char album[129 * 3], filename[256 * 3]; /* made valid UTF-8 (u8_clean) */
+    char album[129 * 3], filename[256 * 3]; /* made valid UTF-8 (utf8_clean) */
     int known;
 };
 
@@ -199,8 +199,8 @@ struct image_names {
  * names as the disk had them, not always UTF-8. */
 static void clean_names(const struct db_image *img, struct image_names *n)
 {
-    u8_clean(img->album, n->album, sizeof(n->album));
-    u8_clean(img->filename, n->filename, sizeof(n->filename));
+    utf8_clean(img->album, n->album, sizeof(n->album));
+    utf8_clean(img->filename, n->filename, sizeof(n->filename));
     n->known = 1;
 }
 
@@ -309,7 +309,7 @@ static void csv_series(struct buf *b, const struct aq_result *r, int64_t start)
     char d[11];
     puts_(b, "\r\ndate,requests,bandwidth_bytes\r\n");
     for (int i = 0; i < r->days; i++) {
-        tu_format_date(start + (int64_t)i * DAY, d);
+        timeutil_format_date(start + (int64_t)i * DAY, d);
         putf(b, "%s,%lld,%lld\r\n", d, (long long)r->series[i].requests,
              (long long)r->series[i].bytes);
     }
@@ -329,8 +329,8 @@ static void csv_head(struct buf *b, const struct api *api, const char *owner, co
                      const struct aq_result *r)
 {
     char a[11], e[11];
-    tu_format_date(p->start, a);
-    tu_format_date(p->start + (int64_t)(p->days - 1) * DAY, e);
+    timeutil_format_date(p->start, a);
+    timeutil_format_date(p->start + (int64_t)(p->days - 1) * DAY, e);
     if (image != NULL)
         puts_(b, "image_id,album,filename,");
     puts_(b, "owner,start,end,days,requests,bandwidth_bytes,realtime,last_aggregation_date\r\n");
@@ -380,8 +380,8 @@ static void set_csv(struct http_resp *resp, struct buf *b, const char *what, int
         http_resp_error(resp, 500, "INTERNAL", "cannot build the answer");
         return;
     }
-    tu_format_date(start, a);
-    tu_format_date(start + (int64_t)(days - 1) * DAY, e);
+    timeutil_format_date(start, a);
+    timeutil_format_date(start + (int64_t)(days - 1) * DAY, e);
     set_body(resp, b->p, b->len, "text/csv; charset=utf-8");
     http_resp_header(resp, "Content-Disposition", "attachment; filename=\"pixflare-%s-%s-%s.csv\"",
                      what, a, e);
@@ -389,7 +389,7 @@ static void set_csv(struct http_resp *resp, struct buf *b, const char *what, int
 
 static void db_failed(struct http_resp *resp, int rc)
 {
-    fprintf(stderr, "pixflare: API: database read failed: %s\n", pf_strerror(rc));
+    fprintf(stderr, "pixflare: API: database read failed: %s\n", err_str(rc));
     http_resp_error(resp, 500, "INTERNAL", "the analytics database could not be read");
 }
 
@@ -587,8 +587,8 @@ void api_handle(struct api *api, struct api_call *call)
         thumb(api, call, &who, id, resp);
     } else {
         int remaining = 0, retry = 0;
-        int ok =
-            api->rl == NULL || rl_take(api->rl, who.owner_hex, tu_mono_ms(), &remaining, &retry);
+        int ok = api->rl == NULL ||
+                 ratelimit_take(api->rl, who.owner_hex, timeutil_mono_ms(), &remaining, &retry);
         if (!ok) {
             http_resp_error(resp, 429, "RATE_LIMITED",
                             "too many requests for this owner; see Retry-After");

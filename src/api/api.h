@@ -39,7 +39,7 @@ struct api_call {
 
 /* threads: connections kept (one per API thread). cdn: where thumbnails
  * come from (/v1/images/{id}/thumb), or NULL (404). */
-int api_new(const struct pf_config *cfg, int threads, struct cdn *cdn, struct api **out, char *err,
+int api_new(const struct config *cfg, int threads, struct cdn *cdn, struct api **out, char *err,
             size_t errlen);
 void api_free(struct api *api);
 

@@ -543,7 +543,7 @@ static int offset(struct range_ctx *r, const char *date)
     if (strcmp(date, r->last_date) == 0)
         return r->last_offset;
     int o = -1;
-    if (tu_parse_date(date, &t) == 0 && t >= r->start && (t - r->start) / DAY < r->days)
+    if (timeutil_parse_date(date, &t) == 0 && t >= r->start && (t - r->start) / DAY < r->days)
         o = (int)((t - r->start) / DAY);
     snprintf(r->last_date, sizeof(r->last_date), "%s", date);
     r->last_offset = o;
@@ -593,7 +593,7 @@ static int on_status(void *ctx, const struct db_stat_row *row)
 
 static void fmt_day(int64_t start, int o, char out[11])
 {
-    tu_format_date(start + (int64_t)o * DAY, out);
+    timeutil_format_date(start + (int64_t)o * DAY, out);
 }
 
 /* Start a result: the series, zeros. */

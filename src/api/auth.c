@@ -77,7 +77,7 @@ static void key_hash(const char *secret, const char *key, size_t len, char hex[6
     memcpy(msg, label, sizeof(label) - 1);
     memcpy(msg + sizeof(label) - 1, key, len);
     HMAC(EVP_sha256(), secret, (int)strlen(secret), msg, sizeof(label) - 1 + len, mac, &maclen);
-    kh_hex(mac, maclen, hex);
+    keyhash_hex(mac, maclen, hex);
 }
 
 int auth_key_wellformed(const char *s, size_t len, char id[13])
@@ -135,7 +135,7 @@ enum auth_result auth_check(struct db *db, const char *secret, const char *autho
 {
     struct db_key k;
     char id[ID_LEN + 1], hex[65];
-    uint8_t owner[KH_OWNER_LEN];
+    uint8_t owner[KEYHASH_OWNER_LEN];
     if (authorization == NULL) {
         *message = "missing Authorization header (Authorization: Bearer <API key>)";
         return AUTH_MISSING;
@@ -182,8 +182,8 @@ enum auth_result auth_check(struct db *db, const char *secret, const char *autho
     memset(p, 0, sizeof(*p));
     snprintf(p->key_id, sizeof(p->key_id), "%s", id);
     snprintf(p->owner, sizeof(p->owner), "%s", k.owner);
-    kh_owner(secret, k.owner, owner);
-    kh_hex(owner, KH_OWNER_LEN, p->owner_hex);
+    keyhash_owner(secret, k.owner, owner);
+    keyhash_hex(owner, KEYHASH_OWNER_LEN, p->owner_hex);
     auth_parse_scopes(k.scopes, &p->scopes);
     *message = NULL;
     return AUTH_OK;

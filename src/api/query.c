@@ -148,7 +148,7 @@ static int date_param(const struct query *q, const char *name, int64_t *t, int *
     *given = v != NULL;
     if (v == NULL)
         return 0;
-    if (strlen(v) != 10 || tu_parse_date(v, t) != 0)
+    if (strlen(v) != 10 || timeutil_parse_date(v, t) != 0)
         return fail(e, name, "%s must be a real calendar date written YYYY-MM-DD", name);
     return 0;
 }
@@ -162,7 +162,7 @@ int query_params(const struct query *q, enum query_endpoint ep, int64_t today,
     int has_start, has_end, rc;
     char today_s[11];
     today -= ((today % DAY) + DAY) % DAY;
-    tu_format_date(today, today_s);
+    timeutil_format_date(today, today_s);
     for (size_t i = 0; i < q->n; i++) {
         size_t k = 0;
         while (k < nknown && strcmp(q->p[i].name, known[k]) != 0)

@@ -30,7 +30,7 @@ struct ratelimit {
     struct rl_entry *slots;
 };
 
-int rl_new(int limit, struct ratelimit **out)
+int ratelimit_new(int limit, struct ratelimit **out)
 {
     struct ratelimit *rl = calloc(1, sizeof(*rl));
     if (rl == NULL)
@@ -47,7 +47,7 @@ int rl_new(int limit, struct ratelimit **out)
     return 0;
 }
 
-void rl_free(struct ratelimit *rl)
+void ratelimit_free(struct ratelimit *rl)
 {
     if (rl == NULL)
         return;
@@ -95,8 +95,8 @@ static int make_room(struct ratelimit *rl, int64_t now)
     return 0;
 }
 
-int rl_take(struct ratelimit *rl, const char *owner, int64_t now_ms, int *remaining,
-            int *retry_after)
+int ratelimit_take(struct ratelimit *rl, const char *owner, int64_t now_ms, int *remaining,
+                   int *retry_after)
 {
     int64_t now = now_ms / 1000;
     int ok = 1;

@@ -17,13 +17,13 @@
 struct ratelimit;
 
 /* limit: requests per minute per owner (>= 1). */
-int rl_new(int limit, struct ratelimit **out);
-void rl_free(struct ratelimit *rl);
+int ratelimit_new(int limit, struct ratelimit **out);
+void ratelimit_free(struct ratelimit *rl);
 
 /* Count a request of `owner` (its first 32 characters) at `now_ms` (a monotonic clock). Returns 1
  * when it may pass, 0 when over the limit. OUT: *remaining, the requests still allowed in the
  * current window; *retry_after, when refused, the seconds to wait (1-61). */
-int rl_take(struct ratelimit *rl, const char *owner, int64_t now_ms, int *remaining,
-            int *retry_after);
+int ratelimit_take(struct ratelimit *rl, const char *owner, int64_t now_ms, int *remaining,
+                   int *retry_after);
 
 #endif

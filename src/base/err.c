@@ -1,7 +1,7 @@
 /* err.c - messages for the PF_E* table in err.h. */
 #include "base/err.h"
 
-const char *pf_strerror(int err)
+const char *err_str(int err)
 {
     switch (err) {
     case 0:

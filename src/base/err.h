@@ -1,7 +1,7 @@
 /* err.h - the one error-code table every module returns from.
  *
  * Functions return 0 on success or a negative PF_E* code; values come back
- * through out-parameters. pf_strerror() never returns NULL and the string is
+ * through out-parameters. err_str() never returns NULL and the string is
  * static (nothing to free). The table below generates both the enum and the
  * messages, so they cannot drift apart (the libuv uv/errno.h pattern). */
 #ifndef PF_ERR_H
@@ -27,6 +27,6 @@ enum pf_err {
 };
 
 /* Message for a PF_E* code (or "success" for 0). Static string. */
-const char *pf_strerror(int err);
+const char *err_str(int err);
 
 #endif

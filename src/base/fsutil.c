@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int fs_mkdirs(const char *path, mode_t mode)
+int fsutil_mkdirs(const char *path, mode_t mode)
 {
     char tmp[PATH_MAX];
     size_t n = strlen(path);
@@ -33,7 +33,7 @@ int fs_mkdirs(const char *path, mode_t mode)
     return 0;
 }
 
-int fs_sync_parent(const char *path)
+int fsutil_sync_parent(const char *path)
 {
     char dir[PATH_MAX];
     size_t n = strlen(path);
@@ -99,11 +99,11 @@ static int commit_temp(int fd, const char *tmp, const char *path, int rc)
     if (rc != 0)
         unlink(tmp);
     else
-        rc = fs_sync_parent(path);
+        rc = fsutil_sync_parent(path);
     return rc;
 }
 
-int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+int fsutil_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
     char tmp[PATH_MAX];
     int fd;
@@ -114,7 +114,7 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
     return commit_temp(fd, tmp, path, rc);
 }
 
-int fs_copy_atomic(const char *src, const char *dst, mode_t mode)
+int fsutil_copy_atomic(const char *src, const char *dst, mode_t mode)
 {
     char tmp[PATH_MAX];
     char buf[65536];
@@ -145,7 +145,7 @@ done:
     return rc;
 }
 
-int fs_read_file(const char *path, size_t max, char **data, size_t *len)
+int fsutil_read_file(const char *path, size_t max, char **data, size_t *len)
 {
     int rc = 0;
     char *buf = NULL;
@@ -185,7 +185,7 @@ done:
     return rc;
 }
 
-int fs_random(void *buf, size_t len)
+int fsutil_random(void *buf, size_t len)
 {
     char *p = buf;
     while (len > 0) {

@@ -11,22 +11,22 @@
 #include <sys/types.h>
 
 /* Create `path` and any missing parents with `mode` (like mkdir -p). */
-int fs_mkdirs(const char *path, mode_t mode);
+int fsutil_mkdirs(const char *path, mode_t mode);
 
 /* Atomically replace `path` with `len` bytes of `data`, file mode `mode`. */
-int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
+int fsutil_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
-/* Atomically copy the file `src` to `dst` (same recipe as fs_write_atomic). */
-int fs_copy_atomic(const char *src, const char *dst, mode_t mode);
+/* Atomically copy the file `src` to `dst` (same recipe as fsutil_write_atomic). */
+int fsutil_copy_atomic(const char *src, const char *dst, mode_t mode);
 
 /* Read a whole regular file of at most `max` bytes. OUT: *data (malloc'd,
  * NUL-terminated, caller frees), *len. PF_ETOOBIG when larger than `max`. */
-int fs_read_file(const char *path, size_t max, char **data, size_t *len);
+int fsutil_read_file(const char *path, size_t max, char **data, size_t *len);
 
 /* fsync the directory that contains `path` so a rename in it is durable. */
-int fs_sync_parent(const char *path);
+int fsutil_sync_parent(const char *path);
 
 /* Fill `buf` with `len` bytes from the kernel's CSPRNG. */
-int fs_random(void *buf, size_t len);
+int fsutil_random(void *buf, size_t len);
 
 #endif

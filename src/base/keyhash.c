@@ -5,17 +5,17 @@
 #include <openssl/hmac.h>
 #include <string.h>
 
-void kh_owner(const char *secret, const char *owner, uint8_t out[KH_OWNER_LEN])
+void keyhash_owner(const char *secret, const char *owner, uint8_t out[KEYHASH_OWNER_LEN])
 {
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     if (HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)owner, strlen(owner),
              mac, &len) == NULL)
         memset(mac, 0, sizeof(mac)); /* only on OOM inside OpenSSL */
-    memcpy(out, mac, KH_OWNER_LEN);
+    memcpy(out, mac, KEYHASH_OWNER_LEN);
 }
 
-void kh_hex(const uint8_t *bytes, size_t n, char *out)
+void keyhash_hex(const uint8_t *bytes, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) {

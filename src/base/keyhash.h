@@ -9,12 +9,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KH_OWNER_LEN 16
+#define KEYHASH_OWNER_LEN 16
 
-/* OUT: out[KH_OWNER_LEN] = first 16 bytes of HMAC-SHA256(secret, owner). */
-void kh_owner(const char *secret, const char *owner, uint8_t out[KH_OWNER_LEN]);
+/* OUT: out[KEYHASH_OWNER_LEN] = first 16 bytes of HMAC-SHA256(secret, owner). */
+void keyhash_owner(const char *secret, const char *owner, uint8_t out[KEYHASH_OWNER_LEN]);
 
 /* Lowercase hex of n bytes into out (2n + 1 bytes, NUL-terminated). */
-void kh_hex(const uint8_t *bytes, size_t n, char *out);
+void keyhash_hex(const uint8_t *bytes, size_t n, char *out);
 
 #endif

@@ -15,12 +15,12 @@ void progress_begin(struct progress *p, FILE *out, const char *label, uint64_t t
     p->tty = isatty(fileno(out));
     p->label = label;
     p->total = total;
-    p->start_ms = p->last_ms = tu_mono_ms();
+    p->start_ms = p->last_ms = timeutil_mono_ms();
 }
 
 void progress_update(struct progress *p, uint64_t done, const char *note)
 {
-    int64_t now = tu_mono_ms(), elapsed = now - p->start_ms;
+    int64_t now = timeutil_mono_ms(), elapsed = now - p->start_ms;
     if (!p->tty) {
         fprintf(p->out, "%s: %llu/%llu%s%s\n", p->label, (unsigned long long)done,
                 (unsigned long long)p->total, note ? " " : "", note ? note : "");

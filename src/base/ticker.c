@@ -22,7 +22,7 @@ struct ticker {
 static void *ticker_main(void *arg)
 {
     struct ticker *t = arg;
-    int64_t next = tu_mono_ns() + t->period_ns;
+    int64_t next = timeutil_mono_ns() + t->period_ns;
     pthread_mutex_lock(&t->mu);
     while (!t->stop) {
         struct timespec until = {(time_t)(next / 1000000000), (long)(next % 1000000000)};
@@ -30,7 +30,7 @@ static void *ticker_main(void *arg)
             continue; /* woken (stop, or spurious): check and wait again */
         pthread_mutex_unlock(&t->mu);
         t->fn(t->ctx);
-        int64_t now = tu_mono_ns();
+        int64_t now = timeutil_mono_ns();
         next += t->period_ns;
         if (next <= now) /* the call overran: start again from now */
             next = now + t->period_ns;

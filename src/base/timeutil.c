@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-int tu_days_in_month(int year, int month)
+int timeutil_days_in_month(int year, int month)
 {
     static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     if (month == 2 && ((year % 4 == 0 && year % 100 != 0) || year % 400 == 0))
@@ -28,7 +28,7 @@ static int digits(const char *s, int n, int *v)
     return 0;
 }
 
-int tu_parse_iso8601(const char *s, int64_t *t)
+int timeutil_parse_iso8601(const char *s, int64_t *t)
 {
     int y, mo, d, h = 0, mi = 0, se = 0;
     size_t n = strlen(s);
@@ -46,7 +46,7 @@ int tu_parse_iso8601(const char *s, int64_t *t)
     } else {
         return PF_EINVAL;
     }
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > tu_days_in_month(y, mo) || h > 23 ||
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > timeutil_days_in_month(y, mo) || h > 23 ||
         mi > 59 || se > 59)
         return PF_EINVAL;
     struct tm tm;
@@ -61,7 +61,7 @@ int tu_parse_iso8601(const char *s, int64_t *t)
     return 0;
 }
 
-void tu_format_iso8601(int64_t t, char out[21])
+void timeutil_format_iso8601(int64_t t, char out[21])
 {
     struct tm tm;
     time_t tt = (time_t)t;
@@ -75,29 +75,29 @@ void tu_format_iso8601(int64_t t, char out[21])
     snprintf(out, 21, "%.20s", buf);
 }
 
-int tu_parse_date(const char *s, int64_t *t)
+int timeutil_parse_date(const char *s, int64_t *t)
 {
     if (strlen(s) != 10)
         return PF_EINVAL;
-    return tu_parse_iso8601(s, t);
+    return timeutil_parse_iso8601(s, t);
 }
 
-void tu_format_date(int64_t t, char out[11])
+void timeutil_format_date(int64_t t, char out[11])
 {
     char full[21];
-    tu_format_iso8601(t, full);
+    timeutil_format_iso8601(t, full);
     memcpy(out, full, 10);
     out[10] = '\0';
 }
 
-int64_t tu_mono_ms(void)
+int64_t timeutil_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int64_t tu_mono_ns(void)
+int64_t timeutil_mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

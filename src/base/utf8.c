@@ -8,7 +8,7 @@ static int cont(unsigned char c)
     return (c & 0xC0) == 0x80;
 }
 
-size_t u8_seq(const unsigned char *s, size_t len)
+size_t utf8_seq(const unsigned char *s, size_t len)
 {
     unsigned char c = s[0];
     if (len == 0)
@@ -30,11 +30,11 @@ size_t u8_seq(const unsigned char *s, size_t len)
     return 0;
 }
 
-int u8_valid(const char *s, size_t len)
+int utf8_valid(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0; i < len;) {
-        size_t n = u8_seq(p + i, len - i);
+        size_t n = utf8_seq(p + i, len - i);
         if (n == 0)
             return 0;
         i += n;
@@ -42,13 +42,13 @@ int u8_valid(const char *s, size_t len)
     return 1;
 }
 
-void u8_clean(const char *in, char *out, size_t cap)
+void utf8_clean(const char *in, char *out, size_t cap)
 {
     static const char fffd[] = "\xEF\xBF\xBD";
     const unsigned char *p = (const unsigned char *)in;
     size_t len = strlen(in), o = 0;
     for (size_t i = 0; i < len;) {
-        size_t n = u8_seq(p + i, len - i);
+        size_t n = utf8_seq(p + i, len - i);
         const char *src = n ? in + i : fffd;
         size_t m = n ? n : 3;
         if (o + m + 1 > cap)

@@ -8,13 +8,13 @@
 
 /* Length of the valid UTF-8 sequence at s[0..len), or 0 if none starts
  * there. */
-size_t u8_seq(const unsigned char *s, size_t len);
+size_t utf8_seq(const unsigned char *s, size_t len);
 
 /* Whether all of s is valid UTF-8. */
-int u8_valid(const char *s, size_t len);
+int utf8_valid(const char *s, size_t len);
 
 /* Copy NUL-terminated `in` into out[cap], each byte that starts no valid
  * sequence replaced by U+FFFD; cut (at a sequence boundary) to fit. */
-void u8_clean(const char *in, char *out, size_t cap);
+void utf8_clean(const char *in, char *out, size_t cap);
 
 #endif

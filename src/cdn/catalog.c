@@ -18,7 +18,7 @@
 #include <string.h>
 
 struct link {
-    struct cat_image *img;
+    struct catalog_image *img;
     struct link *next;
 };
 
@@ -38,7 +38,7 @@ struct link_block {
 };
 
 struct entry {
-    struct cat_image img;
+    struct catalog_image img;
     struct entry *all_next;
     char names[]; /* owner\0album\0filename\0 */
 };
@@ -116,7 +116,7 @@ static struct table *table_new(size_t buckets)
 }
 
 /* Push img onto both chains of t. Readers see the new head atomically. */
-static int table_add(struct catalog *cat, struct table *t, struct cat_image *img)
+static int table_add(struct catalog *cat, struct table *t, struct catalog_image *img)
 {
     struct link *a = new_link(cat), *b = new_link(cat);
     if (a == NULL || b == NULL)
@@ -181,7 +181,7 @@ static int add_row(void *ctx, const struct db_image *row)
     snprintf(e->img.sha256, sizeof(e->img.sha256), "%s", row->sha256);
     e->img.size_bytes = row->size_bytes;
     e->img.created_at = (time_t)row->created_at;
-    kh_owner(cat->secret, row->owner, e->img.owner_hash);
+    keyhash_owner(cat->secret, row->owner, e->img.owner_hash);
     int rc = maybe_grow(cat);
     if (rc == 0)
         rc = table_add(cat, atomic_load_explicit(&cat->table, memory_order_relaxed), &e->img);
@@ -220,11 +220,11 @@ int catalog_open(const char *sqlite_path, const char *secret, struct catalog **o
         rc = db_image_scan(cat->db, 0, add_row, cat);
     if (rc != 0) {
         if (rc != PF_EDB || err[0] == '\0')
-            snprintf(err, errlen, "cannot load the image catalog: %s", pf_strerror(rc));
+            snprintf(err, errlen, "cannot load the image catalog: %s", err_str(rc));
         catalog_close(cat);
         return rc;
     }
-    atomic_store(&cat->last_refresh_ms, tu_mono_ms());
+    atomic_store(&cat->last_refresh_ms, timeutil_mono_ms());
     *out = cat;
     return 0;
 }
@@ -260,14 +260,14 @@ void catalog_close(struct catalog *cat)
     free(cat);
 }
 
-struct cat_image *catalog_find_name(const struct catalog *cat, const char *owner, const char *album,
-                                    const char *filename)
+struct catalog_image *catalog_find_name(const struct catalog *cat, const char *owner,
+                                        const char *album, const char *filename)
 {
     struct table *t = atomic_load_explicit(&((struct catalog *)cat)->table, memory_order_acquire);
     size_t i = hash_name(owner, album, filename) & t->mask;
     for (struct link *l = atomic_load_explicit(&t->by_name[i], memory_order_acquire); l != NULL;
          l = l->next) {
-        struct cat_image *img = l->img;
+        struct catalog_image *img = l->img;
         if (strcmp(img->filename, filename) == 0 && strcmp(img->album, album) == 0 &&
             strcmp(img->owner, owner) == 0)
             return img;
@@ -275,7 +275,7 @@ struct cat_image *catalog_find_name(const struct catalog *cat, const char *owner
     return NULL;
 }
 
-struct cat_image *catalog_find_id(const struct catalog *cat, const char *id)
+struct catalog_image *catalog_find_id(const struct catalog *cat, const char *id)
 {
     struct table *t = atomic_load_explicit(&((struct catalog *)cat)->table, memory_order_acquire);
     size_t i = hash_id(id) & t->mask;
@@ -301,13 +301,13 @@ const uint8_t *catalog_owner_hash(const struct catalog *cat, const char *owner)
 
 int catalog_refresh_due(const struct catalog *cat)
 {
-    return tu_mono_ms() - atomic_load(&((struct catalog *)cat)->last_refresh_ms) >=
+    return timeutil_mono_ms() - atomic_load(&((struct catalog *)cat)->last_refresh_ms) >=
            REFRESH_INTERVAL_MS;
 }
 
 int catalog_refresh(struct catalog *cat)
 {
-    int64_t now = tu_mono_ms();
+    int64_t now = timeutil_mono_ms();
     if (now - atomic_load(&cat->last_refresh_ms) < REFRESH_INTERVAL_MS)
         return 0;
     if (pthread_mutex_trylock(&cat->write_lock) != 0)
@@ -316,7 +316,7 @@ int catalog_refresh(struct catalog *cat)
     atomic_store(&cat->last_refresh_ms, now);
     int rc = db_image_scan(cat->db, cat->last_seq, add_row, cat);
     if (rc != 0)
-        fprintf(stderr, "pixflare: catalog refresh failed: %s\n", pf_strerror(rc));
+        fprintf(stderr, "pixflare: catalog refresh failed: %s\n", err_str(rc));
     size_t after = atomic_load(&cat->count);
     pthread_mutex_unlock(&cat->write_lock);
     return after > before;

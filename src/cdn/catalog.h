@@ -17,7 +17,7 @@
 struct catalog;
 struct storage_obj;
 
-struct cat_image {
+struct catalog_image {
     char id[8];
     const char *owner, *album, *filename;
     char content_type[32];
@@ -40,9 +40,9 @@ void catalog_close(struct catalog *cat);
 
 /* Lock-free lookups; NULL when absent. On a miss, the caller may call
  * catalog_refresh() and look again. */
-struct cat_image *catalog_find_name(const struct catalog *cat, const char *owner, const char *album,
-                                    const char *filename);
-struct cat_image *catalog_find_id(const struct catalog *cat, const char *id);
+struct catalog_image *catalog_find_name(const struct catalog *cat, const char *owner,
+                                        const char *album, const char *filename);
+struct catalog_image *catalog_find_id(const struct catalog *cat, const char *id);
 
 /* The keyed hash of a known owner (one with at least one image), or NULL. */
 const uint8_t *catalog_owner_hash(const struct catalog *cat, const char *owner);

@@ -39,7 +39,7 @@ void cdn_free(struct cdn *cdn)
     free(cdn);
 }
 
-static struct cat_image *lookup(struct cdn *cdn, const struct urlpath *path)
+static struct catalog_image *lookup(struct cdn *cdn, const struct urlpath *path)
 {
     if (path->kind == URLPATH_BY_ID)
         return catalog_find_id(cdn->cat, path->id);
@@ -81,7 +81,7 @@ static int range_applies(const struct http_req *req, const struct storage_obj *o
     return hdr_parse_http_date(ir, &t) == 0 && obj->mtime == t;
 }
 
-static void ref_of(const struct cat_image *img, struct storage_ref *ref)
+static void ref_of(const struct catalog_image *img, struct storage_ref *ref)
 {
     ref->id = img->id;
     ref->sha256 = img->sha256;
@@ -93,14 +93,14 @@ static void ref_of(const struct cat_image *img, struct storage_ref *ref)
  * attempt decodes the whole original, and requests for it keep coming. */
 #define FAIL_RETRY_SECONDS 60
 
-static int recently_failed(const struct cat_image *img, int variant)
+static int recently_failed(const struct catalog_image *img, int variant)
 {
     return atomic_load_explicit(&img->fail_until[variant], memory_order_relaxed) >
            (int64_t)time(NULL);
 }
 
 /* Find or make the object; remember a failure. */
-static int get_obj(struct cdn *cdn, struct cat_image *img, int variant,
+static int get_obj(struct cdn *cdn, struct catalog_image *img, int variant,
                    const struct storage_obj **obj)
 {
     struct storage_ref ref;
@@ -112,7 +112,7 @@ static int get_obj(struct cdn *cdn, struct cat_image *img, int variant,
     return rc;
 }
 
-static void attribute(struct cdn *cdn, const struct urlpath *path, const struct cat_image *img,
+static void attribute(struct cdn *cdn, const struct urlpath *path, const struct catalog_image *img,
                       struct an_hit *hit)
 {
     hit->record = 1;
@@ -144,7 +144,7 @@ void cdn_job_run(struct cdn *cdn, const struct cdn_job *job)
 int cdn_get_owned(struct cdn *cdn, const char *id, const char *owner, int variant,
                   const struct storage_obj **out)
 {
-    struct cat_image *img = catalog_find_id(cdn->cat, id);
+    struct catalog_image *img = catalog_find_id(cdn->cat, id);
     if (img == NULL && catalog_refresh(cdn->cat) > 0)
         img = catalog_find_id(cdn->cat, id);
     if (img == NULL || strcmp(img->owner, owner) != 0)
@@ -165,7 +165,7 @@ int cdn_serve(struct cdn *cdn, const struct http_req *req, const struct urlpath 
     /* Anything that may block (reading the database for images imported
      * since the last look, reading or generating a file the first time) is
      * done off the event loop: the request comes back with a flag set. */
-    struct cat_image *img = lookup(cdn, path);
+    struct catalog_image *img = lookup(cdn, path);
     if (img == NULL && !(flags & (CDN_REFRESHED | CDN_MAY_BLOCK)) &&
         catalog_refresh_due(cdn->cat)) {
         job->img = NULL;

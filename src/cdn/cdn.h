@@ -22,7 +22,7 @@ void cdn_free(struct cdn *cdn);
 /* Work to do off the event loop before a request can be answered: make the
  * variant of img, or (img NULL) read newly imported images. */
 struct cdn_job {
-    struct cat_image *img;
+    struct catalog_image *img;
     int variant;
 };
 

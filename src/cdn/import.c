@@ -62,7 +62,7 @@ const char *import_check_filename(const char *name)
     for (const unsigned char *p = (const unsigned char *)name; *p; p++)
         if (*p < 0x20 || *p == 0x7f || *p == '\\')
             return "file names may not hold control characters or '\\'";
-    if (!u8_valid(name, strlen(name)))
+    if (!utf8_valid(name, strlen(name)))
         return "file names must be UTF-8 (the API answers in JSON)";
     return NULL;
 }
@@ -73,7 +73,7 @@ int import_new_id(char id[7])
     int n = 0;
     while (n < 6) {
         unsigned char buf[16];
-        int rc = fs_random(buf, sizeof(buf));
+        int rc = fsutil_random(buf, sizeof(buf));
         if (rc != 0)
             return rc;
         for (size_t i = 0; i < sizeof(buf) && n < 6; i++)

@@ -122,7 +122,7 @@ int storage_open(const char *dir, size_t cache_bytes, struct storage **out)
     if (st == NULL)
         return PF_ENOMEM;
     st->dir = strdup(dir);
-    int rc = st->dir == NULL ? PF_ENOMEM : fs_mkdirs(dir, 0755);
+    int rc = st->dir == NULL ? PF_ENOMEM : fsutil_mkdirs(dir, 0755);
     if (rc != 0) {
         free(st->dir);
         free(st);
@@ -177,14 +177,14 @@ int storage_put_original(struct storage *st, const struct storage_ref *ref, cons
     *slash = '\0';
     char *shard = strrchr(path, '/');
     *shard = '\0';
-    rc = fs_mkdirs(path, 0755);
+    rc = fsutil_mkdirs(path, 0755);
     *shard = '/';
     if (rc == 0 && mkdir(path, 0755) != 0)
         rc = errno == EEXIST ? PF_EEXISTS : PF_EIO;
     *slash = '/';
     if (rc != 0)
         return rc;
-    rc = fs_copy_atomic(src, path, 0644);
+    rc = fsutil_copy_atomic(src, path, 0644);
     if (rc != 0)
         storage_remove(st, ref);
     return rc;
@@ -221,7 +221,7 @@ static int generate(const struct storage_ref *ref, const struct variant *v, cons
     /* The decode is lazy: writing the buffer is where most errors surface. */
     if (vrc == 0 &&
         vips_image_write_to_buffer(out, save_suffix(ref->content_type), &buf, &len, NULL) == 0) {
-        rc = fs_write_atomic(dst, buf, len, 0644);
+        rc = fsutil_write_atomic(dst, buf, len, 0644);
         if (rc != 0)
             fprintf(stderr, "pixflare: cannot write variant %s: %s\n", dst, strerror(errno));
     } else {
@@ -262,7 +262,7 @@ static int make_obj(struct storage *st, const struct storage_ref *ref, const cha
     }
     size_t size = (size_t)sb.st_size;
     if (size <= MEM_OBJ_MAX && atomic_fetch_add(&st->cache_used, size) + size <= st->cache_budget) {
-        rc = fs_read_file(path, MEM_OBJ_MAX, &data, &len);
+        rc = fsutil_read_file(path, MEM_OBJ_MAX, &data, &len);
         if (rc != 0 || len != size) {
             atomic_fetch_sub(&st->cache_used, size);
             free(data);
@@ -327,7 +327,7 @@ int storage_get(struct storage *st, const struct storage_ref *ref, int variant,
     rc = make_obj(st, ref, path, &obj);
     if (rc != 0) {
         if (rc != PF_ENOTFOUND)
-            fprintf(stderr, "pixflare: cannot read %s: %s\n", path, pf_strerror(rc));
+            fprintf(stderr, "pixflare: cannot read %s: %s\n", path, err_str(rc));
         goto done;
     }
     snprintf(obj->etag, sizeof(obj->etag), "\"%.16s-%s\"", ref->sha256, v->name);

@@ -76,7 +76,7 @@ int demo_run(struct db *db, struct storage *st, const char *src_dir, FILE *out, 
     for (size_t i = 0; i < sizeof(demo_images) / sizeof(demo_images[0]); i++) {
         snprintf(path, sizeof(path), "%s/%s/%s", src_dir, demo_images[i].owner,
                  demo_images[i].album);
-        int rc = fs_mkdirs(path, 0755);
+        int rc = fsutil_mkdirs(path, 0755);
         if (rc != 0)
             return rc;
         snprintf(path, sizeof(path), "%s/%s/%s/%s", src_dir, demo_images[i].owner,
@@ -121,7 +121,7 @@ static int pick(uint64_t *s, const int *weights, int n)
 
 static int cmp_event_ts(const void *a, const void *b)
 {
-    const struct pf_event *x = a, *y = b;
+    const struct event *x = a, *y = b;
     return (x->ts_ms > y->ts_ms) - (x->ts_ms < y->ts_ms);
 }
 
@@ -145,20 +145,20 @@ int demo_traffic(struct analytics *an, struct catalog *cat, int days, uint64_t s
         size_t cap = 0, n = 0;
         for (int i = 0; i < n_images; i++)
             cap += (size_t)popularity[i] * 3;
-        struct pf_event *evs = calloc(cap, sizeof(*evs));
+        struct event *evs = calloc(cap, sizeof(*evs));
         if (evs == NULL)
             return PF_ENOMEM;
         /* Weekends are busier; each image's traffic drifts from day to day. */
         int weekday = (int)((day + 4) % 7); /* 1970-01-01 was a Thursday */
         double day_factor = (weekday == 0 || weekday == 6) ? 1.4 : 1.0;
         for (int i = 0; i < n_images; i++) {
-            struct cat_image *img = catalog_find_name(cat, demo_images[i].owner,
-                                                      demo_images[i].album, demo_images[i].file);
+            struct catalog_image *img = catalog_find_name(
+                cat, demo_images[i].owner, demo_images[i].album, demo_images[i].file);
             if (img == NULL)
                 continue;
             int count = (int)(popularity[i] * day_factor * (0.6 + (double)(rnd(&s) % 80) / 100));
             for (int k = 0; k < count && n < cap; k++) {
-                struct pf_event *ev = &evs[n++];
+                struct event *ev = &evs[n++];
                 int64_t span = day == today ? now_ms - day * 86400000 : 86400000;
                 ev->ts_ms = day * 86400000 + (int64_t)(rnd(&s) % (uint64_t)(span > 0 ? span : 1));
                 memcpy(ev->owner, img->owner_hash, 16);
@@ -198,7 +198,7 @@ int demo_keys(struct db *db, const char *secret, const char *path, const char *o
     char *old = NULL, *text = NULL;
     size_t len = 0;
     int rc = 0, changed = 0;
-    fs_read_file(path, 4096, &old, &len); /* absent: all keys are made */
+    fsutil_read_file(path, 4096, &old, &len); /* absent: all keys are made */
     *n = 0;
     for (int i = 0; rc == 0 && i < DEMO_OWNERS; i++) {
         struct auth_principal who;
@@ -236,7 +236,7 @@ int demo_keys(struct db *db, const char *secret, const char *path, const char *o
             size_t off = 0;
             for (int i = 0; i < DEMO_OWNERS; i++)
                 off += (size_t)snprintf(text + off, cap - off, "%s %s\n", names[i], keys[i]);
-            rc = fs_write_atomic(path, text, off, 0600);
+            rc = fsutil_write_atomic(path, text, off, 0600);
         }
     }
     free(old);

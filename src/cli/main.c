@@ -62,7 +62,7 @@ static int wants_help(int argc, char **argv)
     return 0;
 }
 
-static int load_config(const char *file, struct pf_config *cfg, int need_secret)
+static int load_config(const char *file, struct config *cfg, int need_secret)
 {
     char err[512];
     if (config_load(file, cfg, err, sizeof(err)) != 0) {
@@ -79,7 +79,7 @@ static int load_config(const char *file, struct pf_config *cfg, int need_secret)
 
 /* What the offline commands (import, demo) work on. */
 struct offline {
-    struct pf_config cfg;
+    struct config cfg;
     struct db *db;
     struct storage *st;
 };
@@ -131,16 +131,16 @@ static void raise_fd_limit(void)
 
 static int cmd_serve(const char *config_file, int argc, char **argv)
 {
-    struct pf_config cfg;
+    struct config cfg;
     struct storage *st = NULL;
     struct catalog *cat = NULL;
     struct cdn *cdn = NULL;
     struct http_server *srv = NULL;
     struct analytics *an = NULL;
     struct batch_jobs *jobs = NULL;
-    struct sched *sched = NULL;
+    struct scheduler *sched = NULL;
     struct api *api = NULL;
-    struct sched_job sj[2];
+    struct scheduler_job sj[2];
     size_t nj = 0;
     char err[512];
     int rc = 1, port = 0;
@@ -149,7 +149,7 @@ static int cmd_serve(const char *config_file, int argc, char **argv)
     rc = load_config(config_file, &cfg, 1);
     if (rc != 0)
         return rc;
-    if (cfg.engine == PF_ENGINE_CLICKHOUSE) {
+    if (cfg.engine == CONFIG_ENGINE_CLICKHOUSE) {
         fprintf(stderr, "pixflare: ANALYTICS_ENGINE=clickhouse is not supported by this build "
                         "yet; use embedded or none\n");
         config_free(&cfg);
@@ -209,17 +209,17 @@ static int cmd_serve(const char *config_file, int argc, char **argv)
         fprintf(stderr, "pixflare: %s\n", err);
         goto done;
     }
-    sj[nj++] = (struct sched_job){"cleanup", &cfg.cleanup_cron, batch_job_cleanup, jobs};
-    if (cfg.batch_enabled && cfg.engine == PF_ENGINE_EMBEDDED) {
+    sj[nj++] = (struct scheduler_job){"cleanup", &cfg.cleanup_cron, batch_job_cleanup, jobs};
+    if (cfg.batch_enabled && cfg.engine == CONFIG_ENGINE_EMBEDDED) {
         char warn[512];
         if (batch_schedule_warning(&cfg, (int64_t)time(NULL), warn, sizeof(warn)))
             fprintf(stderr, "pixflare: warning: %s\n", warn);
         sj[nj++] =
-            (struct sched_job){"aggregation", &cfg.aggregation_cron, batch_job_aggregate, jobs};
+            (struct scheduler_job){"aggregation", &cfg.aggregation_cron, batch_job_aggregate, jobs};
     } else if (cfg.batch_enabled)
         fprintf(stderr, "pixflare: batch aggregation is off: there is no event store "
                         "(ANALYTICS_ENGINE=none)\n");
-    if (sched_start(sj, nj, stderr, NULL, &sched) != 0) {
+    if (scheduler_start(sj, nj, stderr, NULL, &sched) != 0) {
         fprintf(stderr, "pixflare: cannot start the scheduler\n");
         goto done;
     }
@@ -227,7 +227,7 @@ static int cmd_serve(const char *config_file, int argc, char **argv)
     sigwait(&stop, &sig);
     fprintf(stderr, "pixflare: %s received, finishing in-flight requests\n",
             sig == SIGINT ? "SIGINT" : "SIGTERM");
-    sched_stop(sched); /* a running job stops at its next safe point */
+    scheduler_stop(sched); /* a running job stops at its next safe point */
     sched = NULL;
     http_stop(srv, 10000);
     analytics_close(an); /* after the last response: flush and seal */
@@ -235,7 +235,7 @@ static int cmd_serve(const char *config_file, int argc, char **argv)
     fprintf(stderr, "pixflare: stopped\n");
     rc = 0;
 done:
-    sched_stop(sched);
+    scheduler_stop(sched);
     batch_jobs_close(jobs);
     if (srv != NULL && rc != 0)
         http_stop(srv, 0);
@@ -265,7 +265,7 @@ static int cmd_import(const char *config_file, int argc, char **argv)
         fprintf(stderr, "pixflare import: cannot read directory %s\n", argv[1]);
         rc = EXIT_USAGE;
     } else if (rc != 0) {
-        fprintf(stderr, "pixflare import: %s\n", pf_strerror(rc));
+        fprintf(stderr, "pixflare import: %s\n", err_str(rc));
         rc = 1;
     } else {
         fprintf(stderr, "pixflare import: %d imported, %d already present, %d refused\n",
@@ -287,7 +287,7 @@ static int demo_traffic_once(struct offline *o)
     int rc;
     snprintf(marker, sizeof(marker), "%s/.demo-traffic-recorded", o->cfg.data_dir);
     if (access(marker, F_OK) == 0 ||
-        (o->cfg.engine != PF_ENGINE_EMBEDDED && !o->cfg.realtime_enabled))
+        (o->cfg.engine != CONFIG_ENGINE_EMBEDDED && !o->cfg.realtime_enabled))
         return 0;
     rc = catalog_open(o->cfg.sqlite_path, o->cfg.secret, &cat, err, sizeof(err));
     if (rc == 0)
@@ -304,7 +304,7 @@ static int demo_traffic_once(struct offline *o)
         rc = demo_traffic(an, cat, 30, 20261124, &n);
         analytics_close(an); /* flushes the counts, seals the files */
         if (rc == 0) {
-            rc = fs_write_atomic(marker, "", 0, 0644);
+            rc = fsutil_write_atomic(marker, "", 0, 0644);
             fprintf(stderr, "pixflare demo: recorded %llu requests of demo traffic over 30 days\n",
                     (unsigned long long)n);
         }
@@ -327,7 +327,7 @@ static int cmd_demo(const char *config_file, int argc, char **argv)
     if (rc == 0)
         rc = demo_traffic_once(&o);
     if (rc != 0) {
-        fprintf(stderr, "pixflare demo: %s\n", pf_strerror(rc));
+        fprintf(stderr, "pixflare demo: %s\n", err_str(rc));
         rc = 1;
     } else {
         const char *host = o.cfg.listen_host;
@@ -371,7 +371,7 @@ static int cmd_cron_next(const char *config_file, int argc, char **argv)
         if (strcmp(argv[i], "--from") == 0) {
             if (i + 1 >= argc)
                 return usage_error("cron-next", "%s", "--from needs a value");
-            if (tu_parse_iso8601(argv[++i], &from) != 0)
+            if (timeutil_parse_iso8601(argv[++i], &from) != 0)
                 return usage_error("cron-next",
                                    "--from '%s' is not an ISO-8601 UTC time "
                                    "(YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][Z])",
@@ -407,22 +407,22 @@ static int cmd_cron_next(const char *config_file, int argc, char **argv)
             return i == 0 ? EXIT_USAGE : 0;
         }
         char out[21];
-        tu_format_iso8601(t, out);
+        timeutil_format_iso8601(t, out);
         printf("%s\n", out);
     }
     return 0;
 }
 
-static int print_event(void *ctx, const struct pf_event *ev)
+static int print_event(void *ctx, const struct event *ev)
 {
     char rid[33], owner[33];
     static const uint8_t zero[16];
     (void)ctx;
-    kh_hex(ev->request_id, 16, rid);
+    keyhash_hex(ev->request_id, 16, rid);
     if (memcmp(ev->owner, zero, 16) == 0)
         owner[0] = '\0';
     else
-        kh_hex(ev->owner, 16, owner);
+        keyhash_hex(ev->owner, 16, owner);
     /* Every field is hex, [a-z0-9], a variant name or [A-Z0-9]: nothing
      * needs escaping. */
     printf("{\"timestamp\":%lld,\"request_id\":\"%s\",\"owner\":\"%s\",\"image_id\":\"%s\","
@@ -435,14 +435,14 @@ static int print_event(void *ctx, const struct pf_event *ev)
 
 static int cmd_events(const char *config_file, int argc, char **argv)
 {
-    struct pf_config cfg;
+    struct config cfg;
     int64_t day = (int64_t)time(NULL) / 86400;
     for (int i = 1; i < argc; i++) {
         int64_t t;
         if (strcmp(argv[i], "--date") == 0) {
             if (i + 1 >= argc)
                 return usage_error("events", "%s", "--date needs a value");
-            if (tu_parse_date(argv[++i], &t) != 0)
+            if (timeutil_parse_date(argv[++i], &t) != 0)
                 return usage_error("events", "--date '%s' is not a date (YYYY-MM-DD)", argv[i]);
             day = t / 86400;
         } else {
@@ -452,9 +452,9 @@ static int cmd_events(const char *config_file, int argc, char **argv)
     int rc = load_config(config_file, &cfg, 0);
     if (rc != 0)
         return rc;
-    if (cfg.engine != PF_ENGINE_EMBEDDED) {
+    if (cfg.engine != CONFIG_ENGINE_EMBEDDED) {
         fprintf(stderr, "pixflare events: ANALYTICS_ENGINE=%s: there is no embedded event store\n",
-                cfg.engine == PF_ENGINE_NONE ? "none" : "clickhouse");
+                cfg.engine == CONFIG_ENGINE_NONE ? "none" : "clickhouse");
         config_free(&cfg);
         return EXIT_USAGE;
     }
@@ -506,7 +506,7 @@ static int parse_day_arg(const char *cmd, const char *flag, const char *v, int64
                 cmd);
         return EXIT_USAGE;
     }
-    if (tu_parse_date(v, &t) != 0) {
+    if (timeutil_parse_date(v, &t) != 0) {
         fprintf(stderr, "pixflare %s: %s '%s' is not a date (YYYY-MM-DD, a real calendar date)\n",
                 cmd, flag, v);
         return EXIT_USAGE;
@@ -517,7 +517,7 @@ static int parse_day_arg(const char *cmd, const char *flag, const char *v, int64
 
 static int cmd_aggregate(const char *config_file, int argc, char **argv)
 {
-    struct pf_config cfg;
+    struct config cfg;
     struct db *db = NULL;
     int64_t today = (int64_t)time(NULL) / 86400;
     int64_t from = -1, to = -1, date = -1;
@@ -556,14 +556,14 @@ static int cmd_aggregate(const char *config_file, int argc, char **argv)
         to = today - 1;
     if (from > to) {
         char a[11], b[11];
-        tu_format_date(from * 86400, a);
-        tu_format_date(to * 86400, b);
+        timeutil_format_date(from * 86400, a);
+        timeutil_format_date(to * 86400, b);
         fprintf(stderr, "pixflare aggregate: --from %s is after --to %s\n", a, b);
         return EXIT_USAGE;
     }
     if (to >= today) {
         char b[11];
-        tu_format_date(to * 86400, b);
+        timeutil_format_date(to * 86400, b);
         fprintf(stderr,
                 "pixflare aggregate: %s has not ended yet (UTC); a day is aggregated once it "
                 "is over (realtime mode counts the current day)\n",
@@ -573,18 +573,18 @@ static int cmd_aggregate(const char *config_file, int argc, char **argv)
     rc = load_config(config_file, &cfg, 0);
     if (rc != 0)
         return rc;
-    if (cfg.engine != PF_ENGINE_EMBEDDED) {
+    if (cfg.engine != CONFIG_ENGINE_EMBEDDED) {
         fprintf(stderr,
                 "pixflare aggregate: no event store to aggregate from: ANALYTICS_ENGINE=%s "
                 "(set ANALYTICS_ENGINE=embedded)\n",
-                cfg.engine == PF_ENGINE_NONE ? "none" : "clickhouse");
+                cfg.engine == CONFIG_ENGINE_NONE ? "none" : "clickhouse");
         config_free(&cfg);
         return EXIT_USAGE;
     }
     if (from < today - cfg.retention_days + 1) {
         char a[11], c[11];
-        tu_format_date(from * 86400, a);
-        tu_format_date((today - cfg.retention_days + 1) * 86400, c);
+        timeutil_format_date(from * 86400, a);
+        timeutil_format_date((today - cfg.retention_days + 1) * 86400, c);
         fprintf(stderr,
                 "pixflare aggregate: %s is older than the retention (ANALYTICS_RETENTION_DAYS=%d "
                 "keeps dates from %s)\n",
@@ -606,13 +606,13 @@ static int cmd_aggregate(const char *config_file, int argc, char **argv)
     struct progress pg;
     uint64_t ndays = (uint64_t)(to - from + 1), events = 0;
     int failed = 0, refused = 0, stopped = 0;
-    int64_t t0 = tu_mono_ms();
+    int64_t t0 = timeutil_mono_ms();
     if (ndays > 1)
         progress_begin(&pg, stderr, "pixflare aggregate", ndays);
     for (int64_t d = from; d <= to; d++) {
         struct batch_day bd;
         char ds[11];
-        tu_format_date(d * 86400, ds);
+        timeutil_format_date(d * 86400, ds);
         int r = batch_aggregate_day(&cfg, db, d, &o, &bd, err, sizeof(err));
         if (ndays > 1)
             progress_clear(&pg);
@@ -639,7 +639,7 @@ static int cmd_aggregate(const char *config_file, int argc, char **argv)
         fprintf(stderr, "pixflare aggregate: stopped; the dates not listed above are left as "
                         "they were\n");
     if (ndays > 1) {
-        int64_t ms = tu_mono_ms() - t0;
+        int64_t ms = timeutil_mono_ms() - t0;
         fprintf(stderr, "pixflare aggregate: %llu dates, %llu events in %.1f s; %d failed\n",
                 (unsigned long long)ndays, (unsigned long long)events, (double)ms / 1000.0, failed);
     }
@@ -653,7 +653,7 @@ done:
 
 static int cmd_cleanup(const char *config_file, int argc, char **argv)
 {
-    struct pf_config cfg;
+    struct config cfg;
     struct db *db = NULL;
     struct batch_cleanup c;
     char err[512], cut[11];
@@ -671,7 +671,7 @@ static int cmd_cleanup(const char *config_file, int argc, char **argv)
         fprintf(stderr, "pixflare cleanup: %s\n", err);
         goto done;
     }
-    tu_format_date(c.cutoff_day * 86400, cut);
+    timeutil_format_date(c.cutoff_day * 86400, cut);
     printf("kept dates from %s (ANALYTICS_RETENTION_DAYS=%d): removed %lld analytics_daily "
            "rows and %lld analytics_status_daily rows of %lld dates, and %llu event files\n",
            cut, cfg.retention_days, (long long)c.daily_rows, (long long)c.status_rows,
@@ -688,11 +688,11 @@ static int keys_list_row(void *ctx, const struct db_key *k)
 {
     char created[21], expires[21] = "never", used[21] = "never";
     int64_t now = *(const int64_t *)ctx;
-    tu_format_iso8601(k->created_at, created);
+    timeutil_format_iso8601(k->created_at, created);
     if (k->expires_at != 0)
-        tu_format_iso8601(k->expires_at, expires);
+        timeutil_format_iso8601(k->expires_at, expires);
     if (k->last_used_at != 0)
-        tu_format_iso8601(k->last_used_at, used);
+        timeutil_format_iso8601(k->last_used_at, used);
     printf("%-12s  %-16s  %-10s  %-20s  %-20s  %-20s  %s\n", k->id, k->owner, k->scopes, created,
            expires, used,
            k->revoked_at                           ? "revoked"
@@ -703,7 +703,7 @@ static int keys_list_row(void *ctx, const struct db_key *k)
 
 static int cmd_keys(const char *config_file, int argc, char **argv)
 {
-    struct pf_config cfg;
+    struct config cfg;
     struct db *db = NULL;
     struct db_key rec;
     char err[512], key[AUTH_KEY_LEN + 1], id[13];
@@ -778,7 +778,7 @@ static int cmd_keys(const char *config_file, int argc, char **argv)
         fflush(stdout);
         char when[21] = "never";
         if (expires)
-            tu_format_iso8601(expires, when);
+            timeutil_format_iso8601(expires, when);
         fprintf(stderr,
                 "pixflare keys: key %s for owner %s (scopes %s, expires %s). It is shown "
                 "only this once; 'pixflare keys revoke %s' disables it.\n",
@@ -796,7 +796,7 @@ static int cmd_keys(const char *config_file, int argc, char **argv)
             fprintf(stderr, "pixflare keys: no API key with id %s\n", id);
             rc = EXIT_USAGE;
         } else if (r != 0) {
-            fprintf(stderr, "pixflare keys: cannot revoke %s: %s\n", id, pf_strerror(r));
+            fprintf(stderr, "pixflare keys: cannot revoke %s: %s\n", id, err_str(r));
         } else {
             fprintf(stderr, "pixflare keys: %s %s\n", id,
                     already ? "was already revoked" : "revoked: it no longer opens the API");

@@ -169,7 +169,7 @@ int config_parse_text(const char *text, size_t len,
         if (rc == PF_EINVAL)
             snprintf(err, errlen, "line %d: unknown setting %s", lineno, key);
         else if (rc != 0)
-            snprintf(err, errlen, "line %d: %s", lineno, pf_strerror(rc));
+            snprintf(err, errlen, "line %d: %s", lineno, err_str(rc));
     }
     free(line);
     return rc;
@@ -211,7 +211,7 @@ static int bad(char *err, size_t errlen, int k, const char *val, const char *all
     return PF_EINVAL;
 }
 
-static int parse_listen(struct pf_config *cfg, const char *s, char *err, size_t errlen)
+static int parse_listen(struct config *cfg, const char *s, char *err, size_t errlen)
 {
     const char *allowed = "expected ADDRESS:PORT with a numeric IPv4 address or [IPv6] address "
                           "and a port 0-65535, e.g. 127.0.0.1:8080";
@@ -271,7 +271,7 @@ static int valid_dataset(const char *s)
     return strlen(s) <= 64;
 }
 
-static int validate(struct pf_config *cfg, const char *const val[K_COUNT], char *err, size_t errlen)
+static int validate(struct config *cfg, const char *const val[K_COUNT], char *err, size_t errlen)
 {
     long n;
     int rc = parse_listen(cfg, val[K_LISTEN], err, errlen);
@@ -328,11 +328,11 @@ static int validate(struct pf_config *cfg, const char *const val[K_COUNT], char 
     }
 
     if (strcmp(val[K_ENGINE], "embedded") == 0)
-        cfg->engine = PF_ENGINE_EMBEDDED;
+        cfg->engine = CONFIG_ENGINE_EMBEDDED;
     else if (strcmp(val[K_ENGINE], "clickhouse") == 0)
-        cfg->engine = PF_ENGINE_CLICKHOUSE;
+        cfg->engine = CONFIG_ENGINE_CLICKHOUSE;
     else if (strcmp(val[K_ENGINE], "none") == 0)
-        cfg->engine = PF_ENGINE_NONE;
+        cfg->engine = CONFIG_ENGINE_NONE;
     else
         return bad(err, errlen, K_ENGINE, val[K_ENGINE], "expected embedded, clickhouse or none");
 
@@ -347,7 +347,7 @@ static int validate(struct pf_config *cfg, const char *const val[K_COUNT], char 
     if (url != NULL && strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
         return bad(err, errlen, K_ENGINE_URL, "(hidden: it may hold credentials)",
                    "expected an http:// or https:// URL");
-    if (cfg->engine == PF_ENGINE_CLICKHOUSE && url == NULL)
+    if (cfg->engine == CONFIG_ENGINE_CLICKHOUSE && url == NULL)
         return bad(err, errlen, K_ENGINE_URL, "", "is required when ANALYTICS_ENGINE=clickhouse");
     cfg->engine_url = url ? strdup(url) : NULL;
     cfg->engine_user = val[K_ENGINE_USER] ? strdup(val[K_ENGINE_USER]) : NULL;
@@ -407,7 +407,7 @@ static int validate(struct pf_config *cfg, const char *const val[K_COUNT], char 
     return 0;
 }
 
-int config_load(const char *file, struct pf_config *cfg, char *err, size_t errlen)
+int config_load(const char *file, struct config *cfg, char *err, size_t errlen)
 {
     static const char *const defaults[K_COUNT] = {
         [K_LISTEN] = "127.0.0.1:8080",
@@ -433,10 +433,10 @@ int config_load(const char *file, struct pf_config *cfg, char *err, size_t errle
     memset(&fv, 0, sizeof(fv));
     memset(cfg, 0, sizeof(*cfg));
     if (file != NULL) {
-        rc = fs_read_file(file, 1 << 20, &text, &len);
+        rc = fsutil_read_file(file, 1 << 20, &text, &len);
         if (rc != 0) {
             snprintf(err, errlen, "--config %s: %s", file,
-                     rc == PF_ENOTFOUND ? "no such file" : pf_strerror(rc));
+                     rc == PF_ENOTFOUND ? "no such file" : err_str(rc));
             goto done;
         }
         char why[200];
@@ -460,14 +460,14 @@ done:
     return rc;
 }
 
-int config_ensure_secret(struct pf_config *cfg, char *err, size_t errlen)
+int config_ensure_secret(struct config *cfg, char *err, size_t errlen)
 {
     char *path = NULL;
     char *text = NULL;
     size_t len = 0;
     if (cfg->secret != NULL)
         return 0;
-    int rc = fs_mkdirs(cfg->data_dir, 0755);
+    int rc = fsutil_mkdirs(cfg->data_dir, 0755);
     if (rc != 0) {
         snprintf(err, errlen, "cannot create data directory %s: %s", cfg->data_dir,
                  strerror(errno));
@@ -476,15 +476,15 @@ int config_ensure_secret(struct pf_config *cfg, char *err, size_t errlen)
     path = join(cfg->data_dir, "/secret");
     if (path == NULL)
         return PF_ENOMEM;
-    rc = fs_read_file(path, 4096, &text, &len);
+    rc = fsutil_read_file(path, 4096, &text, &len);
     if (rc == PF_ENOTFOUND) {
         unsigned char raw[32];
         char hex[65];
-        rc = fs_random(raw, sizeof(raw));
+        rc = fsutil_random(raw, sizeof(raw));
         for (size_t i = 0; rc == 0 && i < sizeof(raw); i++)
             snprintf(hex + 2 * i, 3, "%02x", raw[i]);
         if (rc == 0)
-            rc = fs_write_atomic(path, hex, 64, 0600);
+            rc = fsutil_write_atomic(path, hex, 64, 0600);
         if (rc == 0)
             cfg->secret = strdup(hex);
     } else if (rc == 0) {
@@ -499,7 +499,7 @@ int config_ensure_secret(struct pf_config *cfg, char *err, size_t errlen)
         text = NULL;
     }
     if (rc != 0)
-        snprintf(err, errlen, "secret file %s: %s", path, pf_strerror(rc));
+        snprintf(err, errlen, "secret file %s: %s", path, err_str(rc));
     else if (cfg->secret == NULL)
         rc = PF_ENOMEM;
 done:
@@ -508,7 +508,7 @@ done:
     return rc;
 }
 
-void config_free(struct pf_config *cfg)
+void config_free(struct config *cfg)
 {
     char **strs[] = {&cfg->listen_host,
                      &cfg->data_dir,

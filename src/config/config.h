@@ -12,9 +12,9 @@
 
 #include <stddef.h>
 
-enum pf_engine { PF_ENGINE_EMBEDDED, PF_ENGINE_CLICKHOUSE, PF_ENGINE_NONE };
+enum config_engine { CONFIG_ENGINE_EMBEDDED, CONFIG_ENGINE_CLICKHOUSE, CONFIG_ENGINE_NONE };
 
-struct pf_config {
+struct config {
     char *listen_host; /* numeric IPv4/IPv6 address, without brackets */
     int listen_port;   /* 0: any free port */
     char *data_dir;
@@ -24,7 +24,7 @@ struct pf_config {
     char *secret;         /* NULL until config_ensure_secret() when not set */
     char *country_header; /* "" disables the header */
     char *geoip_db;       /* NULL when unset */
-    enum pf_engine engine;
+    enum config_engine engine;
     char *dataset;
     char *engine_url, *engine_user, *engine_password;
     int realtime_enabled;
@@ -43,13 +43,13 @@ struct pf_config {
 
 /* Load and validate. `file` may be NULL. On failure returns PF_EINVAL and
  * writes the reason into err; *cfg is then left zeroed. */
-int config_load(const char *file, struct pf_config *cfg, char *err, size_t errlen);
+int config_load(const char *file, struct config *cfg, char *err, size_t errlen);
 
 /* Make sure cfg->secret is set: read it from DATA_DIR/secret or create that
  * file (mode 0600) with 32 random bytes in hex. Creates DATA_DIR if needed. */
-int config_ensure_secret(struct pf_config *cfg, char *err, size_t errlen);
+int config_ensure_secret(struct config *cfg, char *err, size_t errlen);
 
-void config_free(struct pf_config *cfg);
+void config_free(struct config *cfg);
 
 /* Parse a boolean as the settings do (true/false/1/0/yes/no, any case).
  * OUT: *v. PF_EINVAL for anything else. */

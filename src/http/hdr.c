@@ -239,7 +239,7 @@ static int parse_obsolete_date(const char *p, time_t *t)
             tm.tm_year = year - 1900;
         }
         if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 ||
-            tm.tm_mday > tu_days_in_month(year, tm.tm_mon + 1))
+            tm.tm_mday > timeutil_days_in_month(year, tm.tm_mon + 1))
             return PF_EINVAL;
         *t = timegm(&tm);
         return 0;
@@ -263,7 +263,7 @@ int hdr_parse_http_date(const char *value, time_t *t)
     if (mon < 0 || two_digits(p + 5, &d) || two_digits(p + 12, &y1) || two_digits(p + 14, &y2) ||
         two_digits(p + 17, &h) || two_digits(p + 20, &mi) || two_digits(p + 23, &s))
         return PF_EINVAL;
-    if (d < 1 || d > tu_days_in_month(y1 * 100 + y2, mon + 1) || h > 23 || mi > 59 || s > 60)
+    if (d < 1 || d > timeutil_days_in_month(y1 * 100 + y2, mon + 1) || h > 23 || mi > 59 || s > 60)
         return PF_EINVAL;
     memset(&tm, 0, sizeof(tm));
     tm.tm_year = y1 * 100 + y2 - 1900;

@@ -83,7 +83,7 @@ static uint64_t load64(const void *p)
     return v;
 }
 
-static void gkey_make(struct gkey *k, const struct pf_event *ev)
+static void gkey_make(struct gkey *k, const struct event *ev)
 {
     uint8_t variant = ev->variant < 0 ? NO_VARIANT : (uint8_t)ev->variant;
     k->w[0] = load64(ev->owner);
@@ -203,7 +203,7 @@ static int group_add(struct group *g, const struct gkey *k, uint64_t requests, u
 /* The scan's callback: one reader's events into its table. The slots of
  * a whole batch are prefetched before any is probed: with a table larger
  * than the CPU caches, each probe would otherwise wait on memory. */
-static int group_events(void *ctx, const struct pf_event *evs, size_t n)
+static int group_events(void *ctx, const struct event *evs, size_t n)
 {
     struct group *g = ctx;
     struct gkey k[64];
@@ -287,7 +287,7 @@ static void owner_hex(const uint8_t owner[16], char out[33])
     if (memcmp(owner, zero, 16) == 0)
         out[0] = '\0';
     else
-        kh_hex(owner, 16, out);
+        keyhash_hex(owner, 16, out);
 }
 
 /* Add one key's count to its owner's status rows (the owner's run of keys
@@ -386,7 +386,7 @@ static int pause_unless_stopped(int64_t seconds, const atomic_int *stop)
 
 /* Scan the day into one table of distinct keys. OUT: *keys (compacted,
  * malloc'd), *n, *files. */
-static int scan_group(const struct pf_config *cfg, int64_t day, const struct batch_opts *o,
+static int scan_group(const struct config *cfg, int64_t day, const struct batch_opts *o,
                       struct gslot **keys, size_t *n, struct evlog_file_stats *files, char *err,
                       size_t errlen)
 {
@@ -437,7 +437,7 @@ static int scan_group(const struct pf_config *cfg, int64_t day, const struct bat
     return rc;
 }
 
-int batch_aggregate_day(const struct pf_config *cfg, struct db *db, int64_t day,
+int batch_aggregate_day(const struct config *cfg, struct db *db, int64_t day,
                         const struct batch_opts *o, struct batch_day *out, char *err, size_t errlen)
 {
     char date[11];
@@ -451,13 +451,13 @@ int batch_aggregate_day(const struct pf_config *cfg, struct db *db, int64_t day,
     memset(out, 0, sizeof(*out));
     out->day = day;
     err[0] = '\0';
-    tu_format_date(day * 86400, date);
+    timeutil_format_date(day * 86400, date);
     pthread_once(&rank_once, rank_variants);
-    if (cfg->engine != PF_ENGINE_EMBEDDED) {
+    if (cfg->engine != CONFIG_ENGINE_EMBEDDED) {
         snprintf(err, errlen,
                  "no event store to aggregate from: ANALYTICS_ENGINE is '%s' (batch aggregation "
                  "reads the embedded event store)",
-                 cfg->engine == PF_ENGINE_NONE ? "none" : "clickhouse");
+                 cfg->engine == CONFIG_ENGINE_NONE ? "none" : "clickhouse");
         return PF_EINVAL;
     }
     char purged[16] = "";
@@ -471,7 +471,7 @@ int batch_aggregate_day(const struct pf_config *cfg, struct db *db, int64_t day,
     }
     if (day < now / 86400 - cfg->retention_days + 1) {
         char cut[11];
-        tu_format_date((now / 86400 - cfg->retention_days + 1) * 86400, cut);
+        timeutil_format_date((now / 86400 - cfg->retention_days + 1) * 86400, cut);
         snprintf(err, errlen,
                  "%s is older than the retention (ANALYTICS_RETENTION_DAYS=%d keeps dates from "
                  "%s): its rows and events are purged",
@@ -488,16 +488,16 @@ int batch_aggregate_day(const struct pf_config *cfg, struct db *db, int64_t day,
         snprintf(err, errlen, "stopped");
         return PF_ECONFLICT;
     }
-    t0 = tu_mono_ns();
+    t0 = timeutil_mono_ns();
     rc = scan_group(cfg, day, o, &keys, &nkeys, &out->files, err, errlen);
-    int64_t ts = tu_mono_ns();
+    int64_t ts = timeutil_mono_ns();
     for (size_t i = 0; rc == 0 && i < nkeys; i++)
         out->events += keys[i].requests; /* the date's events (a file's stray ones left out) */
     if (rc == 0)
         rc = make_rows(keys, nkeys, &daily, &ndaily, &status, &nstatus);
     if (rc == PF_ENOMEM && err[0] == '\0')
         snprintf(err, errlen, "out of memory");
-    t1 = tu_mono_ns();
+    t1 = timeutil_mono_ns();
     out->scan_ms = (ts - t0) / 1000000;
     out->sort_ms = (t1 - ts) / 1000000;
     if (rc == 0 && out->files.unreadable > 0) {
@@ -546,7 +546,7 @@ int batch_aggregate_day(const struct pf_config *cfg, struct db *db, int64_t day,
                      "they were",
                      date, why);
     }
-    out->db_ms = (tu_mono_ns() - t1) / 1000000;
+    out->db_ms = (timeutil_mono_ns() - t1) / 1000000;
     if (rc == 0) {
         out->daily_rows = ndaily;
         out->status_rows = nstatus;
@@ -559,7 +559,7 @@ int batch_aggregate_day(const struct pf_config *cfg, struct db *db, int64_t day,
     return rc;
 }
 
-int batch_due_days(const struct pf_config *cfg, struct db *db, const struct cron_expr *cron,
+int batch_due_days(const struct config *cfg, struct db *db, const struct cron_expr *cron,
                    int64_t now, int64_t **days, size_t *n)
 {
     char last[16] = "", date[11];
@@ -570,7 +570,7 @@ int batch_due_days(const struct pf_config *cfg, struct db *db, const struct cron
     int rc = v ? 0 : PF_ENOMEM;
     if (rc == 0) {
         int g = db_meta_get(db, "last_aggregation_date", last, sizeof(last));
-        if (g == 0 && tu_parse_date(last, &last_day) == 0)
+        if (g == 0 && timeutil_parse_date(last, &last_day) == 0)
             last_day /= 86400;
         else if (g != 0 && g != PF_ENOTFOUND)
             rc = g;
@@ -580,7 +580,7 @@ int batch_due_days(const struct pf_config *cfg, struct db *db, const struct cron
         char purged[16];
         int64_t t = 0;
         int g = db_meta_get(db, "cleanup_before", purged, sizeof(purged));
-        if (g == 0 && tu_parse_date(purged, &t) == 0 && t / 86400 > from)
+        if (g == 0 && timeutil_parse_date(purged, &t) == 0 && t / 86400 > from)
             from = t / 86400;
         else if (g != 0 && g != PF_ENOTFOUND)
             rc = g;
@@ -591,7 +591,7 @@ int batch_due_days(const struct pf_config *cfg, struct db *db, const struct cron
         /* The date's first slot: a fire time at or after its end. */
         if (cron_next(cron, (d + 1) * 86400 - 1, &fire) != 0 || fire > now)
             continue;
-        tu_format_date(d * 86400, date);
+        timeutil_format_date(d * 86400, date);
         rc = db_batch_day_done(db, date, &done);
         if (rc != 0 || done)
             continue;
@@ -614,7 +614,7 @@ int batch_due_days(const struct pf_config *cfg, struct db *db, const struct cron
     return 0;
 }
 
-int batch_cleanup(const struct pf_config *cfg, struct db *db, int64_t now, const atomic_int *stop,
+int batch_cleanup(const struct config *cfg, struct db *db, int64_t now, const atomic_int *stop,
                   struct batch_cleanup *out, char *err, size_t errlen)
 {
     char date[11], iso[21], why[256], value[64];
@@ -622,7 +622,7 @@ int batch_cleanup(const struct pf_config *cfg, struct db *db, int64_t now, const
     int64_t today = now / 86400;
     memset(out, 0, sizeof(*out));
     out->cutoff_day = today - cfg->retention_days + 1;
-    tu_format_date(out->cutoff_day * 86400, date);
+    timeutil_format_date(out->cutoff_day * 86400, date);
     int rc = db_cleanup_before(db, date, stop, &cs, why, sizeof(why));
     out->daily_rows = cs.daily_rows;
     out->status_rows = cs.status_rows;
@@ -645,7 +645,7 @@ int batch_cleanup(const struct pf_config *cfg, struct db *db, int64_t now, const
                  cfg->dataset, strerror(errno));
         return rc;
     }
-    tu_format_iso8601(now, iso);
+    timeutil_format_iso8601(now, iso);
     rc = db_meta_set(db, "last_cleanup_at", iso, why, sizeof(why));
     snprintf(value, sizeof(value), "%lld", (long long)(out->daily_rows + out->status_rows));
     if (rc == 0)
@@ -658,12 +658,12 @@ int batch_cleanup(const struct pf_config *cfg, struct db *db, int64_t now, const
     return rc;
 }
 
-int batch_lock(const struct pf_config *cfg, const atomic_int *stop, void (*waiting)(void), int *fd,
+int batch_lock(const struct config *cfg, const atomic_int *stop, void (*waiting)(void), int *fd,
                char *err, size_t errlen)
 {
     char path[4096];
     int told = 0;
-    fs_mkdirs(cfg->data_dir, 0755);
+    fsutil_mkdirs(cfg->data_dir, 0755);
     snprintf(path, sizeof(path), "%s/.batch.lock", cfg->data_dir);
     int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (f < 0) {
@@ -698,7 +698,7 @@ void batch_unlock(int fd)
 void batch_format_day(const struct batch_day *d, char *out, size_t len)
 {
     char date[11];
-    tu_format_date(d->day * 86400, date);
+    timeutil_format_date(d->day * 86400, date);
     snprintf(out, len,
              "%s events=%llu daily_rows=%zu status_rows=%zu requests=%lld drift=%lld "
              "scan_ms=%lld sort_ms=%lld db_ms=%lld",
@@ -710,12 +710,12 @@ void batch_format_day(const struct batch_day *d, char *out, size_t len)
 /* ---- The scheduled jobs ------------------------------------------------ */
 
 struct batch_jobs {
-    const struct pf_config *cfg;
+    const struct config *cfg;
     struct db *db;
     FILE *log;
 };
 
-int batch_jobs_open(const struct pf_config *cfg, FILE *log, struct batch_jobs **out, char *err,
+int batch_jobs_open(const struct config *cfg, FILE *log, struct batch_jobs **out, char *err,
                     size_t errlen)
 {
     struct batch_jobs *j = calloc(1, sizeof(*j));
@@ -761,8 +761,8 @@ int batch_job_aggregate(void *ctx, int64_t now, int catch_up, const atomic_int *
         fprintf(j->log, "pixflare: batch: no date to aggregate (last aggregated: %s)\n", last);
     }
     if (rc == 0 && n > 1) {
-        tu_format_date(days[0] * 86400, a);
-        tu_format_date(days[n - 1] * 86400, b);
+        timeutil_format_date(days[0] * 86400, a);
+        timeutil_format_date(days[n - 1] * 86400, b);
         fprintf(j->log, "pixflare: batch: catching up %zu dates (%s .. %s)\n", n, a, b);
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -774,7 +774,7 @@ int batch_job_aggregate(void *ctx, int64_t now, int catch_up, const atomic_int *
         if (r == 0) {
             fprintf(j->log, "pixflare: batch: aggregated %s\n", line);
         } else {
-            tu_format_date(days[i] * 86400, a);
+            timeutil_format_date(days[i] * 86400, a);
             fprintf(j->log, "pixflare: batch: %s not aggregated: %s\n", a, err);
             failed++;
         }
@@ -794,7 +794,7 @@ int batch_job_cleanup(void *ctx, int64_t now, int catch_up, const atomic_int *st
         /* Run at start-up only if a slot passed since the last cleanup. */
         int64_t t = 0, next = 0;
         if (db_meta_get(j->db, "last_cleanup_at", last, sizeof(last)) == 0 &&
-            tu_parse_iso8601(last, &t) == 0 &&
+            timeutil_parse_iso8601(last, &t) == 0 &&
             (cron_next(&j->cfg->cleanup_cron, t, &next) != 0 || next > now))
             return 0;
     }
@@ -804,7 +804,7 @@ int batch_job_cleanup(void *ctx, int64_t now, int catch_up, const atomic_int *st
     batch_unlock(fd);
     if (rc == PF_ECONFLICT)
         return rc;
-    tu_format_date(c.cutoff_day * 86400, cut);
+    timeutil_format_date(c.cutoff_day * 86400, cut);
     if (rc != 0)
         fprintf(j->log, "pixflare: cleanup: %s\n", err);
     else
@@ -816,7 +816,7 @@ int batch_job_cleanup(void *ctx, int64_t now, int catch_up, const atomic_int *st
     return rc;
 }
 
-int batch_schedule_warning(const struct pf_config *cfg, int64_t now, char *out, size_t len)
+int batch_schedule_warning(const struct config *cfg, int64_t now, char *out, size_t len)
 {
     /* A date's slot is the first run after it ends; a date on which the job
      * runs waits for the next day with a run. Over two years from today,

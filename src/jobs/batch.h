@@ -54,7 +54,7 @@ struct batch_day {
  * not be read; PF_EFORMAT, events are damaged or missing while the tables hold rows for the date
  * (opts->force overrides); PF_EDB, the database refused; PF_ECONFLICT, stopped. On any error the
  * date's rows are as they were. */
-int batch_aggregate_day(const struct pf_config *cfg, struct db *db, int64_t day,
+int batch_aggregate_day(const struct config *cfg, struct db *db, int64_t day,
                         const struct batch_opts *opts, struct batch_day *out, char *err,
                         size_t errlen);
 
@@ -68,7 +68,7 @@ void batch_format_day(const struct batch_day *d, char *out, size_t len);
  * date's end) has passed and which the batch has not aggregated, skipping
  * dates before last_aggregation_date that have no events (nothing to do).
  * OUT: *days (malloc'd, ascending, free()), *n. */
-int batch_due_days(const struct pf_config *cfg, struct db *db, const struct cron_expr *cron,
+int batch_due_days(const struct config *cfg, struct db *db, const struct cron_expr *cron,
                    int64_t now, int64_t **days, size_t *n);
 
 struct batch_cleanup {
@@ -80,18 +80,18 @@ struct batch_cleanup {
 /* Purge what is older than the retention, as of Unix time `now`, and record
  * last_cleanup_at. PF_ECONFLICT when *stop (may be NULL) is set: it stops
  * between dates. */
-int batch_cleanup(const struct pf_config *cfg, struct db *db, int64_t now, const atomic_int *stop,
+int batch_cleanup(const struct config *cfg, struct db *db, int64_t now, const atomic_int *stop,
                   struct batch_cleanup *out, char *err, size_t errlen);
 
 /* When ANALYTICS_AGGREGATION_CRON leaves more days between two runs than
  * the retention keeps dates, some dates leave the retention before their
  * slot and are never aggregated: then 1, with a warning in `out`. */
-int batch_schedule_warning(const struct pf_config *cfg, int64_t now, char *out, size_t len);
+int batch_schedule_warning(const struct config *cfg, int64_t now, char *out, size_t len);
 
 /* Take the batch lock, waiting for its holder; `waiting` (if not NULL) is
  * called once if the lock is busy. Gives up with PF_ECONFLICT when *stop is
  * set (stop may be NULL). OUT: *fd, for batch_unlock(). */
-int batch_lock(const struct pf_config *cfg, const atomic_int *stop, void (*waiting)(void), int *fd,
+int batch_lock(const struct config *cfg, const atomic_int *stop, void (*waiting)(void), int *fd,
                char *err, size_t errlen);
 void batch_unlock(int fd);
 
@@ -99,7 +99,7 @@ void batch_unlock(int fd);
  * connection that only the scheduler thread uses. The aggregation reads
  * events with one thread, leaving the other cores to serving. */
 struct batch_jobs;
-int batch_jobs_open(const struct pf_config *cfg, FILE *log, struct batch_jobs **out, char *err,
+int batch_jobs_open(const struct config *cfg, FILE *log, struct batch_jobs **out, char *err,
                     size_t errlen);
 int batch_job_aggregate(void *ctx, int64_t now, int catch_up, const atomic_int *stop);
 int batch_job_cleanup(void *ctx, int64_t now, int catch_up, const atomic_int *stop);

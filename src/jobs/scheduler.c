@@ -9,8 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-struct sched {
-    const struct sched_job *jobs;
+struct scheduler {
+    const struct scheduler_job *jobs;
     size_t n;
     FILE *log;
     int64_t (*clock)(void);
@@ -23,29 +23,29 @@ struct sched {
 
 /* The first fire time after `after`, or -1 when the expression never
  * fires again. */
-static int64_t next_fire(const struct sched_job *j, int64_t after)
+static int64_t next_fire(const struct scheduler_job *j, int64_t after)
 {
     int64_t t = 0;
     return cron_next(j->cron, after, &t) == 0 ? t : -1;
 }
 
-static void run_job(struct sched *s, size_t i, int catch_up)
+static void run_job(struct scheduler *s, size_t i, int catch_up)
 {
-    const struct sched_job *j = &s->jobs[i];
+    const struct scheduler_job *j = &s->jobs[i];
     int rc = j->run(j->ctx, s->clock(), catch_up, &s->stop);
     if (rc != 0 && rc != PF_ECONFLICT && s->log != NULL) {
         char when[21] = "never";
         int64_t t = next_fire(j, s->clock());
         if (t >= 0)
-            tu_format_iso8601(t, when);
+            timeutil_format_iso8601(t, when);
         fprintf(s->log, "pixflare: scheduler: %s failed; next run at %s\n", j->name, when);
     }
 }
 
 /* Wait up to `ms` or until stopped. */
-static void nap(struct sched *s, int64_t ms)
+static void nap(struct scheduler *s, int64_t ms)
 {
-    int64_t until = tu_mono_ns() + ms * 1000000;
+    int64_t until = timeutil_mono_ns() + ms * 1000000;
     struct timespec ts = {(time_t)(until / 1000000000), (long)(until % 1000000000)};
     pthread_mutex_lock(&s->mu);
     if (!atomic_load(&s->stop))
@@ -55,7 +55,7 @@ static void nap(struct sched *s, int64_t ms)
 
 static void *sched_main(void *arg)
 {
-    struct sched *s = arg;
+    struct scheduler *s = arg;
     int64_t seen = s->clock();
     /* Slots are counted from the start, so that one passing during a long
      * catch-up of another job still runs. */
@@ -90,10 +90,10 @@ static int64_t wall_clock(void)
     return (int64_t)time(NULL);
 }
 
-int sched_start(const struct sched_job *jobs, size_t n, FILE *log, int64_t (*clock)(void),
-                struct sched **out)
+int scheduler_start(const struct scheduler_job *jobs, size_t n, FILE *log, int64_t (*clock)(void),
+                    struct scheduler **out)
 {
-    struct sched *s = calloc(1, sizeof(*s));
+    struct scheduler *s = calloc(1, sizeof(*s));
     pthread_condattr_t attr;
     if (s == NULL || (s->next = calloc(n ? n : 1, sizeof(*s->next))) == NULL) {
         free(s);
@@ -114,7 +114,7 @@ int sched_start(const struct sched_job *jobs, size_t n, FILE *log, int64_t (*clo
             char when[21] = "never";
             int64_t t = next_fire(&jobs[i], s->clock());
             if (t >= 0)
-                tu_format_iso8601(t, when);
+                timeutil_format_iso8601(t, when);
             fprintf(log, "pixflare: scheduler: %s next at %s\n", jobs[i].name, when);
         }
     if (pthread_create(&s->thread, NULL, sched_main, s) != 0) {
@@ -128,7 +128,7 @@ int sched_start(const struct sched_job *jobs, size_t n, FILE *log, int64_t (*clo
     return 0;
 }
 
-void sched_stop(struct sched *s)
+void scheduler_stop(struct scheduler *s)
 {
     if (s == NULL)
         return;

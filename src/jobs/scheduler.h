@@ -20,7 +20,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-struct sched_job {
+struct scheduler_job {
     const char *name;
     const struct cron_expr *cron;
     /* `now`: Unix seconds. When `*stop` becomes set the job returns at its
@@ -30,16 +30,16 @@ struct sched_job {
     void *ctx;
 };
 
-struct sched;
+struct scheduler;
 
 /* Start the thread; `jobs` must outlive the scheduler. `log` gets a line
  * per failed run and the next fire times at start. `clock` gives the Unix
  * time (NULL: the wall clock; the tests pass their own). */
-int sched_start(const struct sched_job *jobs, size_t n, FILE *log, int64_t (*clock)(void),
-                struct sched **out);
+int scheduler_start(const struct scheduler_job *jobs, size_t n, FILE *log, int64_t (*clock)(void),
+                    struct scheduler **out);
 
 /* Ask a running job to stop at its next safe point, wait for it, and end
  * the thread. */
-void sched_stop(struct sched *s);
+void scheduler_stop(struct scheduler *s);
 
 #endif

@@ -212,7 +212,7 @@ int db_open(const char *sqlite_path, struct db **out, char *err, size_t errlen)
     char *slash = strrchr(dir, '/');
     if (slash != NULL && slash != dir) {
         *slash = '\0';
-        fs_mkdirs(dir, 0755);
+        fsutil_mkdirs(dir, 0755);
     }
     if (sqlite3_open_v2(sqlite_path, &db->conn,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -307,23 +307,23 @@ int db_image_insert(struct db *db, const struct db_image *img)
     return PF_EDB;
 }
 
-void dbi_copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
+void db_sqlite_copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
 {
     const unsigned char *s = sqlite3_column_text(st, col);
     snprintf(dst, cap, "%s", s ? (const char *)s : "");
 }
 
-void dbi_read_image(sqlite3_stmt *st, struct db_image *img)
+void db_sqlite_read_image(sqlite3_stmt *st, struct db_image *img)
 {
     img->seq = sqlite3_column_int64(st, 0);
-    dbi_copy_col(img->id, sizeof(img->id), st, 1);
-    dbi_copy_col(img->owner, sizeof(img->owner), st, 2);
-    dbi_copy_col(img->album, sizeof(img->album), st, 3);
-    dbi_copy_col(img->filename, sizeof(img->filename), st, 4);
-    dbi_copy_col(img->content_type, sizeof(img->content_type), st, 5);
+    db_sqlite_copy_col(img->id, sizeof(img->id), st, 1);
+    db_sqlite_copy_col(img->owner, sizeof(img->owner), st, 2);
+    db_sqlite_copy_col(img->album, sizeof(img->album), st, 3);
+    db_sqlite_copy_col(img->filename, sizeof(img->filename), st, 4);
+    db_sqlite_copy_col(img->content_type, sizeof(img->content_type), st, 5);
     img->size_bytes = sqlite3_column_int64(st, 6);
     img->created_at = sqlite3_column_int64(st, 7);
-    dbi_copy_col(img->sha256, sizeof(img->sha256), st, 8);
+    db_sqlite_copy_col(img->sha256, sizeof(img->sha256), st, 8);
     img->width = sqlite3_column_int(st, 9);
     img->height = sqlite3_column_int(st, 10);
 }
@@ -337,7 +337,7 @@ int db_image_by_path(struct db *db, const char *owner, const char *album, const 
     sqlite3_bind_text(st, 3, filename, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
-        dbi_read_image(st, out);
+        db_sqlite_read_image(st, out);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? PF_ENOTFOUND : PF_EDB;
@@ -354,7 +354,7 @@ int db_image_scan(struct db *db, int64_t after, int (*fn)(void *ctx, const struc
         step = sqlite3_step(st);
         if (step != SQLITE_ROW)
             break;
-        dbi_read_image(st, &img);
+        db_sqlite_read_image(st, &img);
         rc = fn(ctx, &img);
         if (rc != 0)
             break;
@@ -405,7 +405,7 @@ static int prepare_counts(struct db *db)
     return 0;
 }
 
-int dbi_step_done(sqlite3_stmt *st)
+int db_sqlite_step_done(sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
@@ -434,7 +434,7 @@ static int add_one(struct db *db, const struct db_count *c)
             sqlite3_bind_text(st, 2, c->date, i == 0 ? -1 : 7, SQLITE_STATIC);
             sqlite3_bind_int64(st, 3, c->requests);
             sqlite3_bind_int64(st, 4, c->bytes);
-            if (i == 0 && dbi_step_done(st) != 0)
+            if (i == 0 && db_sqlite_step_done(st) != 0)
                 return PF_EDB;
         }
         break;
@@ -446,7 +446,7 @@ static int add_one(struct db *db, const struct db_count *c)
         sqlite3_bind_int64(st, 4, c->requests);
         break;
     }
-    return dbi_step_done(st);
+    return db_sqlite_step_done(st);
 }
 
 /* Whether the batch has aggregated `date`, remembered for the transaction
@@ -487,7 +487,7 @@ static int bump_once(struct db *db, struct done_cache *seen, const char *date)
     if (seen->n < 8) /* more dates than that in one flush: raised again, harmless */
         snprintf(seen->date[seen->n++], sizeof(seen->date[0]), "%s", date);
     sqlite3_bind_text(db->bump, 1, date, -1, SQLITE_STATIC);
-    return dbi_step_done(db->bump);
+    return db_sqlite_step_done(db->bump);
 }
 
 int db_counts_add(struct db *db, const struct db_count *rows, size_t n, int64_t *dropped, char *err,
@@ -531,8 +531,8 @@ int db_counts_add(struct db *db, const struct db_count *rows, size_t n, int64_t 
 /* ---- Batch aggregation and retention ---------------------------------- */
 
 /* The batch and cleanup statements run a few times per date: prepared per
- * use, not kept (dbi_prep). */
-int dbi_prep(struct db *db, const char *sql, sqlite3_stmt **st)
+ * use, not kept (db_sqlite_prep). */
+int db_sqlite_prep(struct db *db, const char *sql, sqlite3_stmt **st)
 {
     return sqlite3_prepare_v2(db->conn, sql, -1, st, NULL) == SQLITE_OK ? 0 : PF_EDB;
 }
@@ -541,7 +541,7 @@ int dbi_prep(struct db *db, const char *sql, sqlite3_stmt **st)
 static int query_int(struct db *db, const char *sql, const char *date, int64_t *out)
 {
     sqlite3_stmt *st = NULL;
-    int rc = dbi_prep(db, sql, &st);
+    int rc = db_sqlite_prep(db, sql, &st);
     if (rc == 0) {
         for (int i = 1; i <= sqlite3_bind_parameter_count(st); i++)
             sqlite3_bind_text(st, i, date, -1, SQLITE_STATIC);
@@ -555,16 +555,16 @@ static int query_int(struct db *db, const char *sql, const char *date, int64_t *
     return rc;
 }
 
-void dbi_now_iso(char out[21])
+void db_sqlite_now_iso(char out[21])
 {
-    tu_format_iso8601((int64_t)time(NULL), out);
+    timeutil_format_iso8601((int64_t)time(NULL), out);
 }
 
-int dbi_exec_text(struct db *db, int64_t *changes, const char *sql, ...)
+int db_sqlite_exec_text(struct db *db, int64_t *changes, const char *sql, ...)
 {
     sqlite3_stmt *st = NULL;
     va_list ap;
-    int rc = dbi_prep(db, sql, &st);
+    int rc = db_sqlite_prep(db, sql, &st);
     va_start(ap, sql);
     for (int i = 1; rc == 0; i++) {
         const char *v = va_arg(ap, const char *);
@@ -574,7 +574,7 @@ int dbi_exec_text(struct db *db, int64_t *changes, const char *sql, ...)
     }
     va_end(ap);
     if (rc == 0)
-        rc = dbi_step_done(st);
+        rc = db_sqlite_step_done(st);
     if (rc == 0 && changes != NULL)
         *changes = sqlite3_changes64(db->conn);
     sqlite3_finalize(st);
@@ -583,11 +583,12 @@ int dbi_exec_text(struct db *db, int64_t *changes, const char *sql, ...)
 
 static int meta_put(struct db *db, const char *key, const char *value, const char *now)
 {
-    return dbi_exec_text(db, NULL,
-                         "INSERT INTO analytics_meta (key, value, updated_at) VALUES (?1, ?2, ?3) "
-                         "ON CONFLICT DO UPDATE SET value = excluded.value, "
-                         "updated_at = excluded.updated_at",
-                         key, value, now, (const char *)NULL);
+    return db_sqlite_exec_text(
+        db, NULL,
+        "INSERT INTO analytics_meta (key, value, updated_at) VALUES (?1, ?2, ?3) "
+        "ON CONFLICT DO UPDATE SET value = excluded.value, "
+        "updated_at = excluded.updated_at",
+        key, value, now, (const char *)NULL);
 }
 
 /* Insert the date's new rows (already in key order). */
@@ -595,15 +596,15 @@ static int insert_rows(struct db *db, const char *date, const struct db_daily_ro
                        size_t ndaily, const struct db_status_row *status, size_t nstatus)
 {
     sqlite3_stmt *d = NULL, *s = NULL;
-    int rc = dbi_prep(db,
-                      "INSERT INTO analytics_daily (owner, date, image_id, variant, country, "
-                      "requests, bandwidth_bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                      &d);
+    int rc = db_sqlite_prep(db,
+                            "INSERT INTO analytics_daily (owner, date, image_id, variant, country, "
+                            "requests, bandwidth_bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            &d);
     if (rc == 0)
-        rc = dbi_prep(db,
-                      "INSERT INTO analytics_status_daily (owner, date, status, requests) "
-                      "VALUES (?, ?, ?, ?)",
-                      &s);
+        rc = db_sqlite_prep(db,
+                            "INSERT INTO analytics_status_daily (owner, date, status, requests) "
+                            "VALUES (?, ?, ?, ?)",
+                            &s);
     if (rc == 0) {
         sqlite3_bind_text(d, 2, date, -1, SQLITE_STATIC);
         sqlite3_bind_text(s, 2, date, -1, SQLITE_STATIC);
@@ -616,13 +617,13 @@ static int insert_rows(struct db *db, const char *date, const struct db_daily_ro
         sqlite3_bind_text(d, 5, r->country, -1, SQLITE_STATIC);
         sqlite3_bind_int64(d, 6, r->requests);
         sqlite3_bind_int64(d, 7, r->bytes);
-        rc = dbi_step_done(d);
+        rc = db_sqlite_step_done(d);
     }
     for (size_t i = 0; rc == 0 && i < nstatus; i++) {
         sqlite3_bind_text(s, 1, status[i].owner, -1, SQLITE_STATIC);
         sqlite3_bind_int(s, 3, status[i].status);
         sqlite3_bind_int64(s, 4, status[i].requests);
-        rc = dbi_step_done(s);
+        rc = db_sqlite_step_done(s);
     }
     sqlite3_finalize(d);
     sqlite3_finalize(s);
@@ -635,7 +636,7 @@ static int run_each(struct db *db, const char *const *sql, const char *date)
 {
     int rc = 0;
     for (size_t i = 0; rc == 0 && sql[i] != NULL; i++)
-        rc = dbi_exec_text(db, NULL, sql[i], date, (const char *)NULL);
+        rc = db_sqlite_exec_text(db, NULL, sql[i], date, (const char *)NULL);
     return rc;
 }
 
@@ -653,12 +654,12 @@ static int collect_owners(struct db *db, const char *date, const struct db_daily
     sqlite3_stmt *st = NULL;
     int rc = run_each(db, sql, date);
     if (rc == 0)
-        rc = dbi_prep(db, "INSERT OR IGNORE INTO temp.batch_owners VALUES (?)", &st);
+        rc = db_sqlite_prep(db, "INSERT OR IGNORE INTO temp.batch_owners VALUES (?)", &st);
     for (size_t i = 0; rc == 0 && i < ndaily; i++) {
         if (i > 0 && strcmp(daily[i].owner, daily[i - 1].owner) == 0)
             continue; /* sorted by owner */
         sqlite3_bind_text(st, 1, daily[i].owner, -1, SQLITE_STATIC);
-        rc = dbi_step_done(st);
+        rc = db_sqlite_step_done(st);
     }
     sqlite3_finalize(st);
     return rc;
@@ -677,10 +678,11 @@ static int recompute_owners(struct db *db, const char *date, const struct db_dai
     sqlite3_stmt *st = NULL;
     int rc = run_each(db, wipe, date);
     if (rc == 0)
-        rc = dbi_prep(db,
-                      "INSERT INTO analytics_owner_daily (owner, date, requests, bandwidth_bytes) "
-                      "VALUES (?, ?, ?, ?)",
-                      &st);
+        rc = db_sqlite_prep(
+            db,
+            "INSERT INTO analytics_owner_daily (owner, date, requests, bandwidth_bytes) "
+            "VALUES (?, ?, ?, ?)",
+            &st);
     for (size_t i = 0; rc == 0 && i < ndaily;) {
         int64_t req = 0, bytes = 0;
         size_t j = i;
@@ -692,23 +694,24 @@ static int recompute_owners(struct db *db, const char *date, const struct db_dai
         sqlite3_bind_text(st, 2, date, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, req);
         sqlite3_bind_int64(st, 4, bytes);
-        rc = dbi_step_done(st);
+        rc = db_sqlite_step_done(st);
         i = j;
     }
     sqlite3_finalize(st);
     if (rc == 0)
-        rc = dbi_exec_text(db, NULL,
-                           "DELETE FROM analytics_monthly WHERE year_month = ?1 AND owner IN "
-                           "(SELECT owner FROM temp.batch_owners)",
-                           month, (const char *)NULL);
+        rc = db_sqlite_exec_text(db, NULL,
+                                 "DELETE FROM analytics_monthly WHERE year_month = ?1 AND owner IN "
+                                 "(SELECT owner FROM temp.batch_owners)",
+                                 month, (const char *)NULL);
     if (rc == 0)
-        rc = dbi_exec_text(db, NULL,
-                           "INSERT INTO analytics_monthly (owner, year_month, requests, "
-                           "bandwidth_bytes) SELECT owner, ?1, SUM(requests), SUM(bandwidth_bytes) "
-                           "FROM analytics_owner_daily WHERE owner IN "
-                           "(SELECT owner FROM temp.batch_owners) AND date BETWEEN ?2 AND ?3 "
-                           "GROUP BY owner",
-                           month, first, last, (const char *)NULL);
+        rc = db_sqlite_exec_text(
+            db, NULL,
+            "INSERT INTO analytics_monthly (owner, year_month, requests, "
+            "bandwidth_bytes) SELECT owner, ?1, SUM(requests), SUM(bandwidth_bytes) "
+            "FROM analytics_owner_daily WHERE owner IN "
+            "(SELECT owner FROM temp.batch_owners) AND date BETWEEN ?2 AND ?3 "
+            "GROUP BY owner",
+            month, first, last, (const char *)NULL);
     return rc;
 }
 
@@ -727,7 +730,7 @@ int db_batch_replace_day(struct db *db, const char *date, const struct db_daily_
     int rc = 0;
     err[0] = '\0';
     memset(bs, 0, sizeof(*bs));
-    dbi_now_iso(now);
+    db_sqlite_now_iso(now);
     for (size_t i = 0; i < ndaily; i++)
         bs->requests += daily[i].requests;
     if (sqlite3_exec(db->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
@@ -747,12 +750,13 @@ int db_batch_replace_day(struct db *db, const char *date, const struct db_daily_
     if (rc == 0)
         rc = recompute_owners(db, date, daily, ndaily);
     if (rc == 0)
-        rc = dbi_exec_text(db, NULL, BUMP_SQL, date, (const char *)NULL);
+        rc = db_sqlite_exec_text(db, NULL, BUMP_SQL, date, (const char *)NULL);
     if (rc == 0)
-        rc = dbi_prep(db,
-                      "INSERT OR REPLACE INTO analytics_batch_days (date, events, daily_rows, "
-                      "status_rows, drift, aggregated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                      &st);
+        rc =
+            db_sqlite_prep(db,
+                           "INSERT OR REPLACE INTO analytics_batch_days (date, events, daily_rows, "
+                           "status_rows, drift, aggregated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                           &st);
     if (rc == 0) {
         sqlite3_bind_text(st, 1, date, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, events);
@@ -760,7 +764,7 @@ int db_batch_replace_day(struct db *db, const char *date, const struct db_daily_
         sqlite3_bind_int64(st, 4, (int64_t)nstatus);
         sqlite3_bind_int64(st, 5, bs->drift);
         sqlite3_bind_text(st, 6, now, -1, SQLITE_STATIC);
-        rc = dbi_step_done(st);
+        rc = db_sqlite_step_done(st);
     }
     sqlite3_finalize(st);
     /* The meta rows describe the run of the newest date aggregated: a
@@ -814,12 +818,12 @@ int db_day_requests(struct db *db, const char *date, int64_t *requests)
 int db_meta_get(struct db *db, const char *key, char *value, size_t len)
 {
     sqlite3_stmt *st = NULL;
-    int rc = dbi_prep(db, "SELECT value FROM analytics_meta WHERE key = ?", &st);
+    int rc = db_sqlite_prep(db, "SELECT value FROM analytics_meta WHERE key = ?", &st);
     if (rc == 0) {
         sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
         int s = sqlite3_step(st);
         if (s == SQLITE_ROW)
-            dbi_copy_col(value, len, st, 0);
+            db_sqlite_copy_col(value, len, st, 0);
         else
             rc = s == SQLITE_DONE ? PF_ENOTFOUND : PF_EDB;
     }
@@ -830,7 +834,7 @@ int db_meta_get(struct db *db, const char *key, char *value, size_t len)
 int db_meta_set(struct db *db, const char *key, const char *value, char *err, size_t errlen)
 {
     char now[21];
-    dbi_now_iso(now);
+    db_sqlite_now_iso(now);
     int rc = meta_put(db, key, value, now);
     if (rc != 0)
         snprintf(err, errlen, "%s", sqlite3_errmsg(db->conn));
@@ -847,7 +851,7 @@ static int cleanup_date(struct db *db, const char *date, struct db_cleanup_stats
     int64_t changed[3] = {0, 0, 0};
     int rc = sqlite3_exec(db->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : PF_EDB;
     for (int i = 0; rc == 0 && i < 3; i++)
-        rc = dbi_exec_text(db, &changed[i], sql[i], date, (const char *)NULL);
+        rc = db_sqlite_exec_text(db, &changed[i], sql[i], date, (const char *)NULL);
     if (rc == 0 && sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         rc = PF_EDB;
     if (rc == 0) {
@@ -874,10 +878,11 @@ int db_cleanup_before(struct db *db, const char *date, const atomic_int *stop,
     if (rc == PF_ENOTFOUND)
         rc = 0;
     if (rc == 0)
-        rc = dbi_prep(db,
-                      "SELECT date FROM analytics_owner_daily WHERE date >= ?1 AND date < ?2 "
-                      "UNION SELECT date FROM analytics_status_daily WHERE date < ?2 ORDER BY 1",
-                      &st);
+        rc = db_sqlite_prep(
+            db,
+            "SELECT date FROM analytics_owner_daily WHERE date >= ?1 AND date < ?2 "
+            "UNION SELECT date FROM analytics_status_daily WHERE date < ?2 ORDER BY 1",
+            &st);
     if (rc == 0) {
         sqlite3_bind_text(st, 1, marker, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, date, -1, SQLITE_STATIC);
@@ -893,7 +898,7 @@ int db_cleanup_before(struct db *db, const char *date, const atomic_int *stop,
                 dates = nd;
                 cap = ncap;
             }
-            dbi_copy_col(dates[n++], sizeof(dates[0]), st, 0);
+            db_sqlite_copy_col(dates[n++], sizeof(dates[0]), st, 0);
         }
         if (rc == 0 && step != SQLITE_DONE)
             rc = PF_EDB;
@@ -903,7 +908,7 @@ int db_cleanup_before(struct db *db, const char *date, const atomic_int *stop,
         rc = stop && atomic_load(stop) ? PF_ECONFLICT : cleanup_date(db, dates[i], cs);
     if (rc == 0 && strcmp(date, marker) > 0) {
         char now[21];
-        dbi_now_iso(now);
+        db_sqlite_now_iso(now);
         rc = meta_put(db, "cleanup_before", date, now);
     }
     if (rc != 0) {

@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 /* The statements of db_read.c, prepared on first use and kept. */
-enum dbi_read_stmt {
+enum db_sqlite_read_stmt {
     DBQ_KEY_GET,
     DBQ_KEY_TOUCH,
     DBQ_VERSIONS,
@@ -32,21 +32,21 @@ struct db {
 };
 
 /* Prepare a statement for one use (finalized by the caller). */
-int dbi_prep(struct db *db, const char *sql, sqlite3_stmt **st);
+int db_sqlite_prep(struct db *db, const char *sql, sqlite3_stmt **st);
 /* Run a prepared statement to completion and reset it. */
-int dbi_step_done(sqlite3_stmt *st);
+int db_sqlite_step_done(sqlite3_stmt *st);
 /* Copy a text column (NULL as "") into dst, cut to cap. */
-void dbi_copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col);
+void db_sqlite_copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col);
 /* Run one statement with text parameters ?1.. (NULL-ended) to completion.
  * OUT: *changes (if not NULL), the rows it changed. */
-int dbi_exec_text(struct db *db, int64_t *changes, const char *sql, ...);
+int db_sqlite_exec_text(struct db *db, int64_t *changes, const char *sql, ...);
 /* Now as "YYYY-MM-DDTHH:MM:SSZ". */
-void dbi_now_iso(char out[21]);
+void db_sqlite_now_iso(char out[21]);
 /* The columns of an images row, as db_image_by_path() selects them. */
-#define DBI_IMAGE_COLUMNS                                                                          \
+#define DB_SQLITE_IMAGE_COLUMNS                                                                    \
     "rowid, id, owner, album, filename, content_type, size_bytes, "                                \
     "CAST(strftime('%s', created_at) AS INTEGER), sha256, width, height"
 struct db_image;
-void dbi_read_image(sqlite3_stmt *st, struct db_image *img);
+void db_sqlite_read_image(sqlite3_stmt *st, struct db_image *img);
 
 #endif

@@ -39,12 +39,12 @@ static const char *const read_sql[DBQ_COUNT] = {
                        "FROM analytics_daily WHERE owner = ?1 AND date IN "
                        "(SELECT date FROM analytics_owner_daily WHERE owner = ?1 "
                        "AND date BETWEEN ?3 AND ?4) AND image_id = ?2",
-    [DBQ_IMAGE_BY_ID] = "SELECT " DBI_IMAGE_COLUMNS " FROM images WHERE id = ?1",
+    [DBQ_IMAGE_BY_ID] = "SELECT " DB_SQLITE_IMAGE_COLUMNS " FROM images WHERE id = ?1",
 };
 
 /* The kept statement `which`, reset and with its bindings cleared, or NULL
  * when it cannot be prepared. */
-static sqlite3_stmt *stmt(struct db *db, enum dbi_read_stmt which)
+static sqlite3_stmt *stmt(struct db *db, enum db_sqlite_read_stmt which)
 {
     sqlite3_stmt **st = &db->read[which];
     if (*st == NULL && sqlite3_prepare_v3(db->conn, read_sql[which], -1, SQLITE_PREPARE_PERSISTENT,
@@ -72,17 +72,18 @@ static void iso_or_null(sqlite3_stmt *st, int col, int64_t t)
         sqlite3_bind_null(st, col);
         return;
     }
-    tu_format_iso8601(t, iso);
+    timeutil_format_iso8601(t, iso);
     sqlite3_bind_text(st, col, iso, -1, SQLITE_TRANSIENT);
 }
 
 int db_key_insert(struct db *db, const struct db_key *k)
 {
     sqlite3_stmt *st = NULL;
-    int rc = dbi_prep(db,
-                      "INSERT INTO api_keys (id, owner, key_hash, scopes, created_at, expires_at, "
-                      "last_used_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, NULL)",
-                      &st);
+    int rc =
+        db_sqlite_prep(db,
+                       "INSERT INTO api_keys (id, owner, key_hash, scopes, created_at, expires_at, "
+                       "last_used_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, NULL)",
+                       &st);
     if (rc == 0) {
         bind_texts(st, k->id, k->owner, k->key_hash, k->scopes);
         iso_or_null(st, 5, k->created_at);
@@ -96,10 +97,10 @@ int db_key_insert(struct db *db, const struct db_key *k)
 
 static void read_key(sqlite3_stmt *st, struct db_key *k)
 {
-    dbi_copy_col(k->id, sizeof(k->id), st, 0);
-    dbi_copy_col(k->owner, sizeof(k->owner), st, 1);
-    dbi_copy_col(k->key_hash, sizeof(k->key_hash), st, 2);
-    dbi_copy_col(k->scopes, sizeof(k->scopes), st, 3);
+    db_sqlite_copy_col(k->id, sizeof(k->id), st, 0);
+    db_sqlite_copy_col(k->owner, sizeof(k->owner), st, 1);
+    db_sqlite_copy_col(k->key_hash, sizeof(k->key_hash), st, 2);
+    db_sqlite_copy_col(k->scopes, sizeof(k->scopes), st, 3);
     k->created_at = sqlite3_column_int64(st, 4);
     k->expires_at = sqlite3_column_int64(st, 5);
     k->last_used_at = sqlite3_column_int64(st, 6);
@@ -123,7 +124,8 @@ int db_key_scan(struct db *db, int (*fn)(void *ctx, const struct db_key *k), voi
 {
     sqlite3_stmt *st = NULL;
     struct db_key k;
-    int rc = dbi_prep(db, "SELECT " KEY_COLUMNS " FROM api_keys ORDER BY created_at, rowid", &st);
+    int rc =
+        db_sqlite_prep(db, "SELECT " KEY_COLUMNS " FROM api_keys ORDER BY created_at, rowid", &st);
     int s = SQLITE_DONE;
     while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
         read_key(st, &k);
@@ -143,12 +145,12 @@ int db_key_revoke(struct db *db, const char *id, int64_t now, int *already)
     *already = rc == 0 && k.revoked_at != 0;
     if (rc != 0 || *already)
         return rc;
-    rc = dbi_prep(db, "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-                  &st);
+    rc = db_sqlite_prep(
+        db, "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL", &st);
     if (rc == 0) {
         bind_texts(st, id, NULL, NULL, NULL);
         iso_or_null(st, 2, now);
-        rc = dbi_step_done(st);
+        rc = db_sqlite_step_done(st);
     }
     sqlite3_finalize(st);
     return rc;
@@ -164,7 +166,7 @@ int db_key_touch(struct db *db, const char *id, int64_t now)
     /* A record of use never waits for a writer (a batch can hold the lock
      * for seconds): if the database is busy, the next use records it. */
     sqlite3_busy_timeout(db->conn, 0);
-    int rc = dbi_step_done(st);
+    int rc = db_sqlite_step_done(st);
     sqlite3_busy_timeout(db->conn, db->busy_ms);
     return rc;
 }
@@ -270,7 +272,7 @@ int db_image_by_id(struct db *db, const char *id, struct db_image *out)
     bind_texts(st, id, NULL, NULL, NULL);
     int s = sqlite3_step(st);
     if (s == SQLITE_ROW)
-        dbi_read_image(st, out);
+        db_sqlite_read_image(st, out);
     sqlite3_reset(st);
     return s == SQLITE_ROW ? 0 : s == SQLITE_DONE ? PF_ENOTFOUND : PF_EDB;
 }

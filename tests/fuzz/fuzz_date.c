@@ -1,9 +1,9 @@
-/* fuzz_date.c - fuzzes tu_parse_iso8601() and tu_format_iso8601() (src/timeutil.c).
+/* fuzz_date.c - fuzzes timeutil_parse_iso8601() and timeutil_format_iso8601() (src/timeutil.c).
  *
  * The input is copied into an exactly sized NUL-terminated string (ASan
  * catches reads past the terminator). Invariants checked:
- *  - tu_parse_iso8601 returns 0 or PF_EINVAL;
- *  - on success the time lies in 1970..9999, and tu_format_iso8601 prints a
+ *  - timeutil_parse_iso8601 returns 0 or PF_EINVAL;
+ *  - on success the time lies in 1970..9999, and timeutil_format_iso8601 prints a
  *    20-character "YYYY-MM-DDTHH:MM:SSZ" that parses back to the same value;
  *  - the printed date, hour and minute (and second, when given) equal the
  *    ones in the input: accepted dates are real calendar dates, never
@@ -21,10 +21,10 @@ static void check_roundtrip(int64_t t)
 {
     char text[21];
     int64_t back = -1;
-    tu_format_iso8601(t, text);
+    timeutil_format_iso8601(t, text);
     FUZZ_CHECK(strlen(text) == 20);
     FUZZ_CHECK(text[4] == '-' && text[7] == '-' && text[10] == 'T' && text[19] == 'Z');
-    FUZZ_CHECK(tu_parse_iso8601(text, &back) == 0);
+    FUZZ_CHECK(timeutil_parse_iso8601(text, &back) == 0);
     FUZZ_CHECK(back == t);
 }
 
@@ -32,13 +32,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *s = fuzz_cstr(data, size);
     int64_t t = -1;
-    int rc = tu_parse_iso8601(s, &t);
+    int rc = timeutil_parse_iso8601(s, &t);
     FUZZ_CHECK(rc == 0 || rc == PF_EINVAL);
     if (rc == 0) {
         FUZZ_CHECK(t >= 0 && t < YEAR_10000);
         check_roundtrip(t);
         char text[21];
-        tu_format_iso8601(t, text);
+        timeutil_format_iso8601(t, text);
         size_t n = strlen(s);
         if (n > 0 && s[n - 1] == 'Z')
             n--;

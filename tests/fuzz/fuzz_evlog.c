@@ -53,7 +53,7 @@ static int ref_frame_ok(const uint8_t *p, size_t len)
            le32(p + 2) == (uint32_t)XXH3_64bits(p + 6, REC - 6);
 }
 
-static void check_event(const struct pf_event *ev)
+static void check_event(const struct event *ev)
 {
     size_t n = strnlen(ev->image_id, sizeof(ev->image_id));
     FUZZ_CHECK(n <= 7);
@@ -76,7 +76,7 @@ static int same_stats(const struct evlog_file_stats *a, const struct evlog_file_
            a->bad_header == b->bad_header;
 }
 
-static int same_event(const struct pf_event *a, const struct pf_event *b)
+static int same_event(const struct event *a, const struct event *b)
 {
     return a->ts_ms == b->ts_ms && memcmp(a->request_id, b->request_id, 16) == 0 &&
            memcmp(a->owner, b->owner, 16) == 0 &&
@@ -85,14 +85,14 @@ static int same_event(const struct pf_event *a, const struct pf_event *b)
 }
 
 struct collect {
-    struct pf_event *ev; /* room for len / 72 + 1 events */
+    struct event *ev; /* room for len / 72 + 1 events */
     size_t n, cap;
     size_t stop_after; /* 0: never stop */
 };
 
 #define STOP_RC 7
 
-static int collect_cb(void *ctx, const struct pf_event *ev)
+static int collect_cb(void *ctx, const struct event *ev)
 {
     struct collect *c = ctx;
     check_event(ev);
@@ -103,8 +103,8 @@ static int collect_cb(void *ctx, const struct pf_event *ev)
 
 /* The reference scanner: a record where a frame holds, skipping byte by
  * byte to the next frame otherwise. OUT: *st, the decoded events in ev. */
-static void ref_scan(const uint8_t *buf, size_t len, struct evlog_file_stats *st,
-                     struct pf_event *ev, size_t *nev)
+static void ref_scan(const uint8_t *buf, size_t len, struct evlog_file_stats *st, struct event *ev,
+                     size_t *nev)
 {
     memset(st, 0, sizeof(*st));
     *nev = 0;
@@ -146,7 +146,7 @@ static void ref_scan(const uint8_t *buf, size_t len, struct evlog_file_stats *st
 static void check_scan(const uint8_t *buf, size_t len, size_t stop_seed)
 {
     size_t cap = len / REC + 1;
-    struct pf_event *ref_ev = calloc(cap, sizeof(*ref_ev));
+    struct event *ref_ev = calloc(cap, sizeof(*ref_ev));
     struct collect c = {calloc(cap, sizeof(*c.ev)), 0, cap, 0};
     struct evlog_file_stats st, ref;
     size_t nref = 0;
@@ -193,7 +193,7 @@ static void check_scan(const uint8_t *buf, size_t len, size_t stop_seed)
 static void check_decode_everywhere(const uint8_t *buf, size_t len)
 {
     for (size_t off = 0; off <= len; off++) {
-        struct pf_event ev;
+        struct event ev;
         uint8_t again[REC];
         int rc = evlog_decode(buf + off, len - off, &ev);
         FUZZ_CHECK(rc == 0 || rc == PF_EFORMAT);
@@ -233,7 +233,7 @@ static void check_roundtrip(const uint8_t *data, size_t size)
     static const char ids[] = "abcdefghijklmnopqrstuvwxyz0123456789";
     uint8_t in[64] = {0};
     uint8_t rec[REC];
-    struct pf_event ev, back;
+    struct event ev, back;
     memcpy(in, data, size < sizeof(in) ? size : sizeof(in));
     memset(&ev, 0, sizeof(ev));
     ev.ts_ms = (int64_t)fuzz_u64(in, 8);

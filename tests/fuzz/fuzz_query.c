@@ -1,5 +1,5 @@
 /* fuzz_query.c - fuzzes the analytics API's request parsing: query_parse(),
- * query_add() and query_params() (src/query.c, with tu_parse_date() of
+ * query_add() and query_params() (src/query.c, with timeutil_parse_date() of
  * src/timeutil.c), and auth_key_wellformed(), auth_parse_scopes() and the
  * header parsing of auth_check() (src/auth.c).
  *
@@ -324,7 +324,7 @@ static int ref_date_any(const char *s, size_t len, int64_t *t, int *year)
     return 0;
 }
 
-/* The dates the API takes: tu_parse_date's years, 1970 on. */
+/* The dates the API takes: timeutil_parse_date's years, 1970 on. */
 static int ref_date(const char *s, int64_t *t)
 {
     int year;

@@ -235,7 +235,7 @@ static void test_check(void **state)
     struct db_key rec;
     char alice[AUTH_KEY_LEN + 1], bob[AUTH_KEY_LEN + 1], other[AUTH_KEY_LEN + 1];
     char hex[33];
-    uint8_t raw[KH_OWNER_LEN];
+    uint8_t raw[KEYHASH_OWNER_LEN];
     assert_int_equal(auth_key_create(f->db, SECRET, "alice", AUTH_SCOPE_READ, 0, alice, &rec), 0);
     assert_int_equal(
         auth_key_create(f->db, SECRET, "bob", AUTH_SCOPE_READ | AUTH_SCOPE_WRITE, 0, bob, NULL), 0);
@@ -266,16 +266,16 @@ static void test_check(void **state)
     assert_string_equal(p.owner, "alice");
     assert_string_equal(p.key_id, rec.id);
     assert_int_equal(p.scopes, AUTH_SCOPE_READ);
-    kh_owner(SECRET, "alice", raw);
-    kh_hex(raw, KH_OWNER_LEN, hex);
+    keyhash_owner(SECRET, "alice", raw);
+    keyhash_hex(raw, KEYHASH_OWNER_LEN, hex);
     assert_string_equal(p.owner_hex, hex);
     assert_int_equal(check_key(f->db, "bearer %s", alice, NOW, &p), AUTH_OK);
     assert_int_equal(check_key(f->db, "BEARER    %s  \t ", alice, NOW, &p), AUTH_OK);
     assert_int_equal(check_key(f->db, "Bearer %s", bob, NOW, &p), AUTH_OK);
     assert_string_equal(p.owner, "bob");
     assert_int_equal(p.scopes, AUTH_SCOPE_READ | AUTH_SCOPE_WRITE);
-    kh_owner(SECRET, "bob", raw);
-    kh_hex(raw, KH_OWNER_LEN, hex);
+    keyhash_owner(SECRET, "bob", raw);
+    keyhash_hex(raw, KEYHASH_OWNER_LEN, hex);
     assert_string_equal(p.owner_hex, hex);
 
     /* unknown: another id, or the right id with another secret part, or

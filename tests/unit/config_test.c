@@ -48,7 +48,7 @@ static int clear_env(void **state)
 static void test_defaults(void **state)
 {
     (void)state;
-    struct pf_config c;
+    struct config c;
     char err[512];
     assert_int_equal(config_load(NULL, &c, err, sizeof(err)), 0);
     assert_string_equal(c.listen_host, "127.0.0.1");
@@ -59,7 +59,7 @@ static void test_defaults(void **state)
     assert_string_equal(c.sqlite_path, "./data/pixflare.db");
     assert_string_equal(c.country_header, "CF-IPCountry");
     assert_null(c.geoip_db);
-    assert_int_equal(c.engine, PF_ENGINE_EMBEDDED);
+    assert_int_equal(c.engine, CONFIG_ENGINE_EMBEDDED);
     assert_string_equal(c.dataset, "pixflare_cdn_metrics");
     assert_true(c.realtime_enabled);
     assert_true(c.batch_enabled);
@@ -75,7 +75,7 @@ static void test_defaults(void **state)
 
 static void expect_bad(const char *key, const char *value, const char *needle)
 {
-    struct pf_config c;
+    struct config c;
     char err[512] = "";
     setenv(key, value, 1);
     int rc = config_load(NULL, &c, err, sizeof(err));
@@ -127,7 +127,7 @@ static void test_bools_and_listen(void **state)
         assert_int_equal(v, 0);
     }
     assert_int_not_equal(config_parse_bool("on", &v), 0);
-    struct pf_config c;
+    struct config c;
     char err[512];
     setenv("PIXFLARE_LISTEN", "[::1]:0", 1);
     assert_int_equal(config_load(NULL, &c, err, sizeof(err)), 0);
@@ -151,7 +151,7 @@ static void test_file(void **state)
     /* "KEY = value" is not KEY=value: a space before '=' is refused. */
     assert_int_equal(write(fd, text, sizeof(text) - 1), (ssize_t)(sizeof(text) - 1));
     close(fd);
-    struct pf_config c;
+    struct config c;
     char err[512];
     assert_int_not_equal(config_load(path, &c, err, sizeof(err)), 0);
     assert_non_null(strstr(err, "line 5"));
@@ -198,7 +198,7 @@ static void test_secret(void **state)
     char dir[] = "/tmp/pixflare-secret-XXXXXX";
     assert_non_null(mkdtemp(dir));
     setenv("PIXFLARE_DATA_DIR", dir, 1);
-    struct pf_config c;
+    struct config c;
     char err[512], first[80];
     assert_int_equal(config_load(NULL, &c, err, sizeof(err)), 0);
     assert_int_equal(config_ensure_secret(&c, err, sizeof(err)), 0);

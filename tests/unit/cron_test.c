@@ -18,11 +18,11 @@ static void expect_fires(const char *expr, const char *from, const char *const *
     int64_t t;
     if (cron_parse(expr, &e, err, sizeof(err)) != 0)
         fail_msg("'%s' did not parse: %s", expr, err);
-    assert_int_equal(tu_parse_iso8601(from, &t), 0);
+    assert_int_equal(timeutil_parse_iso8601(from, &t), 0);
     for (int i = 0; want[i] != NULL; i++) {
         char got[21];
         assert_int_equal(cron_next(&e, t, &t), 0);
-        tu_format_iso8601(t, got);
+        timeutil_format_iso8601(t, got);
         if (strcmp(got, want[i]) != 0)
             fail_msg("'%s' from %s, fire %d: got %s want %s", expr, from, i, got, want[i]);
     }

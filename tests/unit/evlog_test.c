@@ -51,9 +51,9 @@ static void fix_checksum(uint8_t *rec)
     put_le32(rec + 2, (uint32_t)XXH3_64bits(rec + 6, REC - 6));
 }
 
-static struct pf_event sample_event(int i)
+static struct event sample_event(int i)
 {
-    struct pf_event ev;
+    struct event ev;
     memset(&ev, 0, sizeof(ev));
     ev.ts_ms = INT64_C(1767225600000) + i;
     for (int k = 0; k < 16; k++) {
@@ -68,7 +68,7 @@ static struct pf_event sample_event(int i)
     return ev;
 }
 
-static void assert_same_event(const struct pf_event *a, const struct pf_event *b)
+static void assert_same_event(const struct event *a, const struct event *b)
 {
     assert_true(a->ts_ms == b->ts_ms);
     assert_memory_equal(a->request_id, b->request_id, 16);
@@ -89,7 +89,7 @@ static uint8_t *make_file(int n, size_t extra, size_t *len)
     assert_non_null(buf);
     make_header(buf);
     for (int i = 0; i < n; i++) {
-        struct pf_event ev = sample_event(i);
+        struct event ev = sample_event(i);
         evlog_encode(&ev, buf + HDR + (size_t)i * REC);
     }
     return buf;
@@ -101,7 +101,7 @@ struct seen {
     int stop_after; /* 0: never */
 };
 
-static int seen_cb(void *ctx, const struct pf_event *ev)
+static int seen_cb(void *ctx, const struct event *ev)
 {
     struct seen *s = ctx;
     if (s->n < 64)
@@ -140,7 +140,7 @@ static void write_bytes(const char *path, const uint8_t *buf, size_t len)
 static int64_t day_of(const char *date)
 {
     int64_t t = 0;
-    assert_int_equal(tu_parse_date(date, &t), 0);
+    assert_int_equal(timeutil_parse_date(date, &t), 0);
     return t / 86400;
 }
 
@@ -170,7 +170,7 @@ static int count_files(const char *dir, const char *suffix, char *first, size_t 
 static void test_roundtrip_edges(void **state)
 {
     (void)state;
-    struct pf_event ev, back;
+    struct event ev, back;
     uint8_t rec[REC];
 
     memset(&ev, 0, sizeof(ev));
@@ -221,7 +221,7 @@ static void test_roundtrip_edges(void **state)
 /* A valid record, byte `at` set to `value`; checksum recomputed if `fix`. */
 static int decode_with(size_t at, uint8_t value, int fix)
 {
-    struct pf_event ev = sample_event(5), back;
+    struct event ev = sample_event(5), back;
     uint8_t rec[REC];
     evlog_encode(&ev, rec);
     rec[at] = value;
@@ -233,7 +233,7 @@ static int decode_with(size_t at, uint8_t value, int fix)
 static void test_decode_rejects(void **state)
 {
     (void)state;
-    struct pf_event ev = sample_event(5), back;
+    struct event ev = sample_event(5), back;
     uint8_t rec[REC];
     evlog_encode(&ev, rec);
     assert_int_equal(evlog_decode(rec, sizeof(rec), &back), 0);
@@ -473,7 +473,7 @@ static void *append_main(void *arg)
 {
     struct appender *a = arg;
     for (int i = 0; i < PER_THREAD; i++) {
-        struct pf_event ev;
+        struct event ev;
         memset(&ev, 0, sizeof(ev));
         ev.ts_ms = a->hour_ms + (int64_t)i * 300; /* spread over the hour */
         evlog_request_id(a->lg, ev.request_id);
@@ -494,7 +494,7 @@ struct collected {
     size_t n, cap;
 };
 
-static int collect_cb(void *ctx, const struct pf_event *ev)
+static int collect_cb(void *ctx, const struct event *ev)
 {
     struct collected *c = ctx;
     if (c->n < c->cap) {
@@ -545,7 +545,7 @@ static void test_concurrent_appends(void **state)
 
     /* Sealed, nothing left open. */
     char day[11], daydir[128];
-    tu_format_date(hour_ms / 1000, day);
+    timeutil_format_date(hour_ms / 1000, day);
     snprintf(daydir, sizeof(daydir), "%s/events/%s/%s", dir, DATASET, day);
     /* Per thread: a 256 KiB segment (3640 events), then a 512 KiB one. */
     assert_int_equal(count_files(daydir, ".pfe", NULL, 0), 2 * THREADS);
@@ -619,7 +619,7 @@ static void test_crash_recovery(void **state)
     size_t len;
     uint8_t *buf = make_file(4, zeros, &len);
     for (int i = 0; i < 4; i++) {
-        struct pf_event ev = sample_event(i);
+        struct event ev = sample_event(i);
         ev.ts_ms = day * MS_PER_DAY + 13 * MS_PER_HOUR + i;
         evlog_encode(&ev, buf + HDR + (size_t)i * REC);
     }
@@ -666,7 +666,7 @@ static void test_crash_recovery(void **state)
 static void append_at(struct evlog *lg, int64_t ts_ms, int n, uint64_t first)
 {
     for (int i = 0; i < n; i++) {
-        struct pf_event ev = sample_event(i);
+        struct event ev = sample_event(i);
         ev.ts_ms = ts_ms + i;
         ev.bytes = first + (uint64_t)i;
         evlog_request_id(lg, ev.request_id);

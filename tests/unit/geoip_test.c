@@ -216,7 +216,7 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
  * country resolution is live; GeoIP from `mmdb` (NULL: none). */
 static struct analytics *open_analytics(const char *data_dir, const char *mmdb)
 {
-    struct pf_config cfg;
+    struct config cfg;
     struct analytics *an = NULL;
     char err[512] = "";
     setenv("PIXFLARE_DATA_DIR", data_dir, 1);

@@ -354,7 +354,7 @@ static void test_params_table(void **state)
         int64_t today;
         char start[11], end[11];
         memset(&e, 0, sizeof(e));
-        assert_int_equal(tu_parse_iso8601(c->today, &today), 0);
+        assert_int_equal(timeutil_parse_iso8601(c->today, &today), 0);
         if (query_parse(c->raw, strlen(c->raw), &q, &e) != 0)
             fail_msg("'%s': query_parse failed: %s", c->raw, e.message);
         int rc = query_params(&q, (enum query_endpoint)c->ep, today, &p, &e);
@@ -371,8 +371,8 @@ static void test_params_table(void **state)
         if (rc != 0)
             fail_msg("'%s' (%s, today %s): refused: %s: %s", c->raw, ep, c->today, e.param,
                      e.message);
-        tu_format_date(p.start, start);
-        tu_format_date(p.end, end);
+        timeutil_format_date(p.start, start);
+        timeutil_format_date(p.end, end);
         if (strcmp(start, c->start) != 0 || strcmp(end, c->end) != 0 || p.days != c->days ||
             p.limit != c->limit || p.csv != c->csv)
             fail_msg("'%s' (%s, today %s): %s..%s days %d limit %d csv %d, want %s..%s days %d "
@@ -395,7 +395,7 @@ static void test_messages(void **state)
     struct query_error e;
     struct api_params p;
     int64_t today;
-    assert_int_equal(tu_parse_iso8601(T, &today), 0);
+    assert_int_equal(timeutil_parse_iso8601(T, &today), 0);
     assert_int_equal(query_parse("end=2026-11-25", 14, &q, &e), 0);
     assert_int_equal(query_params(&q, QUERY_OVERVIEW, today, &p, &e), PF_EINVAL);
     assert_non_null(strstr(e.message, "2026-11-24"));

@@ -33,7 +33,7 @@ struct taken {
 static struct taken take(struct ratelimit *rl, const char *owner, int64_t ms)
 {
     struct taken t = {-1, -1, -1};
-    t.ok = rl_take(rl, owner, ms, &t.remaining, &t.retry);
+    t.ok = ratelimit_take(rl, owner, ms, &t.remaining, &t.retry);
     return t;
 }
 
@@ -54,7 +54,7 @@ static void test_burst(void **state)
     (void)state;
     struct ratelimit *rl;
     const char *o = "0123456789abcdef0123456789abcdef";
-    assert_int_equal(rl_new(5, &rl), 0);
+    assert_int_equal(ratelimit_new(5, &rl), 0);
     int64_t t0 = 1000 * SEC + 250;
     for (int i = 0; i < 5; i++)
         EXPECT(rl, o, t0 + i, 1, 4 - i, 0);
@@ -68,7 +68,7 @@ static void test_burst(void **state)
     for (int i = 0; i < 5; i++)
         EXPECT(rl, o, 1061 * SEC + i, 1, 4 - i, 0);
     EXPECT(rl, o, 1061 * SEC + 5, 0, 0, 61);
-    rl_free(rl);
+    ratelimit_free(rl);
 }
 
 /* Spread requests: Retry-After is the wait for the oldest bucket only. */
@@ -77,7 +77,7 @@ static void test_spread(void **state)
     (void)state;
     struct ratelimit *rl;
     const char *o = "ffffffffffffffffffffffffffffffff";
-    assert_int_equal(rl_new(3, &rl), 0);
+    assert_int_equal(ratelimit_new(3, &rl), 0);
     EXPECT(rl, o, 5000 * SEC, 1, 2, 0);
     EXPECT(rl, o, 5010 * SEC, 1, 1, 0);
     EXPECT(rl, o, 5020 * SEC + 999, 1, 0, 0);
@@ -91,7 +91,7 @@ static void test_spread(void **state)
     EXPECT(rl, o, 5081 * SEC + 1, 0, 0, 41); /* 5061 stops at 5122 */
     /* idle for the span: the whole limit again */
     EXPECT(rl, o, 5142 * SEC, 1, 2, 0);
-    rl_free(rl);
+    ratelimit_free(rl);
 }
 
 /* Refused requests do not count; owners do not share a window. */
@@ -100,7 +100,7 @@ static void test_refused_do_not_count(void **state)
     (void)state;
     struct ratelimit *rl;
     const char *a = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", *b = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
-    assert_int_equal(rl_new(2, &rl), 0);
+    assert_int_equal(ratelimit_new(2, &rl), 0);
     EXPECT(rl, a, 0, 1, 1, 0); /* the clock may start at 0 */
     EXPECT(rl, a, 0, 1, 0, 0);
     for (int64_t ms = 0; ms < SPAN * SEC; ms += 250)
@@ -111,7 +111,7 @@ static void test_refused_do_not_count(void **state)
     EXPECT(rl, a, 61 * SEC, 0, 0, 61);
     EXPECT(rl, b, 61 * SEC, 1, 0, 0);
     EXPECT(rl, b, 61 * SEC, 0, 0, 60);
-    rl_free(rl);
+    ratelimit_free(rl);
 }
 
 /* ---- Randomized, against a reference that keeps every accepted second ---- */
@@ -148,7 +148,7 @@ static void simulate(int limit, int64_t t, int steps, struct ref_owner *ref)
 {
     struct ratelimit *rl;
     char owners[SIM_OWNERS][33];
-    assert_int_equal(rl_new(limit, &rl), 0);
+    assert_int_equal(ratelimit_new(limit, &rl), 0);
     for (int i = 0; i < SIM_OWNERS; i++) {
         owner_name(i, owners[i]);
         ref[i].n = 0;
@@ -179,7 +179,7 @@ static void simulate(int limit, int64_t t, int steps, struct ref_owner *ref)
             o->ms[o->n++] = t;
         }
     }
-    rl_free(rl);
+    ratelimit_free(rl);
 }
 
 static void test_random_against_reference(void **state)
@@ -212,13 +212,13 @@ static void test_no_minute_holds_more_than_limit(void **state)
     struct ratelimit *rl;
     const char *o = "0000000000000000000000000000000c";
     int accepted = 0, remaining, retry;
-    assert_int_equal(rl_new(5, &rl), 0);
+    assert_int_equal(ratelimit_new(5, &rl), 0);
     for (int i = 0; i < 5; i++)
-        accepted += rl_take(rl, o, 999, &remaining, &retry);
+        accepted += ratelimit_take(rl, o, 999, &remaining, &retry);
     for (int i = 0; i < 5; i++) /* 59.001 s later */
-        accepted += rl_take(rl, o, 60 * SEC, &remaining, &retry);
+        accepted += ratelimit_take(rl, o, 60 * SEC, &remaining, &retry);
     assert_int_equal(retry, 1); /* at 61.000 s, 60.001 s after the burst */
-    rl_free(rl);
+    ratelimit_free(rl);
     if (accepted > 5)
         fail_msg("%d requests accepted between 999 ms and 60000 ms (59.001 s), limit 5", accepted);
 }
@@ -242,7 +242,7 @@ static void test_many_owners(void **state)
     struct ratelimit *rl;
     char o[33];
     enum { N = 5000 };
-    assert_int_equal(rl_new(3, &rl), 0);
+    assert_int_equal(ratelimit_new(3, &rl), 0);
     int64_t t = 100000 * SEC;
     /* every owner keeps its count while the table doubles around it */
     for (int i = 0; i < N; i++) {
@@ -280,7 +280,7 @@ static void test_many_owners(void **state)
     size_t after = allocated_bytes();
     if (after > before && after - before > 16u << 20)
         fail_msg("the limiter grew by %zu bytes over 100,000 owners", after - before);
-    rl_free(rl);
+    ratelimit_free(rl);
 }
 
 /* ---- Threads ---- */
@@ -295,8 +295,8 @@ static void *work(void *arg)
     struct worker *w = arg;
     int remaining, retry;
     for (int i = 0; i < 2000; i++)
-        w->accepted += rl_take(w->rl, "11111111111111111111111111111111", 7 * SEC + i % 1000,
-                               &remaining, &retry);
+        w->accepted += ratelimit_take(w->rl, "11111111111111111111111111111111", 7 * SEC + i % 1000,
+                                      &remaining, &retry);
     return NULL;
 }
 
@@ -307,7 +307,7 @@ static void test_threads(void **state)
     pthread_t th[8];
     struct ratelimit *rl;
     int total = 0;
-    assert_int_equal(rl_new(100, &rl), 0);
+    assert_int_equal(ratelimit_new(100, &rl), 0);
     for (int i = 0; i < 8; i++) {
         w[i].rl = rl;
         w[i].accepted = 0;
@@ -318,7 +318,7 @@ static void test_threads(void **state)
         total += w[i].accepted;
     }
     assert_int_equal(total, 100);
-    rl_free(rl);
+    ratelimit_free(rl);
 }
 
 int main(void)

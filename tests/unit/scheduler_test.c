@@ -26,7 +26,7 @@ static int64_t fake_clock(void)
 static void set_now(const char *iso)
 {
     int64_t t = 0;
-    assert_int_equal(tu_parse_iso8601(iso, &t), 0);
+    assert_int_equal(timeutil_parse_iso8601(iso, &t), 0);
     atomic_store(&fake_now, t);
 }
 
@@ -77,11 +77,11 @@ static void test_slots_catch_up_failure_and_clock(void **state)
     struct counter c;
     memset(&c, 0, sizeof(c));
     assert_int_equal(cron_parse("* * * * *", &every_minute, err, sizeof(err)), 0);
-    struct sched_job job = {"count", &every_minute, count_job, &c};
+    struct scheduler_job job = {"count", &every_minute, count_job, &c};
     FILE *log = tmpfile();
-    struct sched *s = NULL;
+    struct scheduler *s = NULL;
     set_now("2026-11-24T00:00:30Z");
-    assert_int_equal(sched_start(&job, 1, log, fake_clock, &s), 0);
+    assert_int_equal(scheduler_start(&job, 1, log, fake_clock, &s), 0);
     wait_runs(&c.runs, 1); /* the start-up call */
     assert_int_equal(atomic_load(&c.catch_ups), 1);
     sleep_ms(1200);
@@ -115,7 +115,7 @@ static void test_slots_catch_up_failure_and_clock(void **state)
     wait_runs(&c.runs, 6);
     assert_int_equal(atomic_load(&c.last_now), fake_clock());
 
-    sched_stop(s);
+    scheduler_stop(s);
     assert_int_equal(atomic_load(&c.overlaps), 0);
     char text[4096] = "";
     rewind(log);
@@ -139,18 +139,18 @@ static void test_one_job_at_a_time_in_order(void **state)
     atomic_store(&a.hold_ms, 300);
     atomic_store(&b.hold_ms, 300);
     assert_int_equal(cron_parse("* * * * *", &every_minute, err, sizeof(err)), 0);
-    struct sched_job jobs[2] = {{"a", &every_minute, count_job, &a},
-                                {"b", &every_minute, count_job, &b}};
-    struct sched *s = NULL;
+    struct scheduler_job jobs[2] = {{"a", &every_minute, count_job, &a},
+                                    {"b", &every_minute, count_job, &b}};
+    struct scheduler *s = NULL;
     set_now("2026-11-24T00:00:59Z");
-    assert_int_equal(sched_start(jobs, 2, NULL, fake_clock, &s), 0);
+    assert_int_equal(scheduler_start(jobs, 2, NULL, fake_clock, &s), 0);
     wait_runs(&b.runs, 1);
     assert_true(atomic_load(&a.last_seq) < atomic_load(&b.last_seq)); /* a, then b */
     set_now("2026-11-24T00:01:00Z");
     wait_runs(&b.runs, 2);
     assert_int_equal(atomic_load(&a.runs), 2);
     assert_true(atomic_load(&a.last_seq) < atomic_load(&b.last_seq));
-    sched_stop(s);
+    scheduler_stop(s);
     /* Never two at once, across both jobs. */
     assert_int_equal(atomic_load(&a.overlaps) + atomic_load(&b.overlaps), 0);
 }
@@ -180,13 +180,13 @@ static void test_stop_waits_for_the_running_job(void **state)
     struct stopper st;
     memset(&st, 0, sizeof(st));
     assert_int_equal(cron_parse("0 2 * * *", &daily, err, sizeof(err)), 0);
-    struct sched_job job = {"long", &daily, until_stopped, &st};
-    struct sched *s = NULL;
+    struct scheduler_job job = {"long", &daily, until_stopped, &st};
+    struct scheduler *s = NULL;
     set_now("2026-11-24T00:00:00Z");
-    assert_int_equal(sched_start(&job, 1, NULL, fake_clock, &s), 0);
+    assert_int_equal(scheduler_start(&job, 1, NULL, fake_clock, &s), 0);
     wait_runs(&st.started, 1);
     assert_int_equal(atomic_load(&st.returned), 0);
-    sched_stop(s);
+    scheduler_stop(s);
     assert_int_equal(atomic_load(&st.returned), 1);
 }
 

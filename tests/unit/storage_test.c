@@ -42,7 +42,7 @@ static void test_id_claimed_exclusively(void **state)
     char *data = NULL;
     size_t len = 0;
     snprintf(stored, sizeof(stored), "%s/ab/abc123/original.png", dir);
-    assert_int_equal(fs_read_file(stored, 1024, &data, &len), 0);
+    assert_int_equal(fsutil_read_file(stored, 1024, &data, &len), 0);
     assert_string_equal(data, "first image");
     free(data);
 

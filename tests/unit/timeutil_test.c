@@ -12,12 +12,12 @@ static void test_parse(void **state)
     (void)state;
     int64_t t;
     char buf[21];
-    assert_int_equal(tu_parse_iso8601("2026-11-24", &t), 0);
+    assert_int_equal(timeutil_parse_iso8601("2026-11-24", &t), 0);
     assert_int_equal(t, 1795478400);
-    assert_int_equal(tu_parse_iso8601("2024-02-29T23:59:59Z", &t), 0);
-    tu_format_iso8601(t, buf);
+    assert_int_equal(timeutil_parse_iso8601("2024-02-29T23:59:59Z", &t), 0);
+    timeutil_format_iso8601(t, buf);
     assert_string_equal(buf, "2024-02-29T23:59:59Z");
-    assert_int_equal(tu_parse_iso8601("2026-11-24T02:00", &t), 0);
+    assert_int_equal(timeutil_parse_iso8601("2026-11-24T02:00", &t), 0);
     assert_int_equal(t, 1795478400 + 7200);
     const char *bad[] = {"2026-02-29",    "2026-02-30",
                          "2026-13-01",    "2026-00-10",
@@ -27,12 +27,12 @@ static void test_parse(void **state)
                          "2026-01-01ZZ",  "",
                          "yesterday",     "2026-01-01T12:00:00+02:00"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        if (tu_parse_iso8601(bad[i], &t) == 0)
+        if (timeutil_parse_iso8601(bad[i], &t) == 0)
             fail_msg("'%s' was accepted", bad[i]);
-    tu_format_iso8601(INT64_MAX, buf);
+    timeutil_format_iso8601(INT64_MAX, buf);
     assert_string_equal(buf, "9999-12-31T23:59:59Z");
-    assert_int_equal(tu_days_in_month(2000, 2), 29);
-    assert_int_equal(tu_days_in_month(2100, 2), 28);
+    assert_int_equal(timeutil_days_in_month(2000, 2), 29);
+    assert_int_equal(timeutil_days_in_month(2100, 2), 28);
 }
 
 int main(void)

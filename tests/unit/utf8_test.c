@@ -49,13 +49,13 @@ static void test_exhaustive(void **state)
     unsigned char b[4];
     for (unsigned x = 0; x < 256; x++) {
         b[0] = (unsigned char)x;
-        assert_int_equal(u8_valid((char *)b, 1), ref_valid(b, 1));
+        assert_int_equal(utf8_valid((char *)b, 1), ref_valid(b, 1));
         for (unsigned y = 0; y < 256; y++) {
             b[1] = (unsigned char)y;
-            assert_int_equal(u8_valid((char *)b, 2), ref_valid(b, 2));
+            assert_int_equal(utf8_valid((char *)b, 2), ref_valid(b, 2));
             for (unsigned z = 0; z < 256; z++) {
                 b[2] = (unsigned char)z;
-                if (u8_valid((char *)b, 3) != ref_valid(b, 3))
+                if (utf8_valid((char *)b, 3) != ref_valid(b, 3))
                     fail_msg("%02x %02x %02x", x, y, z);
                 /* 4-byte: leads from E0, every second and third byte, the
                  * continuation range's edges and just outside as tails. */
@@ -63,7 +63,7 @@ static void test_exhaustive(void **state)
                 for (size_t t = 0; x >= 0xE0 && t < sizeof(tails); t++) {
                     unsigned w = tails[t];
                     b[3] = (unsigned char)w;
-                    if (u8_valid((char *)b, 4) != ref_valid(b, 4))
+                    if (utf8_valid((char *)b, 4) != ref_valid(b, 4))
                         fail_msg("%02x %02x %02x %02x", x, y, z, w);
                 }
             }
@@ -75,17 +75,17 @@ static void test_clean(void **state)
 {
     (void)state;
     char out[64];
-    u8_clean("caf\xc3\xa9.png", out, sizeof(out));
+    utf8_clean("caf\xc3\xa9.png", out, sizeof(out));
     assert_string_equal(out, "caf\xc3\xa9.png");
-    u8_clean("caf\xe9.png", out, sizeof(out)); /* Latin-1 e-acute */
+    utf8_clean("caf\xe9.png", out, sizeof(out)); /* Latin-1 e-acute */
     assert_string_equal(out, "caf\xef\xbf\xbd.png");
-    u8_clean("\xed\xa0\x80x", out, sizeof(out)); /* a surrogate: 3 bad bytes */
+    utf8_clean("\xed\xa0\x80x", out, sizeof(out)); /* a surrogate: 3 bad bytes */
     assert_string_equal(out, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdx");
-    u8_clean("ab\xe2\x82\xac", out, 5); /* the euro sign does not fit: cut before it */
+    utf8_clean("ab\xe2\x82\xac", out, 5); /* the euro sign does not fit: cut before it */
     assert_string_equal(out, "ab");
-    u8_clean("\xff\xfe", out, 4); /* room for one replacement only */
+    utf8_clean("\xff\xfe", out, 4); /* room for one replacement only */
     assert_string_equal(out, "\xef\xbf\xbd");
-    assert_true(u8_valid(out, strlen(out)));
+    assert_true(utf8_valid(out, strlen(out)));
 }
 
 int main(void)
