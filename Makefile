@@ -29,7 +29,7 @@ LIBOBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(filter-out src/cli/%,$(SRCS))) 
 WEB     := $(sort $(wildcard dashboard/*.html dashboard/*.js dashboard/*.css dashboard/*.svg))
 UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/*_test.c))
 
-.PHONY: all run test unit integration deps bench fuzz geoip format format-check clean
+.PHONY: all run test unit integration deps bench fuzz geoip format format-check structure clean
 
 all: $(BUILD)/pixflare
 
@@ -106,6 +106,11 @@ bench: deps
 
 fuzz:
 	@sh tests/fuzz/run.sh $(or $(FUZZ_SECONDS),60)
+
+# The architecture of docs/ARCHITECTURE.md: layers, include circles,
+# exported prefixes, file sizes.
+structure: all
+	@/usr/bin/python3 scripts/check_structure.py --objects $(BUILD)/obj
 
 FORMATTED := $(wildcard src/*/*.[ch] tests/unit/*.c tests/fuzz/*.c tools/*.c)
 

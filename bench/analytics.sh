@@ -17,7 +17,8 @@
 #    realtime tables (SUM(requests) of analytics_status_daily) and the event
 #    files on disk (`pixflare events`) with the sum of events stored.
 # 2. bench/evlog_bench.c (built with `make build/evlog_bench`): ns per
-#    evlog_append(), rollup_add() and analytics_record(), 1 and 2 threads.
+#    evlog_append(), rollup_add() and the whole per-response record
+#    (capture_stamp() + event_emit()), 1 and 2 threads.
 #
 # Output: bench/out/analytics.md (also printed), raw wrk output in
 # bench/out/raw/an-*.txt, server logs in bench/out/raw/an-*.log.
@@ -296,7 +297,7 @@ if [ "${BENCH_AN_PROFILE:-0}" = 1 ]; then
     wait_http "http://127.0.0.1:$port/healthz" || die "pixflare did not start"
     $PIN_WRK wrk -t"$WTHREADS" -c"$CONNS" -d"${WARM}s" "$url" >/dev/null
     # DWARF unwinding: pixflare is built without frame pointers, so plain -g
-    # would lose analytics_record() above its leaves (page faults included).
+    # would lose the record path above its leaves (page faults included).
     perf record -q -F 1999 --call-graph dwarf,8192 -p "$PF_PID" -o "$WORK/perf.data" \
         -- sleep "$PS" 2>/dev/null &
     rec=$!
@@ -409,12 +410,12 @@ fs=$(df -PT "$WORK" | awk 'NR == 2 { print $2 " on " $1 }')
     awk -v conns="$CONNS" '$1 == "on" { d = $11 - $7; if (d < 0 || d > 2 * conns || $12 != 0) bad++ } END {
         printf "- every ON run within that bound, nothing dropped: %s\n", bad ? "**NO** (see the table)" : "yes" }' "$WORK/results"
     echo "- sum of events stored over the ON runs: $EV_SUM; SUM(requests) in analytics_status_daily: $DB_SUM; events read back from disk (\`pixflare events\`): $DISK_SUM ($([ "$EV_SUM" = "$DB_SUM" ] && [ "$EV_SUM" = "$DISK_SUM" ] && echo "all equal" || echo "**DIFFERENT**"))"
-    rec_ns=$(awk -F'|' '$2 ~ /analytics_record\(\) \(events \+ realtime\)/ && $3 + 0 == 1 { print $5 + 0 }' "$WORK/evlog.md")
+    rec_ns=$(awk -F'|' '$2 ~ /capture_stamp\(\) \+ event_emit\(\) \(events \+ realtime\)/ && $3 + 0 == 1 { print $5 + 0 }' "$WORK/evlog.md")
     awk -v ns="${rec_ns:-0}" '$1 == "off" && $10 > 0 { n++; x[n] = $9 * 1e6 / $10 } END {
         for (i = 2; i <= n; i++) for (j = i; j > 1 && x[j - 1] > x[j]; j--) { t = x[j]; x[j] = x[j - 1]; x[j - 1] = t }
         m = n % 2 ? x[(n + 1) / 2] : (x[n / 2] + x[n / 2 + 1]) / 2
         if (ns > 0 && m > 0)
-            printf "- direct cost: analytics_record() takes %.0f ns (evlog_bench below, 1 thread, best), %.1f%% of the %.2f us of server CPU an OFF request takes (median)\n", ns, ns / (m * 1000) * 100, m
+            printf "- direct cost: recording an event (capture_stamp() + event_emit()) takes %.0f ns (evlog_bench below, 1 thread, best), %.1f%% of the %.2f us of server CPU an OFF request takes (median)\n", ns, ns / (m * 1000) * 100, m
     }' "$WORK/results"
     if [ "$EV_N" -gt 0 ]; then
         echo

@@ -1,6 +1,6 @@
 /* bench/evlog_bench.c - what one analytics event costs the request path.
  *
- * Linked with the project's objects (every build/obj/ object but main.o): `make
+ * Linked with the library objects (every build/obj/ object but cli/): `make
  * build/evlog_bench`, run by bench/analytics.sh (and so by `make bench`).
  *
  *   evlog_bench [-n EVENTS_PER_THREAD] [-r REPS] [-t MAX_THREADS] [-o OPS] [DIR]
@@ -12,16 +12,18 @@
  * (default 3), each time on a fresh store under DIR (default: a mkdtemp
  * directory in $TMPDIR or /tmp, removed at the end):
  *
- *   clock_gettime     CLOCK_REALTIME, as analytics_record() reads it
+ *   clock_gettime     CLOCK_REALTIME, as capture_stamp() reads it
  *   evlog_append      one record into the thread's mmap'd segment (fsync_ms
  *                     1000, the server's default: the sync thread fdatasyncs
  *                     every 500 ms)
  *   rollup_add        realtime counting only (the flusher writes to SQLite
  *                     every 500 ms, ANALYTICS_REALTIME_FLUSH_MS=1000)
- *   analytics_record  the whole per-response path, ANALYTICS_ENGINE=embedded
- *                     with realtime on: clock, country check, request id,
- *                     append, rollup_add
- *   analytics_record  the same with realtime off (events only)
+ *   record            the whole per-response path of the CDN route's
+ *                     answered() hook, ANALYTICS_ENGINE=embedded with
+ *                     realtime on: capture_stamp() (clock, request id,
+ *                     country check), then event_emit() to the analytics
+ *                     sink (append, rollup_add)
+ *   record            the same with realtime off (events only)
  *
  * The events cycle through 64 distinct (image, variant, country) keys of
  * one owner, status 200, 9532 bytes. Each thread times its own loop with
@@ -40,6 +42,7 @@
  * Output: Markdown tables on stdout (best and median of the REPS runs),
  * progress on stderr. */
 #include "analytics/analytics.h"
+#include "analytics/engine.h"
 #include "config/config.h"
 #include "base/err.h"
 #include "analytics/evlog.h"
@@ -67,8 +70,8 @@ static const char *const op_name[OP_COUNT] = {
     "clock_gettime(CLOCK_REALTIME)",
     "evlog_append()",
     "rollup_add()",
-    "analytics_record() (events + realtime)",
-    "analytics_record() (events only)",
+    "capture_stamp() + event_emit() (events + realtime)",
+    "capture_stamp() + event_emit() (events only)",
 };
 
 static const char *const op_flag[OP_COUNT] = {"clock", "append", "rollup", "record",
@@ -151,9 +154,16 @@ static void *worker(void *arg)
     case OP_RECORD:
     case OP_RECORD_NORT:
         for (long i = 0; i < j->n; i++) {
+            /* What the CDN route's answered() hook does for a response. */
             const struct event *e = &events[i & (NKEYS - 1)];
-            struct an_hit hit = {1, owner, e->image_id, e->variant};
-            analytics_record(j->an, &hit, e->status, e->bytes, e->country, NULL);
+            memset(&ev, 0, sizeof(ev));
+            memcpy(ev.owner, owner, 16);
+            memcpy(ev.image_id, e->image_id, sizeof(ev.image_id));
+            ev.variant = e->variant;
+            ev.status = e->status;
+            ev.bytes = e->bytes;
+            capture_stamp(analytics_capture(j->an), e->country, NULL, &ev);
+            event_emit(analytics_sink(j->an), &ev);
         }
         break;
     default:
@@ -218,16 +228,18 @@ static struct result run_once(enum op op, int threads, long n, const char *dir)
     struct evlog *lg = NULL;
     struct rollup *ru = NULL;
     struct analytics *an = NULL;
+    struct engine *engine = NULL;
     struct config cfg;
-    char err[512], db_path[4200];
+    char err[512], db_path[4200], db_url[4300];
     uint64_t expect = (uint64_t)threads * (uint64_t)n;
 
     if (mkdir(dir, 0755) != 0)
         die("cannot create %s", dir);
     snprintf(db_path, sizeof(db_path), "%s/pixflare.db", dir);
+    snprintf(db_url, sizeof(db_url), "sqlite:%s", db_path);
     if (op == OP_APPEND && evlog_open(dir, "bench", 1000, stderr, &lg, err, sizeof(err)) != 0)
         die("evlog_open: %s", err);
-    if (op == OP_ROLLUP && rollup_open(db_path, 1000, 1u << 20, stderr, &ru, err, sizeof(err)) != 0)
+    if (op == OP_ROLLUP && rollup_open(db_url, 1000, 1u << 20, stderr, &ru, err, sizeof(err)) != 0)
         die("rollup_open: %s", err);
     if (op == OP_RECORD || op == OP_RECORD_NORT) {
         setenv("PIXFLARE_DATA_DIR", dir, 1);
@@ -240,7 +252,8 @@ static struct result run_once(enum op op, int threads, long n, const char *dir)
         setenv("ANALYTICS_FSYNC_MS", "1000", 1);
         if (config_load(NULL, &cfg, err, sizeof(err)) != 0)
             die("config: %s", err);
-        if (analytics_open(&cfg, NULL, &an, err, sizeof(err)) != 0)
+        if (engine_open(&cfg, &engine, err, sizeof(err)) != 0 ||
+            analytics_open(&cfg, engine, NULL, &an, err, sizeof(err)) != 0)
             die("analytics_open: %s", err);
     }
 
@@ -281,9 +294,10 @@ static struct result run_once(enum op op, int threads, long n, const char *dir)
     }
     if (an != NULL) {
         analytics_close(an);
+        engine_close(engine);
         if (stored_events(dir, "bench") != expect)
             die("%s: the store does not hold every event recorded", op_name[op]);
-        if (op == OP_RECORD && counted_requests(cfg.sqlite_path) != (int64_t)expect)
+        if (op == OP_RECORD && counted_requests(db_path) != (int64_t)expect)
             die("%s: the realtime tables do not count every event", op_name[op]);
         config_free(&cfg);
     }

@@ -1,7 +1,8 @@
 #!/bin/sh
 # `make test`: every check CI runs, in order of how fast they fail.
 #   1. formatting (clang-format, .clang-format); the GeoIP test database
-#   2. the dashboard's JavaScript unit tests; gcc build with -Werror, unit
+#   2. the dashboard's JavaScript unit tests; gcc build with -Werror, the
+#      structure check (layers, include circles, prefixes, file sizes), unit
 #      tests, integration tests (the dashboard in headless Chromium included)
 #   3. clang build with -Werror
 #   4. clang ASan + UBSan build (leak checking on), unit and integration tests
@@ -41,6 +42,7 @@ step "format check (clang-format)" make -s format-check
 step "GeoIP database (make geoip)" make -s geoip
 step "dashboard unit tests (node --test)" node --test tests/dashboard/unit.test.mjs
 step "gcc build (-Wall -Wextra -Werror)" make -s -j"$JOBS" CC=gcc BUILD=build/gcc all
+step "structure (scripts/check_structure.py)" make -s CC=gcc BUILD=build/gcc structure
 step "gcc unit tests" make -s -j"$JOBS" CC=gcc BUILD=build/gcc unit
 step "gcc integration tests" pytest_run build/gcc
 step "clang build (-Wall -Wextra -Werror)" make -s -j"$JOBS" CC=clang BUILD=build/clang all

@@ -2,7 +2,8 @@
  *
  * One fixed-size record per CDN response, appended to files under
  * DATA_DIR/events/<dataset>/<YYYY-MM-DD>/ split by UTC hour and by writing
- * thread. The on-disk format is specified at the top of evlog.c.
+ * thread. The on-disk format is specified at the top of evlog_format.c;
+ * the writer is evlog_write.c, the readers evlog_read.c.
  *
  * Writing (the server): evlog_open() takes the store's lock, repairs what an
  * unclean stop left, and starts a sync thread; evlog_append() is called by
@@ -17,23 +18,14 @@
 #ifndef PF_EVLOG_H
 #define PF_EVLOG_H
 
+#include "analytics/event.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #define EVLOG_RECORD_SIZE 72
 #define EVLOG_FILE_HEADER 16
-
-struct event {
-    int64_t ts_ms;          /* Unix time in ms, UTC */
-    uint8_t request_id[16]; /* unique per response */
-    uint8_t owner[16];      /* keyed owner hash; all zero: no known owner */
-    char image_id[8];       /* "" when no image was found */
-    int variant;            /* index in variant_table, -1: none */
-    int status;             /* HTTP status */
-    char country[3];        /* two characters [A-Z][A-Z0-9] */
-    uint64_t bytes;         /* response body bytes */
-};
 
 /* Encode ev as one record. */
 void evlog_encode(const struct event *ev, uint8_t out[EVLOG_RECORD_SIZE]);
@@ -73,9 +65,9 @@ int evlog_open(const char *data_dir, const char *dataset, int fsync_ms, FILE *lo
  * reported by the sync thread). Never blocks on another thread's append. */
 int evlog_append(struct evlog *lg, const struct event *ev);
 
-/* Make a new request id: 8 bytes unique to this store's run, 2 of the
- * calling thread's slot, 6 of its counter. */
-void evlog_request_id(struct evlog *lg, uint8_t out[16]);
+/* The sink that appends to lg (evlog_append(), its error counted and
+ * reported by the sync thread). */
+struct event_sink evlog_sink(struct evlog *lg);
 
 struct evlog_stats {
     uint64_t appended, dropped, syncs, segments;

@@ -220,6 +220,18 @@ void rollup_add(struct rollup *ru, const struct event *ev)
         atomic_fetch_add_explicit(&ru->overflow, 1, memory_order_relaxed);
 }
 
+static void sink_emit(void *impl, const struct event *ev)
+{
+    rollup_add(impl, ev);
+}
+
+static const struct event_sink_ops sink_ops = {"rollup", sink_emit};
+
+struct event_sink rollup_sink(struct rollup *ru)
+{
+    return (struct event_sink){&sink_ops, ru};
+}
+
 /* Move every count of `from` into `to`, then clear `from`. */
 static void merge(struct rollup *ru, struct table *to, struct table *from)
 {
@@ -365,8 +377,8 @@ static void flush_tick(void *arg)
     flush(arg);
 }
 
-int rollup_open(const char *sqlite_path, int flush_ms, size_t max_keys, FILE *log,
-                struct rollup **out, char *err, size_t errlen)
+int rollup_open(const char *database, int flush_ms, size_t max_keys, FILE *log, struct rollup **out,
+                char *err, size_t errlen)
 {
     struct rollup *ru = calloc(1, sizeof(*ru));
     if (ru == NULL)
@@ -378,7 +390,7 @@ int rollup_open(const char *sqlite_path, int flush_ms, size_t max_keys, FILE *lo
     ru->last_error_log = -1000;
     pthread_mutex_init(&ru->list_mu, NULL);
     pthread_mutex_init(&ru->flush_mu, NULL);
-    int rc = db_open(sqlite_path, &ru->db, err, errlen);
+    int rc = db_open(database, &ru->db, err, errlen);
     /* A busy database fails the flush quickly; the counts wait for the next
      * one, and a stop is not held up for long. */
     if (rc == 0)

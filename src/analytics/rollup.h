@@ -16,7 +16,7 @@
 #ifndef PF_ROLLUP_H
 #define PF_ROLLUP_H
 
-#include "analytics/evlog.h"
+#include "analytics/event.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -24,12 +24,16 @@
 
 struct rollup;
 
-int rollup_open(const char *sqlite_path, int flush_ms, size_t max_keys, FILE *log,
-                struct rollup **out, char *err, size_t errlen);
+/* database: db_open()'s URL (PIXFLARE_DATABASE). */
+int rollup_open(const char *database, int flush_ms, size_t max_keys, FILE *log, struct rollup **out,
+                char *err, size_t errlen);
 
 /* Count one event: a status row always, a daily row (and so its month) for
  * statuses 200, 206 and 304. */
 void rollup_add(struct rollup *ru, const struct event *ev);
+
+/* The sink that counts into ru (rollup_add()). */
+struct event_sink rollup_sink(struct rollup *ru);
 
 /* Whether a response with this status counts in analytics_daily. */
 int rollup_counts_daily(int status);

@@ -7,6 +7,7 @@
 #include "api/api.h"
 
 #include "api/aq.h"
+#include "api/query.h"
 #include "api/auth.h"
 #include "cdn/cdn.h"
 #include "store/db.h"
@@ -27,6 +28,23 @@
 #include <time.h>
 
 #define DAY 86400
+#define API_AUTH_MAX 256 /* longer Authorization values are malformed keys */
+
+/* One call, copied off the connection on the event loop and answered on
+ * an API thread. */
+struct api_call {
+    char path[256]; /* raw; longer paths are not API paths (404) */
+    int path_too_long;
+    char authorization[API_AUTH_MAX];
+    int has_auth, auth_too_long;
+    char if_none_match[128]; /* "" when absent or too long to match */
+    struct query q;
+    int query_rc; /* the first query_add() error, with query_error */
+    struct query_error qe;
+    int is_head;
+    struct http_resp resp;       /* api_handle()'s answer */
+    struct http_headers headers; /* its extra headers (resp.extra) */
+};
 #define SEGMENT_BUDGET ((size_t)256 << 20) /* bytes of cached segments (aq.h) */
 
 struct api {
@@ -59,7 +77,7 @@ int api_new(const struct config *cfg, int threads, struct cdn *cdn, struct api *
         rc = ratelimit_new(cfg->api_rate_limit, &api->rl);
     /* One connection now: a database that cannot be opened stops the
      * server at start rather than failing every API call. */
-    if (rc == 0 && (rc = db_open(cfg->sqlite_path, &api->idle[0], err, errlen)) == 0)
+    if (rc == 0 && (rc = db_open(cfg->database, &api->idle[0], err, errlen)) == 0)
         api->nidle = 1;
     if (rc != 0) {
         if (err[0] == '\0')
@@ -92,7 +110,7 @@ static struct db *conn_get(struct api *api)
     if (api->nidle > 0)
         db = api->idle[--api->nidle];
     pthread_mutex_unlock(&api->lock);
-    if (db == NULL && db_open(api->cfg->sqlite_path, &db, err, sizeof(err)) != 0) {
+    if (db == NULL && db_open(api->cfg->database, &db, err, sizeof(err)) != 0) {
         fprintf(stderr, "pixflare: API: %s\n", err);
         db = NULL;
     }
@@ -550,7 +568,8 @@ static void thumb(struct api *api, const struct api_call *call, const struct aut
         resp->file_path = obj->path;
 }
 
-void api_handle(struct api *api, struct api_call *call)
+/* Answer call (fills call->resp). Blocking: never on an event loop. */
+static void api_handle(struct api *api, struct api_call *call)
 {
     struct http_resp *resp = &call->resp;
     struct auth_principal who;
@@ -610,4 +629,91 @@ void api_handle(struct api *api, struct api_call *call)
         }
     }
     conn_put(api, db);
+}
+
+/* ---- The route ---- */
+
+/* A call between its two handler calls: the request's state. */
+struct api_box {
+    struct api *api;
+    struct api_call call;
+};
+
+/* On an API thread. */
+static void run_call(void *arg)
+{
+    struct api_box *box = arg;
+    api_handle(box->api, &box->call);
+}
+
+static int add_arg(void *ctx, const char *key, const char *value)
+{
+    struct api_call *call = ctx;
+    if (call->query_rc != 0 || (key[0] == '\0' && (value == NULL || value[0] == '\0')))
+        return 0; /* the first error is the one reported; "&&" is nothing */
+    call->query_rc =
+        query_add(&call->q, key, strlen(key), value, value ? strlen(value) : 0, &call->qe);
+    return 0;
+}
+
+static int handle(void *ctx, struct http_req *req, struct http_resp *resp, struct http_work *work)
+{
+    struct api_box *box = (struct api_box *)req->state;
+    if (req->refused) { /* the box, in req->state, is released by the server */
+        http_resp_error(resp, 503, "UNAVAILABLE",
+                        req->refused == PF_ENOMEM ? "out of memory" : "the server is stopping");
+        return HTTP_DONE;
+    }
+    if (box != NULL) { /* resumed: the API thread has answered */
+        *resp = box->call.resp;
+        box->call.resp.owned_body = NULL; /* the server's now */
+        return HTTP_DONE;
+    }
+    if ((box = calloc(1, sizeof(*box))) == NULL) {
+        http_resp_error(resp, 503, "UNAVAILABLE", "out of memory");
+        return HTTP_DONE;
+    }
+    struct api_call *call = &box->call;
+    box->api = ctx;
+    call->is_head = req->is_head;
+    call->path_too_long = req->path_len >= sizeof(call->path);
+    if (!call->path_too_long)
+        memcpy(call->path, req->path, req->path_len + 1);
+    const char *auth = NULL;
+    size_t auth_len = 0;
+    if (http_req_header_n(req, "Authorization", &auth, &auth_len) != 0)
+        auth = NULL;
+    call->has_auth = auth != NULL;
+    /* A NUL inside the value would cut the key short: refused as too long. */
+    call->auth_too_long =
+        auth != NULL && (auth_len >= sizeof(call->authorization) || strlen(auth) != auth_len);
+    if (auth != NULL && !call->auth_too_long)
+        memcpy(call->authorization, auth, auth_len + 1);
+    const char *inm = http_req_header(req, "If-None-Match");
+    size_t inm_len = inm ? strlen(inm) : 0;
+    if (inm != NULL && inm_len < sizeof(call->if_none_match))
+        memcpy(call->if_none_match, inm, inm_len + 1);
+    http_req_args(req, add_arg, call);
+    req->state = (uintptr_t)box;
+    work->fn = run_call;
+    work->arg = box;
+    return HTTP_DEFER;
+}
+
+static void release(void *ctx, uintptr_t state)
+{
+    struct api_box *box = (struct api_box *)state;
+    (void)ctx;
+    free(box->call.resp.owned_body);
+    free(box);
+}
+
+struct http_route api_route_http(struct api *api)
+{
+    return (struct http_route){.name = "api",
+                               .handle = handle,
+                               .answered = NULL,
+                               .release = release,
+                               .threads = API_THREADS,
+                               .ctx = api};
 }

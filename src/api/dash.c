@@ -57,3 +57,16 @@ void dash_serve(const struct http_req *req, struct http_resp *resp)
     resp->content_type = a->content_type;
     resp->body = gz ? a->gz : a->data;
 }
+
+static int handle(void *ctx, struct http_req *req, struct http_resp *resp, struct http_work *work)
+{
+    (void)ctx;
+    (void)work;
+    dash_serve(req, resp);
+    return HTTP_DONE;
+}
+
+struct http_route dash_route_http(void)
+{
+    return (struct http_route){.name = "dashboard", .handle = handle};
+}

@@ -41,4 +41,7 @@ extern const char *const dash_headers[];
  * accepts it (Vary: Accept-Encoding), or a JSON 404. */
 void dash_serve(const struct http_req *req, struct http_resp *resp);
 
+/* The route to register for the first path segment "dashboard". */
+struct http_route dash_route_http(void);
+
 #endif

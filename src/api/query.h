@@ -2,7 +2,7 @@
  *
  * query_parse() splits a raw query string ("days=7&format=csv") into
  * decoded pairs; query_add() takes one raw pair (libmicrohttpd splits the
- * string, and leaves pairs raw: see http.c). Decoding is strict: '+' is a
+ * string, and leaves pairs raw: see api.c). Decoding is strict: '+' is a
  * space, "%XX" a byte, and a bad escape, a byte outside printable ASCII, a repeated
  * name or a value too long is an error. query_params() then checks the
  * parameters of SPEC.md's HTTP API against a given today. Errors name the

@@ -196,7 +196,7 @@ static int add_row(void *ctx, const struct db_image *row)
     return 0;
 }
 
-int catalog_open(const char *sqlite_path, const char *secret, struct catalog **out, char *err,
+int catalog_open(const char *database, const char *secret, struct catalog **out, char *err,
                  size_t errlen)
 {
     struct catalog *cat = calloc(1, sizeof(*cat));
@@ -215,7 +215,7 @@ int catalog_open(const char *sqlite_path, const char *secret, struct catalog **o
         return PF_ENOMEM;
     }
     atomic_store(&cat->table, t);
-    rc = db_open(sqlite_path, &cat->db, err, errlen);
+    rc = db_open(database, &cat->db, err, errlen);
     if (rc == 0)
         rc = db_image_scan(cat->db, 0, add_row, cat);
     if (rc != 0) {

@@ -31,10 +31,10 @@ struct catalog_image {
     _Atomic int64_t fail_until[VARIANT_COUNT];
 };
 
-/* Open the catalog over the SQLite database at `sqlite_path` and load it;
+/* Open the catalog over the database at `database` (db_open()'s URL) and load it;
  * owner hashes are keyed with `secret`. OUT: *out, released with
  * catalog_close(). A reason goes into err. */
-int catalog_open(const char *sqlite_path, const char *secret, struct catalog **out, char *err,
+int catalog_open(const char *database, const char *secret, struct catalog **out, char *err,
                  size_t errlen);
 void catalog_close(struct catalog *cat);
 

@@ -113,23 +113,23 @@ static int get_obj(struct cdn *cdn, struct catalog_image *img, int variant,
 }
 
 static void attribute(struct cdn *cdn, const struct urlpath *path, const struct catalog_image *img,
-                      struct an_hit *hit)
+                      struct http_note *note)
 {
-    hit->record = 1;
-    hit->variant = path->variant;
+    note->kind = CDN_NOTE_CHARGED;
+    note->num = path->variant;
     if (img != NULL) {
-        hit->owner = img->owner_hash;
-        hit->image_id = img->id;
+        note->ptr[0] = img->owner_hash;
+        note->ptr[1] = img->id;
     } else {
-        hit->owner =
+        note->ptr[0] =
             path->kind == URLPATH_BY_NAME ? catalog_owner_hash(cdn->cat, path->owner) : NULL;
-        hit->image_id = NULL;
+        note->ptr[1] = NULL;
     }
 }
 
-void cdn_attribute(struct cdn *cdn, const struct urlpath *path, struct an_hit *hit)
+void cdn_attribute(struct cdn *cdn, const struct urlpath *path, struct http_note *note)
 {
-    attribute(cdn, path, lookup(cdn, path), hit);
+    attribute(cdn, path, lookup(cdn, path), note);
 }
 
 void cdn_job_run(struct cdn *cdn, const struct cdn_job *job)
@@ -175,7 +175,7 @@ int cdn_serve(struct cdn *cdn, const struct http_req *req, const struct urlpath 
         catalog_refresh(cdn->cat); /* stopping: no pool to do it */
     if (img == NULL && (flags & (CDN_REFRESHED | CDN_MAY_BLOCK)))
         img = lookup(cdn, path);
-    attribute(cdn, path, img, &resp->hit);
+    attribute(cdn, path, img, &resp->note);
     if (img == NULL) {
         http_resp_error(resp, 404, "NOT_FOUND", "image not found");
         return 0;

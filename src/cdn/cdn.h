@@ -3,13 +3,15 @@
  * cdn_serve() resolves /{owner}/{album}/{filename}[/{variant}] or
  * /i/{id}[/{variant}] against the in-memory catalog, finds or generates the
  * variant through storage, and answers with caching headers, conditional
- * requests (If-None-Match, If-Modified-Since) and single byte ranges. The
- * cdn borrows the catalog and storage; it owns neither. */
+ * requests (If-None-Match, If-Modified-Since) and single byte ranges. It
+ * also notes in the answer what it is charged to (CDN_NOTE_*, read by
+ * cdn_route.c, which makes the event). The cdn borrows the catalog and
+ * storage; it owns neither. */
 #ifndef PF_CDN_H
 #define PF_CDN_H
 
-#include "http/http.h"
 #include "cdn/urlpath.h"
+#include "http/http.h"
 
 struct cdn;
 struct catalog;
@@ -28,6 +30,14 @@ struct cdn_job {
 
 #define CDN_PENDING 1
 
+/* What an answer is charged to, in its http_resp.note: kind CDN_NOTE_CHARGED
+ * with ptr[0] the owner's keyed hash (16 bytes, or NULL: no known owner),
+ * ptr[1] the image id (or NULL) and num the variant asked for (-1: none);
+ * kind CDN_NOTE_SERVER for a path of the server's own (reserved) routes,
+ * which is charged to nothing. Both pointers live as long as the catalog. */
+#define CDN_NOTE_CHARGED 1
+#define CDN_NOTE_SERVER 2
+
 /* What a request may do inline, by the work already done for it. */
 #define CDN_REFRESHED 1 /* the catalog was refreshed for it: just look up */
 #define CDN_MAY_BLOCK 2 /* its job ran (or the server is stopping): block if need be */
@@ -42,9 +52,9 @@ struct cdn_job {
 int cdn_serve(struct cdn *cdn, const struct http_req *req, const struct urlpath *path, int flags,
               struct http_resp *resp, struct cdn_job *job);
 
-/* Fill hit with what is known of the image path for its event: the image's
- * owner and id when it exists, else the owner when it is a known one. */
-void cdn_attribute(struct cdn *cdn, const struct urlpath *path, struct an_hit *hit);
+/* Note in *note what the image path is charged to: the image's owner and id
+ * when it exists, else the owner when it is a known one. */
+void cdn_attribute(struct cdn *cdn, const struct urlpath *path, struct http_note *note);
 
 /* The object of `variant` of image `id` if `owner` owns it, found or made
  * now (blocking: call it off the event loops). OUT: *out, valid while the

@@ -18,6 +18,19 @@ int urlpath_reserved_owner(const char *name)
     return 0;
 }
 
+int urlpath_server_segment(const char *p, size_t len)
+{
+    size_t i = 1, n;
+    if (len == 0 || p[0] != '/')
+        return 0;
+    for (n = 0; i + n < len && p[i + n] != '/'; n++)
+        ;
+    for (size_t r = 0; r < sizeof(server_routes) / sizeof(server_routes[0]); r++)
+        if (strlen(server_routes[r]) == n && memcmp(p + i, server_routes[r], n) == 0)
+            return 1;
+    return 0;
+}
+
 static int fail(struct urlpath *out, int status, const char *code, const char *message)
 {
     out->status = status;

@@ -40,6 +40,10 @@ int urlpath_parse(const char *raw, size_t len, struct urlpath *out);
  * shared with the query-string parser. */
 int urlpath_hex_digit(char c);
 
+/* Whether the raw path's first segment (before any %-decoding) names one of
+ * the server's own routes (v1, dashboard, metrics, healthz). */
+int urlpath_server_segment(const char *raw, size_t len);
+
 /* Whether `name` may not be used as an owner (reserved for server routes). */
 int urlpath_reserved_owner(const char *name);
 

@@ -3,11 +3,10 @@
  * a second run produces the same bytes, which import recognises. */
 #include "cli/demo.h"
 
-#include "analytics/analytics.h"
+#include "analytics/event.h"
 #include "api/auth.h"
 #include "cdn/catalog.h"
 #include "base/err.h"
-#include "analytics/evlog.h"
 #include "base/fsutil.h"
 #include "cdn/import.h"
 
@@ -125,7 +124,7 @@ static int cmp_event_ts(const void *a, const void *b)
     return (x->ts_ms > y->ts_ms) - (x->ts_ms < y->ts_ms);
 }
 
-int demo_traffic(struct analytics *an, struct catalog *cat, int days, uint64_t seed,
+int demo_traffic(const struct event_sink *sink, struct catalog *cat, int days, uint64_t seed,
                  uint64_t *events)
 {
     static const char *const countries[] = {"US", "DE", "GB", "FR", "JP", "BR", "IN",
@@ -183,8 +182,10 @@ int demo_traffic(struct analytics *an, struct catalog *cat, int days, uint64_t s
             }
         }
         qsort(evs, n, sizeof(*evs), cmp_event_ts);
-        for (size_t k = 0; k < n; k++)
-            analytics_record_event(an, &evs[k]);
+        for (size_t k = 0; k < n; k++) {
+            event_request_id(evs[k].request_id);
+            event_emit(sink, &evs[k]);
+        }
         *events += n;
         free(evs);
     }

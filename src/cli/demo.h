@@ -13,12 +13,12 @@ struct storage;
  * import them. Prints the import lines to `out`. */
 int demo_run(struct db *db, struct storage *st, const char *src_dir, FILE *out, FILE *errs);
 
-struct analytics;
 struct catalog;
+struct event_sink;
 
 /* Make `days` days of plausible traffic (ending now) for every image in the
- * catalog, recorded through `an` as the server would. */
-int demo_traffic(struct analytics *an, struct catalog *cat, int days, uint64_t seed,
+ * catalog, emitted to `sink` as the server would. */
+int demo_traffic(const struct event_sink *sink, struct catalog *cat, int days, uint64_t seed,
                  uint64_t *events);
 
 /* The demo owners' API keys (read scope), kept in `path` (mode 0600) so

@@ -289,11 +289,11 @@ static int validate(struct config *cfg, const char *const val[K_COUNT], char *er
         return bad(err, errlen, K_STORAGE_DIR, "", "must not be empty");
 
     if (val[K_DATABASE] == NULL) {
-        cfg->sqlite_path = join(cfg->data_dir, "/pixflare.db");
-        cfg->database = join("sqlite:", cfg->sqlite_path);
+        char *path = join(cfg->data_dir, "/pixflare.db");
+        cfg->database = path ? join("sqlite:", path) : NULL;
+        free(path);
     } else if (strncmp(val[K_DATABASE], "sqlite:", 7) == 0 && val[K_DATABASE][7] != '\0') {
         cfg->database = strdup(val[K_DATABASE]);
-        cfg->sqlite_path = strdup(val[K_DATABASE] + 7);
     } else if (strncmp(val[K_DATABASE], "postgres://", 11) == 0 ||
                strncmp(val[K_DATABASE], "postgresql://", 13) == 0) {
         return bad(err, errlen, K_DATABASE, val[K_DATABASE],
@@ -301,7 +301,7 @@ static int validate(struct config *cfg, const char *const val[K_COUNT], char *er
     } else {
         return bad(err, errlen, K_DATABASE, val[K_DATABASE], "expected sqlite:PATH");
     }
-    if (cfg->database == NULL || cfg->sqlite_path == NULL)
+    if (cfg->database == NULL)
         return PF_ENOMEM;
 
     if (val[K_SECRET] != NULL) {
@@ -510,19 +510,10 @@ done:
 
 void config_free(struct config *cfg)
 {
-    char **strs[] = {&cfg->listen_host,
-                     &cfg->data_dir,
-                     &cfg->storage_dir,
-                     &cfg->database,
-                     &cfg->sqlite_path,
-                     &cfg->secret,
-                     &cfg->country_header,
-                     &cfg->geoip_db,
-                     &cfg->dataset,
-                     &cfg->engine_url,
-                     &cfg->engine_user,
-                     &cfg->engine_password,
-                     &cfg->aggregation_cron_text,
+    char **strs[] = {&cfg->listen_host,      &cfg->data_dir,        &cfg->storage_dir,
+                     &cfg->database,         &cfg->secret,          &cfg->country_header,
+                     &cfg->geoip_db,         &cfg->dataset,         &cfg->engine_url,
+                     &cfg->engine_user,      &cfg->engine_password, &cfg->aggregation_cron_text,
                      &cfg->cleanup_cron_text};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
         free(*strs[i]);

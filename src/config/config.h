@@ -19,8 +19,7 @@ struct config {
     int listen_port;   /* 0: any free port */
     char *data_dir;
     char *storage_dir;
-    char *database;       /* as given: sqlite:PATH or postgres://... */
-    char *sqlite_path;    /* PATH of a sqlite: database, else NULL */
+    char *database;       /* db_open()'s URL: sqlite:PATH (a default made whole) */
     char *secret;         /* NULL until config_ensure_secret() when not set */
     char *country_header; /* "" disables the header */
     char *geoip_db;       /* NULL when unset */

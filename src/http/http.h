@@ -1,29 +1,39 @@
-/* http.h - the HTTP server: libmicrohttpd glue, limits and the route table.
+/* http.h - what every HTTP handler shares: the request and response types,
+ * and the route a handler is registered as.
  *
- * Route handlers see a `struct http_req` and fill a `struct http_resp`; only
- * http.c knows libmicrohttpd. Bodies are either memory that outlives the
- * response (`body`), memory the response owns and frees (`owned_body`), or a
- * byte range of a file sent with sendfile(2) (`file_path`). Every error body
- * is the JSON of SPEC.md, made by http_resp_error(). */
+ * Handlers see a `struct http_req` and fill a `struct http_resp`; only
+ * http_server.c knows libmicrohttpd. Bodies are either memory that
+ * outlives the response (`body`), memory the response owns and frees
+ * (`owned_body`), or a byte range of a file sent with sendfile(2)
+ * (`file_path`). Every error body is the JSON of SPEC.md, made by
+ * http_resp_error(). This header is the bottom of the HTTP layer: the
+ * server and the router include it, and so do the handlers above them
+ * (the CDN route, the API, the dashboard), which the server never names. */
 #ifndef PF_HTTP_H
 #define PF_HTTP_H
 
-#include "analytics/analytics.h"
-
 #include <stddef.h>
 #include <stdint.h>
-
-struct http_server;
-struct cdn;
-struct api;
+#include <sys/socket.h>
 
 struct http_req {
     const char *method;
     int is_head;
-    const char *path; /* raw, as sent; no query string */
+    const char *path; /* raw, as sent (origin form); no query string */
     size_t path_len;
-    void *conn; /* opaque, for http_req_header() */
+    void *conn; /* the server's, for the accessors below */
+    /* The route's own word, kept by the server across a deferral (0 on the
+     * first call). Its low HTTP_STATE_RESERVED bits must stay zero: flags
+     * shifted past them, or a malloc'd pointer. */
+    uintptr_t state;
+    int stopping; /* the server is stopping: defer nothing, answer now */
+    /* The server could not queue the work the last call deferred (PF_ENOMEM,
+     * or PF_EINVAL while stopping): answer now. That work's fn will not run;
+     * its arg (still in *work) is the handler's to free. */
+    int refused;
 };
+
+#define HTTP_STATE_RESERVED 4
 
 /* Headers beyond the fixed ones (the API's: rate limits, Retry-After,
  * ...), kept apart so that the CDN's responses do not carry their room. */
@@ -33,6 +43,16 @@ struct http_headers {
         char value[96];
     } h[4];
     int n;
+};
+
+/* What a route remembers of an answer for its answered() hook (the CDN: the
+ * image and owner its event is charged to). The server only carries it;
+ * kind 0 means the route's handler did not make the answer (the server
+ * refused the request first). */
+struct http_note {
+    int kind;
+    int num;
+    const void *ptr[2];
 };
 
 struct http_resp {
@@ -48,11 +68,25 @@ struct http_resp {
     char content_range[80];
     struct http_headers *extra;       /* more headers (the API's), or NULL */
     const char *const *fixed_headers; /* static name, value, ..., NULL, or NULL */
-    struct an_hit hit;                /* what analytics records of it (CDN route only) */
+    struct http_note note;
 };
 
 /* Value of request header `name` (case-insensitive), or NULL. */
 const char *http_req_header(const struct http_req *req, const char *name);
+
+/* The same with its length, which tells a value holding a NUL byte
+ * (strlen(value) < *len). Returns 0, or PF_ENOTFOUND when absent. */
+int http_req_header_n(const struct http_req *req, const char *name, const char **value,
+                      size_t *len);
+
+/* Call fn for each query-string argument, in order (value NULL for a bare
+ * key), until fn returns non-zero. Keys and values are %-decoded as sent. */
+void http_req_args(const struct http_req *req,
+                   int (*fn)(void *ctx, const char *key, const char *value), void *ctx);
+
+/* The client's address, or NULL. For a GeoIP lookup at most: never stored
+ * or logged. */
+const struct sockaddr *http_req_peer(const struct http_req *req);
 
 /* Fill resp with the JSON error body {"success":false,"error":{...}}. */
 void http_resp_error(struct http_resp *resp, int status, const char *code, const char *message);
@@ -62,21 +96,32 @@ void http_resp_error(struct http_resp *resp, int status, const char *code, const
 void http_resp_header(struct http_resp *resp, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-struct http_options {
-    const char *host;
-    int port;
-    int threads;
-    struct cdn *cdn;
-    struct analytics *an; /* may be NULL */
-    struct api *api;      /* /v1/: may be NULL (404) */
+/* ---- Routes ---- */
+
+/* Blocking work a handler hands off the event loop: the server suspends the
+ * request, runs fn(arg) on the route's own threads, then calls the handler
+ * again (req->state as the handler left it). */
+struct http_work {
+    void (*fn)(void *arg);
+    void *arg;
 };
 
-/* Start listening and serving on worker threads. OUT: *out, *bound_port. */
-int http_start(const struct http_options *opt, struct http_server **out, int *bound_port, char *err,
-               size_t errlen);
+#define HTTP_DONE 0  /* resp is the answer */
+#define HTTP_DEFER 1 /* run *work first, then ask again */
 
-/* Graceful stop: stop accepting, let in-flight requests finish (up to
- * `grace_ms`), then close every connection and free the server. */
-void http_stop(struct http_server *srv, int grace_ms);
+struct http_route {
+    const char *name; /* "cdn", "api", "dashboard", "other": for logs and metrics */
+    /* Answer req into resp (zeroed), or defer blocking work. */
+    int (*handle)(void *ctx, struct http_req *req, struct http_resp *resp, struct http_work *work);
+    /* Called with every answer to a request of this route, once it is built
+     * and before it is queued; also for a request the server refused before
+     * handle() ran (a 405, 414 or 431: resp->note.kind 0). May be NULL. */
+    void (*answered)(void *ctx, const struct http_req *req, const struct http_resp *resp);
+    /* Frees a request's non-zero state once it is over: after its answer
+     * was queued, or when its connection went first. May be NULL. */
+    void (*release)(void *ctx, uintptr_t state);
+    int threads; /* for deferred work; 0: handle() never defers */
+    void *ctx;
+};
 
 #endif

@@ -1,9 +1,13 @@
 /* db.h - the D1 role: Pixflare's relational database behind one small API.
  *
- * Today the backend is SQLite (D1 is SQLite); the interface is kept narrow so
- * a PostgreSQL backend can sit behind it later. A `struct db` is one
- * connection and must be used by one thread at a time. The schema is
- * versioned (PRAGMA user_version) and migrated forward by db_open(). */
+ * This header is the whole boundary: nothing above src/store/ names a
+ * backend. db_open() picks the backend by the URL's scheme (db.c) and every
+ * call goes through its operations table (db_int.h), so a new backend is a
+ * new file implementing the same operations with the same meaning; the unit
+ * test tests/unit/db_test.c holds every backend to it. Today the backend is
+ * SQLite (D1 is SQLite; db_sqlite*.c). A `struct db` is one connection and
+ * must be used by one thread at a time. Each backend versions its schema and
+ * migrates it forward in db_open(). */
 #ifndef PF_DB_H
 #define PF_DB_H
 
@@ -26,16 +30,16 @@ struct db_image {
     int width, height;
 };
 
-/* Open (creating if needed) and migrate. OUT: *out, closed with db_close().
- * On failure a reason is written into err. */
-int db_open(const char *sqlite_path, struct db **out, char *err, size_t errlen);
+/* Open the database PIXFLARE_DATABASE names (`url`: "sqlite:PATH"; the
+ * backend is chosen by the scheme), creating and migrating its schema if
+ * needed. OUT: *out, closed with db_close(). On failure a reason is written
+ * into err: PF_EINVAL for a scheme this build has no backend for, PF_EDB
+ * when the database cannot be opened or migrated. */
+int db_open(const char *url, struct db **out, char *err, size_t errlen);
 void db_close(struct db *db);
 
 /* How long a statement waits for another connection's lock (default 5 s). */
 void db_set_busy_timeout(struct db *db, int ms);
-
-/* The schema version this build migrates to. */
-int db_schema_version(void);
 
 /* Insert an image row. PF_EEXISTS when the id or the owner/album/filename is
  * taken (the caller retries with a new id or reports the duplicate). */

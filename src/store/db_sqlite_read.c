@@ -5,8 +5,7 @@
  * a second: their statements are prepared once per connection and kept
  * (db->read[]). Every read is a range of a primary key; none sorts or
  * scans a table. */
-#include "store/db.h"
-#include "store/db_sqlite.h"
+#include "store/db_sqlite_int.h"
 
 #include "base/err.h"
 #include "base/timeutil.h"
@@ -44,7 +43,7 @@ static const char *const read_sql[DBQ_COUNT] = {
 
 /* The kept statement `which`, reset and with its bindings cleared, or NULL
  * when it cannot be prepared. */
-static sqlite3_stmt *stmt(struct db *db, enum db_sqlite_read_stmt which)
+static sqlite3_stmt *stmt(struct db_sqlite *db, enum db_sqlite_read_stmt which)
 {
     sqlite3_stmt **st = &db->read[which];
     if (*st == NULL && sqlite3_prepare_v3(db->conn, read_sql[which], -1, SQLITE_PREPARE_PERSISTENT,
@@ -76,8 +75,9 @@ static void iso_or_null(sqlite3_stmt *st, int col, int64_t t)
     sqlite3_bind_text(st, col, iso, -1, SQLITE_TRANSIENT);
 }
 
-int db_key_insert(struct db *db, const struct db_key *k)
+int db_sqlite_key_insert(struct db *base, const struct db_key *k)
 {
+    struct db_sqlite *db = (struct db_sqlite *)base;
     sqlite3_stmt *st = NULL;
     int rc =
         db_sqlite_prep(db,
@@ -107,8 +107,9 @@ static void read_key(sqlite3_stmt *st, struct db_key *k)
     k->revoked_at = sqlite3_column_int64(st, 7);
 }
 
-int db_key_get(struct db *db, const char *id, struct db_key *out)
+int db_sqlite_key_get(struct db *base, const char *id, struct db_key *out)
 {
+    struct db_sqlite *db = (struct db_sqlite *)base;
     sqlite3_stmt *st = stmt(db, DBQ_KEY_GET);
     if (st == NULL)
         return PF_EDB;
@@ -120,8 +121,9 @@ int db_key_get(struct db *db, const char *id, struct db_key *out)
     return s == SQLITE_ROW ? 0 : s == SQLITE_DONE ? PF_ENOTFOUND : PF_EDB;
 }
 
-int db_key_scan(struct db *db, int (*fn)(void *ctx, const struct db_key *k), void *ctx)
+int db_sqlite_key_scan(struct db *base, int (*fn)(void *ctx, const struct db_key *k), void *ctx)
 {
+    struct db_sqlite *db = (struct db_sqlite *)base;
     sqlite3_stmt *st = NULL;
     struct db_key k;
     int rc =
@@ -137,11 +139,12 @@ int db_key_scan(struct db *db, int (*fn)(void *ctx, const struct db_key *k), voi
     return rc;
 }
 
-int db_key_revoke(struct db *db, const char *id, int64_t now, int *already)
+int db_sqlite_key_revoke(struct db *base, const char *id, int64_t now, int *already)
 {
+    struct db_sqlite *db = (struct db_sqlite *)base;
     struct db_key k;
     sqlite3_stmt *st = NULL;
-    int rc = db_key_get(db, id, &k);
+    int rc = db_sqlite_key_get(&db->base, id, &k);
     *already = rc == 0 && k.revoked_at != 0;
     if (rc != 0 || *already)
         return rc;
@@ -156,8 +159,9 @@ int db_key_revoke(struct db *db, const char *id, int64_t now, int *already)
     return rc;
 }
 
-int db_key_touch(struct db *db, const char *id, int64_t now)
+int db_sqlite_key_touch(struct db *base, const char *id, int64_t now)
 {
+    struct db_sqlite *db = (struct db_sqlite *)base;
     sqlite3_stmt *st = stmt(db, DBQ_KEY_TOUCH);
     if (st == NULL)
         return PF_EDB;
@@ -173,13 +177,15 @@ int db_key_touch(struct db *db, const char *id, int64_t now)
 
 /* ---- The analytics API's reads ---- */
 
-int db_read_begin(struct db *db)
+int db_sqlite_read_begin(struct db *base)
 {
+    struct db_sqlite *db = (struct db_sqlite *)base;
     return sqlite3_exec(db->conn, "BEGIN", NULL, NULL, NULL) == SQLITE_OK ? 0 : PF_EDB;
 }
 
-void db_read_end(struct db *db)
+void db_sqlite_read_end(struct db *base)
 {
+    struct db_sqlite *db = (struct db_sqlite *)base;
     if (!sqlite3_get_autocommit(db->conn))
         sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL);
 }
@@ -221,51 +227,59 @@ static int each_row(sqlite3_stmt *st, const char *shape, db_stat_fn fn, void *ct
     return rc;
 }
 
-int db_day_versions(struct db *db, const char *from, const char *to, db_stat_fn fn, void *ctx)
+int db_sqlite_day_versions(struct db *base, const char *from, const char *to, db_stat_fn fn,
+                           void *ctx)
 {
+    struct db_sqlite *db = (struct db_sqlite *)base;
     sqlite3_stmt *st = stmt(db, DBQ_VERSIONS);
     if (st != NULL)
         bind_texts(st, from, to, NULL, NULL);
     return each_row(st, "dr", fn, ctx);
 }
 
-int db_owner_days(struct db *db, const char *owner, const char *from, const char *to, db_stat_fn fn,
-                  void *ctx)
+int db_sqlite_owner_days(struct db *base, const char *owner, const char *from, const char *to,
+                         db_stat_fn fn, void *ctx)
 {
+    struct db_sqlite *db = (struct db_sqlite *)base;
     sqlite3_stmt *st = stmt(db, DBQ_OWNER_DAYS);
     if (st != NULL)
         bind_texts(st, owner, from, to, NULL);
     return each_row(st, "drb", fn, ctx);
 }
 
-int db_owner_statuses(struct db *db, const char *owner, const char *from, const char *to,
-                      db_stat_fn fn, void *ctx)
+int db_sqlite_owner_statuses(struct db *base, const char *owner, const char *from, const char *to,
+                             db_stat_fn fn, void *ctx)
 {
+    struct db_sqlite *db = (struct db_sqlite *)base;
     sqlite3_stmt *st = stmt(db, DBQ_STATUSES);
     if (st != NULL)
         bind_texts(st, owner, from, to, NULL);
     return each_row(st, "sr", fn, ctx);
 }
 
-int db_segment_rows(struct db *db, const char *owner, const char *date, db_stat_fn fn, void *ctx)
+int db_sqlite_segment_rows(struct db *base, const char *owner, const char *date, db_stat_fn fn,
+                           void *ctx)
 {
+    struct db_sqlite *db = (struct db_sqlite *)base;
     sqlite3_stmt *st = stmt(db, DBQ_SEGMENT);
     if (st != NULL)
         bind_texts(st, owner, date, NULL, NULL);
     return each_row(st, "ivcrb", fn, ctx);
 }
 
-int db_image_rows(struct db *db, const char *owner, const char *image_id, const char *from,
-                  const char *to, db_stat_fn fn, void *ctx)
+int db_sqlite_image_rows(struct db *base, const char *owner, const char *image_id, const char *from,
+                         const char *to, db_stat_fn fn, void *ctx)
 {
+    struct db_sqlite *db = (struct db_sqlite *)base;
     sqlite3_stmt *st = stmt(db, DBQ_IMAGE_ROWS);
     if (st != NULL)
         bind_texts(st, owner, image_id, from, to);
     return each_row(st, "dvcrb", fn, ctx);
 }
 
-int db_image_by_id(struct db *db, const char *id, struct db_image *out)
+int db_sqlite_image_by_id(struct db *base, const char *id, struct db_image *out)
 {
+    struct db_sqlite *db = (struct db_sqlite *)base;
     sqlite3_stmt *st = stmt(db, DBQ_IMAGE_BY_ID);
     if (st == NULL)
         return PF_EDB;

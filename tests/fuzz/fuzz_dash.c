@@ -1,10 +1,10 @@
-/* fuzz_dash.c - fuzzes the dashboard's request handling in src/dash.c:
+/* fuzz_dash.c - fuzzes the dashboard's request handling in src/api/dash.c:
  * dash_serve() (the lookup of the embedded assets, build/gen/dash_assets.c,
  * with its If-None-Match answer), and once the asset table and the headers
  * every dashboard answer carries. (Thumbnails are not the dashboard's
  * business any more: they are /v1/images/{id}/thumb of the API.)
  *
- * dash.c calls http_req_header() and http_resp_error() of src/http.c, which
+ * dash.c calls http_req_header() and http_resp_error() of src/http/http.c, which
  * needs libmicrohttpd; this target defines both itself: the request's only
  * header (If-None-Match) is taken from the input, and an error is recorded
  * as the real one shapes the response (status, JSON type, no validators,

@@ -1,5 +1,5 @@
 /* fuzz_evlog.c - fuzzes the event store's record decoder and file scanner
- * (evlog_decode(), evlog_scan_buffer() and evlog_encode() in src/evlog.c).
+ * (evlog_decode(), evlog_scan_buffer() and evlog_encode() in src/analytics/evlog_format.c).
  *
  * The input is a whole event file. It is scanned twice: as given, and as a
  * "fixed up" copy whose header is made valid and whose 72-byte slots that
@@ -12,7 +12,7 @@
  *    is exactly valid_end; a torn tail runs from valid_end to the end, and
  *    without one everything after valid_end is zero (preallocated space);
  *  - they equal those of a slow reference scanner written from the format
- *    spec at the top of evlog.c, and the events come in the same order;
+ *    spec at the top of evlog_format.c, and the events come in the same order;
  *  - a callback's non-zero return stops the scan and is returned.
  * evlog_decode() runs at every offset: fewer than 72 bytes never decode, and
  * any event it accepts is sane and re-encodes to the identical 72 bytes.
@@ -40,7 +40,7 @@ static void put_le32(uint8_t *p, uint32_t v)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* The spec's rules, written independently of evlog.c. */
+/* The spec's rules, written independently of evlog_format.c. */
 static int ref_header_ok(const uint8_t *p, size_t len)
 {
     return len >= HDR && memcmp(p, magic, 8) == 0 && le32(p + 8) == 1 &&

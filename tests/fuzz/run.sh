@@ -3,7 +3,7 @@
 #
 # Usage: sh tests/fuzz/run.sh [SECONDS]   (SECONDS per target, default 60)
 #
-# Each tests/fuzz/fuzz_<name>.c is linked with only the src/*.c files it needs
+# Each tests/fuzz/fuzz_<name>.c is linked with only the src/*/*.c files it needs
 # into build/fuzz/fuzz_<name>, under ASan + UBSan. Then, per target:
 #   1. regression: every file in tests/fuzz/corpus/<name>/ is run once (past
 #      findings live there, so a fixed bug stays fixed);
@@ -32,7 +32,7 @@ FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std
 FLAGS="$FLAGS -Wall -Wextra -Werror -Isrc -Itests/fuzz"
 TARGETS="urlpath range cron config date evlog query dash"
 
-# The src/*.c files each target links: the parser and what it calls.
+# The src/*/*.c files each target links: the parser and what it calls.
 sources_for() {
     case $1 in
     urlpath) echo "src/cdn/urlpath.c src/base/variant.c src/base/err.c" ;;
@@ -40,10 +40,10 @@ sources_for() {
     cron) echo "src/base/cron.c src/base/err.c" ;;
     config) echo "src/config/config.c src/base/fsutil.c src/base/cron.c src/base/err.c" ;;
     date) echo "src/base/timeutil.c src/base/err.c" ;;
-    evlog) echo "src/analytics/evlog.c src/base/err.c src/base/fsutil.c src/base/timeutil.c src/base/variant.c src/base/ticker.c" ;;
-    # query: auth.c's three db_key_* calls are stubs inside the target
+    evlog) echo "src/analytics/evlog_format.c src/base/err.c src/base/variant.c" ;;
+    # query: auth.c's three db_key_* calls (store/db.c's) are stubs inside the target
     query) echo "src/api/query.c src/cdn/urlpath.c src/base/variant.c src/base/timeutil.c src/base/err.c src/api/auth.c src/base/keyhash.c" ;;
-    # dash: http.c's two functions are stubs inside the target; the assets
+    # dash: http/http.c's two functions are stubs inside the target; the assets
     # are the Makefile's generated table (made below)
     dash) echo "src/api/dash.c src/http/hdr.c src/base/timeutil.c src/base/err.c build/gen/dash_assets.c" ;;
     esac

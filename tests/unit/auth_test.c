@@ -84,7 +84,7 @@ static int setup(void **state)
     assert_non_null(f);
     snprintf(f->dir, sizeof(f->dir), "/tmp/pixflare-auth-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    snprintf(path, sizeof(path), "%s/pixflare.db", f->dir);
+    snprintf(path, sizeof(path), "sqlite:%s/pixflare.db", f->dir);
     if (db_open(path, &f->db, err, sizeof(err)) != 0)
         fail_msg("db_open %s: %s", path, err);
     *state = f;

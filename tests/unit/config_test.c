@@ -56,7 +56,7 @@ static void test_defaults(void **state)
     assert_string_equal(c.data_dir, "./data");
     assert_string_equal(c.storage_dir, "./data/images");
     assert_string_equal(c.database, "sqlite:./data/pixflare.db");
-    assert_string_equal(c.sqlite_path, "./data/pixflare.db");
+    assert_string_equal(c.database, "sqlite:./data/pixflare.db");
     assert_string_equal(c.country_header, "CF-IPCountry");
     assert_null(c.geoip_db);
     assert_int_equal(c.engine, CONFIG_ENGINE_EMBEDDED);

@@ -37,7 +37,7 @@ static void put_le32(uint8_t *p, uint32_t v)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* A file header as the spec at the top of evlog.c lays it out. */
+/* A file header as the spec at the top of evlog_format.c lays it out. */
 static void make_header(uint8_t out[HDR])
 {
     memcpy(out, "PFEVLOG", 8);
@@ -476,7 +476,7 @@ static void *append_main(void *arg)
         struct event ev;
         memset(&ev, 0, sizeof(ev));
         ev.ts_ms = a->hour_ms + (int64_t)i * 300; /* spread over the hour */
-        evlog_request_id(a->lg, ev.request_id);
+        event_request_id(ev.request_id);
         snprintf(ev.image_id, sizeof(ev.image_id), "t%d", a->index);
         ev.variant = i % 10 - 1;
         ev.status = 200;
@@ -669,7 +669,7 @@ static void append_at(struct evlog *lg, int64_t ts_ms, int n, uint64_t first)
         struct event ev = sample_event(i);
         ev.ts_ms = ts_ms + i;
         ev.bytes = first + (uint64_t)i;
-        evlog_request_id(lg, ev.request_id);
+        event_request_id(ev.request_id);
         assert_int_equal(evlog_append(lg, &ev), 0);
     }
 }

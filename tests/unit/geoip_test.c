@@ -1,6 +1,6 @@
 /* geoip_test.c - country lookups against the real database that `make geoip`
  * builds from Debian's tor-geoipdb, checked against the same source files,
- * and the country analytics_country() records: header first, then GeoIP,
+ * and the country an event records (capture_country()): header first, then GeoIP,
  * then "XX".
  *
  * The database is PIXFLARE_TEST_MMDB, else build/geoip/country.mmdb
@@ -202,7 +202,7 @@ static void test_sampled_ipv6_ranges(void **state)
     geoip_close(g);
 }
 
-/* ---- analytics_country() ------------------------------------------------ */
+/* ---- capture_country(), as the analytics wires it ---------------------- */
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -229,11 +229,17 @@ static struct analytics *open_analytics(const char *data_dir, const char *mmdb)
         unsetenv("PIXFLARE_GEOIP_DB");
     if (config_load(NULL, &cfg, err, sizeof(err)) != 0)
         fail_msg("config_load: %s", err);
-    if (analytics_open(&cfg, NULL, &an, err, sizeof(err)) != 0)
+    if (analytics_open(&cfg, NULL, NULL, &an, err, sizeof(err)) != 0)
         fail_msg("analytics_open: %s", err);
     config_free(&cfg);
-    assert_int_equal(analytics_enabled(an), 0);
+    assert_null(analytics_sink(an));
     return an;
+}
+
+static void analytics_country(struct analytics *an, const char *header, const struct sockaddr *peer,
+                              char cc[3])
+{
+    capture_country(analytics_capture(an), header, peer, cc);
 }
 
 static struct sockaddr_in ipv4_peer(const char *ip)

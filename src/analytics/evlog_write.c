@@ -1,0 +1,591 @@
+/* evlog_write.c - the event log's writer (see evlog.h): each thread's
+ * memory-mapped segments, the sync thread that fdatasyncs them and seals
+ * past hours, and the recovery of what an unclean stop left open. The
+ * format is evlog_format.c's. */
+#include "analytics/evlog.h"
+#include "analytics/evlog_int.h"
+
+#include "base/err.h"
+#include "base/fsutil.h"
+#include "base/ticker.h"
+#include "base/timeutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A thread's first segment of an hour is 256 KiB (3.6k events), each next
+ * one twice the last, up to 16 MiB (233k events): a quiet hour costs little
+ * disk and fallocate time, a busy one rotates (open, fallocate, mmap)
+ * rarely. */
+#define SEGMENT_MIN (256u << 10)
+#define SEGMENT_MAX (16u << 20)
+
+struct seg {
+    int fd;
+    uint8_t *map;
+    size_t cap;    /* bytes mapped and preallocated */
+    size_t used;   /* bytes written, header included; writer thread only */
+    size_t synced; /* `used` at the last fdatasync; sync thread only */
+    size_t seen;   /* `used` at the sync thread's last pass */
+    int64_t hour;  /* UTC hour of its events */
+    int dir_synced;
+    struct seg *next; /* on the retired list */
+    char path[PATH_MAX];
+};
+
+struct writer {
+    pthread_mutex_t mu; /* writer vs sync thread; never another writer */
+    struct evlog *lg;
+    int slot;
+    unsigned seq;
+    _Atomic uint64_t appended; /* this writer's, summed by evlog_get_stats() */
+    struct seg *cur;
+    struct seg *spare;      /* the next segment, prepared by the sync thread */
+    struct seg *synced_cur; /* sync thread only: the current segment at its last pass */
+    size_t synced_used;
+    struct seg *retired;    /* full or past hours, to be sealed by the sync thread */
+    int64_t retry_ms;       /* after a failed segment open: not before (monotonic ms) */
+    int64_t spare_retry_ms; /* the same for preparing a spare; sync thread only */
+    struct writer *next;
+};
+
+struct evlog {
+    char dir[PATH_MAX]; /* DATA_DIR/events/<dataset> */
+    int lock_fd;
+    int fsync_ms;
+    FILE *log;
+    uint64_t gen; /* tells this store's thread-local writers from stale ones */
+    uint8_t run[8];
+    char run_hex[17];
+    pthread_mutex_t list_mu; /* the writer list: taken once per thread */
+    struct writer *writers;
+    int nwriters;
+    struct ticker *sync; /* NULL until started */
+    _Atomic uint64_t dropped, syncs, segments;
+    uint64_t dropped_reported;
+    uint64_t sync_errors, sync_errors_reported; /* sync thread only */
+    int sync_errno;
+};
+
+static _Atomic uint64_t next_gen = 1;
+static _Thread_local struct writer *tl_writer;
+static _Thread_local uint64_t tl_gen;
+
+static void seg_path(const struct evlog *lg, int slot, int64_t hour, unsigned seq, char *out,
+                     size_t cap)
+{
+    char day[11];
+    timeutil_format_date(hour * 3600, day);
+    snprintf(out, cap, "%s/%s/%02d-%s-%03d-%06u.open", lg->dir, day, (int)(hour % 24), lg->run_hex,
+             slot, seq);
+}
+
+/* The size of the segment after `prev` for events of `hour`. */
+static size_t next_cap(const struct seg *prev, int64_t hour)
+{
+    if (prev == NULL || prev->hour != hour)
+        return SEGMENT_MIN;
+    return prev->cap * 2 < SEGMENT_MAX ? prev->cap * 2 : SEGMENT_MAX;
+}
+
+/* Create segment `seq` of writer `slot` for events of `hour`: a few
+ * syscalls, and a fallocate that may take milliseconds for a large one. The
+ * sync thread prepares most segments ahead (see prepare_spare()); a writer
+ * only creates one itself when the hour turns or none is ready. */
+static int seg_create(struct evlog *lg, int slot, int64_t hour, unsigned seq, size_t cap,
+                      struct seg **out)
+{
+    struct seg *s = calloc(1, sizeof(*s));
+    int rc = PF_EIO;
+    if (s == NULL)
+        return PF_ENOMEM;
+    s->fd = -1;
+    s->hour = hour;
+    s->cap = cap;
+    seg_path(lg, slot, hour, seq, s->path, sizeof(s->path));
+    char dir[PATH_MAX], tmp[PATH_MAX + 8];
+    snprintf(dir, sizeof(dir), "%s", s->path);
+    *strrchr(dir, '/') = '\0';
+    if (fsutil_mkdirs(dir, 0755) != 0)
+        goto fail;
+    /* Made under a hidden name and renamed once its header is written, so
+     * that a reader (or a recovery after a crash right here) never sees a
+     * half-written header. */
+    snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, strrchr(s->path, '/') + 1);
+    s->fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (s->fd < 0)
+        goto fail;
+    /* Reserve the blocks now: a write into a mapped hole on a full disk
+     * would kill the process with SIGBUS. */
+    if (posix_fallocate(s->fd, 0, (off_t)s->cap) != 0)
+        goto fail;
+    s->map = mmap(NULL, s->cap, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
+    if (s->map == MAP_FAILED) {
+        s->map = NULL;
+        goto fail;
+    }
+    evlog_encode_header(s->map);
+    s->used = EVLOG_FILE_HEADER;
+    if (rename(tmp, s->path) != 0)
+        goto fail;
+    *out = s;
+    return 0;
+fail:
+    if (s->map != NULL)
+        munmap(s->map, s->cap);
+    if (s->fd >= 0) {
+        close(s->fd);
+        unlink(tmp);
+    }
+    free(s);
+    return rc;
+}
+
+/* Make a segment final: synced, cut to its records, renamed to .pfe (or
+ * removed when it holds none). On the sync thread or at close. */
+static void seg_seal(struct evlog *lg, struct seg *s)
+{
+    char sealed[PATH_MAX];
+    munmap(s->map, s->cap);
+    if (s->used <= EVLOG_FILE_HEADER) {
+        close(s->fd);
+        unlink(s->path);
+        free(s);
+        return;
+    }
+    int ok = ftruncate(s->fd, (off_t)s->used) == 0 && fsync(s->fd) == 0;
+    close(s->fd);
+    snprintf(sealed, sizeof(sealed), "%.*s.pfe", (int)(strlen(s->path) - 5), s->path);
+    if (ok && rename(s->path, sealed) == 0)
+        fsutil_sync_parent(sealed);
+    else if (lg->log)
+        fprintf(lg->log, "pixflare: events: cannot seal %s: %s\n", s->path, strerror(errno));
+    free(s);
+}
+
+static struct writer *writer_get(struct evlog *lg)
+{
+    if (tl_gen == lg->gen)
+        return tl_writer;
+    struct writer *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return NULL;
+    pthread_mutex_init(&w->mu, NULL);
+    w->lg = lg;
+    pthread_mutex_lock(&lg->list_mu);
+    w->slot = lg->nwriters++;
+    w->next = lg->writers;
+    lg->writers = w;
+    pthread_mutex_unlock(&lg->list_mu);
+    tl_writer = w;
+    tl_gen = lg->gen;
+    return w;
+}
+
+int evlog_append(struct evlog *lg, const struct event *ev)
+{
+    struct writer *w = writer_get(lg);
+    int rc = 0;
+    if (w == NULL) {
+        atomic_fetch_add_explicit(&lg->dropped, 1, memory_order_relaxed);
+        return PF_ENOMEM;
+    }
+    int64_t hour = ev->ts_ms / MS_PER_HOUR;
+    pthread_mutex_lock(&w->mu);
+    struct seg *s = w->cur;
+    if (s == NULL || s->hour != hour || s->used + EVLOG_RECORD_SIZE > s->cap) {
+        /* `s` stays valid while w->mu is held, even once retired. */
+        if (s != NULL) {
+            s->next = w->retired;
+            w->retired = s;
+            w->cur = NULL;
+        }
+        struct seg *spare = w->spare;
+        w->spare = NULL;
+        if (spare != NULL && spare->hour == hour) {
+            w->cur = spare;
+            atomic_fetch_add_explicit(&lg->segments, 1, memory_order_relaxed);
+        } else {
+            if (spare != NULL) { /* prepared for an hour now past */
+                spare->next = w->retired;
+                w->retired = spare;
+            }
+            /* A failed open (disk full) is retried once a second, not on
+             * every request. */
+            if (timeutil_mono_ms() >= w->retry_ms &&
+                seg_create(lg, w->slot, hour, w->seq++, next_cap(s, hour), &w->cur) != 0) {
+                w->cur = NULL;
+                w->retry_ms = timeutil_mono_ms() + 1000;
+            } else if (w->cur != NULL) {
+                atomic_fetch_add_explicit(&lg->segments, 1, memory_order_relaxed);
+            }
+        }
+        s = w->cur;
+    }
+    if (s != NULL) {
+        /* The record is written whole into the shared mapping: from here on
+         * it is the kernel's, whatever happens to this process. */
+        evlog_encode(ev, s->map + s->used);
+        s->used += EVLOG_RECORD_SIZE;
+        /* Only this thread writes it: a plain store, no locked add. */
+        atomic_store_explicit(&w->appended,
+                              atomic_load_explicit(&w->appended, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+    } else {
+        atomic_fetch_add_explicit(&lg->dropped, 1, memory_order_relaxed);
+        rc = PF_EIO;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+static void sink_emit(void *impl, const struct event *ev)
+{
+    (void)evlog_append(impl, ev); /* a failure is counted in `dropped` */
+}
+
+static const struct event_sink_ops sink_ops = {"evlog", sink_emit};
+
+struct event_sink evlog_sink(struct evlog *lg)
+{
+    return (struct event_sink){&sink_ops, lg};
+}
+
+/* Make the pages the writer will fill before the next pass present and
+ * writable, so that its appends take no page fault (each is a few
+ * microseconds in the kernel, on the request path). Done after the
+ * fdatasync, which write-protects the pages it cleans. The range is what
+ * the last pass saw written, at least 64 KiB: populated pages are dirty, so
+ * the next fdatasync writes them (zeros) once more; an idle segment is left
+ * alone. */
+static void prefault(struct seg *s, size_t used)
+{
+#ifdef MADV_POPULATE_WRITE
+    static size_t page;
+    if (page == 0)
+        page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t rate = used > s->seen ? used - s->seen : 0;
+    if (rate == 0 && s->seen != 0)
+        return; /* idle: nothing will be written, keep the pages clean */
+    size_t ahead = rate > 65536 ? rate : 65536;
+    size_t from = used / page * page, to = used + ahead < s->cap ? used + ahead : s->cap;
+    s->seen = used;
+    if (to > from)
+        madvise(s->map + from, to - from, MADV_POPULATE_WRITE); /* a hint: errors are harmless */
+#else
+    (void)s;
+    (void)used;
+#endif
+}
+
+/* Once a writer's segment is half full, make its next one here, so that
+ * the writer finds it ready: the fallocate and the first page faults stay
+ * off the request path. The sequence number is taken under the writer's
+ * mutex; the files are made outside it. */
+static void prepare_spare(struct evlog *lg, struct writer *w)
+{
+    struct seg *spare = NULL;
+    if (timeutil_mono_ms() < w->spare_retry_ms)
+        return;
+    pthread_mutex_lock(&w->mu);
+    struct seg *cur = w->cur;
+    int need = cur != NULL && w->spare == NULL && cur->used * 2 >= cur->cap;
+    int64_t hour = cur ? cur->hour : 0;
+    size_t cap = cur ? next_cap(cur, hour) : 0;
+    unsigned seq = need ? w->seq++ : 0;
+    pthread_mutex_unlock(&w->mu);
+    if (!need)
+        return;
+    if (seg_create(lg, w->slot, hour, seq, cap, &spare) != 0) {
+        w->spare_retry_ms = timeutil_mono_ms() + 1000; /* disk full: not every pass */
+        return;
+    }
+    prefault(spare, spare->used);
+    pthread_mutex_lock(&w->mu);
+    /* Only if the writer took no number meanwhile (it made a segment of its
+     * own): segment numbers must follow the order of the events. */
+    if (w->spare == NULL && w->seq == seq + 1) {
+        w->spare = spare;
+        spare = NULL;
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (spare != NULL)
+        seg_seal(lg, spare); /* not needed after all: removed, it is empty */
+}
+
+/* One pass of the sync thread: fdatasync live segments with new records,
+ * retire segments of past hours (so yesterday's files are sealed even if
+ * their thread serves nothing more), and seal retired ones. fsync runs
+ * outside the writer's mutex: only this thread ever closes a segment, so
+ * the descriptor stays valid. */
+static void sync_writers(struct evlog *lg, int closing)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t hour = ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000) / MS_PER_HOUR;
+    pthread_mutex_lock(&lg->list_mu);
+    struct writer *ws = lg->writers;
+    pthread_mutex_unlock(&lg->list_mu);
+    /* First every writer's fdatasync and seals, so that the deadline holds
+     * for the last writer too; then the slower preparation for later. */
+    for (struct writer *w = ws; w != NULL; w = w->next) {
+        pthread_mutex_lock(&w->mu);
+        struct seg *cur = w->cur;
+        if (cur != NULL && cur->hour < hour) {
+            cur->next = w->retired;
+            w->retired = cur;
+            w->cur = cur = NULL;
+        }
+        if (w->spare != NULL && w->spare->hour < hour) {
+            w->spare->next = w->retired;
+            w->retired = w->spare;
+            w->spare = NULL;
+        }
+        struct seg *retired = w->retired;
+        size_t used = cur ? cur->used : 0;
+        w->retired = NULL;
+        pthread_mutex_unlock(&w->mu);
+        w->synced_cur = cur;
+        w->synced_used = used;
+        if (cur != NULL && used > cur->synced) {
+            if (fdatasync(cur->fd) != 0) {
+                lg->sync_errors++; /* `synced` stays: the next pass tries again */
+                lg->sync_errno = errno;
+            } else {
+                /* A new segment's name, and its day directory's, must reach
+                 * the disk too, or a power loss could lose the whole file. */
+                if (!cur->dir_synced) {
+                    char day_dir[PATH_MAX];
+                    snprintf(day_dir, sizeof(day_dir), "%s", cur->path);
+                    *strrchr(day_dir, '/') = '\0';
+                    cur->dir_synced =
+                        fsutil_sync_parent(cur->path) == 0 && fsutil_sync_parent(day_dir) == 0;
+                }
+                cur->synced = used;
+                atomic_fetch_add_explicit(&lg->syncs, 1, memory_order_relaxed);
+            }
+        }
+        while (retired != NULL) {
+            struct seg *next = retired->next;
+            seg_seal(lg, retired);
+            retired = next;
+        }
+    }
+    if (closing)
+        return;
+    for (struct writer *w = ws; w != NULL; w = w->next) {
+        /* Only this thread seals, so the segment seen above is still
+         * mapped, current or retired since. */
+        if (w->synced_cur != NULL)
+            prefault(w->synced_cur, w->synced_used);
+        prepare_spare(lg, w);
+    }
+}
+
+static void sync_pass(void *arg)
+{
+    struct evlog *lg = arg;
+    sync_writers(lg, 0);
+    uint64_t dropped = atomic_load(&lg->dropped);
+    if (dropped != lg->dropped_reported && lg->log) {
+        fprintf(lg->log, "pixflare: events: %llu events could not be stored (disk full?)\n",
+                (unsigned long long)(dropped - lg->dropped_reported));
+        lg->dropped_reported = dropped;
+    }
+    if (lg->sync_errors != lg->sync_errors_reported && lg->log) {
+        fprintf(lg->log, "pixflare: events: fdatasync failed (%s); retrying\n",
+                strerror(lg->sync_errno));
+        lg->sync_errors_reported = lg->sync_errors;
+    }
+}
+
+/* ---- Recovery, open and close ------------------------------------------ */
+
+static int keep_tmp_segment(const char *name)
+{
+    return name[0] == '.' && evlog_has_suffix(name, ".open.tmp");
+}
+
+static int keep_open_segment(const char *name)
+{
+    return name[0] != '.' && evlog_has_suffix(name, ".open");
+}
+
+/* Seal the segments a previous server left open (it was killed): cut each
+ * after its last valid record, so a torn record is gone and every record
+ * the dead server wrote is kept. */
+static int recover(struct evlog *lg)
+{
+    char **days = NULL, **files = NULL;
+    size_t ndays = 0, nfiles = 0;
+    int rc = evlog_list_dir(lg->dir, evlog_keep_day, &days, &ndays);
+    for (size_t i = 0; rc == 0 && i < ndays; i++) {
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof(dir), "%s/%s", lg->dir, days[i]);
+        /* Segments a killed server was still making: nothing in them. */
+        if (evlog_list_dir(dir, keep_tmp_segment, &files, &nfiles) == 0) {
+            for (size_t j = 0; j < nfiles; j++) {
+                char path[PATH_MAX];
+                snprintf(path, sizeof(path), "%s/%s", dir, files[j]);
+                unlink(path);
+            }
+            evlog_free_names(files, nfiles);
+        }
+        if (evlog_list_dir(dir, keep_open_segment, &files, &nfiles) != 0)
+            continue;
+        for (size_t j = 0; j < nfiles; j++) {
+            char path[PATH_MAX], sealed[PATH_MAX];
+            uint8_t *buf;
+            size_t len;
+            int fd = -1;
+            struct evlog_file_stats st;
+            snprintf(path, sizeof(path), "%s/%s", dir, files[j]);
+            if (evlog_map_file(path, 1, &fd, &buf, &len) != 0) {
+                if (lg->log)
+                    fprintf(lg->log, "pixflare: events: cannot read %s: %s (skipped)\n", path,
+                            strerror(errno));
+                continue;
+            }
+            evlog_scan_buffer(buf, len, NULL, NULL, &st);
+            int empty =
+                buf == NULL || evlog_all_zero(buf, len) ||
+                (!st.bad_header && st.events == 0 && st.damaged_bytes == 0 && st.tail_bytes == 0);
+            if (buf != NULL)
+                munmap(buf, len);
+            if (empty) {
+                close(fd);
+                unlink(path); /* killed before its first record */
+                continue;
+            }
+            snprintf(sealed, sizeof(sealed), "%.*s.pfe", (int)(strlen(path) - 5), path);
+            if (st.bad_header || st.events == 0) {
+                /* Damaged, not empty: kept as it is for inspection; readers
+                 * report it and skip what they cannot read. */
+                close(fd);
+                if (lg->log)
+                    fprintf(lg->log,
+                            "pixflare: events: %s is damaged (%s); kept as %s, skipped by "
+                            "readers\n",
+                            path, st.bad_header ? "bad file header" : "no valid record", sealed);
+                if (rename(path, sealed) == 0)
+                    fsutil_sync_parent(sealed);
+                continue;
+            }
+            if (lg->log)
+                fprintf(lg->log,
+                        "pixflare: events: recovered %s after an unclean stop: %llu events kept"
+                        "%s\n",
+                        path, (unsigned long long)st.events,
+                        st.tail_bytes ? ", a torn record at the end cut off" : "");
+            int ok = ftruncate(fd, (off_t)st.valid_end) == 0 && fsync(fd) == 0;
+            close(fd);
+            if (ok && rename(path, sealed) == 0)
+                fsutil_sync_parent(sealed);
+        }
+        evlog_free_names(files, nfiles);
+    }
+    evlog_free_names(days, ndays);
+    return rc;
+}
+
+int evlog_open(const char *data_dir, const char *dataset, int fsync_ms, FILE *log,
+               struct evlog **out, char *err, size_t errlen)
+{
+    struct evlog *lg = calloc(1, sizeof(*lg));
+    char lock_path[PATH_MAX];
+    if (lg == NULL)
+        return PF_ENOMEM;
+    lg->lock_fd = -1;
+    lg->fsync_ms = fsync_ms;
+    lg->log = log;
+    lg->gen = atomic_fetch_add(&next_gen, 1);
+    pthread_mutex_init(&lg->list_mu, NULL);
+    snprintf(lg->dir, sizeof(lg->dir), "%s/events/%s", data_dir, dataset);
+    snprintf(lock_path, sizeof(lock_path), "%s/.lock", lg->dir);
+    if (fsutil_mkdirs(lg->dir, 0755) != 0) {
+        snprintf(err, errlen, "cannot create the event store %s: %s", lg->dir, strerror(errno));
+        goto fail;
+    }
+    lg->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lg->lock_fd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", lock_path, strerror(errno));
+        goto fail;
+    }
+    if (flock(lg->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(err, errlen, "the event store %s is in use by another pixflare server", lg->dir);
+        evlog_close(lg);
+        return PF_ECONFLICT;
+    }
+    if (fsutil_random(lg->run, sizeof(lg->run)) != 0) {
+        snprintf(err, errlen, "cannot read random bytes");
+        goto fail;
+    }
+    for (int i = 0; i < 8; i++)
+        snprintf(lg->run_hex + 2 * i, 3, "%02x", lg->run[i]);
+    if (recover(lg) != 0) {
+        snprintf(err, errlen, "cannot read the event store %s", lg->dir);
+        goto fail;
+    }
+    /* Half the period: a record waits at most that for the next pass, then
+     * its fdatasync; 0 syncs as often as the thread can. */
+    if (ticker_start(lg->fsync_ms / 2, sync_pass, lg, &lg->sync) != 0) {
+        snprintf(err, errlen, "cannot start the event store's sync thread");
+        goto fail;
+    }
+    *out = lg;
+    return 0;
+fail:
+    evlog_close(lg);
+    return PF_EIO;
+}
+
+void evlog_get_stats(struct evlog *lg, struct evlog_stats *st)
+{
+    st->appended = 0;
+    pthread_mutex_lock(&lg->list_mu);
+    for (struct writer *w = lg->writers; w != NULL; w = w->next)
+        st->appended += atomic_load_explicit(&w->appended, memory_order_relaxed);
+    pthread_mutex_unlock(&lg->list_mu);
+    st->dropped = atomic_load(&lg->dropped);
+    st->syncs = atomic_load(&lg->syncs);
+    st->segments = atomic_load(&lg->segments);
+}
+
+void evlog_close(struct evlog *lg)
+{
+    if (lg == NULL)
+        return;
+    if (lg->sync != NULL) {
+        ticker_stop(lg->sync);
+        sync_writers(lg, 1); /* seals what was retired since its last pass */
+    }
+    struct writer *w = lg->writers;
+    while (w != NULL) {
+        struct writer *next = w->next;
+        if (w->cur != NULL)
+            seg_seal(lg, w->cur);
+        if (w->spare != NULL)
+            seg_seal(lg, w->spare);
+        for (struct seg *s = w->retired, *sn; s != NULL; s = sn) {
+            sn = s->next;
+            seg_seal(lg, s);
+        }
+        pthread_mutex_destroy(&w->mu);
+        free(w);
+        w = next;
+    }
+    if (lg->lock_fd >= 0)
+        close(lg->lock_fd); /* releases the flock */
+    pthread_mutex_destroy(&lg->list_mu);
+    free(lg);
+}

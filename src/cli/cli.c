@@ -1,0 +1,64 @@
+/* cli.c - see cli.h. */
+#include "cli/cli.h"
+
+#include "base/err.h"
+#include "cdn/storage.h"
+#include "store/db.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int cli_usage_error(const char *cmd, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "pixflare %s: ", cmd);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see 'pixflare %s --help')\n", cmd);
+    return CLI_EXIT_USAGE;
+}
+
+int cli_load_config(const char *file, struct config *cfg, int need_secret)
+{
+    char err[512];
+    if (config_load(file, cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "pixflare: %s\n", err);
+        return CLI_EXIT_USAGE;
+    }
+    if (need_secret && config_ensure_secret(cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "pixflare: %s\n", err);
+        config_free(cfg);
+        return 1;
+    }
+    return 0;
+}
+
+int cli_offline_open(const char *config_file, const char *argv0, struct cli_offline *o)
+{
+    char err[512];
+    memset(o, 0, sizeof(*o));
+    int rc = cli_load_config(config_file, &o->cfg, 1);
+    if (rc != 0)
+        return rc;
+    rc = 1;
+    if (storage_vips_init(argv0) != 0)
+        fprintf(stderr, "pixflare: cannot start libvips\n");
+    else if (db_open(o->cfg.database, &o->db, err, sizeof(err)) != 0)
+        fprintf(stderr, "pixflare: %s\n", err);
+    else if (storage_open(o->cfg.storage_dir, 0, &o->st) != 0)
+        fprintf(stderr, "pixflare: cannot open storage directory %s\n", o->cfg.storage_dir);
+    else
+        rc = 0;
+    if (rc != 0) {
+        db_close(o->db);
+        storage_vips_shutdown();
+        config_free(&o->cfg);
+    }
+    return rc;
+}
+
+void cli_offline_close(struct cli_offline *o)
+{
+    db_close(o->db);
+    storage_close(o->st);
+    storage_vips_shutdown();
+    config_free(&o->cfg);
+}

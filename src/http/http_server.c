@@ -1,0 +1,433 @@
+/* http_server.c - see http_server.h.
+ *
+ * libmicrohttpd runs a pool of worker threads, each with its own epoll set,
+ * so connections never share a lock on the request path. Two MHD hooks are
+ * bent to our needs:
+ *  - the unescape callback is the identity, so handlers get the raw path and
+ *    decode it themselves (MHD's decoder would turn %00 into a NUL that
+ *    silently truncates the path);
+ *  - the URI-log callback, called once per request with the whole request
+ *    target, stores its length in the per-request pointer (no allocation),
+ *    so over-long targets get our JSON 414 rather than a truncated path.
+ * libmicrohttpd's own log lines may quote request targets (and so query
+ * strings), so they are dropped: Pixflare never logs those. */
+#include "http/http_server.h"
+
+#include "base/err.h"
+#include "base/workq.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TARGET_MAX 8192  /* whole request target, query included: else 414 */
+#define HEADERS_MAX 8192 /* sum of header names and values: else 431 */
+/* libmicrohttpd's memory pool per connection. It must hold the request line,
+ * the headers and the reply's header; it is also zeroed between requests on
+ * a kept-alive connection, so a larger pool costs every request (measured in
+ * BENCHMARKS.md). 32 KiB fits the two caps above with room to spare. */
+#define CONN_POOL (32 * 1024)
+#define INFLIGHT_SLOTS 64
+
+/* Per-request word kept in MHD's con_cls pointer. Before the first handler
+ * call it is the target length + 1 from the URI log, shifted past the low
+ * bits. From the first call on: bit 0 marks the request counted in flight,
+ * bits 1-3 hold its route's index, and the bits above are the route's own
+ * state (http_req.state), which keeps its low bits zero for these. */
+#define REQ_COUNTED ((uintptr_t)1)
+#define REQ_ROUTE_SHIFT 1
+#define REQ_ROUTE_MASK ((uintptr_t)7)
+#define REQ_SHIFT HTTP_STATE_RESERVED
+#define REQ_STATE_MASK (~(((uintptr_t)1 << HTTP_STATE_RESERVED) - 1))
+
+struct inflight_slot {
+    _Atomic long n;
+    char pad[64 - sizeof(long)];
+};
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    const struct http_router *router;
+    struct workq *pools[HTTP_ROUTER_MAX + 1]; /* by route index; NULL: none */
+    _Atomic int stopping; /* set by http_server_stop(): answer inline, then close */
+    _Atomic int next_slot;
+    struct inflight_slot inflight[INFLIGHT_SLOTS];
+};
+
+static _Thread_local int thread_slot = -1;
+
+static size_t unescape_identity(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return strlen(s);
+}
+
+/* The path of an absolute-form target ("http://host/path", RFC 9112 3.2.2),
+ * or the target itself. */
+static const char *origin_form(const char *url)
+{
+    const char *p = NULL;
+    if (strncasecmp(url, "http://", 7) == 0)
+        p = url + 7;
+    else if (strncasecmp(url, "https://", 8) == 0)
+        p = url + 8;
+    if (p == NULL)
+        return url;
+    p = strchr(p, '/');
+    return p != NULL ? p : "/";
+}
+
+static void *uri_log(void *cls, const char *uri, struct MHD_Connection *con)
+{
+    (void)cls;
+    (void)con;
+    size_t n = strlen(uri);
+    if (n > TARGET_MAX)
+        n = TARGET_MAX + 1;
+    return (void *)((uintptr_t)(n + 1) << REQ_SHIFT);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    (void)fmt;
+    (void)ap;
+}
+
+static void inflight_add(struct http_server *srv, long d)
+{
+    if (thread_slot < 0)
+        thread_slot = atomic_fetch_add(&srv->next_slot, 1) % INFLIGHT_SLOTS;
+    atomic_fetch_add_explicit(&srv->inflight[thread_slot].n, d, memory_order_relaxed);
+}
+
+/* Release a request's route state, if any. */
+static void release_state(struct http_server *srv, uintptr_t word)
+{
+    uintptr_t state = word & REQ_STATE_MASK;
+    if (state == 0)
+        return;
+    const struct http_route *route =
+        http_router_get(srv->router, (int)((word >> REQ_ROUTE_SHIFT) & REQ_ROUTE_MASK));
+    if (route != NULL && route->release != NULL)
+        route->release(route->ctx, state);
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    (void)c;
+    (void)toe;
+    uintptr_t word = (uintptr_t)*con_cls;
+    if ((word & REQ_COUNTED) != 0) {
+        release_state(cls, word); /* the connection went before its answer */
+        inflight_add(cls, -1);
+    }
+    *con_cls = NULL;
+}
+
+static enum MHD_Result sum_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    (void)kind;
+    size_t *sum = cls;
+    *sum += strlen(key) + (value ? strlen(value) : 0) + 4;
+    return *sum > HEADERS_MAX ? MHD_NO : MHD_YES;
+}
+
+struct deferred {
+    struct MHD_Connection *conn;
+    struct http_work work;
+};
+
+/* On one of the route's threads: do the work, then hand the connection back
+ * to its event loop, which calls the handler again to answer. */
+static void run_deferred(void *arg)
+{
+    struct deferred *d = arg;
+    d->work.fn(d->work.arg);
+    MHD_resume_connection(d->conn);
+    free(d);
+}
+
+/* Suspend the request and queue its work on route `ri`'s threads. Returns
+ * 0, or PF_ENOMEM / PF_EINVAL (stopping, or a route without threads) with
+ * nothing queued. */
+static int defer(struct http_server *srv, struct MHD_Connection *conn, int ri,
+                 const struct http_work *work)
+{
+    struct workq *q = srv->pools[ri];
+    if (q == NULL)
+        return PF_EINVAL;
+    struct deferred *d = malloc(sizeof(*d));
+    if (d == NULL)
+        return PF_ENOMEM;
+    d->conn = conn;
+    d->work = *work;
+    MHD_suspend_connection(conn);
+    int rc = workq_push(q, run_deferred, d);
+    if (rc != 0) {
+        MHD_resume_connection(conn);
+        free(d);
+    }
+    return rc;
+}
+
+/* Reader for a response that has a length but never a body (304). */
+static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)cls;
+    (void)pos;
+    (void)buf;
+    (void)max;
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static struct MHD_Response *make_response(struct http_resp *r)
+{
+    struct MHD_Response *m = NULL;
+    if (r->status == 304)
+        return MHD_create_response_from_callback(r->len, 4096, no_body, NULL, NULL);
+    if (r->file_path != NULL) {
+        int fd = open(r->file_path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            http_resp_error(r, 500, "INTERNAL", "cannot read the stored image");
+        } else {
+            m = MHD_create_response_from_fd_at_offset64(r->len, fd, r->file_off);
+            if (m == NULL)
+                close(fd);
+            return m;
+        }
+    }
+    if (r->owned_body != NULL) {
+        m = MHD_create_response_from_buffer(r->len, r->owned_body, MHD_RESPMEM_MUST_FREE);
+        if (m != NULL)
+            r->owned_body = NULL;
+        return m;
+    }
+    return MHD_create_response_from_buffer(r->len, (void *)r->body, MHD_RESPMEM_PERSISTENT);
+}
+
+/* Call the route's handler, deferring its work if it asks; a refused
+ * deferral is answered at once. Returns HTTP_DONE with resp filled, or
+ * HTTP_DEFER (queued: nothing to answer yet). */
+static int run_route(struct http_server *srv, struct MHD_Connection *conn,
+                     const struct http_route *route, int ri, struct http_req *req,
+                     struct http_resp *resp, void **con_cls, int *closing)
+{
+    struct http_work work = {NULL, NULL};
+    uintptr_t head = (uintptr_t)*con_cls & ~REQ_STATE_MASK;
+    int rc = route->handle(route->ctx, req, resp, &work);
+    assert((req->state & ~REQ_STATE_MASK) == 0);
+    *con_cls = (void *)(head | req->state);
+    if (rc != HTTP_DEFER)
+        return HTTP_DONE;
+    req->refused = defer(srv, conn, ri, &work);
+    if (req->refused == 0)
+        return HTTP_DEFER;
+    /* Not queued (stopping, or out of memory): answered here, and the
+     * connection let go. */
+    *closing = 1;
+    free(resp->owned_body);
+    memset(resp, 0, sizeof(*resp));
+    if (route->handle(route->ctx, req, resp, &work) != HTTP_DONE)
+        http_resp_error(resp, 503, "UNAVAILABLE", "the server is stopping");
+    *con_cls = (void *)(head | req->state);
+    return HTTP_DONE;
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
+                               const char *method, const char *version, const char *upload_data,
+                               size_t *upload_data_size, void **con_cls)
+{
+    struct http_server *srv = cls;
+    (void)version;
+    (void)upload_data;
+    uintptr_t word = (uintptr_t)*con_cls;
+    struct http_req req = {method, 0, origin_form(url), 0, conn, 0, 0, 0};
+    req.path_len = strlen(req.path);
+    struct http_resp resp;
+    memset(&resp, 0, sizeof(resp));
+    int closing = 0, ri = 0;
+    int is_get = strcmp(method, "GET") == 0;
+    req.is_head = strcmp(method, "HEAD") == 0;
+    const struct http_route *route = http_router_find(srv->router, req.path, req.path_len, &ri);
+
+    if ((word & REQ_COUNTED) == 0) {
+        /* First call: headers are in, the body (if any) is not. Answering now
+         * makes MHD close the connection after the reply, which suits
+         * requests we refuse; a good request waits for the next call so the
+         * connection stays alive. */
+        inflight_add(srv, 1);
+        *con_cls = (void *)(REQ_COUNTED | (uintptr_t)ri << REQ_ROUTE_SHIFT);
+        size_t header_bytes = 0;
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, sum_header, &header_bytes);
+        if ((word >> REQ_SHIFT) > TARGET_MAX + 1) {
+            http_resp_error(&resp, 414, "URI_TOO_LONG", "request target is longer than 8192 bytes");
+        } else if (header_bytes > HEADERS_MAX) {
+            http_resp_error(&resp, 431, "HEADERS_TOO_LARGE", "request headers exceed 8192 bytes");
+        } else if (!is_get && !req.is_head) {
+            http_resp_error(&resp, 405, "METHOD_NOT_ALLOWED", "only GET and HEAD are allowed here");
+            resp.allow = "GET, HEAD";
+        } else {
+            return MHD_YES;
+        }
+    } else if (*upload_data_size != 0) {
+        *upload_data_size = 0; /* a GET body is read and discarded */
+        return MHD_YES;
+    } else if (route == NULL) {
+        http_resp_error(&resp, 404, "NOT_FOUND", "not found");
+    } else {
+        /* While stopping, nothing new is deferred (the pools are being
+         * drained) and kept-alive connections are told to close. */
+        req.state = word & REQ_STATE_MASK;
+        req.stopping = closing = atomic_load_explicit(&srv->stopping, memory_order_relaxed);
+        if (run_route(srv, conn, route, ri, &req, &resp, con_cls, &closing) == HTTP_DEFER)
+            return MHD_YES;
+    }
+
+    struct MHD_Response *m = make_response(&resp);
+    if (m == NULL && resp.status != 500) {
+        http_resp_error(&resp, 500, "INTERNAL", "cannot build the response");
+        m = make_response(&resp);
+    }
+    free(resp.owned_body);
+    resp.owned_body = NULL;
+    enum MHD_Result ret = MHD_NO;
+    if (m != NULL) {
+        if (resp.content_type)
+            MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_TYPE, resp.content_type);
+        if (resp.etag)
+            MHD_add_response_header(m, MHD_HTTP_HEADER_ETAG, resp.etag);
+        if (resp.last_modified)
+            MHD_add_response_header(m, MHD_HTTP_HEADER_LAST_MODIFIED, resp.last_modified);
+        if (resp.cache_control)
+            MHD_add_response_header(m, MHD_HTTP_HEADER_CACHE_CONTROL, resp.cache_control);
+        if (resp.accept_ranges)
+            MHD_add_response_header(m, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+        if (resp.content_range[0])
+            MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_RANGE, resp.content_range);
+        if (resp.allow)
+            MHD_add_response_header(m, MHD_HTTP_HEADER_ALLOW, resp.allow);
+        for (int i = 0; resp.fixed_headers != NULL && resp.fixed_headers[i] != NULL; i += 2)
+            MHD_add_response_header(m, resp.fixed_headers[i], resp.fixed_headers[i + 1]);
+        for (int i = 0; resp.extra != NULL && i < resp.extra->n; i++)
+            MHD_add_response_header(m, resp.extra->h[i].name, resp.extra->h[i].value);
+        if (closing)
+            MHD_add_response_header(m, MHD_HTTP_HEADER_CONNECTION, "close");
+        /* Before the response is queued: an event is on its way to disk
+         * before the client can have the answer. */
+        if (route != NULL && route->answered != NULL)
+            route->answered(route->ctx, &req, &resp);
+        ret = MHD_queue_response(conn, (unsigned)resp.status, m);
+        MHD_destroy_response(m);
+    }
+    word = (uintptr_t)*con_cls;
+    release_state(srv, word);
+    *con_cls = (void *)(word & ~REQ_STATE_MASK);
+    return ret;
+}
+
+int http_server_start(const struct http_server_options *opt, struct http_server **out,
+                      int *bound_port, char *err, size_t errlen)
+{
+    struct http_server *srv = calloc(1, sizeof(*srv));
+    struct sockaddr_storage ss;
+    int rc = 0;
+    memset(&ss, 0, sizeof(ss));
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO |
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (srv == NULL)
+        return PF_ENOMEM;
+    srv->router = opt->router;
+    for (int i = 1; rc == 0 && i <= http_router_count(opt->router); i++) {
+        const struct http_route *r = http_router_get(opt->router, i);
+        if (r->threads > 0)
+            rc = workq_new(r->threads, &srv->pools[i]);
+    }
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot start the server's threads");
+        http_server_stop(srv, 0);
+        return PF_ENOMEM;
+    }
+    if (strchr(opt->host, ':') != NULL) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)opt->port);
+        inet_pton(AF_INET6, opt->host, &a->sin6_addr);
+        flags |= MHD_USE_IPv6;
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)opt->port);
+        inet_pton(AF_INET, opt->host, &a->sin_addr);
+    }
+    srv->daemon = MHD_start_daemon(
+        flags, (uint16_t)opt->port, NULL, NULL, handler, srv, MHD_OPTION_SOCK_ADDR, &ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)opt->threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)10000, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_POOL, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        (unsigned)1024, MHD_OPTION_UNESCAPE_CALLBACK, unescape_identity, NULL,
+        MHD_OPTION_URI_LOG_CALLBACK, uri_log, NULL, MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+    if (srv->daemon == NULL) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", opt->host, opt->port,
+                 errno ? strerror(errno) : "libmicrohttpd failed to start");
+        http_server_stop(srv, 0);
+        return PF_EIO;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    *bound_port = info ? info->port : opt->port;
+    *out = srv;
+    return 0;
+}
+
+static long inflight_total(struct http_server *srv)
+{
+    long n = 0;
+    for (int i = 0; i < INFLIGHT_SLOTS; i++)
+        n += atomic_load_explicit(&srv->inflight[i].n, memory_order_relaxed);
+    return n;
+}
+
+void http_server_stop(struct http_server *srv, int grace_ms)
+{
+    if (srv == NULL)
+        return;
+    atomic_store(&srv->stopping, 1);
+    if (srv->daemon != NULL) {
+        /* Stop accepting: close the listening socket at once, so that new
+         * connections are refused rather than left waiting in its backlog. */
+        MHD_socket listen_fd = MHD_quiesce_daemon(srv->daemon);
+        if (listen_fd != MHD_INVALID_SOCKET)
+            close(listen_fd);
+        struct timespec tick = {0, 10 * 1000 * 1000};
+        for (int waited = 0; waited < grace_ms && inflight_total(srv) > 0; waited += 10)
+            nanosleep(&tick, NULL);
+    }
+    /* Order matters: the pools' jobs resume connections, so drain them while
+     * the daemon runs (pushes are refused from now on, and handlers no
+     * longer defer), and MHD_stop_daemon() must then meet no suspended
+     * connection. The pools' memory goes last, once MHD's threads are gone. */
+    for (int i = 0; i <= HTTP_ROUTER_MAX; i++)
+        if (srv->pools[i] != NULL)
+            workq_stop(srv->pools[i]);
+    if (srv->daemon != NULL)
+        MHD_stop_daemon(srv->daemon);
+    for (int i = 0; i <= HTTP_ROUTER_MAX; i++)
+        workq_free(srv->pools[i]);
+    free(srv);
+}

@@ -1,0 +1,34 @@
+/* http_server.h - the HTTP server: libmicrohttpd, its limits, and the
+ * dispatch of each request to the route the router gives.
+ *
+ * The server refuses on its own, before any route sees them, requests
+ * whose target is over 8 KiB (414), whose headers are over 8 KiB (431) and
+ * whose method is not GET or HEAD (405); the route of their path still
+ * hears of the answer (http_route.answered). A route's deferred work runs
+ * on threads the server makes for it (http_route.threads). */
+#ifndef PF_HTTP_SERVER_H
+#define PF_HTTP_SERVER_H
+
+#include "http/http_router.h"
+
+#include <stddef.h>
+
+struct http_server;
+
+struct http_server_options {
+    const char *host;                 /* numeric IPv4 or IPv6 address */
+    int port;                         /* 0: any free port */
+    int threads;                      /* event-loop threads */
+    const struct http_router *router; /* must outlive the server */
+};
+
+/* Start listening and serving on worker threads. OUT: *out, *bound_port. */
+int http_server_start(const struct http_server_options *opt, struct http_server **out,
+                      int *bound_port, char *err, size_t errlen);
+
+/* Graceful stop: stop accepting, let in-flight requests finish (up to
+ * `grace_ms`), run the deferred work queued, then close every connection
+ * and free the server. NULL is fine. */
+void http_server_stop(struct http_server *srv, int grace_ms);
+
+#endif

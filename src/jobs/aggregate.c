@@ -1,0 +1,385 @@
+/* aggregate.c - see aggregate.h.
+ *
+ * The engine hands over the date's groups: one per distinct (owner, image,
+ * variant, country, status), far fewer than events. They are sorted once,
+ * by the analytics_daily key then status, which lays out both tables' rows
+ * in their key order: the statuses analytics_daily counts (200, 206, 304)
+ * are summed into its rows, and every status into analytics_status_daily.
+ * What counts where mirrors the realtime rollup exactly
+ * (rollup_counts_daily()), so that both agree. */
+#include "jobs/aggregate.h"
+
+#include "analytics/rollup.h"
+#include "base/err.h"
+#include "base/keyhash.h"
+#include "base/timeutil.h"
+#include "base/variant.h"
+#include "jobs/joblock.h"
+#include "store/db.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Variants sort by name in analytics_daily's key: rank of each index, by
+ * the variant byte (ENGINE_NO_VARIANT, a path that does not parse, ranks last;
+ * such keys make status rows only). */
+static uint8_t variant_rank[256];
+static pthread_once_t rank_once = PTHREAD_ONCE_INIT;
+
+static void rank_variants(void)
+{
+    for (int i = 0; i < VARIANT_COUNT; i++) {
+        int r = 0;
+        for (int j = 0; j < VARIANT_COUNT; j++)
+            r += strcmp(variant_table[j].name, variant_table[i].name) < 0;
+        variant_rank[i] = (uint8_t)r;
+    }
+    for (int i = VARIANT_COUNT; i < 256; i++)
+        variant_rank[i] = (uint8_t)i;
+}
+
+static inline int cmp_u64(uint64_t a, uint64_t b)
+{
+    return (a > b) - (a < b);
+}
+
+/* Where a key sorts after its owner and image: variant name, country,
+ * status. */
+static inline uint64_t tail_order(const struct engine_key *k)
+{
+    return (uint64_t)variant_rank[engine_key_variant(k)] << 40 | (k->w[3] & 0xff) << 32 |
+           ((k->w[3] >> 8) & 0xff) << 24 | (uint64_t)engine_key_status(k);
+}
+
+/* All keys in analytics_daily's key order (owner hex, which keeps the
+ * bytes' order; image id; variant name; country), then status. Words are
+ * compared as big-endian numbers, i.e. as bytes, without memcmp calls. */
+static int cmp_key(const void *a, const void *b)
+{
+    const struct engine_key *x = &((const struct engine_group *)a)->k,
+                            *y = &((const struct engine_group *)b)->k;
+    for (int i = 0; i < 3; i++)
+        if (x->w[i] != y->w[i])
+            return cmp_u64(__builtin_bswap64(x->w[i]), __builtin_bswap64(y->w[i]));
+    return cmp_u64(tail_order(x), tail_order(y));
+}
+
+/* Same analytics_daily row: all but the status. */
+static int same_daily(const struct engine_key *x, const struct engine_key *y)
+{
+    return x->w[0] == y->w[0] && x->w[1] == y->w[1] && x->w[2] == y->w[2] &&
+           ((x->w[3] ^ y->w[3]) & 0xffffff) == 0;
+}
+
+static void owner_hex(const uint8_t owner[16], char out[33])
+{
+    static const uint8_t zero[16];
+    if (memcmp(owner, zero, 16) == 0)
+        out[0] = '\0';
+    else
+        keyhash_hex(owner, 16, out);
+}
+
+/* Add one key's count to its owner's status rows (the owner's run of keys
+ * is being read; s[first..*ns) are its rows so far, few). */
+static void add_status(struct db_status_row *s, size_t first, size_t *ns, const char *owner,
+                       int status, int64_t requests)
+{
+    for (size_t i = first; i < *ns; i++)
+        if (s[i].status == status) {
+            s[i].requests += requests;
+            return;
+        }
+    /* Insert in status order. */
+    size_t at = *ns;
+    while (at > first && s[at - 1].status > status) {
+        s[at] = s[at - 1];
+        at--;
+    }
+    memcpy(s[at].owner, owner, 33);
+    s[at].status = status;
+    s[at].requests = requests;
+    (*ns)++;
+}
+
+/* The grouped counts as database rows, each list in its table's key order,
+ * from one sort of the distinct keys (far fewer than events). `keys` is
+ * sorted in place. */
+static int make_rows(struct engine_group *keys, size_t n, struct db_daily_row **daily,
+                     size_t *ndaily, struct db_status_row **status, size_t *nstatus)
+{
+    size_t nd = 0, ns = 0, owner_first = 0, last = 0;
+    struct db_daily_row *d = malloc((n ? n : 1) * sizeof(*d));
+    struct db_status_row *s = malloc((n ? n : 1) * sizeof(*s));
+    char owner[33] = "";
+    if (d == NULL || s == NULL) {
+        free(d);
+        free(s);
+        return PF_ENOMEM;
+    }
+    qsort(keys, n, sizeof(*keys), cmp_key);
+    for (size_t i = 0; i < n; i++) {
+        const struct engine_key *k = &keys[i].k;
+        if (i == 0 || k->w[0] != keys[i - 1].k.w[0] || k->w[1] != keys[i - 1].k.w[1]) {
+            owner_hex(engine_key_owner(k), owner);
+            owner_first = ns;
+        }
+        add_status(s, owner_first, &ns, owner, engine_key_status(k), (int64_t)keys[i].requests);
+        /* Daily: the statuses analytics_daily counts, with a variant. */
+        if (!rollup_counts_daily(engine_key_status(k)) ||
+            engine_key_variant(k) == ENGINE_NO_VARIANT)
+            continue;
+        /* The keys of one row differ only in status, so they are adjacent
+         * (a status analytics_daily leaves out may sit between them). */
+        if (nd > 0 && same_daily(k, &keys[last].k)) {
+            d[nd - 1].requests += (int64_t)keys[i].requests;
+            d[nd - 1].bytes += (int64_t)keys[i].bytes;
+            last = i;
+            continue;
+        }
+        last = i;
+        struct db_daily_row *r = &d[nd++];
+        memcpy(r->owner, owner, 33);
+        memcpy(r->image_id, engine_key_image(k), 8);
+        r->image_id[7] = '\0';
+        r->variant = variant_table[engine_key_variant(k)].name;
+        engine_key_country(k, r->country);
+        r->requests = (int64_t)keys[i].requests;
+        r->bytes = (int64_t)keys[i].bytes;
+    }
+    *daily = d;
+    *ndaily = nd;
+    *status = s;
+    *nstatus = ns;
+    return 0;
+}
+
+/* Default readers: one per CPU, at most 8. Each holds a table of every
+ * distinct key it meets, and past a few readers the scan is bound by memory
+ * bandwidth anyway. */
+static int online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 8 ? 8 : (int)n;
+}
+
+int aggregate_run_day(const struct config *cfg, struct engine *engine, struct db *db, int64_t day,
+                      const struct aggregate_opts *o, struct aggregate_day *out, char *err,
+                      size_t errlen)
+{
+    char date[11];
+    struct engine_group *keys = NULL;
+    struct db_daily_row *daily = NULL;
+    struct db_status_row *status = NULL;
+    size_t nkeys = 0, ndaily = 0, nstatus = 0;
+    struct db_batch_stats bs;
+    int64_t now = (int64_t)time(NULL), end = (day + 1) * 86400, t0, t1;
+    int rc = 0;
+    memset(out, 0, sizeof(*out));
+    out->day = day;
+    err[0] = '\0';
+    timeutil_format_date(day * 86400, date);
+    pthread_once(&rank_once, rank_variants);
+    if (engine == NULL) {
+        snprintf(err, errlen,
+                 "no event store to aggregate from: ANALYTICS_ENGINE is 'none' (batch "
+                 "aggregation reads the event engine)");
+        return PF_EINVAL;
+    }
+    char purged[16] = "";
+    if (db_meta_get(db, "cleanup_before", purged, sizeof(purged)) == 0 &&
+        strcmp(date, purged) < 0) {
+        snprintf(err, errlen,
+                 "%s was purged by the retention (a cleanup removed the dates before %s); "
+                 "aggregating it again would drop it from its month's totals",
+                 date, purged);
+        return PF_EINVAL;
+    }
+    if (day < now / 86400 - cfg->retention_days + 1) {
+        char cut[11];
+        timeutil_format_date((now / 86400 - cfg->retention_days + 1) * 86400, cut);
+        snprintf(err, errlen,
+                 "%s is older than the retention (ANALYTICS_RETENTION_DAYS=%d keeps dates from "
+                 "%s): its rows and events are purged",
+                 date, cfg->retention_days, cut);
+        return PF_EINVAL;
+    }
+    if (now < end) {
+        snprintf(err, errlen, "%s has not ended yet (UTC): a day is aggregated once it is over",
+                 date);
+        return PF_EINVAL;
+    }
+    if (now < end + AGGREGATE_GRACE_SECONDS &&
+        joblock_sleep(end + AGGREGATE_GRACE_SECONDS - now, o->stop) != 0) {
+        snprintf(err, errlen, "stopped");
+        return PF_ECONFLICT;
+    }
+    t0 = timeutil_mono_ns();
+    struct engine_group_opts go = {o->threads < 1 ? online_cpus() : o->threads, o->stop};
+    rc = engine_group_day(engine, day, &go, stderr, &keys, &nkeys, &out->files, err, errlen);
+    int64_t ts = timeutil_mono_ns();
+    for (size_t i = 0; rc == 0 && i < nkeys; i++)
+        out->events += keys[i].requests; /* the date's events (a file's stray ones left out) */
+    if (rc == 0)
+        rc = make_rows(keys, nkeys, &daily, &ndaily, &status, &nstatus);
+    if (rc == PF_ENOMEM && err[0] == '\0')
+        snprintf(err, errlen, "out of memory");
+    t1 = timeutil_mono_ns();
+    out->scan_ms = (ts - t0) / 1000000;
+    out->sort_ms = (t1 - ts) / 1000000;
+    if (rc == 0 && out->files.unreadable > 0) {
+        snprintf(err, errlen,
+                 "%d event file(s) of %s could not be read (see above); the date's rows are "
+                 "left as they were",
+                 out->files.unreadable, date);
+        rc = PF_EIO;
+    }
+    uint64_t damaged = out->files.damaged_bytes + (uint64_t)out->files.bad_files;
+    if (rc == 0 && damaged > 0 && !o->force) {
+        snprintf(err, errlen,
+                 "the event store is damaged for %s (%llu bytes skipped, %d bad file(s), see "
+                 "above); the date's rows are left as they were. Use --force to aggregate the "
+                 "%llu readable events",
+                 date, (unsigned long long)out->files.damaged_bytes, out->files.bad_files,
+                 (unsigned long long)out->events);
+        rc = PF_EFORMAT;
+    }
+    if (rc == 0 && out->events == 0 && !o->force) {
+        int64_t counted = 0;
+        rc = db_day_requests(db, date, &counted);
+        if (rc != 0)
+            snprintf(err, errlen, "cannot read the analytics tables");
+        else if (counted > 0) {
+            snprintf(err, errlen,
+                     "the event store has no events for %s, but the tables count %lld "
+                     "requests for it (realtime, or events since removed); they are left as "
+                     "they were. Use --force to replace them with nothing",
+                     date, (long long)counted);
+            rc = PF_EFORMAT;
+        }
+    }
+    if (rc == 0 && o->stop && atomic_load(o->stop)) {
+        snprintf(err, errlen, "stopped");
+        rc = PF_ECONFLICT;
+    }
+    if (rc == 0) {
+        char why[256];
+        rc = db_batch_replace_day(db, date, daily, ndaily, status, nstatus, (int64_t)out->events,
+                                  &bs, why, sizeof(why));
+        if (rc != 0)
+            snprintf(err, errlen,
+                     "database error writing %s: %s; the date's rows are left as "
+                     "they were",
+                     date, why);
+    }
+    out->db_ms = (timeutil_mono_ns() - t1) / 1000000;
+    if (rc == 0) {
+        out->daily_rows = ndaily;
+        out->status_rows = nstatus;
+        out->requests = bs.requests;
+        out->drift = bs.drift;
+    }
+    free(keys);
+    free(daily);
+    free(status);
+    return rc;
+}
+
+int aggregate_due_days(const struct config *cfg, struct engine *engine, struct db *db,
+                       const struct cron_expr *cron, int64_t now, int64_t **days, size_t *n)
+{
+    char last[16] = "", date[11];
+    int64_t today = now / 86400, last_day = -1;
+    int64_t from = today - cfg->retention_days + 1;
+    int64_t *v = malloc((size_t)(today - from + 1) * sizeof(*v));
+    size_t cnt = 0;
+    int rc = v ? 0 : PF_ENOMEM;
+    if (rc == 0) {
+        int g = db_meta_get(db, "last_aggregation_date", last, sizeof(last));
+        if (g == 0 && timeutil_parse_date(last, &last_day) == 0)
+            last_day /= 86400;
+        else if (g != 0 && g != PF_ENOTFOUND)
+            rc = g;
+    }
+    if (rc == 0) {
+        /* Dates a cleanup purged are never owed (a smaller retention then). */
+        char purged[16];
+        int64_t t = 0;
+        int g = db_meta_get(db, "cleanup_before", purged, sizeof(purged));
+        if (g == 0 && timeutil_parse_date(purged, &t) == 0 && t / 86400 > from)
+            from = t / 86400;
+        else if (g != 0 && g != PF_ENOTFOUND)
+            rc = g;
+    }
+    for (int64_t d = from; rc == 0 && d < today; d++) {
+        int64_t fire = 0;
+        int done = 0;
+        /* The date's first slot: a fire time at or after its end. */
+        if (cron_next(cron, (d + 1) * 86400 - 1, &fire) != 0 || fire > now)
+            continue;
+        timeutil_format_date(d * 86400, date);
+        rc = db_batch_day_done(db, date, &done);
+        if (rc != 0 || done)
+            continue;
+        /* Before the last aggregated date (or before any), a date without
+         * events has nothing to aggregate. */
+        if ((d <= last_day || last_day < 0) && !engine_has_day(engine, d))
+            continue;
+        v[cnt++] = d;
+    }
+    if (rc != 0) {
+        free(v);
+        return rc;
+    }
+    *days = v;
+    *n = cnt;
+    return 0;
+}
+
+void aggregate_format_day(const struct aggregate_day *d, char *out, size_t len)
+{
+    char date[11];
+    timeutil_format_date(d->day * 86400, date);
+    snprintf(out, len,
+             "%s events=%llu daily_rows=%zu status_rows=%zu requests=%lld drift=%lld "
+             "scan_ms=%lld sort_ms=%lld db_ms=%lld",
+             date, (unsigned long long)d->events, d->daily_rows, d->status_rows,
+             (long long)d->requests, (long long)d->drift, (long long)d->scan_ms,
+             (long long)d->sort_ms, (long long)d->db_ms);
+}
+
+int aggregate_schedule_warning(const struct config *cfg, int64_t now, char *out, size_t len)
+{
+    /* A date's slot is the first run after it ends; a date on which the job
+     * runs waits for the next day with a run. Over two years from today,
+     * the longest wait between two days with a run, in days. */
+    int64_t today = now / 86400, last = -1, gap = 0;
+    for (int64_t d = today; d < today + 800; d++) {
+        int64_t t = 0;
+        if (cron_next(&cfg->aggregation_cron, d * 86400 - 1, &t) != 0) {
+            gap = INT64_MAX;
+            break;
+        }
+        if (t >= (d + 1) * 86400)
+            continue; /* no run on day d */
+        if (last >= 0 && d - last > gap)
+            gap = d - last;
+        last = d;
+    }
+    if (last < 0)
+        gap = INT64_MAX;
+    if (gap <= cfg->retention_days - 1)
+        return 0;
+    char span[32] = "years";
+    if (gap != INT64_MAX)
+        snprintf(span, sizeof(span), "%lld days", (long long)gap);
+    snprintf(out, len,
+             "ANALYTICS_AGGREGATION_CRON '%s' can leave %s between runs, more than "
+             "ANALYTICS_RETENTION_DAYS=%d allows: some dates leave the retention before their "
+             "run and are never aggregated",
+             cfg->aggregation_cron_text, span, cfg->retention_days);
+    return 1;
+}

@@ -1,0 +1,52 @@
+/* retention.c - see retention.h. */
+#include "jobs/retention.h"
+
+#include "base/err.h"
+#include "base/timeutil.h"
+#include "store/db.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int retention_run(const struct config *cfg, struct engine *engine, struct db *db, int64_t now,
+                  const atomic_int *stop, struct retention_result *out, char *err, size_t errlen)
+{
+    char date[11], iso[21], why[256], value[64];
+    struct db_cleanup_stats cs;
+    int64_t today = now / 86400;
+    memset(out, 0, sizeof(*out));
+    out->cutoff_day = today - cfg->retention_days + 1;
+    timeutil_format_date(out->cutoff_day * 86400, date);
+    int rc = db_cleanup_before(db, date, stop, &cs, why, sizeof(why));
+    out->daily_rows = cs.daily_rows;
+    out->status_rows = cs.status_rows;
+    out->dates = cs.dates;
+    if (rc == PF_ECONFLICT) {
+        snprintf(err, errlen, "stopped");
+        return rc;
+    }
+    if (rc != 0) {
+        snprintf(err, errlen, "database error deleting rows before %s: %s", date, why);
+        return rc;
+    }
+    /* Raw events of yesterday and today stay whatever the retention: the
+     * server may still be writing them, and yesterday's are the batch's
+     * input. */
+    int64_t events_cutoff = out->cutoff_day < today - 1 ? out->cutoff_day : today - 1;
+    if (engine != NULL) {
+        rc = engine_purge_before(engine, events_cutoff, &out->files, err, errlen);
+        if (rc != 0)
+            return rc;
+    }
+    timeutil_format_iso8601(now, iso);
+    rc = db_meta_set(db, "last_cleanup_at", iso, why, sizeof(why));
+    snprintf(value, sizeof(value), "%lld", (long long)(out->daily_rows + out->status_rows));
+    if (rc == 0)
+        rc = db_meta_set(db, "last_cleanup_rows", value, why, sizeof(why));
+    snprintf(value, sizeof(value), "%llu", (unsigned long long)out->files);
+    if (rc == 0)
+        rc = db_meta_set(db, "last_cleanup_files", value, why, sizeof(why));
+    if (rc != 0)
+        snprintf(err, errlen, "database error recording the cleanup: %s", why);
+    return rc;
+}

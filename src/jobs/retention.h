@@ -1,0 +1,39 @@
+/* retention.h - the seed's 1 AM cleanup: ANALYTICS_RETENTION_DAYS applied.
+ *
+ * The last ANALYTICS_RETENTION_DAYS dates, today included, are kept: with
+ * 90, on 2026-11-24 the dates from 2026-08-27 on. Older analytics_daily and
+ * analytics_status_daily rows go (db_cleanup_before(): one date per
+ * transaction, so realtime writes wait for one short transaction at a
+ * time), and so do the event engine's days (engine_purge_before()), except
+ * yesterday's and today's, whatever the retention: the server may still be
+ * writing them and yesterday's are the batch's input. analytics_monthly and
+ * analytics_owner_daily are kept. The run is recorded in analytics_meta
+ * (last_cleanup_at, last_cleanup_rows, last_cleanup_files).
+ *
+ * Callers hold the batch lock (joblock.h). */
+#ifndef PF_RETENTION_H
+#define PF_RETENTION_H
+
+#include "analytics/engine.h"
+#include "config/config.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct db;
+
+struct retention_result {
+    int64_t cutoff_day; /* dates before it were purged */
+    int64_t daily_rows, status_rows, dates;
+    uint64_t files;
+};
+
+/* Purge what is older than the retention as of Unix time `now` from db and
+ * from `engine` (NULL: no events kept). PF_ECONFLICT when *stop (may be
+ * NULL) is set: it stops between dates, and a next run resumes. OUT: *out,
+ * also on error (what was purged so far). */
+int retention_run(const struct config *cfg, struct engine *engine, struct db *db, int64_t now,
+                  const atomic_int *stop, struct retention_result *out, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,62 @@
+/* db_int.h - what a database backend implements: db.h's operations, one
+ * table per backend, and the constructors db_open() chooses from by the
+ * URL's scheme. Only src/store/ includes it. A backend's own struct starts
+ * with `struct db` (its ops); its functions cast the pointer back. */
+#ifndef PF_DB_INT_H
+#define PF_DB_INT_H
+
+#include "store/db.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Each operation is db.h's function of the same name, with the same
+ * contract, called with a non-NULL db. */
+struct db_ops {
+    const char *scheme; /* of the URLs it opens: "sqlite" */
+    void (*close)(struct db *db);
+    void (*set_busy_timeout)(struct db *db, int ms);
+    int (*image_insert)(struct db *db, const struct db_image *img);
+    int (*image_by_path)(struct db *db, const char *owner, const char *album, const char *filename,
+                         struct db_image *out);
+    int (*image_scan)(struct db *db, int64_t after,
+                      int (*fn)(void *ctx, const struct db_image *img), void *ctx);
+    int (*counts_add)(struct db *db, const struct db_count *rows, size_t n, int64_t *dropped,
+                      char *err, size_t errlen);
+    int (*batch_replace_day)(struct db *db, const char *date, const struct db_daily_row *daily,
+                             size_t ndaily, const struct db_status_row *status, size_t nstatus,
+                             int64_t events, struct db_batch_stats *bs, char *err, size_t errlen);
+    int (*batch_day_done)(struct db *db, const char *date, int *done);
+    int (*day_requests)(struct db *db, const char *date, int64_t *requests);
+    int (*meta_get)(struct db *db, const char *key, char *value, size_t len);
+    int (*meta_set)(struct db *db, const char *key, const char *value, char *err, size_t errlen);
+    int (*cleanup_before)(struct db *db, const char *date, const atomic_int *stop,
+                          struct db_cleanup_stats *cs, char *err, size_t errlen);
+    int (*key_insert)(struct db *db, const struct db_key *k);
+    int (*key_get)(struct db *db, const char *id, struct db_key *out);
+    int (*key_scan)(struct db *db, int (*fn)(void *ctx, const struct db_key *k), void *ctx);
+    int (*key_revoke)(struct db *db, const char *id, int64_t now, int *already);
+    int (*key_touch)(struct db *db, const char *id, int64_t now);
+    int (*read_begin)(struct db *db);
+    void (*read_end)(struct db *db);
+    int (*day_versions)(struct db *db, const char *from, const char *to, db_stat_fn fn, void *ctx);
+    int (*owner_days)(struct db *db, const char *owner, const char *from, const char *to,
+                      db_stat_fn fn, void *ctx);
+    int (*owner_statuses)(struct db *db, const char *owner, const char *from, const char *to,
+                          db_stat_fn fn, void *ctx);
+    int (*segment_rows)(struct db *db, const char *owner, const char *date, db_stat_fn fn,
+                        void *ctx);
+    int (*image_rows)(struct db *db, const char *owner, const char *image_id, const char *from,
+                      const char *to, db_stat_fn fn, void *ctx);
+    int (*image_by_id)(struct db *db, const char *id, struct db_image *out);
+};
+
+struct db {
+    const struct db_ops *ops;
+};
+
+/* SQLite (db_sqlite*.c): `path` is the file, created if missing. */
+int db_sqlite_open(const char *path, struct db **out, char *err, size_t errlen);
+
+#endif
