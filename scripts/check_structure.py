@@ -19,7 +19,9 @@ Fails (exit 1, one line per fault) when:
      object exports does not carry its file's prefix (all of the file's stem,
      or its first word: evlog_write.o may export evlog_*).
 
-Usage: python3 scripts/check_structure.py [--objects DIR]
+Usage: python3 scripts/check_structure.py [--root DIR] [--objects DIR]
+(--root: another checkout's top directory; tests/integration/test_structure.py
+plants faults in a copy of src/ to show that each one is caught.)
 """
 import os
 import re
@@ -151,30 +153,43 @@ def find_cycles(graph):
 
 
 def check_symbols(objdir, faults):
-    for dirpath, _, names in os.walk(objdir):
-        for name in sorted(names):
-            if not name.endswith(".o"):
-                continue
-            path = os.path.join(dirpath, name)
-            stem = name[:-2]
-            prefixes = {stem, stem.split("_")[0]}
-            out = subprocess.run(["nm", "-g", "--defined-only", path], capture_output=True,
-                                 text=True, check=True).stdout
-            for row in out.splitlines():
-                sym = row.split()[-1]
-                if not any(sym == p or sym.startswith(p + "_") for p in prefixes):
-                    faults.append("%s: exports %s, which does not start with %s"
-                                  % (os.path.relpath(path, ROOT), sym,
-                                     " or ".join(sorted(p + "_" for p in prefixes))))
+    """The objects of today's sources (a build tree may hold stale ones)."""
+    objects = [os.path.join(objdir, os.path.splitext(p[len("src/"):])[0] + ".o")
+               for f, p in src_files() if f is not None and p.endswith(".c")]
+    gen = os.path.join(objdir, "gen")
+    if os.path.isdir(gen):
+        objects += [os.path.join(gen, n) for n in sorted(os.listdir(gen)) if n.endswith(".o")]
+    for path in objects:
+        if not os.path.isfile(path):
+            faults.append("%s: missing (build first)" % os.path.relpath(path, ROOT))
+            continue
+        stem = os.path.basename(path)[:-2]
+        prefixes = {stem, stem.split("_")[0]}
+        out = subprocess.run(["nm", "-g", "--defined-only", path], capture_output=True,
+                             text=True, check=True).stdout
+        for row in out.splitlines():
+            sym = row.split()[-1]
+            if not any(sym == p or sym.startswith(p + "_") for p in prefixes):
+                faults.append("%s: exports %s, which does not start with %s"
+                              % (os.path.relpath(path, ROOT), sym,
+                                 " or ".join(sorted(p + "_" for p in prefixes))))
 
 
 def main(argv):
+    global ROOT, SRC
     objdir = None
-    if len(argv) == 3 and argv[1] == "--objects":
-        objdir = argv[2]
-    elif len(argv) != 1:
-        print(__doc__.strip().splitlines()[-1], file=sys.stderr)
-        return 2
+    args = argv[1:]
+    while args:
+        if len(args) >= 2 and args[0] == "--objects":
+            objdir = args[1]
+        elif len(args) >= 2 and args[0] == "--root":
+            ROOT = os.path.abspath(args[1])
+            SRC = os.path.join(ROOT, "src")
+        else:
+            print("usage: python3 scripts/check_structure.py [--root DIR] [--objects DIR]",
+                  file=sys.stderr)
+            return 2
+        args = args[2:]
     faults = []
     graph = check_sources(faults)
     for cycle in find_cycles(graph):

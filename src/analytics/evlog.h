@@ -1,4 +1,5 @@
-/* evlog.h - the embedded event store: the Analytics Engine role.
+/* evlog.h - the embedded event log: the store of ANALYTICS_ENGINE=embedded
+ * (engine_embedded.c makes it an engine.h backend, and its writer a sink).
  *
  * One fixed-size record per CDN response, appended to files under
  * DATA_DIR/events/<dataset>/<YYYY-MM-DD>/ split by UTC hour and by writing

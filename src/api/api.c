@@ -669,10 +669,14 @@ static int handle(void *ctx, struct http_req *req, struct http_resp *resp, struc
         box->call.resp.owned_body = NULL; /* the server's now */
         return HTTP_DONE;
     }
-    if ((box = calloc(1, sizeof(*box))) == NULL) {
+    /* Aligned: the box's address is the request's state, whose low bits the
+     * server keeps for itself (HTTP_STATE_RESERVED). */
+    size_t size = (sizeof(*box) + 15) / 16 * 16;
+    if ((box = aligned_alloc(16, size)) == NULL) {
         http_resp_error(resp, 503, "UNAVAILABLE", "out of memory");
         return HTTP_DONE;
     }
+    memset(box, 0, sizeof(*box));
     struct api_call *call = &box->call;
     box->api = ctx;
     call->is_head = req->is_head;

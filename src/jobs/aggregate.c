@@ -326,7 +326,7 @@ int aggregate_due_days(const struct config *cfg, struct engine *engine, struct d
             continue;
         /* Before the last aggregated date (or before any), a date without
          * events has nothing to aggregate. */
-        if ((d <= last_day || last_day < 0) && !engine_has_day(engine, d))
+        if ((d <= last_day || last_day < 0) && (engine == NULL || !engine_has_day(engine, d)))
             continue;
         v[cnt++] = d;
     }

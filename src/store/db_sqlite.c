@@ -1,4 +1,7 @@
-/* db_sqlite.c - the SQLite backend of db.h.
+/* db_sqlite.c - the SQLite backend of db.h, part one: the schema and its
+ * migrations, the connection, the image catalog, and the operations table
+ * db_open() reaches the backend through (db_sqlite_write.c and
+ * db_sqlite_read.c hold the rest).
  *
  * The database runs in WAL mode so the server's readers never block an
  * import (or, later, the analytics writers), with synchronous=NORMAL, which in

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The statements of db_read.c, prepared on first use and kept. */
+/* The statements of db_sqlite_read.c, prepared on first use and kept. */
 enum db_sqlite_read_stmt {
     DBQ_KEY_GET,
     DBQ_KEY_TOUCH,

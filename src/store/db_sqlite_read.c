@@ -1,4 +1,4 @@
-/* db_read.c - the SQLite backend of db.h, part two: API keys and the
+/* db_sqlite_read.c - the SQLite backend of db.h, part three: API keys and the
  * analytics API's reads.
  *
  * These run on the API's threads, each with its own connection, many times

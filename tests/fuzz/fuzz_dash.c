@@ -263,9 +263,13 @@ static void check_serve(const char *path, size_t len, const char *inm, int is_he
 {
     const size_t plen = sizeof(DASH_PREFIX) - 1;
     if (len < plen || memcmp(path, DASH_PREFIX, plen) != 0)
-        return; /* http.c routes only "/dashboard..." here */
+        return; /* the router sends only "/dashboard..." here */
     struct fake_conn conn = {inm, gzip ? "gzip" : NULL, 0};
-    struct http_req req = {is_head ? "HEAD" : "GET", is_head, path, len, &conn};
+    struct http_req req = {.method = is_head ? "HEAD" : "GET",
+                           .is_head = is_head,
+                           .path = path,
+                           .path_len = len,
+                           .conn = &conn};
     struct http_resp resp;
     memset(&resp, 0, sizeof(resp));
     memset(&last_error, 0, sizeof(last_error));

@@ -13,7 +13,7 @@
  *    decoded pairs; on failure the same parameter is named. Decoded names
  *    are 1..32 and values 0..64 printable ASCII bytes, NUL-terminated within
  *    their arrays; no name appears twice; query_get finds every value;
- *  - feeding the same pairs one by one through query_add (as http.c does)
+ *  - feeding the same pairs one by one through query_add (as api.c does)
  *    gives the same result, error included;
  *  - re-encoding a parsed query (every byte as %XX, or only the bytes that
  *    need it, with '+' for spaces) parses to the same pairs;

@@ -112,7 +112,7 @@ static void test_parse_table(void **state)
     }
 }
 
-/* The same cases, the pairs split by hand and handed to query_add as http.c
+/* The same cases, the pairs split by hand and handed to query_add as api.c
  * does: not NUL-terminated, value NULL without '='. */
 static void test_add_table(void **state)
 {
