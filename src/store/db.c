@@ -13,9 +13,14 @@ int db_open(const char *url, struct db **out, char *err, size_t errlen)
     *out = NULL;
     if (strncmp(url, "sqlite:", 7) == 0 && url[7] != '\0')
         return db_sqlite_open(url + 7, out, err, errlen);
-    /* Only the scheme: a URL may carry a password. */
-    snprintf(err, errlen, "unsupported database URL scheme in '%.*s' (expected sqlite:PATH)",
-             (int)strcspn(url, ":"), url);
+    /* Only the scheme, and only a plain one: the rest of a URL, or a
+     * keyword=value connection string, may carry a password. */
+    size_t n = strcspn(url, ":");
+    if (url[n] == ':' && n > 0 && n <= 16 && strspn(url, "abcdefghijklmnopqrstuvwxyz+-.") == n)
+        snprintf(err, errlen, "unsupported database URL scheme '%.*s' (expected sqlite:PATH)",
+                 (int)n, url);
+    else
+        snprintf(err, errlen, "the database is not a URL of a known scheme (expected sqlite:PATH)");
     return PF_EINVAL;
 }
 

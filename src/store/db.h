@@ -174,7 +174,8 @@ struct db_stat_row {
 typedef int (*db_stat_fn)(void *ctx, const struct db_stat_row *row);
 
 /* A read transaction: the reads between see one snapshot of the database
- * (writers go on meanwhile). db_read_end() also after an error. */
+ * (writers go on meanwhile), taken at the latest by its first read.
+ * db_read_end() also after an error. */
 int db_read_begin(struct db *db);
 void db_read_end(struct db *db);
 
