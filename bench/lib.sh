@@ -36,6 +36,31 @@ drop_workdir() {
     fi
 }
 
+# bench_pngs DIR: the two seeded noise PNGs of the serving benchmarks
+# (they do not compress): DIR/small.png 56x56 (9,532 bytes) and
+# DIR/large.png 260x256 (200,064 bytes). Needs $PY.
+bench_pngs() {
+"$PY" - "$1" <<'EOF'
+import random, struct, sys, zlib
+
+def png(path, w, h, seed):
+    rnd = random.Random(seed)
+    rows = b"".join(b"\x00" + rnd.randbytes(w * 3) for _ in range(h))
+    def chunk(tag, body):
+        return (struct.pack(">I", len(body)) + tag + body
+                + struct.pack(">I", zlib.crc32(tag + body) & 0xffffffff))
+    data = (b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows, 9))
+            + chunk(b"IEND", b""))
+    with open(path, "wb") as f:
+        f.write(data)
+
+png(sys.argv[1] + "/small.png", 56, 56, 1)
+png(sys.argv[1] + "/large.png", 260, 256, 2)
+EOF
+}
+
 # A free TCP port on 127.0.0.1 (needs $PY, a python3).
 free_port() {
     "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

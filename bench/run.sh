@@ -99,25 +99,7 @@ export PIXFLARE_DATA_DIR="$DATA"
 
 # --- 2. deterministic test images ---------------------------------------------
 log "== generating test images"
-"$PY" - "$SRC/bench/imgs" <<'EOF'
-import random, struct, sys, zlib
-
-def png(path, w, h, seed):
-    rnd = random.Random(seed)
-    rows = b"".join(b"\x00" + rnd.randbytes(w * 3) for _ in range(h))
-    def chunk(tag, body):
-        return (struct.pack(">I", len(body)) + tag + body
-                + struct.pack(">I", zlib.crc32(tag + body) & 0xffffffff))
-    data = (b"\x89PNG\r\n\x1a\n"
-            + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows, 9))
-            + chunk(b"IEND", b""))
-    with open(path, "wb") as f:
-        f.write(data)
-
-png(sys.argv[1] + "/small.png", 56, 56, 1)
-png(sys.argv[1] + "/large.png", 260, 256, 2)
-EOF
+bench_pngs "$SRC/bench/imgs"
 
 log "== importing"
 "$BIN" import "$SRC" >"$WORK/import.tsv"

@@ -4,6 +4,7 @@
 #include "base/err.h"
 #include "base/fsutil.h"
 
+#include <endian.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -35,12 +36,13 @@ void event_request_id(uint8_t out[16])
         pthread_once(&run_once, run_init);
         thread_slot = (int)(atomic_fetch_add(&next_slot, 1) & 0xffff);
     }
-    uint64_t n = ++thread_counter;
+    /* The counter's low 48 bits, big-endian: byte-swapped, its first six
+     * bytes in memory order are those. */
+    uint64_t be = htobe64(++thread_counter << 16);
     memcpy(out, run_id, 8);
     out[8] = (uint8_t)thread_slot;
     out[9] = (uint8_t)(thread_slot >> 8);
-    for (int i = 0; i < 6; i++)
-        out[10 + i] = (uint8_t)(n >> (40 - 8 * i));
+    memcpy(out + 10, &be, 6);
 }
 
 int event_tee_add(struct event_tee *t, struct event_sink s)

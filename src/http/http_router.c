@@ -14,7 +14,11 @@ struct http_router {
         struct http_route route;
     } r[HTTP_ROUTER_MAX];
     int n;
-    int def; /* index + 1 of the default, 0: none */
+    int def;       /* index + 1 of the default, 0: none */
+    size_t maxlen; /* of the segments: a longer first segment is the default's */
+    /* Whether a segment starts with the byte: most image paths' first byte
+     * (an owner's name) rules every segment out at once. */
+    unsigned char first[256];
 };
 
 int http_router_new(struct http_router **out)
@@ -38,6 +42,10 @@ int http_router_add(struct http_router *r, const char *segment, const struct htt
         return PF_ERANGE;
     r->r[r->n].segment = segment;
     r->r[r->n].len = segment ? strlen(segment) : 0;
+    if (r->r[r->n].len > r->maxlen)
+        r->maxlen = r->r[r->n].len;
+    if (segment != NULL && segment[0] != '\0')
+        r->first[(unsigned char)segment[0]] = 1;
     r->r[r->n].route = *route;
     r->n++;
     if (segment == NULL)
@@ -49,10 +57,12 @@ const struct http_route *http_router_find(const struct http_router *r, const cha
                                           int *index)
 {
     size_t n = 0;
-    if (len > 0 && path[0] == '/') {
-        const char *slash = memchr(path + 1, '/', len - 1);
-        n = slash ? (size_t)(slash - path - 1) : len - 1;
-        for (int i = 0; i < r->n; i++)
+    if (len > 1 && path[0] == '/' && r->first[(unsigned char)path[1]]) {
+        /* The first segment's length, looked at no further than the longest
+         * registered one (an image path's first segment is often longer). */
+        while (n <= r->maxlen && 1 + n < len && path[1 + n] != '/')
+            n++;
+        for (int i = 0; n <= r->maxlen && i < r->n; i++)
             if (r->r[i].segment != NULL && r->r[i].len == n &&
                 memcmp(r->r[i].segment, path + 1, n) == 0) {
                 if (index != NULL)

@@ -264,8 +264,15 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     int closing = 0, ri = 0;
     int is_get = strcmp(method, "GET") == 0;
     req.is_head = strcmp(method, "HEAD") == 0;
-    const struct http_route *route = http_router_find(srv->router, req.path, req.path_len, &ri);
+    const struct http_route *route;
 
+    /* The route is found once, on the first call, and kept in the word. */
+    if ((word & REQ_COUNTED) == 0) {
+        route = http_router_find(srv->router, req.path, req.path_len, &ri);
+    } else {
+        ri = (int)((word >> REQ_ROUTE_SHIFT) & REQ_ROUTE_MASK);
+        route = http_router_get(srv->router, ri);
+    }
     if ((word & REQ_COUNTED) == 0) {
         /* First call: headers are in, the body (if any) is not. Answering now
          * makes MHD close the connection after the reply, which suits
