@@ -16,11 +16,12 @@
 # Then, once both servers are stopped, bench/analytics.sh measures what the
 # analytics cost: the same wrk load with analytics off and on, alternating,
 # the database writes against the requests, and the per-event costs
-# (bench/evlog_bench.c); see that script. BENCH_ANALYTICS=0 skips it. Last,
+# (bench/evlog_bench.c); see that script. BENCH_ANALYTICS=0 skips it. Then
 # bench/aggregate.sh measures `pixflare aggregate` against ClickHouse on the
 # same events (BENCH_AGGREGATE=0 skips it), then bench/api.sh the analytics
 # REST API's latency on over a million generated rows, against ClickHouse
-# (BENCH_API=0 skips it).
+# (BENCH_API=0 skips it), and last bench/insns.sh the instructions the
+# server executes per request (BENCH_INSNS=0 skips it).
 #
 # Environment:
 #   BENCH_SECONDS      seconds per measured wrk run (default 10)
@@ -36,6 +37,8 @@
 #   BENCH_ANALYTICS=0  skip bench/analytics.sh (its own knobs: see there)
 #   BENCH_AGGREGATE=0  skip bench/aggregate.sh (batch aggregation against
 #                      ClickHouse; its own knobs: see there)
+#   BENCH_INSNS=0      skip bench/insns.sh (instructions per request under
+#                      callgrind: a figure the machine's load does not move)
 #   BENCH_API=0        skip bench/api.sh (REST API latency against
 #                      ClickHouse; its own knobs: see there)
 #   PIXFLARE_THREADS, PIXFLARE_CACHE_MB  passed to pixflare as usual
@@ -365,4 +368,15 @@ if [ "${BENCH_API:-1}" != 0 ]; then
     log ""
     log "== REST API latency: bench/api.sh"
     sh "$ROOT/bench/api.sh"
+fi
+
+# --- 9. instructions per request, under callgrind ------------------------------
+if [ "${BENCH_INSNS:-1}" != 0 ]; then
+    stop_pid "$PF_PID"
+    stop_pid "$NG_PID"
+    PF_PID=""
+    NG_PID=""
+    log ""
+    log "== instructions per request: bench/insns.sh"
+    sh "$ROOT/bench/insns.sh" "$BIN"
 fi

@@ -63,6 +63,7 @@ static int parse_day_arg(const char *cmd, const char *flag, const char *v, int64
     *day = t / 86400;
     return 0;
 }
+
 int cmd_aggregate(const char *config_file, int argc, char **argv)
 {
     struct config cfg;
@@ -202,6 +203,7 @@ done:
     config_free(&cfg);
     return rc;
 }
+
 int cmd_cleanup(const char *config_file, int argc, char **argv)
 {
     struct config cfg;

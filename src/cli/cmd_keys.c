@@ -28,6 +28,7 @@ static int keys_list_row(void *ctx, const struct db_key *k)
                                                    : "active");
     return 0;
 }
+
 int cmd_keys(const char *config_file, int argc, char **argv)
 {
     struct config cfg;
