@@ -116,30 +116,10 @@ unset ANALYTICS_ENGINE ANALYTICS_REALTIME_ENABLED ANALYTICS_REALTIME_FLUSH_MS AN
 
 # The same 56x56 noise PNG as bench/run.sh's small image (9,532 bytes).
 log "== generating and importing the small test image"
-"$PY" - "$SRC/bench/imgs" <<'EOF'
-import random, struct, sys, zlib
-
-def png(path, w, h, seed):
-    rnd = random.Random(seed)
-    rows = b"".join(b"\x00" + rnd.randbytes(w * 3) for _ in range(h))
-    def chunk(tag, body):
-        return (struct.pack(">I", len(body)) + tag + body
-                + struct.pack(">I", zlib.crc32(tag + body) & 0xffffffff))
-    data = (b"\x89PNG\r\n\x1a\n"
-            + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows, 9))
-            + chunk(b"IEND", b""))
-    with open(path, "wb") as f:
-        f.write(data)
-
-png(sys.argv[1] + "/small.png", 56, 56, 1)
-EOF
+bench_pngs "$SRC/bench/imgs"
+rm "$SRC/bench/imgs/large.png"
 "$BIN" import "$SRC" >"$WORK/import.tsv"
 SIZE=$(wc -c <"$SRC/bench/imgs/small.png" | tr -d ' ')
-
-free_port() {
-    "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 wait_http() { # URL - wait up to 10 s until it answers
     i=0
