@@ -48,6 +48,7 @@ LAYERS = {
 # A library's headers may be included only under these path prefixes.
 LIBRARY_HOMES = {
     "sqlite3.h": ["src/store/db_sqlite"],
+    "libpq-fe.h": ["src/store/db_postgres"],
     "microhttpd.h": ["src/http/"],
     "maxminddb.h": ["src/analytics/geoip.c"],
     "vips/vips.h": ["src/cdn/storage.c", "src/cli/demo.c"],

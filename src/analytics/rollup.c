@@ -4,7 +4,16 @@
  * thread's shard has an active table and a spare; a flush swaps them under
  * the shard's mutex (a pointer swap), merges the taken table into the
  * flusher's `pending` table, and clears it for the next swap. Nothing on the
- * request path allocates except when its table grows. */
+ * request path allocates except when its table grows.
+ *
+ * Exactly once. Each write of a table carries a flush id (this process's
+ * random id and a sequence number) that the database records in the same
+ * transaction (db_counts_add()). A write that fails moves its table aside
+ * as `inflight`, unchanged, with its id; later counts go on into a new
+ * `pending`. The next flushes retry `inflight` under the same id before
+ * anything else: if the failed write had committed after all (PostgreSQL
+ * went away during COMMIT), the database knows the id and adds nothing, so
+ * the counts are neither lost nor added twice. */
 #include "analytics/rollup.h"
 
 #include "store/db.h"
@@ -16,6 +25,9 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <sys/random.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -65,7 +77,10 @@ struct rollup {
     uint64_t gen;
     pthread_mutex_t list_mu;
     struct shard *shards;
-    struct table *pending;    /* flusher only */
+    struct table *pending;  /* flusher only */
+    struct table *inflight; /* a failed write's counts, retried as they are (or NULL) */
+    char inflight_id[48];
+    uint64_t node_id, next_flush;
     pthread_mutex_t flush_mu; /* one flush at a time (the thread, or close) */
     struct ticker *flusher;
     _Atomic size_t live_keys; /* keys in every table, for the memory bound */
@@ -259,11 +274,10 @@ static void owner_hex(const struct key *k, char out[33])
         keyhash_hex(k->owner, 16, out);
 }
 
-/* Write `pending` in one transaction. Returns 0 (pending cleared) or an
- * error (pending kept). */
-static int write_pending(struct rollup *ru, char *err, size_t errlen)
+/* Write table t in one transaction under flush id `id`. Returns 0 (t
+ * cleared) or an error (t kept). */
+static int write_table(struct rollup *ru, struct table *t, const char *id, char *err, size_t errlen)
 {
-    struct table *t = ru->pending;
     struct table *owner_days = NULL;
     struct db_count *rows = NULL;
     size_t n = 0;
@@ -324,7 +338,7 @@ static int write_pending(struct rollup *ru, char *err, size_t errlen)
         c->bytes = s->bytes;
     }
     int64_t dropped = 0;
-    rc = db_counts_add(ru->db, rows, n, &dropped, err, errlen);
+    rc = db_counts_add(ru->db, id, rows, n, &dropped, err, errlen);
     if (rc == 0) {
         atomic_fetch_sub_explicit(&ru->live_keys, t->count, memory_order_relaxed);
         table_clear(t);
@@ -355,16 +369,41 @@ static int flush(struct rollup *ru)
         merge(ru, ru->pending, taken);
         sh->spare = taken;
     }
-    int rc = write_pending(ru, err, sizeof(err));
-    atomic_store(&ru->pending_keys, ru->pending->count);
-    if (rc != 0) {
+    int rc = 0;
+    if (ru->inflight != NULL) {
+        rc = write_table(ru, ru->inflight, ru->inflight_id, err, sizeof(err));
+        if (rc == 0) {
+            table_free(ru->inflight);
+            ru->inflight = NULL;
+        }
+    }
+    if (rc == 0 && ru->pending->count > 0) {
+        char id[48];
+        snprintf(id, sizeof(id), "%016llx-%llu", (unsigned long long)ru->node_id,
+                 (unsigned long long)ru->next_flush++);
+        rc = write_table(ru, ru->pending, id, err, sizeof(err));
+        /* (Without memory for a new table the counts stay in `pending`, and a
+         * write that failed yet committed would count twice: rare enough.) */
+        struct table *fresh = rc != 0 ? table_new(4096) : NULL;
+        if (fresh != NULL) { /* aside, as it is, to be retried under its id */
+            ru->inflight = ru->pending;
+            ru->pending = fresh;
+            snprintf(ru->inflight_id, sizeof(ru->inflight_id), "%s", id);
+        }
+    }
+    atomic_store(&ru->pending_keys,
+                 ru->pending->count + (ru->inflight != NULL ? ru->inflight->count : 0));
+    /* An unreachable database is logged by the database layer, once. */
+    if (rc == PF_EUNAVAIL)
+        atomic_fetch_add(&ru->failures, 1);
+    else if (rc != 0) {
         atomic_fetch_add(&ru->failures, 1);
         int64_t now = timeutil_mono_ms() / 1000;
         if (ru->log && now - ru->last_error_log >= 60) {
             fprintf(ru->log,
                     "pixflare: analytics: cannot write realtime counts (%s); %zu keys kept, "
                     "retrying\n",
-                    err, ru->pending->count);
+                    err, (size_t)atomic_load(&ru->pending_keys));
             ru->last_error_log = now;
         }
     }
@@ -388,6 +427,8 @@ int rollup_open(const char *database, int flush_ms, size_t max_keys, FILE *log, 
     ru->log = log;
     ru->gen = atomic_fetch_add(&next_gen, 1);
     ru->last_error_log = -1000;
+    if (getrandom(&ru->node_id, sizeof(ru->node_id), 0) != sizeof(ru->node_id))
+        ru->node_id = (uint64_t)timeutil_mono_ms() ^ ((uint64_t)getpid() << 32);
     pthread_mutex_init(&ru->list_mu, NULL);
     pthread_mutex_init(&ru->flush_mu, NULL);
     int rc = db_open(database, &ru->db, err, errlen);
@@ -433,11 +474,14 @@ void rollup_close(struct rollup *ru, struct rollup_stats *final)
         int tries = 0;
         while (flush(ru) != 0 && ++tries < FINAL_TRIES)
             nanosleep(&pause, NULL);
-        if (ru->pending->count > 0 && ru->log) {
+        if ((ru->pending->count > 0 || ru->inflight != NULL) && ru->log) {
             int64_t req = 0;
-            for (size_t i = 0; i <= ru->pending->mask; i++)
-                if (ru->pending->slots[i].used && ru->pending->slots[i].key.kind == KIND_STATUS)
-                    req += ru->pending->slots[i].requests;
+            for (int k = 0; k < 2; k++) {
+                struct table *t = k == 0 ? ru->pending : ru->inflight;
+                for (size_t i = 0; t != NULL && i <= t->mask; i++)
+                    if (t->slots[i].used && t->slots[i].key.kind == KIND_STATUS)
+                        req += t->slots[i].requests;
+            }
             fprintf(ru->log,
                     "pixflare: analytics: %lld requests could not be written to the realtime "
                     "tables; the batch aggregation restores them from the event store\n",
@@ -466,6 +510,7 @@ void rollup_close(struct rollup *ru, struct rollup_stats *final)
         free(sh);
     }
     table_free(ru->pending);
+    table_free(ru->inflight);
     db_close(ru->db);
     pthread_mutex_destroy(&ru->list_mu);
     pthread_mutex_destroy(&ru->flush_mu);

@@ -110,8 +110,10 @@ static struct db *conn_get(struct api *api)
     if (api->nidle > 0)
         db = api->idle[--api->nidle];
     pthread_mutex_unlock(&api->lock);
-    if (db == NULL && db_open(api->cfg->database, &db, err, sizeof(err)) != 0) {
-        fprintf(stderr, "pixflare: API: %s\n", err);
+    int rc = db == NULL ? db_open(api->cfg->database, &db, err, sizeof(err)) : 0;
+    if (rc != 0) {
+        if (rc != PF_EUNAVAIL) /* an outage is logged once, by the database layer */
+            fprintf(stderr, "pixflare: API: %s\n", err);
         db = NULL;
     }
     return db;
@@ -407,6 +409,14 @@ static void set_csv(struct http_resp *resp, struct buf *b, const char *what, int
 
 static void db_failed(struct http_resp *resp, int rc)
 {
+    /* Unreachable: logged once by the database layer, answered 503 so that
+     * clients retry. */
+    if (rc == PF_EUNAVAIL) {
+        http_resp_error(resp, 503, "UNAVAILABLE",
+                        "the analytics database is unreachable; retry shortly");
+        http_resp_header(resp, "Retry-After", "5");
+        return;
+    }
     fprintf(stderr, "pixflare: API: database read failed: %s\n", err_str(rc));
     http_resp_error(resp, 500, "INTERNAL", "the analytics database could not be read");
 }
@@ -605,10 +615,17 @@ static void api_handle(struct api *api, struct api_call *call)
          * page of the dashboard asks for up to ten of these at once. */
         thumb(api, call, &who, id, resp);
     } else {
-        int remaining = 0, retry = 0;
-        int ok = api->rl == NULL ||
-                 ratelimit_take(api->rl, who.owner_hex, timeutil_mono_ms(), &remaining, &retry);
-        if (!ok) {
+        int remaining = 0, retry = 0, ok = 1, rrc = 0;
+        /* One node: the limit is counted here. Several nodes on one
+         * database: by the database, so that it holds for the cluster. */
+        if (api->rl != NULL && db_shared(db))
+            rrc =
+                db_rate_take(db, who.owner_hex, api->cfg->api_rate_limit, &ok, &remaining, &retry);
+        else if (api->rl != NULL)
+            ok = ratelimit_take(api->rl, who.owner_hex, timeutil_mono_ms(), &remaining, &retry);
+        if (rrc != 0) {
+            db_failed(resp, rrc);
+        } else if (!ok) {
             http_resp_error(resp, 429, "RATE_LIMITED",
                             "too many requests for this owner; see Retry-After");
             http_resp_header(resp, "Retry-After", "%d", retry);

@@ -18,7 +18,8 @@
     X(FORMAT, -8, "unsupported or damaged format")                                                 \
     X(RANGE, -9, "unsatisfiable range")                                                            \
     X(CONFLICT, -10, "conflicts with existing data")                                               \
-    X(IMAGE, -11, "image processing failed")
+    X(IMAGE, -11, "image processing failed")                                                       \
+    X(UNAVAIL, -12, "temporarily unavailable")
 
 enum pf_err {
 #define PF_ERR_ENUM(name, code, msg) PF_E##name = (code),

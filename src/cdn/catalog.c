@@ -215,11 +215,12 @@ int catalog_open(const char *database, const char *secret, struct catalog **out,
         return PF_ENOMEM;
     }
     atomic_store(&cat->table, t);
-    rc = db_open(database, &cat->db, err, errlen);
+    err[0] = '\0';
+    rc = db_open(database, &cat->db, err, errlen); /* its reason says which fault and the fix */
     if (rc == 0)
         rc = db_image_scan(cat->db, 0, add_row, cat);
     if (rc != 0) {
-        if (rc != PF_EDB || err[0] == '\0')
+        if (err[0] == '\0')
             snprintf(err, errlen, "cannot load the image catalog: %s", err_str(rc));
         catalog_close(cat);
         return rc;
@@ -315,7 +316,7 @@ int catalog_refresh(struct catalog *cat)
     size_t before = atomic_load(&cat->count);
     atomic_store(&cat->last_refresh_ms, now);
     int rc = db_image_scan(cat->db, cat->last_seq, add_row, cat);
-    if (rc != 0)
+    if (rc != 0 && rc != PF_EUNAVAIL) /* an outage is logged once, by the database layer */
         fprintf(stderr, "pixflare: catalog refresh failed: %s\n", err_str(rc));
     size_t after = atomic_load(&cat->count);
     pthread_mutex_unlock(&cat->write_lock);

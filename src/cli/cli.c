@@ -38,15 +38,20 @@ int cli_offline_open(const char *config_file, const char *argv0, struct cli_offl
     int rc = cli_load_config(config_file, &o->cfg, 1);
     if (rc != 0)
         return rc;
+    int dbrc = 0;
     rc = 1;
-    if (storage_vips_init(argv0) != 0)
+    if (storage_vips_init(argv0) != 0) {
         fprintf(stderr, "pixflare: cannot start libvips\n");
-    else if (db_open(o->cfg.database, &o->db, err, sizeof(err)) != 0)
+    } else if ((dbrc = db_open(o->cfg.database, &o->db, err, sizeof(err))) != 0) {
+        /* A database that refuses us or cannot be reached: a setting to fix. */
         fprintf(stderr, "pixflare: %s\n", err);
-    else if (storage_open(o->cfg.storage_dir, 0, &o->st) != 0)
+        if (dbrc == PF_EINVAL || dbrc == PF_EUNAVAIL)
+            rc = CLI_EXIT_USAGE;
+    } else if (storage_open(o->cfg.storage_dir, 0, &o->st) != 0) {
         fprintf(stderr, "pixflare: cannot open storage directory %s\n", o->cfg.storage_dir);
-    else
+    } else {
         rc = 0;
+    }
     if (rc != 0) {
         db_close(o->db);
         storage_vips_shutdown();

@@ -103,8 +103,12 @@ int cmd_serve(const char *config_file, int argc, char **argv)
         fprintf(stderr, "pixflare: cannot open storage directory %s\n", cfg.storage_dir);
         goto done;
     }
-    if (catalog_open(cfg.database, cfg.secret, &cat, err, sizeof(err)) != 0) {
+    rc = catalog_open(cfg.database, cfg.secret, &cat, err, sizeof(err));
+    if (rc != 0) {
+        /* A database that refuses us or cannot be reached is the
+         * operator's setting to fix: exit 2, one line. */
         fprintf(stderr, "pixflare: %s\n", err);
+        rc = rc == PF_EINVAL || rc == PF_EUNAVAIL ? CLI_EXIT_USAGE : 1;
         goto done;
     }
     rc = analytics_open(&cfg, engine, stderr, &an, err, sizeof(err));

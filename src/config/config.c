@@ -44,6 +44,7 @@ enum key_id {
     K_RATE_LIMIT,
     K_THREADS,
     K_CACHE_MB,
+    K_DATABASE_FILE,
     K_COUNT
 };
 
@@ -70,6 +71,7 @@ static const char *const key_names[K_COUNT] = {
     "PIXFLARE_API_RATE_LIMIT",
     "PIXFLARE_THREADS",
     "PIXFLARE_CACHE_MB",
+    "PIXFLARE_DATABASE_FILE",
 };
 
 static int find_key(const char *key)
@@ -271,6 +273,57 @@ static int valid_dataset(const char *s)
     return strlen(s) <= 64;
 }
 
+/* PIXFLARE_DATABASE. A PostgreSQL URL may hold a password: messages show
+ * its scheme only. */
+static int parse_database(struct config *cfg, const char *v, char *err, size_t errlen)
+{
+    if (v == NULL) {
+        char *path = join(cfg->data_dir, "/pixflare.db");
+        cfg->database = path ? join("sqlite:", path) : NULL;
+        free(path);
+    } else if (strncmp(v, "sqlite:", 7) == 0 && v[7] != '\0') {
+        cfg->database = strdup(v);
+    } else if ((strncmp(v, "postgres://", 11) == 0 || strncmp(v, "postgresql://", 13) == 0) &&
+               strcspn(v, " \t\r\n") == strlen(v)) {
+        cfg->database = strdup(v);
+    } else {
+        const char *shown = strncmp(v, "sqlite:", 7) == 0    ? v
+                            : strncmp(v, "postgres", 8) == 0 ? "postgres...(hidden)"
+                                                             : "(hidden)";
+        return bad(err, errlen, K_DATABASE, shown,
+                   "expected sqlite:PATH or a PostgreSQL URL postgres://USER:PASSWORD@HOST:PORT/DB "
+                   "without spaces");
+    }
+    return cfg->database == NULL ? PF_ENOMEM : 0;
+}
+
+/* PIXFLARE_DATABASE_FILE: the URL in a file only its owner can read
+ * (systemd credentials, a 0600 file). OUT: *url (malloc'd), the file's
+ * first line. */
+static int read_database_file(const char *path, int also_set, char **url, char *err, size_t errlen)
+{
+    struct stat st;
+    char *text = NULL;
+    size_t len = 0;
+    if (also_set)
+        return bad(err, errlen, K_DATABASE_FILE, path,
+                   "set either PIXFLARE_DATABASE or PIXFLARE_DATABASE_FILE, not both");
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return bad(err, errlen, K_DATABASE_FILE, path, "no such file");
+    if ((st.st_mode & 077) != 0)
+        return bad(err, errlen, K_DATABASE_FILE, path,
+                   "must not be readable by group or others: chmod 600 it");
+    if (fsutil_read_file(path, 64 << 10, &text, &len) != 0)
+        return bad(err, errlen, K_DATABASE_FILE, path, "cannot be read");
+    text[strcspn(text, "\r\n")] = '\0';
+    if (text[0] == '\0') {
+        free(text);
+        return bad(err, errlen, K_DATABASE_FILE, path, "is empty: expected a database URL");
+    }
+    *url = text;
+    return 0;
+}
+
 static int validate(struct config *cfg, const char *const val[K_COUNT], char *err, size_t errlen)
 {
     long n;
@@ -288,19 +341,17 @@ static int validate(struct config *cfg, const char *const val[K_COUNT], char *er
     if (cfg->storage_dir[0] == '\0')
         return bad(err, errlen, K_STORAGE_DIR, "", "must not be empty");
 
-    if (val[K_DATABASE] == NULL) {
-        char *path = join(cfg->data_dir, "/pixflare.db");
-        cfg->database = path ? join("sqlite:", path) : NULL;
-        free(path);
-    } else if (strncmp(val[K_DATABASE], "sqlite:", 7) == 0 && val[K_DATABASE][7] != '\0') {
-        cfg->database = strdup(val[K_DATABASE]);
-    } else if (strncmp(val[K_DATABASE], "postgres://", 11) == 0 ||
-               strncmp(val[K_DATABASE], "postgresql://", 13) == 0) {
-        return bad(err, errlen, K_DATABASE, val[K_DATABASE],
-                   "PostgreSQL is not supported by this build yet; use sqlite:PATH");
-    } else {
-        return bad(err, errlen, K_DATABASE, val[K_DATABASE], "expected sqlite:PATH");
+    char *from_file = NULL;
+    if (val[K_DATABASE_FILE] != NULL) {
+        int frc = read_database_file(val[K_DATABASE_FILE], val[K_DATABASE] != NULL, &from_file, err,
+                                     errlen);
+        if (frc != 0)
+            return frc;
     }
+    int drc = parse_database(cfg, from_file ? from_file : val[K_DATABASE], err, errlen);
+    free(from_file);
+    if (drc != 0)
+        return drc;
     if (cfg->database == NULL)
         return PF_ENOMEM;
 

@@ -13,14 +13,20 @@ int db_open(const char *url, struct db **out, char *err, size_t errlen)
     *out = NULL;
     if (strncmp(url, "sqlite:", 7) == 0 && url[7] != '\0')
         return db_sqlite_open(url + 7, out, err, errlen);
+    if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
+        return db_postgres_open(url, out, err, errlen);
     /* Only the scheme, and only a plain one: the rest of a URL, or a
      * keyword=value connection string, may carry a password. */
     size_t n = strcspn(url, ":");
     if (url[n] == ':' && n > 0 && n <= 16 && strspn(url, "abcdefghijklmnopqrstuvwxyz+-.") == n)
-        snprintf(err, errlen, "unsupported database URL scheme '%.*s' (expected sqlite:PATH)",
+        snprintf(err, errlen,
+                 "unsupported database URL scheme '%.*s' (expected sqlite:PATH or "
+                 "postgres://...)",
                  (int)n, url);
     else
-        snprintf(err, errlen, "the database is not a URL of a known scheme (expected sqlite:PATH)");
+        snprintf(err, errlen,
+                 "the database is not a URL of a known scheme (expected sqlite:PATH or "
+                 "postgres://...)");
     return PF_EINVAL;
 }
 
@@ -52,10 +58,10 @@ int db_image_scan(struct db *db, int64_t after, int (*fn)(void *ctx, const struc
     return db->ops->image_scan(db, after, fn, ctx);
 }
 
-int db_counts_add(struct db *db, const struct db_count *rows, size_t n, int64_t *dropped, char *err,
-                  size_t errlen)
+int db_counts_add(struct db *db, const char *flush_id, const struct db_count *rows, size_t n,
+                  int64_t *dropped, char *err, size_t errlen)
 {
-    return db->ops->counts_add(db, rows, n, dropped, err, errlen);
+    return db->ops->counts_add(db, flush_id, rows, n, dropped, err, errlen);
 }
 
 int db_batch_replace_day(struct db *db, const char *date, const struct db_daily_row *daily,
@@ -158,4 +164,76 @@ int db_image_rows(struct db *db, const char *owner, const char *image_id, const 
 int db_image_by_id(struct db *db, const char *id, struct db_image *out)
 {
     return db->ops->image_by_id(db, id, out);
+}
+
+const char *db_backend(const struct db *db)
+{
+    return db->ops->name;
+}
+
+int db_shared(const struct db *db)
+{
+    return db->ops->shared;
+}
+
+int db_rate_take(struct db *db, const char *owner, int limit, int *allowed, int *remaining,
+                 int *retry_after)
+{
+    if (db->ops->rate_take == NULL)
+        return PF_EINVAL;
+    return db->ops->rate_take(db, owner, limit, allowed, remaining, retry_after);
+}
+
+/* ---- Copying ---- */
+
+/* Parents first is not needed (no foreign keys); the big tables last, so a
+ * refusal or an error shows early. analytics_flushes (a node's own
+ * receipts) and the rate limiter's buckets are not data: not copied. */
+const struct db_table db_tables[] = {
+    {"images",
+     "id, owner, album, filename, content_type, size_bytes, created_at, sha256, width, height", 10,
+     NULL},
+    {"api_keys", "id, owner, key_hash, scopes, created_at, expires_at, last_used_at, revoked_at", 8,
+     NULL},
+    {"analytics_meta", "key, value, updated_at", 3, "key"},
+    {"analytics_batch_days", "date, events, daily_rows, status_rows, drift, aggregated_at", 6,
+     "date"},
+    {"analytics_day_versions", "date, version", 2, "date"},
+    {"analytics_monthly", "owner, year_month, requests, bandwidth_bytes", 4, "owner, year_month"},
+    {"analytics_owner_daily", "owner, date, requests, bandwidth_bytes", 4, "owner, date"},
+    {"analytics_status_daily", "owner, date, status, requests", 4, "owner, date, status"},
+    {"analytics_daily", "owner, date, image_id, variant, country, requests, bandwidth_bytes", 7,
+     "owner, date, image_id, variant, country"},
+};
+const size_t db_table_count = sizeof(db_tables) / sizeof(db_tables[0]);
+
+int db_table_count_rows(struct db *db, const struct db_table *t, int64_t *rows)
+{
+    return db->ops->table_count_rows(db, t, rows);
+}
+
+int db_table_rows(struct db *db, const struct db_table *t, db_row_fn fn, void *ctx)
+{
+    return db->ops->table_rows(db, t, fn, ctx);
+}
+
+int db_table_insert(struct db *db, const struct db_table *t, const char *const *values, size_t n,
+                    char *err, size_t errlen)
+{
+    return db->ops->table_insert(db, t, values, n, err, errlen);
+}
+
+int db_tx_begin(struct db *db)
+{
+    return db->ops->tx_begin(db);
+}
+
+int db_tx_commit(struct db *db, char *err, size_t errlen)
+{
+    return db->ops->tx_commit(db, err, errlen);
+}
+
+void db_tx_rollback(struct db *db)
+{
+    db->ops->tx_rollback(db);
 }

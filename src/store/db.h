@@ -7,7 +7,15 @@
  * test tests/unit/db_test.c holds every backend to it. Today the backend is
  * SQLite (D1 is SQLite; db_sqlite*.c). A `struct db` is one connection and
  * must be used by one thread at a time. Each backend versions its schema and
- * migrates it forward in db_open(). */
+ * migrates it forward in db_open().
+ *
+ * Backends: SQLite ("sqlite:PATH", the default: one machine) and
+ * PostgreSQL ("postgres://..." or "postgresql://...", any libpq URI: the
+ * database several nodes share; db_postgres*.c). A PostgreSQL connection
+ * that breaks is reopened by the next call, at most once per backoff
+ * period; meanwhile calls fail fast with PF_EUNAVAIL, which callers answer
+ * as "unavailable" (the API's 503) and never log per call: the backend logs
+ * once that the database is down and once that it is back. */
 #ifndef PF_DB_H
 #define PF_DB_H
 
@@ -30,13 +38,33 @@ struct db_image {
     int width, height;
 };
 
-/* Open the database PIXFLARE_DATABASE names (`url`: "sqlite:PATH"; the
- * backend is chosen by the scheme), creating and migrating its schema if
- * needed. OUT: *out, closed with db_close(). On failure a reason is written
- * into err: PF_EINVAL for a scheme this build has no backend for, PF_EDB
- * when the database cannot be opened or migrated. */
+/* Open the database PIXFLARE_DATABASE names (`url`: "sqlite:PATH" or a
+ * PostgreSQL URI; the backend is chosen by the scheme), creating and
+ * migrating its schema if needed (PostgreSQL: under an advisory lock, so
+ * that nodes starting at once do not race). OUT: *out, closed with
+ * db_close(). On failure a one-line reason with its fix is written into err
+ * (never the password): PF_EINVAL for a scheme this build has no backend
+ * for, or a server that refuses us for good (wrong password, no such
+ * database, a version too old); PF_EUNAVAIL when the server cannot be
+ * reached; PF_EDB when the database cannot be opened or migrated. */
 int db_open(const char *url, struct db **out, char *err, size_t errlen);
 void db_close(struct db *db);
+
+/* The backend's name ("sqlite", "postgres"). */
+const char *db_backend(const struct db *db);
+
+/* Whether several processes share this database as one cluster
+ * (PostgreSQL): then limits that must hold across them (db_rate_take())
+ * live in the database. */
+int db_shared(const struct db *db);
+
+/* The cluster-wide API rate limit (shared databases only; PF_EINVAL
+ * otherwise): ratelimit.h's sliding window of one-second buckets, kept in
+ * the database and taken by the database's clock, so every node counts
+ * against the same `limit` requests per 61 s of `owner`. OUT: *allowed,
+ * *remaining, and when refused *retry_after (1-61 s). */
+int db_rate_take(struct db *db, const char *owner, int limit, int *allowed, int *remaining,
+                 int *retry_after);
 
 /* How long a statement waits for another connection's lock (default 5 s). */
 void db_set_busy_timeout(struct db *db, int ms);
@@ -70,14 +98,19 @@ struct db_count {
 };
 
 /* Add every count to its row (creating it at zero) in one transaction: all
- * or nothing. OWNER_DAY counts (an owner's DAILY counts of a date, summed)
+ * or nothing. `flush_id` (NULL: none) names this set of counts: it is
+ * recorded in the same transaction (analytics_flushes), and a call with an
+ * id recorded before adds nothing and returns 0. So a caller that cannot
+ * tell whether a failed call committed (the connection broke during
+ * COMMIT) retries the same counts under the same id, and they count once.
+ * OWNER_DAY counts (an owner's DAILY counts of a date, summed)
  * go to analytics_owner_daily and to the month's analytics_monthly row.
  * Counts for a date the batch has aggregated are left out: the batch counted
  * their events already. OUT: *dropped (if not NULL), the requests so left
  * out (STATUS counts). PF_EDB with SQLite's reason in err (busy, disk full,
  * ...). */
-int db_counts_add(struct db *db, const struct db_count *rows, size_t n, int64_t *dropped, char *err,
-                  size_t errlen);
+int db_counts_add(struct db *db, const char *flush_id, const struct db_count *rows, size_t n,
+                  int64_t *dropped, char *err, size_t errlen);
 
 /* ---- Batch aggregation and retention ---- */
 
@@ -200,5 +233,33 @@ int db_image_rows(struct db *db, const char *owner, const char *image_id, const 
 
 /* Look up an image by id. PF_ENOTFOUND if absent. */
 int db_image_by_id(struct db *db, const char *id, struct db_image *out);
+
+/* ---- Copying a whole database (pixflare db copy) ---- */
+
+/* The tables a copy carries, in the order it copies them; their columns
+ * are the same on every backend (SPEC.md's tables). Values travel as text,
+ * NULL as a NULL pointer. */
+struct db_table {
+    const char *name;
+    const char *columns; /* "a, b, c" */
+    int ncols;
+    const char *order; /* ORDER BY of a read: the copy keeps insertion order */
+};
+extern const struct db_table db_tables[];
+extern const size_t db_table_count;
+
+typedef int (*db_row_fn)(void *ctx, const char *const *values);
+
+/* OUT: *rows, the table's row count. */
+int db_table_count_rows(struct db *db, const struct db_table *t, int64_t *rows);
+/* Call fn for each row of the table, in t->order. */
+int db_table_rows(struct db *db, const struct db_table *t, db_row_fn fn, void *ctx);
+/* Insert n rows (n * t->ncols values, row after row). */
+int db_table_insert(struct db *db, const struct db_table *t, const char *const *values, size_t n,
+                    char *err, size_t errlen);
+/* One transaction around a copy's inserts: all or nothing. */
+int db_tx_begin(struct db *db);
+int db_tx_commit(struct db *db, char *err, size_t errlen);
+void db_tx_rollback(struct db *db);
 
 #endif

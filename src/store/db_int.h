@@ -14,7 +14,8 @@
 /* Each operation is db.h's function of the same name, with the same
  * contract, called with a non-NULL db. */
 struct db_ops {
-    const char *scheme; /* of the URLs it opens: "sqlite" */
+    const char *name; /* "sqlite", "postgres" */
+    int shared;       /* db_shared() */
     void (*close)(struct db *db);
     void (*set_busy_timeout)(struct db *db, int ms);
     int (*image_insert)(struct db *db, const struct db_image *img);
@@ -22,8 +23,8 @@ struct db_ops {
                          struct db_image *out);
     int (*image_scan)(struct db *db, int64_t after,
                       int (*fn)(void *ctx, const struct db_image *img), void *ctx);
-    int (*counts_add)(struct db *db, const struct db_count *rows, size_t n, int64_t *dropped,
-                      char *err, size_t errlen);
+    int (*counts_add)(struct db *db, const char *flush_id, const struct db_count *rows, size_t n,
+                      int64_t *dropped, char *err, size_t errlen);
     int (*batch_replace_day)(struct db *db, const char *date, const struct db_daily_row *daily,
                              size_t ndaily, const struct db_status_row *status, size_t nstatus,
                              int64_t events, struct db_batch_stats *bs, char *err, size_t errlen);
@@ -50,6 +51,16 @@ struct db_ops {
     int (*image_rows)(struct db *db, const char *owner, const char *image_id, const char *from,
                       const char *to, db_stat_fn fn, void *ctx);
     int (*image_by_id)(struct db *db, const char *id, struct db_image *out);
+    /* Shared backends only (NULL otherwise). */
+    int (*rate_take)(struct db *db, const char *owner, int limit, int *allowed, int *remaining,
+                     int *retry_after);
+    int (*table_count_rows)(struct db *db, const struct db_table *t, int64_t *rows);
+    int (*table_rows)(struct db *db, const struct db_table *t, db_row_fn fn, void *ctx);
+    int (*table_insert)(struct db *db, const struct db_table *t, const char *const *values,
+                        size_t n, char *err, size_t errlen);
+    int (*tx_begin)(struct db *db);
+    int (*tx_commit)(struct db *db, char *err, size_t errlen);
+    void (*tx_rollback)(struct db *db);
 };
 
 struct db {
@@ -58,5 +69,12 @@ struct db {
 
 /* SQLite (db_sqlite*.c): `path` is the file, created if missing. */
 int db_sqlite_open(const char *path, struct db **out, char *err, size_t errlen);
+/* PostgreSQL (db_postgres*.c): `url` is a libpq connection URI. */
+int db_postgres_open(const char *url, struct db **out, char *err, size_t errlen);
+
+/* The ORDER BY of a copy's read of t: its own when it has one, else the
+ * backend's insertion order (`seq`: SQLite's rowid, PostgreSQL's identity
+ * column). */
+#define DB_TABLE_ORDER(t, seq) ((t)->order != NULL ? (t)->order : (seq))
 
 #endif

@@ -134,6 +134,15 @@ static const char *const migrations[] = {
     "  date TEXT PRIMARY KEY,"
     "  version INTEGER NOT NULL"
     ") WITHOUT ROWID;",
+
+    /* 4 -> 5: analytics_flushes, the receipts of realtime flushes
+     * (db_counts_add()'s flush_id, a node's id and sequence number) with
+     * the Unix time they were written, so that a flush retried after an
+     * unknown outcome counts once. Pruned by the cleanup after a week. */
+    "CREATE TABLE analytics_flushes ("
+    "  id TEXT PRIMARY KEY,"
+    "  at INTEGER NOT NULL"
+    ");",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -277,6 +286,7 @@ static void db_sqlite_close(struct db *base)
     sqlite3_finalize(db->add_status);
     sqlite3_finalize(db->day_done);
     sqlite3_finalize(db->bump);
+    sqlite3_finalize(db->receipt);
     for (int i = 0; i < DBQ_COUNT; i++)
         sqlite3_finalize(db->read[i]);
     sqlite3_close(db->conn);
@@ -407,8 +417,98 @@ int db_sqlite_exec_text(struct db_sqlite *db, int64_t *changes, const char *sql,
     return rc;
 }
 
+/* ---- Copying (db_table_*) ---- */
+
+static int db_sqlite_table_count_rows(struct db *base, const struct db_table *t, int64_t *rows)
+{
+    struct db_sqlite *db = (struct db_sqlite *)base;
+    char sql[128];
+    sqlite3_stmt *st = NULL;
+    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s", t->name);
+    int rc = db_sqlite_prep(db, sql, &st);
+    if (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
+        *rows = sqlite3_column_int64(st, 0);
+    else
+        rc = PF_EDB;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int db_sqlite_table_rows(struct db *base, const struct db_table *t, db_row_fn fn, void *ctx)
+{
+    struct db_sqlite *db = (struct db_sqlite *)base;
+    char sql[512];
+    const char *v[16];
+    sqlite3_stmt *st = NULL;
+    int rc = 0, step = SQLITE_DONE;
+    snprintf(sql, sizeof(sql), "SELECT %s FROM %s ORDER BY %s", t->columns, t->name,
+             DB_TABLE_ORDER(t, "rowid"));
+    if (t->ncols > 16 || db_sqlite_prep(db, sql, &st) != 0)
+        rc = PF_EDB;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        for (int i = 0; i < t->ncols; i++)
+            v[i] = (const char *)sqlite3_column_text(st, i);
+        rc = fn(ctx, v);
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = PF_EDB;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int db_sqlite_table_insert(struct db *base, const struct db_table *t,
+                                  const char *const *values, size_t n, char *err, size_t errlen)
+{
+    struct db_sqlite *db = (struct db_sqlite *)base;
+    char sql[512];
+    sqlite3_stmt *st = NULL;
+    /* Text into columns of INTEGER affinity is stored as an integer. */
+    int len = snprintf(sql, sizeof(sql), "INSERT INTO %s (%s) VALUES (?", t->name, t->columns);
+    for (int i = 1; i < t->ncols; i++)
+        len += snprintf(sql + len, sizeof(sql) - (size_t)len, ", ?");
+    snprintf(sql + len, sizeof(sql) - (size_t)len, ")");
+    int rc = db_sqlite_prep(db, sql, &st);
+    for (size_t r = 0; rc == 0 && r < n; r++) {
+        for (int i = 0; i < t->ncols; i++) {
+            const char *v = values[r * (size_t)t->ncols + (size_t)i];
+            if (v == NULL)
+                sqlite3_bind_null(st, i + 1);
+            else
+                sqlite3_bind_text(st, i + 1, v, -1, SQLITE_STATIC);
+        }
+        rc = db_sqlite_step_done(st);
+    }
+    if (rc != 0)
+        snprintf(err, errlen, "%s: %s", t->name, sqlite3_errmsg(db->conn));
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int db_sqlite_tx_begin(struct db *base)
+{
+    struct db_sqlite *db = (struct db_sqlite *)base;
+    return sqlite3_exec(db->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : PF_EDB;
+}
+
+static int db_sqlite_tx_commit(struct db *base, char *err, size_t errlen)
+{
+    struct db_sqlite *db = (struct db_sqlite *)base;
+    if (sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+        return 0;
+    snprintf(err, errlen, "%s", sqlite3_errmsg(db->conn));
+    return PF_EDB;
+}
+
+static void db_sqlite_tx_rollback(struct db *base)
+{
+    struct db_sqlite *db = (struct db_sqlite *)base;
+    if (!sqlite3_get_autocommit(db->conn))
+        sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+}
+
 static const struct db_ops db_sqlite_ops = {
-    .scheme = "sqlite",
+    .name = "sqlite",
+    .shared = 0,
     .close = db_sqlite_close,
     .set_busy_timeout = db_sqlite_set_busy_timeout,
     .image_insert = db_sqlite_image_insert,
@@ -434,4 +534,11 @@ static const struct db_ops db_sqlite_ops = {
     .segment_rows = db_sqlite_segment_rows,
     .image_rows = db_sqlite_image_rows,
     .image_by_id = db_sqlite_image_by_id,
+    .rate_take = NULL,
+    .table_count_rows = db_sqlite_table_count_rows,
+    .table_rows = db_sqlite_table_rows,
+    .table_insert = db_sqlite_table_insert,
+    .tx_begin = db_sqlite_tx_begin,
+    .tx_commit = db_sqlite_tx_commit,
+    .tx_rollback = db_sqlite_tx_rollback,
 };

@@ -31,7 +31,7 @@ struct db_sqlite {
     sqlite3_stmt *insert_image;
     sqlite3_stmt *image_by_path;
     sqlite3_stmt *image_scan;
-    sqlite3_stmt *add_daily, *add_owner_day, *add_monthly, *add_status, *day_done, *bump;
+    sqlite3_stmt *add_daily, *add_owner_day, *add_monthly, *add_status, *day_done, *bump, *receipt;
     sqlite3_stmt *read[DBQ_COUNT];
     int busy_ms; /* db_set_busy_timeout()'s */
 };
@@ -55,8 +55,8 @@ struct db_image;
 void db_sqlite_read_image(sqlite3_stmt *st, struct db_image *img);
 
 /* db_sqlite_write.c: db.h's operations of the same names. */
-int db_sqlite_counts_add(struct db *base, const struct db_count *rows, size_t n, int64_t *dropped,
-                         char *err, size_t errlen);
+int db_sqlite_counts_add(struct db *base, const char *flush_id, const struct db_count *rows,
+                         size_t n, int64_t *dropped, char *err, size_t errlen);
 int db_sqlite_batch_replace_day(struct db *base, const char *date, const struct db_daily_row *daily,
                                 size_t ndaily, const struct db_status_row *status, size_t nstatus,
                                 int64_t events, struct db_batch_stats *bs, char *err,

@@ -21,7 +21,7 @@
 static int prepare_counts(struct db_sqlite *db)
 {
     /* (Parenthesized: each entry is one statement split over lines.) */
-    static const char *const sql[6] = {
+    static const char *const sql[7] = {
         ("INSERT INTO analytics_daily (owner, date, image_id, variant, country, requests, "
          "bandwidth_bytes) VALUES (?, ?, ?, ?, ?, ?, ?) "
          "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests, "
@@ -39,15 +39,16 @@ static int prepare_counts(struct db_sqlite *db)
          "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests"),
         "SELECT 1 FROM analytics_batch_days WHERE date = ?",
         BUMP_SQL,
+        "INSERT OR IGNORE INTO analytics_flushes (id, at) VALUES (?, strftime('%s', 'now'))",
     };
-    sqlite3_stmt **st[6] = {&db->add_daily,  &db->add_owner_day, &db->add_monthly,
-                            &db->add_status, &db->day_done,      &db->bump};
-    if (db->bump != NULL)
+    sqlite3_stmt **st[7] = {&db->add_daily, &db->add_owner_day, &db->add_monthly, &db->add_status,
+                            &db->day_done,  &db->bump,          &db->receipt};
+    if (db->receipt != NULL)
         return 0;
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
         if (sqlite3_prepare_v3(db->conn, sql[i], -1, SQLITE_PREPARE_PERSISTENT, st[i], NULL) !=
             SQLITE_OK) {
-            for (int j = 0; j < 6; j++) {
+            for (int j = 0; j < 7; j++) {
                 sqlite3_finalize(*st[j]);
                 *st[j] = NULL;
             }
@@ -134,8 +135,8 @@ static int bump_once(struct db_sqlite *db, struct done_cache *seen, const char *
     return db_sqlite_step_done(db->bump);
 }
 
-int db_sqlite_counts_add(struct db *base, const struct db_count *rows, size_t n, int64_t *dropped,
-                         char *err, size_t errlen)
+int db_sqlite_counts_add(struct db *base, const char *flush_id, const struct db_count *rows,
+                         size_t n, int64_t *dropped, char *err, size_t errlen)
 {
     struct db_sqlite *db = (struct db_sqlite *)base;
     struct done_cache dc = {.n = 0}, bumped = {.n = 0};
@@ -145,6 +146,16 @@ int db_sqlite_counts_add(struct db *base, const struct db_count *rows, size_t n,
     err[0] = '\0';
     if (rc == 0 && sqlite3_exec(db->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         rc = PF_EDB;
+    if (rc == 0 && flush_id != NULL) {
+        sqlite3_bind_text(db->receipt, 1, flush_id, -1, SQLITE_STATIC);
+        rc = db_sqlite_step_done(db->receipt);
+        if (rc == 0 && sqlite3_changes(db->conn) == 0) { /* written before: nothing to add */
+            sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+            if (dropped != NULL)
+                *dropped = 0;
+            return 0;
+        }
+    }
     if (rc == 0 && (rc = db_sqlite_meta_get(&db->base, "cleanup_before", purged, sizeof(purged))) ==
                        PF_ENOTFOUND)
         rc = 0;
@@ -531,6 +542,12 @@ int db_sqlite_cleanup_before(struct db *base, const char *date, const atomic_int
         db_sqlite_now_iso(now);
         rc = meta_put(db, "cleanup_before", date, now);
     }
+    /* Flush receipts matter only while their flush may be retried. */
+    if (rc == 0)
+        rc = db_sqlite_exec_text(db, NULL,
+                                 "DELETE FROM analytics_flushes WHERE at < "
+                                 "CAST(strftime('%s', 'now') AS INTEGER) - 7 * 86400",
+                                 (const char *)NULL);
     if (rc != 0) {
         snprintf(err, errlen, "%s",
                  rc == PF_ENOMEM      ? "out of memory"

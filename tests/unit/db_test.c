@@ -126,7 +126,7 @@ static int64_t add_counts(struct db *db, const struct db_count *rows, size_t n)
 {
     char err[256] = "";
     int64_t dropped = -1;
-    int rc = db_counts_add(db, rows, n, &dropped, err, sizeof(err));
+    int rc = db_counts_add(db, NULL, rows, n, &dropped, err, sizeof(err));
     if (rc != 0)
         fail_msg("db_counts_add: %s (%s)", err_str(rc), err);
     return dropped;
@@ -610,7 +610,7 @@ static void test_counts(void **state)
 
     /* Counts add up (dropped may be NULL), and statuses sum over dates. */
     int64_t v1 = version(f->db, d1), dropped = -1;
-    assert_int_equal(db_counts_add(f->db, c, COUNT_OF(c), NULL, err, sizeof(err)), 0);
+    assert_int_equal(db_counts_add(f->db, NULL, c, COUNT_OF(c), NULL, err, sizeof(err)), 0);
     const struct db_count more[] = {STATUS(a, d2, 200, 7)};
     assert_int_equal(ADD(f->db, more), 0);
     assert_string_equal(segment(f->db, a, d1).s,
@@ -626,7 +626,8 @@ static void test_counts(void **state)
     v1 = version(f->db, d1);
     const struct db_count bad[] = {HIT(a, d1, "c1a003", "w512", "FR", 1, 1, 200),
                                    DAILY(a, d1, "c1a004", NULL, "FR", 1, 1)};
-    assert_int_equal(db_counts_add(f->db, bad, COUNT_OF(bad), &dropped, err, sizeof(err)), PF_EDB);
+    assert_int_equal(db_counts_add(f->db, NULL, bad, COUNT_OF(bad), &dropped, err, sizeof(err)),
+                     PF_EDB);
     assert_true(err[0] != '\0');
     assert_string_equal(segment(f->db, a, d1).s,
                         "c1a001 orig DE 4 4000; c1a001 w512 FR 6 600; c1a002 w512 FR 2 200");
