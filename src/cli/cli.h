@@ -23,6 +23,7 @@ int cmd_events(const char *config_file, int argc, char **argv);
 int cmd_aggregate(const char *config_file, int argc, char **argv);
 int cmd_cleanup(const char *config_file, int argc, char **argv);
 int cmd_cron_next(const char *config_file, int argc, char **argv);
+int cmd_db(const char *config_file, int argc, char **argv);
 
 /* "pixflare CMD: <fmt with arg> (see 'pixflare CMD --help')" on stderr.
  * Returns CLI_EXIT_USAGE. */

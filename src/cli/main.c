@@ -73,6 +73,14 @@ static const struct cmd commands[] = {
      "and today are always kept. Records last_cleanup_at in analytics_meta."},
     {"cron-next", cmd_cron_next, "pixflare cron-next EXPR [--from ISO8601] [--count N]",
      "Print the next N (default 5) fire times of a 5-field cron expression, UTC."},
+    {"db", cmd_db, "pixflare db copy [--from URL] --to URL",
+     "Copy a whole database into an empty one, of either backend: sqlite:PATH or\n"
+     "postgres://USER:PASSWORD@HOST:PORT/DB (any libpq URI). The source defaults\n"
+     "to the configured PIXFLARE_DATABASE, so that an existing SQLite install\n"
+     "moves to PostgreSQL with one command. Images, API keys and every\n"
+     "analytics table are copied in one transaction of the target: an error\n"
+     "leaves it empty. A target that is not empty is refused (exit 2). Stop the\n"
+     "servers writing to the source first. A progress bar shows on a terminal."},
     {"help", cmd_help, "pixflare help [COMMAND]", "Show help."},
 };
 

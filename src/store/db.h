@@ -262,4 +262,14 @@ int db_tx_begin(struct db *db);
 int db_tx_commit(struct db *db, char *err, size_t errlen);
 void db_tx_rollback(struct db *db);
 
+/* db_copy.c. OUT: *empty = whether every table of db_tables is empty; if
+ * not, `what` names one that is not and its row count. */
+int db_copy_is_empty(struct db *db, int *empty, char *what, size_t whatlen);
+typedef void (*db_copy_progress_fn)(void *ctx, const char *table, int64_t done, int64_t total);
+/* Copy every row of db_tables from src into dst (empty: the caller checked)
+ * in one transaction of dst: on error dst is left as it was. progress (may
+ * be NULL) is called after each chunk. OUT: *copied, the rows. */
+int db_copy(struct db *src, struct db *dst, db_copy_progress_fn progress, void *ctx,
+            int64_t *copied, char *err, size_t errlen);
+
 #endif
