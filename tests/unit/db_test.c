@@ -27,6 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "store/db.h"
 #include "base/err.h"
@@ -920,6 +922,132 @@ static void test_snapshot(void **state)
     assert_string_equal(owner_days(f->db2, o, s1, s1).s, "2034-04-04 12 120");
 }
 
+/* ---- Flush ids, concurrent writers, the shared rate limit, copying ---- */
+
+/* A flush retried under its id counts once: the caller could not tell
+ * whether the first attempt committed. */
+static void test_flush_ids(void **state)
+{
+    struct fixture *f = *state;
+    const char *a = OWNER("f1a1"), *d = "2032-02-02";
+    const struct db_count c[] = {HIT(a, d, "f1a001", "w512", "FR", 3, 300, 200)};
+    char err[256];
+    int64_t dropped = -1;
+    assert_int_equal(db_counts_add(f->db, "node-1", c, COUNT_OF(c), &dropped, err, sizeof(err)), 0);
+    assert_int_equal(dropped, 0);
+    assert_int_equal(db_counts_add(f->db, "node-1", c, COUNT_OF(c), &dropped, err, sizeof(err)), 0);
+    assert_string_equal(owner_days(f->db, a, d, d).s, "2032-02-02 3 300");
+    assert_string_equal(statuses(f->db, a, d, d).s, "200 3");
+    /* Another id is another flush; so is every call without one. */
+    assert_int_equal(db_counts_add(f->db, "node-2", c, COUNT_OF(c), NULL, err, sizeof(err)), 0);
+    assert_int_equal(db_counts_add(f->db, NULL, c, COUNT_OF(c), NULL, err, sizeof(err)), 0);
+    assert_string_equal(owner_days(f->db, a, d, d).s, "2032-02-02 9 900");
+    assert_string_equal(segment(f->db, a, d).s, "f1a001 w512 FR 9 900");
+}
+
+#define WRITERS 2
+#define FLUSHES 150
+
+/* Two processes flush the same keys at once, each with its own
+ * connection: every count arrives (no lost update, no deadlock left
+ * unretried). */
+static void test_concurrent_flushes(void **state)
+{
+    struct fixture *f = *state;
+    const char *a = OWNER("c0c1"), *d = "2032-03-03";
+    pid_t pid[WRITERS];
+    for (int w = 0; w < WRITERS; w++) {
+        pid[w] = fork();
+        assert_true(pid[w] >= 0);
+        if (pid[w] > 0)
+            continue;
+        struct db *db = NULL;
+        char err[256];
+        int bad = db_open(f->url, &db, err, sizeof(err)) != 0;
+        if (db != NULL)
+            db_set_busy_timeout(db, 30000);
+        for (int i = 0; i < FLUSHES && !bad; i++) {
+            /* Keys in a different order in each writer. */
+            const struct db_count c[] = {
+                HIT(a, d, w ? "c0a002" : "c0a001", "orig", "DE", 1, 10, 200),
+                HIT(a, d, w ? "c0a001" : "c0a002", "orig", "DE", 1, 10, 200)};
+            int rc = 0;
+            for (int tries = 0; tries < 100; tries++) /* a deadlock victim retries */
+                if ((rc = db_counts_add(db, NULL, c, COUNT_OF(c), NULL, err, sizeof(err))) == 0)
+                    break;
+            bad = rc != 0;
+        }
+        db_close(db);
+        _exit(bad);
+    }
+    for (int w = 0; w < WRITERS; w++) {
+        int st = 0;
+        assert_int_equal(waitpid(pid[w], &st, 0), pid[w]);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    char want[64];
+    snprintf(want, sizeof(want), "%s %d %d", d, WRITERS * FLUSHES * 2, WRITERS * FLUSHES * 20);
+    assert_string_equal(owner_days(f->db, a, d, d).s, want);
+    snprintf(want, sizeof(want), "c0a001 orig DE %d %d; c0a002 orig DE %d %d", WRITERS * FLUSHES,
+             WRITERS * FLUSHES * 10, WRITERS * FLUSHES, WRITERS * FLUSHES * 10);
+    assert_string_equal(segment(f->db, a, d).s, want);
+}
+
+/* The rate limit of a shared database holds across its connections (the
+ * nodes); a local database has none (each process counts its own). */
+static void test_rate_take(void **state)
+{
+    struct fixture *f = *state;
+    int ok = -1, remaining = -1, retry = -1;
+    if (!db_shared(f->db)) {
+        assert_int_equal(db_rate_take(f->db, OWNER("r001"), 3, &ok, &remaining, &retry), PF_EINVAL);
+        return;
+    }
+    f->db2 = open_url(f->url);
+    for (int i = 0; i < 3; i++) {
+        struct db *db = i == 1 ? f->db2 : f->db; /* two nodes share the count */
+        assert_int_equal(db_rate_take(db, OWNER("r001"), 3, &ok, &remaining, &retry), 0);
+        assert_int_equal(ok, 1);
+        assert_int_equal(remaining, 2 - i);
+    }
+    assert_int_equal(db_rate_take(f->db2, OWNER("r001"), 3, &ok, &remaining, &retry), 0);
+    assert_int_equal(ok, 0);
+    assert_int_equal(remaining, 0);
+    assert_true(retry >= 1 && retry <= 61);
+    /* Another owner has its own window. */
+    assert_int_equal(db_rate_take(f->db2, OWNER("r002"), 3, &ok, &remaining, &retry), 0);
+    assert_int_equal(ok, 1);
+}
+
+/* A copy into an empty database reads the same; the copy is not empty. */
+static void test_copy(void **state)
+{
+    struct fixture *f = *state;
+    const char *a = OWNER("cp01"), *d = "2032-04-04";
+    const struct db_count c[] = {HIT(a, d, "cp0001", "w256", "US", 5, 50, 200),
+                                 STATUS(a, d, 404, 2)};
+    char dir[] = "/tmp/pixflare-copy-XXXXXX", url[128], err[256], what[128];
+    int64_t copied = 0;
+    int empty = -1;
+    assert_int_equal(ADD(f->db, c), 0);
+    assert_non_null(mkdtemp(dir));
+    snprintf(url, sizeof(url), "sqlite:%s/copy.db", dir);
+    f->db2 = open_url(url);
+    assert_int_equal(db_copy_is_empty(f->db2, &empty, what, sizeof(what)), 0);
+    assert_int_equal(empty, 1);
+    assert_int_equal(db_copy(f->db, f->db2, NULL, NULL, &copied, err, sizeof(err)), 0);
+    assert_true(copied >= 4);
+    assert_int_equal(db_copy_is_empty(f->db2, &empty, what, sizeof(what)), 0);
+    assert_int_equal(empty, 0);
+    assert_string_equal(owner_days(f->db2, a, d, d).s, owner_days(f->db, a, d, d).s);
+    assert_string_equal(segment(f->db2, a, d).s, "cp0001 w256 US 5 50");
+    assert_string_equal(statuses(f->db2, a, d, d).s, statuses(f->db, a, d, d).s);
+    assert_int_equal(version(f->db2, d), version(f->db, d));
+    db_close(f->db2);
+    f->db2 = NULL;
+    assert_int_equal(nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -933,6 +1061,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_last_aggregation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cleanup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flush_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_flushes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_take, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
