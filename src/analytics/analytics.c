@@ -39,9 +39,12 @@ int analytics_open(const struct config *cfg, struct engine *engine, FILE *log,
         if (rc == 0)
             rc = event_tee_add(&an->tee, s);
     }
+    char node[17] = "";
+    if (rc == 0 && cfg->realtime_enabled)
+        rc = config_node_id(cfg, node, err, errlen);
     if (rc == 0 && cfg->realtime_enabled) {
-        rc = rollup_open(cfg->database, cfg->realtime_flush_ms, ROLLUP_MAX_KEYS, log, &an->rollup,
-                         err, errlen);
+        rc = rollup_open(cfg->database, node, cfg->realtime_flush_ms, ROLLUP_MAX_KEYS, log,
+                         &an->rollup, err, errlen);
         if (rc == 0)
             rc = event_tee_add(&an->tee, rollup_sink(an->rollup));
     }

@@ -6,14 +6,13 @@
  * flusher's `pending` table, and clears it for the next swap. Nothing on the
  * request path allocates except when its table grows.
  *
- * Exactly once. Each write of a table carries a flush id (this process's
- * random id and a sequence number) that the database records in the same
- * transaction (db_counts_add()). A write that fails moves its table aside
- * as `inflight`, unchanged, with its id; later counts go on into a new
- * `pending`. The next flushes retry `inflight` under the same id before
- * anything else: if the failed write had committed after all (PostgreSQL
- * went away during COMMIT), the database knows the id and adds nothing, so
- * the counts are neither lost nor added twice. */
+ * Exactly once. Each write of a table carries a flush id ("NODE.RUN.SEQ":
+ * the node's id, this process's random id and a sequence number) that the database records in the
+ * same transaction (db_counts_add()). A write that fails moves its table aside as `inflight`,
+ * unchanged, with its id; later counts go on into a new `pending`. The next flushes retry
+ * `inflight` under the same id before anything else: if the failed write had committed after all
+ * (PostgreSQL went away during COMMIT), the database knows the id and adds nothing, so the counts
+ * are neither lost nor added twice. */
 #include "analytics/rollup.h"
 
 #include "store/db.h"
@@ -80,8 +79,9 @@ struct rollup {
     struct table *pending;  /* flusher only */
     struct table *inflight; /* a failed write's counts, retried as they are (or NULL) */
     char inflight_id[48];
-    uint64_t node_id, next_flush;
-    pthread_mutex_t flush_mu; /* one flush at a time (the thread, or close) */
+    char node_id[17];
+    uint64_t run_id, next_flush; /* run: random per process */
+    pthread_mutex_t flush_mu;    /* one flush at a time (the thread, or close) */
     struct ticker *flusher;
     _Atomic size_t live_keys; /* keys in every table, for the memory bound */
     _Atomic uint64_t flushes, rows, failures, overflow, pending_keys, batched;
@@ -379,7 +379,7 @@ static int flush(struct rollup *ru)
     }
     if (rc == 0 && ru->pending->count > 0) {
         char id[48];
-        snprintf(id, sizeof(id), "%016llx-%llu", (unsigned long long)ru->node_id,
+        snprintf(id, sizeof(id), "%s.%016llx.%llu", ru->node_id, (unsigned long long)ru->run_id,
                  (unsigned long long)ru->next_flush++);
         rc = write_table(ru, ru->pending, id, err, sizeof(err));
         /* (Without memory for a new table the counts stay in `pending`, and a
@@ -416,8 +416,8 @@ static void flush_tick(void *arg)
     flush(arg);
 }
 
-int rollup_open(const char *database, int flush_ms, size_t max_keys, FILE *log, struct rollup **out,
-                char *err, size_t errlen)
+int rollup_open(const char *database, const char *node_id, int flush_ms, size_t max_keys, FILE *log,
+                struct rollup **out, char *err, size_t errlen)
 {
     struct rollup *ru = calloc(1, sizeof(*ru));
     if (ru == NULL)
@@ -427,8 +427,9 @@ int rollup_open(const char *database, int flush_ms, size_t max_keys, FILE *log, 
     ru->log = log;
     ru->gen = atomic_fetch_add(&next_gen, 1);
     ru->last_error_log = -1000;
-    if (getrandom(&ru->node_id, sizeof(ru->node_id), 0) != sizeof(ru->node_id))
-        ru->node_id = (uint64_t)timeutil_mono_ms() ^ ((uint64_t)getpid() << 32);
+    snprintf(ru->node_id, sizeof(ru->node_id), "%s", node_id);
+    if (getrandom(&ru->run_id, sizeof(ru->run_id), 0) != sizeof(ru->run_id))
+        ru->run_id = (uint64_t)timeutil_mono_ms() ^ ((uint64_t)getpid() << 32);
     pthread_mutex_init(&ru->list_mu, NULL);
     pthread_mutex_init(&ru->flush_mu, NULL);
     int rc = db_open(database, &ru->db, err, errlen);

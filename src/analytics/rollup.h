@@ -24,9 +24,10 @@
 
 struct rollup;
 
-/* database: db_open()'s URL (PIXFLARE_DATABASE). */
-int rollup_open(const char *database, int flush_ms, size_t max_keys, FILE *log, struct rollup **out,
-                char *err, size_t errlen);
+/* database: db_open()'s URL (PIXFLARE_DATABASE); node_id: this node's
+ * (config_node_id()), the first part of every flush id. */
+int rollup_open(const char *database, const char *node_id, int flush_ms, size_t max_keys, FILE *log,
+                struct rollup **out, char *err, size_t errlen);
 
 /* Count one event: a status row always, a daily row (and so its month) for
  * statuses 200, 206 and 304. */

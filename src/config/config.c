@@ -511,6 +511,36 @@ done:
     return rc;
 }
 
+int config_node_id(const struct config *cfg, char out[17], char *err, size_t errlen)
+{
+    char *path = join(cfg->data_dir, "/node-id"), *text = NULL;
+    size_t len = 0;
+    int rc = path == NULL ? PF_ENOMEM : fsutil_mkdirs(cfg->data_dir, 0755);
+    if (rc == 0)
+        rc = fsutil_read_file(path, 64, &text, &len);
+    if (rc == PF_ENOTFOUND) {
+        unsigned char raw[8];
+        rc = fsutil_random(raw, sizeof(raw));
+        for (size_t i = 0; rc == 0 && i < sizeof(raw); i++)
+            snprintf(out + 2 * i, 3, "%02x", raw[i]);
+        if (rc == 0)
+            rc = fsutil_write_atomic(path, out, 16, 0644);
+    } else if (rc == 0) {
+        if (len < 16 || strspn(text, "0123456789abcdef") < 16) {
+            snprintf(err, errlen, "%s: not a node id (16 hex characters); delete it", path);
+            rc = PF_EINVAL;
+        } else {
+            memcpy(out, text, 16);
+            out[16] = '\0';
+        }
+    }
+    if (rc != 0 && rc != PF_EINVAL)
+        snprintf(err, errlen, "node id file %s: %s", path ? path : "", err_str(rc));
+    free(text);
+    free(path);
+    return rc;
+}
+
 int config_ensure_secret(struct config *cfg, char *err, size_t errlen)
 {
     char *path = NULL;

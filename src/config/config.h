@@ -48,6 +48,12 @@ int config_load(const char *file, struct config *cfg, char *err, size_t errlen);
  * file (mode 0600) with 32 random bytes in hex. Creates DATA_DIR if needed. */
 int config_ensure_secret(struct config *cfg, char *err, size_t errlen);
 
+/* This node's id: 16 hex characters kept in $PIXFLARE_DATA_DIR/node-id
+ * (made once, random). Several nodes on one database tell their writes
+ * apart by it (realtime flush ids; the batch's check that no other node
+ * wrote a date it would replace from this node's events alone). */
+int config_node_id(const struct config *cfg, char out[17], char *err, size_t errlen);
+
 void config_free(struct config *cfg);
 
 /* Parse a boolean as the settings do (true/false/1/0/yes/no, any case).

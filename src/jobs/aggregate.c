@@ -166,6 +166,51 @@ static int online_cpus(void)
     return n < 1 ? 1 : n > 8 ? 8 : (int)n;
 }
 
+/* Node ids other than `own` (counted, and the first kept). */
+struct others {
+    const char *own;
+    int n;
+    char first[17];
+};
+
+static int other_node(void *ctx, const char *node)
+{
+    struct others *o = ctx;
+    if (strcmp(node, o->own) != 0 && o->n++ == 0)
+        snprintf(o->first, sizeof(o->first), "%s", node);
+    return 0;
+}
+
+/* With the embedded engine each node's events are in its own log: on a
+ * database other nodes also write to, this node's events are not the
+ * date's, and replacing the date's rows with them would drop the other
+ * nodes' counts. The realtime flush receipts name the nodes that wrote
+ * around the date (for a week). 0, or PF_EINVAL with the reason. */
+static int only_this_node(const struct config *cfg, struct engine *engine, struct db *db,
+                          int64_t day, const char *date, char *err, size_t errlen)
+{
+    char own[17];
+    if (!db_shared(db) || strcmp(engine_name(engine), "embedded") != 0)
+        return 0;
+    int rc = config_node_id(cfg, own, err, errlen);
+    struct others o = {own, 0, ""};
+    if (rc == 0)
+        rc = db_flush_nodes(db, day * 86400, (day + 1) * 86400 + 3600, other_node, &o);
+    if (rc == 0 && o.n > 0) {
+        snprintf(err, errlen,
+                 "%d other node(s) (%s%s) also counted %s in this database, and their events "
+                 "are in their own event logs, not this node's: the date's rows are left as "
+                 "realtime counted them. A cluster aggregates from a shared event engine "
+                 "(ANALYTICS_ENGINE=clickhouse); --force replaces them with this node's events "
+                 "alone",
+                 o.n, o.first, o.n > 1 ? ", ..." : "", date);
+        rc = PF_EINVAL;
+    } else if (rc != 0 && err[0] == '\0') {
+        snprintf(err, errlen, "cannot read the realtime flush receipts: %s", err_str(rc));
+    }
+    return rc;
+}
+
 int aggregate_run_day(const struct config *cfg, struct engine *engine, struct db *db, int64_t day,
                       const struct aggregate_opts *o, struct aggregate_day *out, char *err,
                       size_t errlen)
@@ -217,6 +262,8 @@ int aggregate_run_day(const struct config *cfg, struct engine *engine, struct db
         snprintf(err, errlen, "stopped");
         return PF_ECONFLICT;
     }
+    if (!o->force && (rc = only_this_node(cfg, engine, db, day, date, err, errlen)) != 0)
+        return rc;
     t0 = timeutil_mono_ns();
     struct engine_group_opts go = {o->threads < 1 ? online_cpus() : o->threads, o->stop};
     rc = engine_group_day(engine, day, &go, stderr, &keys, &nkeys, &out->files, err, errlen);

@@ -47,7 +47,9 @@ struct aggregate_day {
 
 /* Aggregate one date from `engine` (NULL: ANALYTICS_ENGINE=none) into db.
  * Errors (reason in err): PF_EINVAL, the date has not ended, is older than
- * the retention, or there is no event engine; PF_EIO, events could not be
+ * the retention, there is no event engine, or other nodes counted the date
+ * in a shared database while the engine is this node's own event log
+ * (opts->force overrides); PF_EIO, events could not be
  * read; PF_EFORMAT, events are damaged or missing while the tables hold
  * rows for the date (opts->force overrides); PF_EDB, the database refused;
  * PF_ECONFLICT, stopped. On any error the date's rows are as they were. */

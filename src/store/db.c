@@ -72,6 +72,12 @@ int db_batch_replace_day(struct db *db, const char *date, const struct db_daily_
                                       errlen);
 }
 
+int db_flush_nodes(struct db *db, int64_t from, int64_t to, int (*fn)(void *ctx, const char *node),
+                   void *ctx)
+{
+    return db->ops->flush_nodes(db, from, to, fn, ctx);
+}
+
 int db_batch_day_done(struct db *db, const char *date, int *done)
 {
     return db->ops->batch_day_done(db, date, done);

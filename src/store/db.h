@@ -145,6 +145,12 @@ int db_batch_replace_day(struct db *db, const char *date, const struct db_daily_
                          size_t ndaily, const struct db_status_row *status, size_t nstatus,
                          int64_t events, struct db_batch_stats *st, char *err, size_t errlen);
 
+/* Call fn with each node id (the part of a flush id before its first '.')
+ * of the realtime flushes recorded from Unix time `from` until `to`
+ * (receipts are kept a week): the nodes that wrote counts then. */
+int db_flush_nodes(struct db *db, int64_t from, int64_t to, int (*fn)(void *ctx, const char *node),
+                   void *ctx);
+
 /* OUT: *done = whether the batch has aggregated `date`. */
 int db_batch_day_done(struct db *db, const char *date, int *done);
 

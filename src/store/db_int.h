@@ -29,6 +29,8 @@ struct db_ops {
                              size_t ndaily, const struct db_status_row *status, size_t nstatus,
                              int64_t events, struct db_batch_stats *bs, char *err, size_t errlen);
     int (*batch_day_done)(struct db *db, const char *date, int *done);
+    int (*flush_nodes)(struct db *db, int64_t from, int64_t to,
+                       int (*fn)(void *ctx, const char *node), void *ctx);
     int (*day_requests)(struct db *db, const char *date, int64_t *requests);
     int (*meta_get)(struct db *db, const char *key, char *value, size_t len);
     int (*meta_set)(struct db *db, const char *key, const char *value, char *err, size_t errlen);

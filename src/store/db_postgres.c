@@ -933,6 +933,7 @@ static const struct db_ops db_pg_ops = {
     .counts_add = db_pg_counts_add,
     .batch_replace_day = db_pg_batch_replace_day,
     .batch_day_done = db_pg_batch_day_done,
+    .flush_nodes = db_pg_flush_nodes,
     .day_requests = db_pg_day_requests,
     .meta_get = db_pg_meta_get,
     .meta_set = db_pg_meta_set,

@@ -441,6 +441,23 @@ int db_pg_batch_replace_day(struct db *base, const char *date, const struct db_d
     return rc;
 }
 
+int db_pg_flush_nodes(struct db *base, int64_t from, int64_t to,
+                      int (*fn)(void *ctx, const char *node), void *ctx)
+{
+    struct db_pg *db = (struct db_pg *)base;
+    static const char *const sql = "SELECT DISTINCT split_part(id, '.', 1) FROM analytics_flushes "
+                                   "WHERE at >= $1 AND at < $2 AND position('.' IN id) > 1";
+    char a[24], b[24];
+    PGresult *r = NULL;
+    snprintf(a, sizeof(a), "%lld", (long long)from);
+    snprintf(b, sizeof(b), "%lld", (long long)to);
+    int rc = db_pg_query(db, sql, 2, (const char *[]){a, b}, &r);
+    for (int i = 0; rc == 0 && i < PQntuples(r); i++)
+        rc = fn(ctx, PQgetvalue(r, i, 0));
+    PQclear(r);
+    return rc;
+}
+
 int db_pg_batch_day_done(struct db *base, const char *date, int *done)
 {
     int64_t one = 0;

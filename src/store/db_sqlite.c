@@ -517,6 +517,7 @@ static const struct db_ops db_sqlite_ops = {
     .counts_add = db_sqlite_counts_add,
     .batch_replace_day = db_sqlite_batch_replace_day,
     .batch_day_done = db_sqlite_batch_day_done,
+    .flush_nodes = db_sqlite_flush_nodes,
     .day_requests = db_sqlite_day_requests,
     .meta_get = db_sqlite_meta_get,
     .meta_set = db_sqlite_meta_set,

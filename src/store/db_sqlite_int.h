@@ -62,6 +62,8 @@ int db_sqlite_batch_replace_day(struct db *base, const char *date, const struct 
                                 int64_t events, struct db_batch_stats *bs, char *err,
                                 size_t errlen);
 int db_sqlite_batch_day_done(struct db *base, const char *date, int *done);
+int db_sqlite_flush_nodes(struct db *base, int64_t from, int64_t to,
+                          int (*fn)(void *ctx, const char *node), void *ctx);
 int db_sqlite_day_requests(struct db *base, const char *date, int64_t *requests);
 int db_sqlite_meta_get(struct db *base, const char *key, char *value, size_t len);
 int db_sqlite_meta_set(struct db *base, const char *key, const char *value, char *err,

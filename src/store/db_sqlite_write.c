@@ -421,6 +421,28 @@ int db_sqlite_batch_replace_day(struct db *base, const char *date, const struct 
     return rc;
 }
 
+int db_sqlite_flush_nodes(struct db *base, int64_t from, int64_t to,
+                          int (*fn)(void *ctx, const char *node), void *ctx)
+{
+    struct db_sqlite *db = (struct db_sqlite *)base;
+    sqlite3_stmt *st = NULL;
+    int rc = db_sqlite_prep(db,
+                            "SELECT DISTINCT substr(id, 1, instr(id, '.') - 1) FROM "
+                            "analytics_flushes WHERE at >= ?1 AND at < ?2 AND instr(id, '.') > 1",
+                            &st),
+        step = SQLITE_DONE;
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, from);
+        sqlite3_bind_int64(st, 2, to);
+    }
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW)
+        rc = fn(ctx, (const char *)sqlite3_column_text(st, 0));
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = PF_EDB;
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int db_sqlite_batch_day_done(struct db *base, const char *date, int *done)
 {
     struct db_sqlite *db = (struct db_sqlite *)base;
