@@ -4,10 +4,12 @@
 #
 #   sh scripts/deps.sh        build and run (make run)
 #   sh scripts/deps.sh test   also what the tests need (make test): Debian's
-#                             chromium, node and npm when there is no npm
-#                             command, and tests/dashboard's npm packages
-#                             (npm ci, when node_modules is missing or older
-#                             than package-lock.json)
+#                             postgresql (a throwaway server, scripts/pg.sh)
+#                             and python3-psycopg2, chromium, node and npm
+#                             when there is no npm command, and
+#                             tests/dashboard's npm packages (npm ci, when
+#                             node_modules is missing or older than
+#                             package-lock.json)
 set -e
 case "${1-}" in
 "" | test) ;;
@@ -19,9 +21,9 @@ esac
 PKGS="build-essential clang clang-format pkg-config libmicrohttpd-dev libvips-dev
 libjansson-dev libsqlite3-dev libssl-dev libcmocka-dev libclang-rt-14-dev
 python3 python3-pytest curl libmaxminddb-dev libxxhash-dev tor-geoipdb
-libmaxmind-db-writer-perl mmdb-bin faketime zlib1g-dev"
+libmaxmind-db-writer-perl mmdb-bin faketime zlib1g-dev libpq-dev"
 if [ "${1-}" = test ]; then
-    PKGS="$PKGS chromium"
+    PKGS="$PKGS postgresql python3-psycopg2 chromium"
     # Only when there is no npm at all: Debian's npm over another nodejs (say
     # nodesource's, which bundles npm) would conflict.
     command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
