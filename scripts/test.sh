@@ -3,11 +3,18 @@
 #   1. formatting (clang-format, .clang-format); the GeoIP test database
 #   2. the dashboard's JavaScript unit tests; gcc build with -Werror, the
 #      structure check (layers, include circles, prefixes, file sizes), unit
-#      tests, integration tests (the dashboard in headless Chromium included)
+#      tests (on SQLite, then on PostgreSQL), integration tests (each test
+#      that opens a database on both backends; the dashboard in headless
+#      Chromium included)
 #   3. clang build with -Werror
 #   4. clang ASan + UBSan build (leak checking on), unit and integration tests
 #   5. a short fuzzing run of every parser target (FUZZ_SECONDS, default 20)
-# Ends with one summary line "N passed, N failed".
+# A throwaway PostgreSQL server (scripts/pg.sh, in a mktemp directory) serves
+# the unit and integration tests: PIXFLARE_TEST_PG_URL is its maintenance
+# database's URL (tests/integration makes a database per test there), and
+# the PostgreSQL unit steps get a fresh database each in
+# PIXFLARE_TEST_DATABASE. It is stopped and removed at the end, interrupted
+# or not. Ends with one summary line "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 JOBS=$(nproc 2>/dev/null || echo 2)
@@ -33,6 +40,38 @@ pytest_run() {
     PIXFLARE_BIN="$(pwd)/$1/pixflare" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
 }
 
+PG_DIR=""
+pg_start() {
+    PG_DIR=$(mktemp -d) && sh scripts/pg.sh start "$PG_DIR" || return 1
+    PIXFLARE_TEST_PG_URL=$(sh scripts/pg.sh url "$PG_DIR") || return 1
+    export PIXFLARE_TEST_PG_URL
+    echo "$PIXFLARE_TEST_PG_URL"
+}
+
+pg_stop() {
+    if [ -n "$PG_DIR" ]; then
+        sh scripts/pg.sh stop "$PG_DIR" || echo "test: could not stop the PostgreSQL in $PG_DIR" >&2
+        PG_DIR=""
+    fi
+}
+trap pg_stop EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# pg_unit DBNAME MAKE-ARGS...: the unit tests on a fresh PostgreSQL database
+# DBNAME (tests/unit/db_test.c runs on PIXFLARE_TEST_DATABASE).
+pg_unit() {
+    db=$1
+    shift
+    if [ -z "${PIXFLARE_TEST_PG_URL-}" ]; then
+        echo "no PostgreSQL server (see the step that starts it)"
+        return 1
+    fi
+    url=$(sh scripts/pg.sh createdb "$PG_DIR" "$db") || return 1
+    PIXFLARE_TEST_DATABASE=$url make -s "$@" unit
+}
+
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 
@@ -43,12 +82,16 @@ step "GeoIP database (make geoip)" make -s geoip
 step "dashboard unit tests (node --test)" node --test tests/dashboard/unit.test.mjs
 step "gcc build (-Wall -Wextra -Werror)" make -s -j"$JOBS" CC=gcc BUILD=build/gcc all
 step "structure (scripts/check_structure.py)" make -s CC=gcc BUILD=build/gcc structure
+step "PostgreSQL for the tests (scripts/pg.sh)" pg_start
 step "gcc unit tests" make -s -j"$JOBS" CC=gcc BUILD=build/gcc unit
+step "gcc unit tests (PostgreSQL)" pg_unit unit_gcc -j"$JOBS" CC=gcc BUILD=build/gcc
 step "gcc integration tests" pytest_run build/gcc
 step "clang build (-Wall -Wextra -Werror)" make -s -j"$JOBS" CC=clang BUILD=build/clang all
 step "asan+ubsan build" make -s -j"$JOBS" CC=clang SAN=1 BUILD=build/asan all
 step "asan+ubsan unit tests" make -s -j"$JOBS" CC=clang SAN=1 BUILD=build/asan unit
+step "asan+ubsan unit tests (PostgreSQL)" pg_unit unit_asan -j"$JOBS" CC=clang SAN=1 BUILD=build/asan
 step "asan+ubsan integration tests" pytest_run build/asan
+pg_stop
 if [ -f tests/fuzz/run.sh ]; then
     step "fuzzing (${FUZZ_SECONDS:-20}s per target)" sh tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
 fi
