@@ -3,7 +3,19 @@ directory, real image files, and a server on 127.0.0.1.
 
 PIXFLARE_BIN names the binary (the Makefile sets it). Each server's stderr is
 checked for sanitizer reports when it stops (the ASan/UBSan build runs the
-same tests)."""
+same tests).
+
+Database backends: every test runs twice, as test[sqlite] and test[pg] (the
+`backend` fixture, "sqlite" or "postgres"), except
+- @pytest.mark.sqlite_only: what only SQLite has (its file, its locks): [sqlite];
+- @pytest.mark.pg_only: what only PostgreSQL has: [pg];
+- @pytest.mark.no_db (or a module's pytestmark): never opens a database: once,
+  unparametrised (on SQLite, should a Server come up after all).
+On [pg] every data directory gets a fresh PostgreSQL database on the server
+PIXFLARE_TEST_PG_URL names (scripts/test.sh starts one with scripts/pg.sh);
+without it the [pg] tests are skipped. Each test also carries a marker
+named after its backend: `-m sqlite`, `-m pg`, `-m "not pg"` (all but the
+PostgreSQL runs) select by it. See pftest.py for the SQL helpers."""
 import os
 import sys
 
@@ -11,7 +23,60 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import pftest  # noqa: E402
 from pftest import Server, make_png  # noqa: E402
+
+BACKENDS = {"sqlite": "sqlite", "postgres": "pg"}  # fixture value -> test id
+
+
+def pytest_configure(config):
+    for line in ("sqlite_only: runs on the SQLite backend only (not doubled on PostgreSQL)",
+                 "pg_only: runs on the PostgreSQL backend only",
+                 "no_db: opens no database: runs once, not per backend",
+                 "sqlite: set by conftest.py: this run is on SQLite",
+                 "pg: set by conftest.py: this run is on PostgreSQL"):
+        config.addinivalue_line("markers", line)
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" not in metafunc.fixturenames:
+        return
+    marks = {m.name for m in metafunc.definition.iter_markers()}
+    if "no_db" in marks:
+        return
+    if "sqlite_only" in marks and "pg_only" in marks:
+        raise pytest.UsageError(metafunc.definition.nodeid + ": sqlite_only and pg_only")
+    names = ["sqlite", "postgres"]
+    if "sqlite_only" in marks:
+        names = ["sqlite"]
+    elif "pg_only" in marks:
+        names = ["postgres"]
+    metafunc.parametrize("backend", [pytest.param(n, marks=getattr(pytest.mark, BACKENDS[n]))
+                                     for n in names],
+                         ids=[BACKENDS[n] for n in names], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def backend(request):
+    """The test's database backend, "sqlite" or "postgres" (see above):
+    every Server (and clean_env with a data directory) of the test uses it.
+    The test's PostgreSQL databases are dropped after it."""
+    name = getattr(request, "param", "sqlite")
+    if name == "postgres" and not pftest.PG_URL:
+        pytest.skip("PIXFLARE_TEST_PG_URL is not set (scripts/test.sh starts a PostgreSQL)")
+    pftest.use_backend(name)
+    try:
+        yield name
+    finally:
+        pftest.end_backend()
+
+
+@pytest.fixture
+def pg_db_factory():
+    """new(): the URL of one more fresh, empty PostgreSQL database (say the
+    target of `pixflare db copy`), on any backend; dropped after the test.
+    Skips the test when there is no PIXFLARE_TEST_PG_URL."""
+    return pftest.new_pg_database
 
 
 @pytest.fixture
@@ -32,7 +97,7 @@ def images(tmp_path):
 
 
 @pytest.fixture
-def server(tmp_path, images):
+def server(tmp_path, images, backend):
     """A running server over the `images` tree; .ids maps rel path -> id."""
     src, files = images
     srv = Server(tmp_path / "data")
@@ -49,8 +114,9 @@ def server(tmp_path, images):
 
 
 @pytest.fixture(autouse=True)
-def no_server_left_behind():
-    """A test that fails half-way must not leave its server running."""
+def no_server_left_behind(backend):
+    """A test that fails half-way must not leave its server running (nor
+    connected to a database about to be dropped)."""
     yield
     for srv in list(Server.live):
         if srv.proc is not None:

@@ -1,13 +1,27 @@
 """Helpers shared by the integration tests: image files made here (no
-downloads), image-size parsing, and a handle on a real pixflare server."""
+downloads), image-size parsing, a handle on a real pixflare server, and SQL
+on the database of a data directory, whichever backend the test runs on.
+
+The database backend (conftest.py's `backend` fixture sets it per test):
+- "sqlite": pixflare's default, $PIXFLARE_DATA_DIR/pixflare.db;
+- "postgres": each data directory a test uses gets a fresh PostgreSQL
+  database of its own on the server PIXFLARE_TEST_PG_URL names (its
+  maintenance database's URL, as scripts/pg.sh writes it), created on first
+  use and dropped after the test. clean_env() (so every Server) then carries
+  PIXFLARE_DATABASE=<that database's URL>."""
+import datetime
+import decimal
 import http.client
 import os
 import random
 import signal
 import socket
+import sqlite3
 import struct
 import subprocess
 import time
+import urllib.parse
+import uuid
 import zlib
 
 BIN = os.environ.get("PIXFLARE_BIN",
@@ -72,11 +86,177 @@ def free_port():
 
 
 def clean_env(extra=None):
-    """The test process's environment without any Pixflare setting."""
+    """The test process's environment without any Pixflare setting, plus
+    `extra`; when `extra` names a data directory (PIXFLARE_DATA_DIR) and no
+    database, also the current backend's database for that directory (see
+    database_env)."""
     env = {k: v for k, v in os.environ.items()
            if not (k.startswith("PIXFLARE_") or k.startswith("ANALYTICS_"))}
-    env.update(extra or {})
+    extra = extra or {}
+    if ("PIXFLARE_DATA_DIR" in extra and "PIXFLARE_DATABASE" not in extra
+            and "PIXFLARE_DATABASE_FILE" not in extra):
+        env.update(database_env(extra["PIXFLARE_DATA_DIR"]))
+    env.update(extra)
     return env
+
+
+# ---- the database backend ----
+
+PG_URL = os.environ.get("PIXFLARE_TEST_PG_URL", "")
+BACKEND = "sqlite"  # "sqlite" or "postgres": the current test's (conftest.py)
+_pg_dbs = {}  # this test's: absolute data dir -> database URL
+_pg_created = []  # this test's databases, dropped after it
+_pg_conns = {}  # database URL -> open psycopg2 connection (autocommit)
+
+
+def _psycopg2():
+    try:
+        import psycopg2
+    except ImportError:
+        raise AssertionError("PIXFLARE_TEST_PG_URL is set but psycopg2 is missing: "
+                             "apt-get install python3-psycopg2 (sh scripts/deps.sh test)")
+    return psycopg2
+
+
+def _pg_conn(url):
+    conn = _pg_conns.get(url)
+    if conn is None or conn.closed:
+        conn = _psycopg2().connect(url)
+        conn.autocommit = True
+        _pg_conns[url] = conn
+    return conn
+
+
+def pg_url_of(name):
+    """The URL of database `name` on the PIXFLARE_TEST_PG_URL server."""
+    u = urllib.parse.urlsplit(PG_URL)
+    return urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + name, u.query, u.fragment))
+
+
+def new_pg_database():
+    """A fresh, empty database on the PIXFLARE_TEST_PG_URL server (whatever
+    the test's backend): its URL. Dropped after the test."""
+    if not PG_URL:
+        import pytest
+        pytest.skip("PIXFLARE_TEST_PG_URL is not set (scripts/test.sh starts a PostgreSQL)")
+    name = "t_" + uuid.uuid4().hex[:16]
+    cur = _pg_conn(PG_URL).cursor()
+    # FILE_COPY: 3x faster than PostgreSQL 15's default with fsync off.
+    strategy = " STRATEGY = FILE_COPY" if _pg_conn(PG_URL).server_version >= 150000 else ""
+    cur.execute('CREATE DATABASE "%s"%s' % (name, strategy))
+    _pg_created.append(name)
+    return pg_url_of(name)
+
+
+def use_backend(name):
+    """Start of a test (conftest.py): the backend its databases are on."""
+    global BACKEND
+    assert name in ("sqlite", "postgres"), name
+    BACKEND = name
+
+
+def end_backend():
+    """End of a test (conftest.py): drop its PostgreSQL databases (whoever
+    is still connected is cut off), back to SQLite."""
+    global BACKEND
+    BACKEND = "sqlite"
+    _pg_dbs.clear()
+    for url in list(_pg_conns):
+        if url != PG_URL:
+            _pg_conns.pop(url).close()
+    errors = []
+    while _pg_created:
+        name = _pg_created.pop()
+        try:
+            _pg_conn(PG_URL).cursor().execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+        except Exception as e:  # noqa: BLE001 (dropped or not, go on with the rest)
+            errors.append("%s: %s" % (name, e))
+    assert not errors, "cannot drop test databases: " + "; ".join(errors)
+
+
+def database_url(data_dir):
+    """The PIXFLARE_DATABASE of a data directory on the current backend:
+    sqlite:DATA_DIR/pixflare.db (the default), or its own PostgreSQL
+    database (created on first use)."""
+    data_dir = os.path.abspath(str(data_dir))
+    if BACKEND == "sqlite":
+        return "sqlite:" + os.path.join(data_dir, "pixflare.db")
+    if data_dir not in _pg_dbs:
+        _pg_dbs[data_dir] = new_pg_database()
+    return _pg_dbs[data_dir]
+
+
+def database_env(data_dir):
+    """What a pixflare on `data_dir` needs in its environment to use the
+    current backend: nothing on SQLite (the default is exercised), else
+    PIXFLARE_DATABASE."""
+    if BACKEND == "sqlite":
+        return {}
+    return {"PIXFLARE_DATABASE": database_url(data_dir)}
+
+
+def _value(v):
+    """PostgreSQL's values as SQLite's: SUM() of integers is numeric there."""
+    if isinstance(v, decimal.Decimal) and v == v.to_integral_value():
+        return int(v)
+    if isinstance(v, datetime.date) and not isinstance(v, datetime.datetime):
+        return v.isoformat()
+    if isinstance(v, memoryview):
+        return bytes(v)
+    return v
+
+
+def _run_sql(database, query, params, fetch):
+    params = tuple(params)
+    if database.startswith("sqlite:"):
+        db = sqlite3.connect(database[len("sqlite:"):], timeout=30)
+        try:
+            cur = db.execute(query, params)
+            out = cur.fetchall() if fetch else cur.rowcount
+            db.commit()
+            return out
+        finally:
+            db.close()
+    if database.startswith(("postgres://", "postgresql://")):
+        # psycopg2's placeholders; a literal % doubled. (A ? inside a string
+        # literal would be taken too: pass such text as a parameter.)
+        query = query.replace("%", "%%").replace("?", "%s")
+        with _pg_conn(database).cursor() as cur:
+            cur.execute(query, params)
+            if not fetch:
+                return cur.rowcount
+            return [tuple(_value(v) for v in row) for row in cur.fetchall()]
+    raise ValueError("unknown database URL " + database)
+
+
+def sql(database, query, params=()):
+    """Rows (tuples) of one SQL statement on `database` (a PIXFLARE_DATABASE
+    value: sqlite:PATH or postgres://...). `?` placeholders on both; each
+    statement commits on its own. Keep the SQL portable (the tables and
+    columns are the same on both backends)."""
+    return _run_sql(database, query, params, True)
+
+
+def sql_exec(database, query, params=()):
+    """One SQL statement that returns no rows (INSERT, UPDATE, DELETE) on
+    `database`, committed: the number of rows it touched."""
+    return _run_sql(database, query, params, False)
+
+
+def db_text(database):
+    """Every row of every table of `database`, as text: for checks that
+    something is stored nowhere (a file walk of the data directory does not
+    see a PostgreSQL database)."""
+    if database.startswith("sqlite:"):
+        names = [r[0] for r in sql(database, "SELECT name FROM sqlite_master WHERE type = 'table'")]
+    else:
+        names = [r[0] for r in sql(database, "SELECT tablename FROM pg_tables "
+                                             "WHERE schemaname = current_schema()")]
+    out = []
+    for name in names:
+        for row in sql(database, 'SELECT * FROM "%s"' % name):
+            out.append("\t".join(str(v) for v in row))
+    return "\n".join(out).encode("utf-8", "surrogateescape")
 
 
 def run(args, env, check=None, **kw):
@@ -99,15 +279,33 @@ class Server:
     def __init__(self, data_dir, extra_env=None):
         self.data_dir = str(data_dir)
         self.port = free_port()
-        self.env = clean_env({"PIXFLARE_DATA_DIR": self.data_dir,
-                              "PIXFLARE_LISTEN": "127.0.0.1:%d" % self.port})
-        self.env.update(extra_env or {})
+        env = {"PIXFLARE_DATA_DIR": self.data_dir, "PIXFLARE_LISTEN": "127.0.0.1:%d" % self.port}
+        env.update(extra_env or {})
+        self.env = clean_env(env)  # with the backend's database, unless extra_env names one
         self.proc = None
         self.stderr_path = os.path.join(os.path.dirname(self.data_dir),
                                         os.path.basename(self.data_dir) + ".serve.log")
 
     def cli(self, *args, check=None):
         return run(args, self.env, check=check)
+
+    @property
+    def database(self):
+        """This server's PIXFLARE_DATABASE (sqlite:PATH or postgres://...)."""
+        if self.env.get("PIXFLARE_DATABASE"):
+            return self.env["PIXFLARE_DATABASE"]
+        if self.env.get("PIXFLARE_DATABASE_FILE"):
+            with open(self.env["PIXFLARE_DATABASE_FILE"]) as f:
+                return f.read().strip()
+        return "sqlite:" + os.path.join(os.path.abspath(self.data_dir), "pixflare.db")
+
+    def sql(self, query, params=()):
+        """Rows of a query on this server's database (see pftest.sql)."""
+        return sql(self.database, query, params)
+
+    def sql_exec(self, query, params=()):
+        """A statement on this server's database, committed (pftest.sql_exec)."""
+        return sql_exec(self.database, query, params)
 
     def start(self):
         self.stderr_file = open(self.stderr_path, "w")
