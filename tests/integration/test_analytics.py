@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from pftest import Server, import_tree
+from pftest import Server, db_text, import_tree
 
 COUNTRY_OK = re.compile(r"^[A-Z][A-Z0-9]$")
 FLUSH_MS = 400
@@ -43,17 +43,13 @@ def events(srv, date=None, check=0):
 
 
 def tables(srv):
-    db = sqlite3.connect(os.path.join(srv.data_dir, "pixflare.db"))
-    try:
-        daily = {tuple(r[:5]): (r[5], r[6]) for r in db.execute(
-            "SELECT owner, date, image_id, variant, country, requests, bandwidth_bytes "
-            "FROM analytics_daily")}
-        monthly = {tuple(r[:2]): (r[2], r[3]) for r in db.execute(
-            "SELECT owner, year_month, requests, bandwidth_bytes FROM analytics_monthly")}
-        status = {tuple(r[:3]): r[3] for r in db.execute(
-            "SELECT owner, date, status, requests FROM analytics_status_daily")}
-    finally:
-        db.close()
+    daily = {tuple(r[:5]): (r[5], r[6]) for r in srv.sql(
+        "SELECT owner, date, image_id, variant, country, requests, bandwidth_bytes "
+        "FROM analytics_daily")}
+    monthly = {tuple(r[:2]): (r[2], r[3]) for r in srv.sql(
+        "SELECT owner, year_month, requests, bandwidth_bytes FROM analytics_monthly")}
+    status = {tuple(r[:3]): r[3] for r in srv.sql(
+        "SELECT owner, date, status, requests FROM analytics_status_daily")}
     return daily, monthly, status
 
 
@@ -345,7 +341,7 @@ def test_privacy_no_client_data_anywhere(tmp_path, tree):
                                            "Referer": ref, "CF-IPCountry": "FR"})
     time.sleep(0.3)
     assert srv.stop() == 0
-    blobs = [srv.log().encode()]
+    blobs = [srv.log().encode(), db_text(srv.database)]
     for root, _, files in os.walk(srv.data_dir):
         for name in files:
             with open(os.path.join(root, name), "rb") as f:
@@ -493,6 +489,7 @@ def test_open_segment_with_a_damaged_header_is_kept_not_deleted(tmp_path, tree):
     assert evs == [] and "bad file header" in p.stderr
 
 
+@pytest.mark.sqlite_only  # SQLite's file lock (BEGIN EXCLUSIVE)
 def test_realtime_counts_survive_a_locked_database(tmp_path, tree):
     """While another process holds the database's write lock the flushes
     fail; the counts are kept and written once the lock goes."""

@@ -10,14 +10,14 @@ import os
 import pty
 import re
 import signal
-import sqlite3
+import sqlite3  # test_a_locked_database_fails_cleanly's lock only
 import subprocess
 import threading
 import time
 
 import pytest
 
-from pftest import BIN, Server, clean_env, sanitizer_clean
+from pftest import BIN, Server, clean_env, database_url, sanitizer_clean, sql, sql_exec
 from test_analytics import Traffic, expected_tables, import_tree, secret_of
 
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
@@ -57,6 +57,7 @@ class Store:
     def __init__(self, tmp_path, tree, env=None):
         self.dir = tmp_path / "data"
         self.env = dict(env or {})
+        self.database = database_url(self.dir)  # the backend's, for self.dir
         self.first = Server(self.dir, self.env)
         self.ids = import_tree(self.first, tree)
         self.secret = secret_of(self.first)
@@ -110,31 +111,25 @@ class Store:
                 monthly_bytes[k] += b
         return daily, {k: (monthly[k], monthly_bytes[k]) for k in monthly}, status
 
-    def db(self):
-        return sqlite3.connect(str(self.dir / "pixflare.db"))
+    def query(self, query, *args):
+        """Rows of a query on the store's database (pftest.sql)."""
+        return sql(self.database, query, args)
 
-    def query(self, sql, *args):
-        db = self.db()
-        try:
-            return db.execute(sql, args).fetchall()
-        finally:
-            db.close()
+    def execute(self, query, *args):
+        """A statement on the store's database, committed (pftest.sql_exec)."""
+        return sql_exec(self.database, query, args)
 
     def tables(self, dates=None):
-        db = self.db()
-        try:
-            where = ""
-            if dates is not None:
-                where = " WHERE date IN (%s)" % ",".join("'%s'" % d for d in dates)
-            daily = {tuple(r[:5]): (r[5], r[6]) for r in db.execute(
-                "SELECT owner, date, image_id, variant, country, requests, bandwidth_bytes "
-                "FROM analytics_daily" + where)}
-            monthly = {tuple(r[:2]): (r[2], r[3]) for r in db.execute(
-                "SELECT owner, year_month, requests, bandwidth_bytes FROM analytics_monthly")}
-            status = {tuple(r[:3]): r[3] for r in db.execute(
-                "SELECT owner, date, status, requests FROM analytics_status_daily" + where)}
-        finally:
-            db.close()
+        where = ""
+        if dates is not None:
+            where = " WHERE date IN (%s)" % ",".join("'%s'" % d for d in dates)
+        daily = {tuple(r[:5]): (r[5], r[6]) for r in self.query(
+            "SELECT owner, date, image_id, variant, country, requests, bandwidth_bytes "
+            "FROM analytics_daily" + where)}
+        monthly = {tuple(r[:2]): (r[2], r[3]) for r in self.query(
+            "SELECT owner, year_month, requests, bandwidth_bytes FROM analytics_monthly")}
+        status = {tuple(r[:3]): r[3] for r in self.query(
+            "SELECT owner, date, status, requests FROM analytics_status_daily" + where)}
         return daily, monthly, status
 
     def meta(self):
@@ -280,13 +275,10 @@ def test_drift_is_recorded_and_lost_rows_restored(tmp_path, tree):
     # Lose some realtime rows (and their day totals, as a failed flush would).
     lost = st.query("SELECT owner, image_id, variant, country, requests FROM analytics_daily "
                     "WHERE date = ? ORDER BY requests DESC LIMIT 3", date)
-    db = st.db()
     for owner, image_id, variant, country, _ in lost:
-        db.execute("DELETE FROM analytics_daily WHERE owner = ? AND date = ? AND image_id = ? "
-                   "AND variant = ? AND country = ?", (owner, date, image_id, variant, country))
-    db.execute("DELETE FROM analytics_status_daily WHERE date = ? AND status = 404", (date,))
-    db.commit()
-    db.close()
+        st.execute("DELETE FROM analytics_daily WHERE owner = ? AND date = ? AND image_id = ? "
+                   "AND variant = ? AND country = ?", owner, date, image_id, variant, country)
+    st.execute("DELETE FROM analytics_status_daily WHERE date = ? AND status = 404", date)
     missing = sum(r[4] for r in lost)
     assert missing > 0
     p = st.cli("aggregate", "--date", date, check=0)
@@ -438,12 +430,9 @@ def test_failures_leave_the_date_as_it_was(tmp_path, tree):
     before = st.dump()
     # Lose some realtime rows of `bad`, then damage one of its event files:
     # the aggregation of `bad` must not replace its rows with a short count.
-    db = st.db()
-    db.execute("DELETE FROM analytics_daily WHERE date = ? AND image_id = ?",
-               (bad, st.expected[bad][0][1] or "none"))
-    db.execute("DELETE FROM analytics_status_daily WHERE date = ? AND status = 200", (bad,))
-    db.commit()
-    db.close()
+    st.execute("DELETE FROM analytics_daily WHERE date = ? AND image_id = ?",
+               bad, st.expected[bad][0][1] or "none")
+    st.execute("DELETE FROM analytics_status_daily WHERE date = ? AND status = 200", bad)
     damaged = st.dump()
     seg = sorted(st.day_dir(bad).glob("*.pfe"), key=lambda f: -f.stat().st_size)[0]
     data = bytearray(seg.read_bytes())
@@ -471,20 +460,19 @@ def test_failures_leave_the_date_as_it_was(tmp_path, tree):
 
     # No events at all for a date the tables count: left alone.
     other = day(-5)
-    db = st.db()
-    db.execute("INSERT INTO analytics_status_daily VALUES ('', ?, 200, 5)", (other,))
-    db.commit()
-    db.close()
+    st.execute("INSERT INTO analytics_status_daily (owner, date, status, requests) "
+               "VALUES ('', ?, 200, 5)", other)
     p = st.cli("aggregate", "--date", other, check=1)
     assert "no events for %s" % other in p.stderr
     assert st.query("SELECT requests FROM analytics_status_daily WHERE date = ?", other) == [(5,)]
 
 
+@pytest.mark.sqlite_only  # SQLite's file lock (BEGIN EXCLUSIVE)
 def test_a_locked_database_fails_cleanly(tmp_path, tree):
     st = Store(tmp_path, tree)
     date = day(-2)
     st.traffic(date, n=100, realtime=False)
-    db = st.db()
+    db = sqlite3.connect(str(st.dir / "pixflare.db"))
     db.execute("BEGIN EXCLUSIVE")
     try:
         p = st.cli("aggregate", "--date", date, check=1)
@@ -598,26 +586,22 @@ def test_serve_rejects_a_bad_cron_at_start(tmp_path):
 def test_demo_days_are_caught_up_by_a_real_server(tmp_path):
     srv = Server(tmp_path / "data")
     srv.cli("demo", check=0)
-    before = sorted(sqlite3.connect(str(tmp_path / "data" / "pixflare.db")).execute(
-        "SELECT * FROM analytics_daily").fetchall())
+    before = sorted(srv.sql("SELECT * FROM analytics_daily"))
     srv.start()
     try:
-        db = str(tmp_path / "data" / "pixflare.db")
         # 30 days of demo traffic up to today: the past ones whose 02:00
         # slot has passed (28 or 29, by the time of day) are owed.
         m = wait_for(lambda: re.search(r"catching up (\d+) dates", srv.log()),
                      what="the catch-up to start")
         n = int(m.group(1))
         assert n in (28, 29), n
-        wait_for(lambda: sqlite3.connect(db).execute(
-            "SELECT COUNT(*) FROM analytics_batch_days").fetchone()[0] == n,
-            what="the demo catch-up")
-        drifts = sqlite3.connect(db).execute(
-            "SELECT DISTINCT drift FROM analytics_batch_days").fetchall()
+        wait_for(lambda: srv.sql("SELECT COUNT(*) FROM analytics_batch_days")[0][0] == n,
+                 what="the demo catch-up")
+        drifts = srv.sql("SELECT DISTINCT drift FROM analytics_batch_days")
     finally:
         assert srv.stop() == 0
     assert drifts == [(0,)]  # the demo's realtime rows equal its events
-    after = sorted(sqlite3.connect(db).execute("SELECT * FROM analytics_daily").fetchall())
+    after = sorted(srv.sql("SELECT * FROM analytics_daily"))
     assert after == before
 
 

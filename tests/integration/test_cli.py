@@ -3,11 +3,11 @@ and graceful shutdown of `serve`."""
 import os
 import signal
 import socket
-import sqlite3
 import time
 
 import pytest
 
+import pftest
 from pftest import Server, clean_env, image_size, make_png, run
 
 
@@ -17,7 +17,7 @@ def write(root, rel, data):
     p.write_bytes(data)
 
 
-def test_import_prints_ids_and_is_idempotent(tmp_path, images):
+def test_import_prints_ids_and_is_idempotent(tmp_path, images, backend):
     src, files = images
     srv = Server(tmp_path / "data")
     first = srv.cli("import", str(src), check=0)
@@ -32,11 +32,11 @@ def test_import_prints_ids_and_is_idempotent(tmp_path, images):
     assert len(set(ids.values())) == len(ids)
     second = srv.cli("import", str(src), check=0)
     assert sorted(second.stdout.splitlines()) == lines
-    db = sqlite3.connect(os.path.join(srv.data_dir, "pixflare.db"))
-    assert db.execute("SELECT count(*) FROM images").fetchone()[0] == len(files)
-    assert db.execute("PRAGMA user_version").fetchone()[0] >= 1
-    row = db.execute("SELECT owner, album, filename, content_type, size_bytes, created_at "
-                     "FROM images WHERE id = ?", (ids["alice/pics/wide.png"],)).fetchone()
+    assert srv.sql("SELECT count(*) FROM images") == [(len(files),)]
+    if backend == "sqlite":
+        assert srv.sql("PRAGMA user_version")[0][0] >= 1
+    [row] = srv.sql("SELECT owner, album, filename, content_type, size_bytes, created_at "
+                    "FROM images WHERE id = ?", (ids["alice/pics/wide.png"],))
     assert row[:5] == ("alice", "pics", "wide.png", "image/png", len(files["alice/pics/wide.png"]))
     assert row[5].endswith("Z") and "T" in row[5]
     # stored under the storage directory by id, byte for byte
@@ -117,6 +117,7 @@ def test_demo_is_idempotent_and_serves_every_format(tmp_path):
     assert srv.stop() == 0
 
 
+@pytest.mark.no_db  # refused before any database is opened
 @pytest.mark.parametrize("key,value,needle", [
     ("PIXFLARE_LISTEN", "nonsense", "ADDRESS:PORT"),
     ("ANALYTICS_AGGREGATION_CRON", "0 2 * *", "missing day-of-week"),
@@ -138,7 +139,9 @@ def test_config_file_and_environment_precedence(tmp_path):
     port = Server(tmp_path / "x").port
     conf = tmp_path / "pixflare.env"
     conf.write_text("# settings\nPIXFLARE_LISTEN='127.0.0.1:%d'\nPIXFLARE_DATA_DIR=%s\n"
-                    % (port, tmp_path / "data"))
+                    % (port, tmp_path / "data")
+                    + "".join("%s=%s\n" % kv
+                              for kv in pftest.database_env(tmp_path / "data").items()))
     env = clean_env()
     import subprocess
     from pftest import BIN
@@ -168,6 +171,7 @@ def test_config_file_and_environment_precedence(tmp_path):
     assert p.returncode == 2 and "PIXFLARE_LISTEN='bad'" in p.stderr
 
 
+@pytest.mark.no_db
 def test_help_and_usage(tmp_path):
     env = clean_env({"PIXFLARE_DATA_DIR": str(tmp_path / "data")})
     for cmd in ("serve", "import", "demo", "cron-next"):
@@ -181,6 +185,7 @@ def test_help_and_usage(tmp_path):
     assert run(["serve", "extra"], env).returncode == 2
 
 
+@pytest.mark.no_db
 def test_cron_next(tmp_path):
     env = clean_env()
     p = run(["cron-next", "0 2 * * *", "--from", "2026-11-24T19:56:00Z", "--count", "3"], env, check=0)

@@ -13,7 +13,6 @@ import html.parser
 import json
 import os
 import re
-import sqlite3
 import time
 
 import pytest
@@ -462,13 +461,8 @@ def test_api_thumb_needs_a_valid_key(server, ids, keys):
     # Expired (the row says so; each call reads it).
     late = new_key(server, "alice", "--expires-days", "1")
     assert server.request("GET", path, bearer(late))[0] == 200
-    db = sqlite3.connect(os.path.join(server.data_dir, "pixflare.db"), timeout=30)
-    try:
-        with db:
-            db.execute("UPDATE api_keys SET expires_at = '2000-01-01T00:00:00Z' WHERE id = ?",
-                       (late[4:16],))
-    finally:
-        db.close()
+    server.sql_exec("UPDATE api_keys SET expires_at = '2000-01-01T00:00:00Z' WHERE id = ?",
+                    (late[4:16],))
     refused(bearer(late), "expired", "expired")
     # The other keys still work.
     assert server.request("GET", path, bearer(alice))[0] == 200
@@ -686,13 +680,9 @@ def snapshot(srv, api_key):
     and the API's overview of owner alice."""
     p = run(["events", "--date", today()], srv.env, check=0)
     events = [json.loads(line) for line in p.stdout.splitlines()]
-    db = sqlite3.connect(os.path.join(srv.data_dir, "pixflare.db"))
-    try:
-        tables = {t: sorted(db.execute("SELECT * FROM " + t))
-                  for t in ("analytics_daily", "analytics_status_daily", "analytics_monthly",
-                            "analytics_owner_daily")}
-    finally:
-        db.close()
+    tables = {t: sorted(srv.sql("SELECT * FROM " + t))
+              for t in ("analytics_daily", "analytics_status_daily", "analytics_monthly",
+                        "analytics_owner_daily")}
     status, _, body = srv.request("GET", "/v1/analytics/overview?days=1",
                                   {"Authorization": "Bearer " + api_key})
     assert status == 200, body

@@ -15,6 +15,8 @@ import pytest
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CHECK = os.path.join(ROOT, "scripts", "check_structure.py")
 
+pytestmark = pytest.mark.no_db  # no pixflare runs here: once, not per database backend
+
 
 def run(root):
     p = subprocess.run([sys.executable, CHECK, "--root", str(root)], capture_output=True,
