@@ -70,6 +70,10 @@ $(BUILD)/evgen: bench/evgen.c $(LIBOBJS)
 	@echo "CC $<"
 	@$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(LIBOBJS) $(LDLIBS)
 
+$(BUILD)/flush_bench: bench/flush_bench.c $(LIBOBJS)
+	@echo "CC $<"
+	@$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(LIBOBJS) $(LDLIBS)
+
 $(BUILD)/obj $(BUILD)/unit:
 	mkdir -p $@
 
