@@ -287,9 +287,15 @@ static int parse_database(struct config *cfg, const char *v, char *err, size_t e
                strcspn(v, " \t\r\n") == strlen(v)) {
         cfg->database = strdup(v);
     } else {
-        const char *shown = strncmp(v, "sqlite:", 7) == 0    ? v
-                            : strncmp(v, "postgres", 8) == 0 ? "postgres...(hidden)"
-                                                             : "(hidden)";
+        /* The scheme only: the rest may be a password. */
+        char shown[48];
+        size_t n = strcspn(v, ":");
+        if (strncmp(v, "sqlite:", 7) == 0)
+            snprintf(shown, sizeof(shown), "%.40s", v);
+        else if (v[n] == ':' && n <= 16 && strspn(v, "abcdefghijklmnopqrstuvwxyz+-.") == n)
+            snprintf(shown, sizeof(shown), "%.*s:...(hidden)", (int)n, v);
+        else
+            snprintf(shown, sizeof(shown), "(hidden)");
         return bad(err, errlen, K_DATABASE, shown,
                    "expected sqlite:PATH or a PostgreSQL URL postgres://USER:PASSWORD@HOST:PORT/DB "
                    "without spaces");

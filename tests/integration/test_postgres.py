@@ -284,3 +284,41 @@ def test_batch_refuses_a_date_other_nodes_counted(tmp_path, images):
     p = a.cli("aggregate", "--date", date, check=2)
     assert "0123456789abcdef" in p.stderr and "ANALYTICS_ENGINE=clickhouse" in p.stderr
     a.cli("aggregate", "--date", date, "--force", check=0)
+
+
+def test_nodes_starting_at_once_on_an_empty_database(tmp_path):
+    """Migrations run under an advisory lock: commands opening one empty
+    database at the same moment all succeed, and the schema is made once."""
+    url = pftest.new_pg_database()
+    procs = []
+    for i in range(4):
+        env = pftest.clean_env({"PIXFLARE_DATA_DIR": str(tmp_path / ("n%d" % i)),
+                                "PIXFLARE_DATABASE": url})
+        procs.append(subprocess.Popen([pftest.BIN, "keys", "list"], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    assert pftest._run_sql(url, "SELECT version FROM pixflare_schema", (), True) == [(1,)]
+
+
+def test_overview_cache_follows_other_nodes(tmp_path, images):
+    """Node b answers from its in-memory copies of past dates' rows; counts
+    written by node a reach b's answers at once (the dates' versions are in
+    the database)."""
+    url = pftest.new_pg_database()
+    storage = tmp_path / "shared-images"
+    a = node(tmp_path, "a", url, storage)
+    b = node(tmp_path, "b", url, storage)
+    ids = import_tree(a, images[0])
+    a.start()
+    b.start()
+    key = new_key(a, "alice")
+    first = api(b, key, "/v1/analytics/overview?days=7")[2]["totals"]["requests"]
+    assert api(b, key, "/v1/analytics/overview?days=7")[2]["totals"]["requests"] == first
+    alice = [i for rel, i in ids.items() if rel.startswith("alice/")]
+    for i in range(5):
+        assert a.request("GET", "/i/" + alice[i % len(alice)])[0] == 200
+    assert wait_for(lambda: api(b, key, "/v1/analytics/overview?days=7")[2]["totals"]["requests"]
+                    == first + 5, timeout=5)
+    assert a.stop() == 0 and b.stop() == 0
