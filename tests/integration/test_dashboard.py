@@ -128,6 +128,7 @@ def world(tmp_path):
         pytest.skip("the UTC day turned during the test")
 
 
+@pytest.mark.sqlite_only  # the page is the same on both; the API behind it is tested on both
 @pytest.mark.parametrize("width", [1280, 390])
 def test_dashboard_in_a_browser(world, width):
     srv, keys = world

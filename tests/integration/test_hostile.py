@@ -4,6 +4,10 @@ import json
 
 import pytest
 
+# HTTP parsing and refusals happen before any database is read: on SQLite
+# only (the [pg] runs of the API and CDN tests cover the backend).
+pytestmark = pytest.mark.sqlite_only
+
 GOOD = "/alice/pics/wide.png"
 
 # (raw request target, expected status, expected error code)
