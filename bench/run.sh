@@ -20,8 +20,9 @@
 # bench/aggregate.sh measures `pixflare aggregate` against ClickHouse on the
 # same events (BENCH_AGGREGATE=0 skips it), then bench/api.sh the analytics
 # REST API's latency on over a million generated rows, against ClickHouse
-# (BENCH_API=0 skips it), and last bench/insns.sh the instructions the
-# server executes per request (BENCH_INSNS=0 skips it).
+# (BENCH_API=0 skips it), then bench/postgres.sh the PostgreSQL backend
+# against SQLite (BENCH_PG=0 skips it), and last bench/insns.sh the
+# instructions the server executes per request (BENCH_INSNS=0 skips it).
 #
 # Environment:
 #   BENCH_SECONDS      seconds per measured wrk run (default 10)
@@ -41,6 +42,8 @@
 #                      callgrind: a figure the machine's load does not move)
 #   BENCH_API=0        skip bench/api.sh (REST API latency against
 #                      ClickHouse; its own knobs: see there)
+#   BENCH_PG=0         skip bench/postgres.sh (PostgreSQL against SQLite:
+#                      flushes, CDN, API, aggregation; its own knobs: see there)
 #   PIXFLARE_THREADS, PIXFLARE_CACHE_MB  passed to pixflare as usual
 # Only addresses on 127.0.0.1 are used.
 set -eu
@@ -370,7 +373,18 @@ if [ "${BENCH_API:-1}" != 0 ]; then
     sh "$ROOT/bench/api.sh"
 fi
 
-# --- 9. instructions per request, under callgrind ------------------------------
+# --- 9. the PostgreSQL backend against SQLite ---------------------------------
+if [ "${BENCH_PG:-1}" != 0 ]; then
+    stop_pid "$PF_PID"
+    stop_pid "$NG_PID"
+    PF_PID=""
+    NG_PID=""
+    log ""
+    log "== PostgreSQL against SQLite: bench/postgres.sh"
+    sh "$ROOT/bench/postgres.sh"
+fi
+
+# --- 10. instructions per request, under callgrind ------------------------------
 if [ "${BENCH_INSNS:-1}" != 0 ]; then
     stop_pid "$PF_PID"
     stop_pid "$NG_PID"
