@@ -1,7 +1,8 @@
 /* db_postgres.c - the PostgreSQL backend of db.h, part one: the connection
  * and its outages, the schema and its migrations, the image catalog,
- * copying, the cluster-wide rate limiter, and the operations table
- * (db_postgres_write.c and db_postgres_read.c hold the rest).
+ * the cluster-wide rate limiter, and the operations table
+ * (db_postgres_write.c, db_postgres_read.c and db_postgres_copy.c hold the
+ * rest).
  *
  * Schema. The tables, columns and meanings are SQLite's (db_sqlite.c,
  * SPEC.md): text dates, text ISO-8601 times, 64-bit counts, and every text
@@ -343,7 +344,7 @@ int db_pg_ready(struct db_pg *db)
 }
 
 /* The code for a failed result, and db->msg. */
-static int failure(struct db_pg *db, PGresult *r)
+int db_pg_failure(struct db_pg *db, PGresult *r)
 {
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     first_line(db->msg, sizeof(db->msg), r ? PQresultErrorMessage(r) : PQerrorMessage(db->conn));
@@ -413,7 +414,7 @@ static int run(struct db_pg *db, const char *sql, int n, const char *const *para
             return 0;
         }
     failed:
-        rc = failure(db, r);
+        rc = db_pg_failure(db, r);
         PQclear(r);
         r = NULL;
         /* A connection the server closed since our last call (it restarted):
@@ -474,127 +475,6 @@ void db_pg_copy_cell(char *dst, size_t cap, const PGresult *res, int row, int co
 void db_pg_now_iso(char out[21])
 {
     timeutil_format_iso8601((int64_t)time(NULL), out);
-}
-
-/* ---- Text buffers ---- */
-
-void db_pg_buf_put(struct db_pg_buf *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (p == NULL) {
-            b->failed = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-void db_pg_buf_str(struct db_pg_buf *b, const char *s)
-{
-    db_pg_buf_put(b, s, strlen(s));
-}
-
-void db_pg_buf_int(struct db_pg_buf *b, int64_t v)
-{
-    char num[24];
-    int n = snprintf(num, sizeof(num), "%lld", (long long)v);
-    db_pg_buf_put(b, num, (size_t)n);
-}
-
-void db_pg_buf_elem(struct db_pg_buf *b, const char *s)
-{
-    db_pg_buf_put(b, "\"", 1);
-    for (const char *p = s; *p != '\0'; p++) {
-        if (*p == '"' || *p == '\\')
-            db_pg_buf_put(b, "\\", 1);
-        db_pg_buf_put(b, p, 1);
-    }
-    db_pg_buf_put(b, "\"", 1);
-}
-
-void db_pg_buf_free(struct db_pg_buf *b)
-{
-    free(b->p);
-    memset(b, 0, sizeof(*b));
-}
-
-/* One value in COPY's text format. */
-static void copy_value(struct db_pg_buf *b, const char *v)
-{
-    if (v == NULL) {
-        db_pg_buf_put(b, "\\N", 2);
-        return;
-    }
-    for (const char *p = v; *p != '\0'; p++) {
-        const char *esc = *p == '\\'   ? "\\\\"
-                          : *p == '\t' ? "\\t"
-                          : *p == '\n' ? "\\n"
-                          : *p == '\r' ? "\\r"
-                                       : NULL;
-        if (esc != NULL)
-            db_pg_buf_put(b, esc, 2);
-        else
-            db_pg_buf_put(b, p, 1);
-    }
-}
-
-int db_pg_copy_in(struct db_pg *db, const char *table, const char *columns, int ncols,
-                  const char *const *values, size_t n)
-{
-    char sql[512];
-    struct db_pg_buf b = {0};
-    int rc = 0;
-    if (n == 0)
-        return 0;
-    snprintf(sql, sizeof(sql), "COPY %s (%s) FROM STDIN", table, columns);
-    PGresult *r = NULL;
-    if ((rc = db_pg_ready(db)) != 0)
-        return rc;
-    r = PQexec(db->conn, sql);
-    if (PQresultStatus(r) != PGRES_COPY_IN) {
-        rc = failure(db, r);
-        PQclear(r);
-        return rc;
-    }
-    PQclear(r);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        for (int c = 0; c < ncols; c++) {
-            if (c > 0)
-                db_pg_buf_put(&b, "\t", 1);
-            copy_value(&b, values[i * (size_t)ncols + (size_t)c]);
-        }
-        db_pg_buf_put(&b, "\n", 1);
-        if (b.failed)
-            rc = PF_ENOMEM;
-        else if (b.len >= 256 * 1024 || i + 1 == n) {
-            if (PQputCopyData(db->conn, b.p, (int)b.len) != 1)
-                rc = PF_EUNAVAIL;
-            b.len = 0;
-        }
-    }
-    if (PQputCopyEnd(db->conn, rc == 0 ? NULL : "aborted") != 1 && rc == 0)
-        rc = PF_EUNAVAIL;
-    while ((r = PQgetResult(db->conn)) != NULL) {
-        if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == 0)
-            rc = failure(db, r);
-        PQclear(r);
-        if (db->conn == NULL)
-            break;
-    }
-    if (rc == PF_ENOMEM)
-        snprintf(db->msg, sizeof(db->msg), "out of memory");
-    db_pg_buf_free(&b);
-    return rc;
 }
 
 /* ---- Opening: schema ---- */
@@ -810,92 +690,6 @@ static int db_pg_image_scan(struct db *base, int64_t after,
             break;
     }
     return rc;
-}
-
-/* ---- Copying ---- */
-
-static int db_pg_table_count_rows(struct db *base, const struct db_table *t, int64_t *rows)
-{
-    struct db_pg *db = (struct db_pg *)base;
-    char sql[128];
-    PGresult *r = NULL;
-    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s", t->name);
-    int rc = db_pg_exec(db, sql, 0, NULL, &r);
-    if (rc == 0)
-        *rows = db_pg_int(r, 0, 0);
-    PQclear(r);
-    return rc;
-}
-
-static int db_pg_table_rows(struct db *base, const struct db_table *t, db_row_fn fn, void *ctx)
-{
-    struct db_pg *db = (struct db_pg *)base;
-    char sql[512];
-    const char *v[16];
-    PGresult *r;
-    int rc = db_pg_ready(db);
-    if (rc != 0 || t->ncols > 16)
-        return rc ? rc : PF_EINVAL;
-    snprintf(sql, sizeof(sql), "SELECT %s FROM %s ORDER BY %s", t->columns, t->name,
-             DB_TABLE_ORDER(t, "seq"));
-    /* Row by row: a table of millions never sits in memory. */
-    if (!PQsendQuery(db->conn, sql) || !PQsetSingleRowMode(db->conn))
-        return failure(db, NULL);
-    while ((r = PQgetResult(db->conn)) != NULL) {
-        ExecStatusType s = PQresultStatus(r);
-        if (s == PGRES_SINGLE_TUPLE && rc == 0) {
-            for (int i = 0; i < t->ncols; i++)
-                v[i] = PQgetisnull(r, 0, i) ? NULL : PQgetvalue(r, 0, i);
-            rc = fn(ctx, v);
-            if (rc != 0)
-                PQrequestCancel(db->conn);
-        } else if (s != PGRES_TUPLES_OK && s != PGRES_SINGLE_TUPLE && rc == 0) {
-            rc = failure(db, r);
-        }
-        PQclear(r);
-        if (db->conn == NULL)
-            break;
-    }
-    return rc;
-}
-
-static int db_pg_table_insert(struct db *base, const struct db_table *t, const char *const *values,
-                              size_t n, char *err, size_t errlen)
-{
-    struct db_pg *db = (struct db_pg *)base;
-    int rc = db_pg_copy_in(db, t->name, t->columns, t->ncols, values, n);
-    if (rc != 0)
-        snprintf(err, errlen, "%s: %s", t->name, db->msg);
-    return rc;
-}
-
-static int db_pg_tx_begin(struct db *base)
-{
-    return db_pg_begin((struct db_pg *)base);
-}
-
-static int db_pg_tx_commit(struct db *base, char *err, size_t errlen)
-{
-    struct db_pg *db = (struct db_pg *)base;
-    /* The identity columns go on after the copied rows. */
-    int rc = db_pg_exec(db,
-                        "SELECT setval(pg_get_serial_sequence('images', 'seq'), "
-                        "GREATEST((SELECT MAX(seq) FROM images), 1)); "
-                        "SELECT setval(pg_get_serial_sequence('api_keys', 'seq'), "
-                        "GREATEST((SELECT MAX(seq) FROM api_keys), 1))",
-                        0, NULL, NULL);
-    if (rc == 0)
-        rc = db_pg_commit(db);
-    if (rc != 0) {
-        snprintf(err, errlen, "%s", db->msg);
-        db_pg_rollback(db);
-    }
-    return rc;
-}
-
-static void db_pg_tx_rollback(struct db *base)
-{
-    db_pg_rollback((struct db_pg *)base);
 }
 
 /* ---- The rate limiter ---- */

@@ -1,7 +1,8 @@
 /* db_postgres_int.h - what the PostgreSQL backend's files share
- * (db_postgres.c: connection, outage handling, schema, catalog, copying,
- * the rate limiter and the operations table; db_postgres_write.c: the
- * analytics writers; db_postgres_read.c: API keys and the API's reads).
+ * (db_postgres.c: connection, outage handling, schema, catalog, the rate
+ * limiter and the operations table; db_postgres_write.c: the analytics
+ * writers; db_postgres_read.c: API keys and the API's reads;
+ * db_postgres_copy.c: text in bulk, COPY, and db copy's operations).
  * Not part of the db.h API: only src/store/db_postgres*.c include it. */
 #ifndef PF_DB_POSTGRES_INT_H
 #define PF_DB_POSTGRES_INT_H
@@ -48,6 +49,10 @@ int db_pg_query(struct db_pg *db, const char *sql, int n, const char *const *par
 /* The same for SQL built at run time (not prepared), and for several
  * statements separated by ';' when n is 0. */
 int db_pg_exec(struct db_pg *db, const char *sql, int n, const char *const *params, PGresult **res);
+
+/* The code for a failed result r (NULL: the connection's error), with
+ * db->msg: PF_EUNAVAIL (the connection is closed), PF_EEXISTS or PF_EDB. */
+int db_pg_failure(struct db_pg *db, PGresult *r);
 
 /* BEGIN (db->in_tx set), COMMIT and ROLLBACK (cleared). */
 int db_pg_begin(struct db_pg *db);
@@ -113,5 +118,13 @@ int db_pg_image_rows(struct db *base, const char *owner, const char *image_id, c
                      const char *to, db_stat_fn fn, void *ctx);
 int db_pg_rate_take(struct db *base, const char *owner, int limit, int *allowed, int *remaining,
                     int *retry_after);
+/* db_postgres_copy.c: db_copy()'s operations (db_int.h). */
+int db_pg_table_count_rows(struct db *base, const struct db_table *t, int64_t *rows);
+int db_pg_table_rows(struct db *base, const struct db_table *t, db_row_fn fn, void *ctx);
+int db_pg_table_insert(struct db *base, const struct db_table *t, const char *const *values,
+                       size_t n, char *err, size_t errlen);
+int db_pg_tx_begin(struct db *base);
+int db_pg_tx_commit(struct db *base, char *err, size_t errlen);
+void db_pg_tx_rollback(struct db *base);
 
 #endif
