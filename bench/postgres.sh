@@ -147,9 +147,9 @@ apt_need $need
 
 log "== building pixflare, flush_bench and evgen"
 if [ -z "${BENCH_PIXFLARE_BIN:-}" ]; then
-    make -s all build/flush_bench build/evgen
+    make -s all build/flush_bench build/evgen >&2
 else
-    make -s build/flush_bench build/evgen
+    make -s build/flush_bench build/evgen >&2
 fi
 REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
 [ -z "$(git -C "$ROOT" status --porcelain -- src Makefile 2>/dev/null)" ] || REV="$REV+local-changes"
@@ -717,12 +717,14 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'
         spread=$(awk '$1 == "sqlite" { if (!n++ || $3 > hi) hi = $3; if (n == 1 || $3 < lo) lo = $3 } END { printf "%.1f", (hi > 0 ? (hi - lo) / hi * 100 : 0) }' "$WORK/cdn")
         cpu_sq=$(awk '$1 == "sqlite" && $9 > 0 { print $7 / $9 * 1e6 }' "$WORK/cdn" | med)
         cpu_pg=$(awk '$1 == "postgres" && $9 > 0 { print $7 / $9 * 1e6 }' "$WORK/cdn" | med)
+        cpu_pr=$(awk '$9 > 0 { v[$2, $1] = $7 / $9 } END { for (k in v) { split(k, x, SUBSEP); if (x[2] == "postgres" && v[x[1], "sqlite"] > 0) print v[k] / v[x[1], "sqlite"] } }' "$WORK/cdn" | med)
         pgcpu=$(awk '$1 == "postgres" { print $8 }' "$WORK/cdn" | med)
         echo "| | SQLite | PostgreSQL | PostgreSQL / SQLite |"
         echo "| --- | ---: | ---: | ---: |"
         echo "| median req/s | $(printf %.0f "$sq") | $(printf %.0f "$pg") | **$(ratio "$pg" "$sq")** |"
         echo "| median of the rounds' ratios | | | **$(printf %.3f "$pr")** |"
         echo "| median pixflare CPU per request (us) | $(printf %.2f "$cpu_sq") | $(printf %.2f "$cpu_pg") | $(ratio "$cpu_pg" "$cpu_sq") |"
+        echo "| pixflare CPU per request, median of the rounds' ratios | | | $(printf %.3f "$cpu_pr") |"
         echo "| median PostgreSQL server CPU per ${SECS}s run (s) | | $(printf %.2f "$pgcpu") | |"
         echo
         echo "Noise floor: SQLite's own runs spread by ${spread}% (best - worst) / best. Target: PostgreSQL at most 3% below SQLite: $(awk -v r="$(ratio "$pg" "$sq")" -v p="$pr" 'BEGIN { if (r >= 0.97 && p >= 0.97) print "**met** (medians " r ", pairs " p ")"; else print "**not met** on this run (medians " r ", pairs " p "): compare with the noise floor" }')."
