@@ -3,7 +3,7 @@
 # machine: realtime flushes, CDN throughput with analytics on, the API's
 # latency on the 1.09M-row dataset, and batch aggregation.
 #
-# Run alone: `sh bench/postgres.sh` (about 11 minutes at the defaults), or
+# Run alone: `sh bench/postgres.sh` (about 8.5 minutes at the defaults), or
 # by bench/run.sh (`make bench`; BENCH_PG=0 skips it).
 #
 # PostgreSQL: a throwaway server of our own (scripts/pg.sh start, in a
@@ -244,7 +244,8 @@ stop_pf() {
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 DATE0=$(date -u '+%Y-%m-%d %H:%M UTC')
 T_START=$(now_ms)
-# The 1-minute load average every 10 s (this script's own load is about 2).
+# The 1-minute load average every 10 s (this script's own load is about 2,
+# 3-4 during the cdn part).
 (while :; do cut -d' ' -f1 /proc/loadavg; sleep 10; done) >"$WORK/loadavg" 2>/dev/null &
 MON_PID=$!
 
@@ -689,7 +690,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'
 {
     echo "# PostgreSQL against SQLite"
     echo
-    echo "- date: $DATE0; $(((T_END - T_START) / 1000)) s in all; load average before / after: $LOAD0 / $LOAD1; 1-minute load average every 10 s: min $(sort -g "$WORK/loadavg" | head -n 1), median $(med <"$WORK/loadavg"), max $(sort -g "$WORK/loadavg" | tail -n 1) (this script's own load is about 2)"
+    echo "- date: $DATE0; $(((T_END - T_START) / 1000)) s in all; load average before / after: $LOAD0 / $LOAD1; 1-minute load average every 10 s: min $(sort -g "$WORK/loadavg" | head -n 1), median $(med <"$WORK/loadavg"), max $(sort -g "$WORK/loadavg" | tail -n 1) (this script's own: about 2, 3-4 during the cdn part: wrk's and the server's 2 threads each)"
     echo "- machine: $(nproc) CPUs, ${cpu:-unknown CPU}, $(uname -sr), $(awk '/^MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/meminfo); work dir and PostgreSQL's data on $fs"
     echo "- pixflare: $REV; PostgreSQL $PG_VERSION on 127.0.0.1 (scripts/pg.sh; durability: $DURABILITY): $PG_SETTINGS; SQLite: WAL, synchronous=NORMAL"
     echo "- every part alternates the backends (the order rotating each round) and compares medians over the rounds; PostgreSQL runs on the same 2 CPUs, so its server's CPU is part of every PostgreSQL number"
