@@ -13,7 +13,11 @@
  *    NUL-terminated and starts with "line N: " with N within the input's
  *    line count;
  *  - config_parse_bool returns 0 with *v in {0, 1} exactly for the six
- *    spellings of its header (any case), and PF_EINVAL otherwise. */
+ *    spellings of its header (any case), and PF_EINVAL otherwise;
+ *  - config_load() with the input as PIXFLARE_DATABASE (a URL that may hold
+ *    a password) returns 0 or PF_EINVAL, and a refusal never repeats what
+ *    follows the scheme of anything but a sqlite: value: the message shows
+ *    at most the scheme. */
 #include "config/config.h"
 #include "base/err.h"
 #include "fuzz_check.h"
@@ -93,9 +97,35 @@ static void check_bool(const uint8_t *data, size_t size)
     free(text);
 }
 
+static void check_database(const uint8_t *data, size_t size)
+{
+    char *text = fuzz_cstr(data, size);
+    struct config cfg;
+    char err[512];
+    if (strlen(text) == size && size > 0) { /* an environment value has no NUL */
+        setenv("PIXFLARE_DATABASE", text, 1);
+        int rc = config_load(NULL, &cfg, err, sizeof(err));
+        FUZZ_CHECK(rc == 0 || rc == PF_EINVAL);
+        if (rc == 0)
+            config_free(&cfg);
+        /* The value as shown (between the first quote and "': ") is
+         * "(hidden)" or the input's scheme and ":...(hidden)". */
+        const char *open = strchr(err, '\''), *close = open ? strstr(open + 1, "': ") : NULL;
+        if (rc != 0 && strncmp(text, "sqlite:", 7) != 0 && open != NULL && close != NULL &&
+            strncmp(err, "PIXFLARE_DATABASE=", 18) == 0) {
+            size_t n = (size_t)(close - open - 1), scheme = strcspn(text, ":");
+            FUZZ_CHECK((n == 8 && memcmp(open + 1, "(hidden)", 8) == 0) ||
+                       (n == scheme + 12 && memcmp(open + 1, text, scheme) == 0 &&
+                        memcmp(open + 1 + scheme, ":...(hidden)", 12) == 0));
+        }
+    }
+    free(text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     check_text(data, size);
     check_bool(data, size);
+    check_database(data, size);
     return 0;
 }
