@@ -198,12 +198,15 @@ int db_pg_tx_begin(struct db *base)
 int db_pg_tx_commit(struct db *base, char *err, size_t errlen)
 {
     struct db_pg *db = (struct db_pg *)base;
-    /* The identity columns go on after the copied rows. */
+    /* The identity columns go on after the copied rows; the planner learns
+     * the tables' new sizes. */
     int rc = db_pg_exec(db,
                         "SELECT setval(pg_get_serial_sequence('images', 'seq'), "
                         "GREATEST((SELECT MAX(seq) FROM images), 1)); "
                         "SELECT setval(pg_get_serial_sequence('api_keys', 'seq'), "
-                        "GREATEST((SELECT MAX(seq) FROM api_keys), 1))",
+                        "GREATEST((SELECT MAX(seq) FROM api_keys), 1)); "
+                        /* Statistics for the planner, before the first query. */
+                        "ANALYZE",
                         0, NULL, NULL);
     if (rc == 0)
         rc = db_pg_commit(db);

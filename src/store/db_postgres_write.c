@@ -113,7 +113,8 @@ int db_pg_counts_add(struct db *base, const char *flush_id, const struct db_coun
     struct db_pg *db = (struct db_pg *)base;
     struct arrays daily = {0}, owner_day = {0}, status = {0}, dates = {0}, bumps = {0};
     PGresult *r = NULL;
-    char purged[16] = "", *done_list = NULL;
+    char purged[16] = "", *done_list = NULL, bumped[8][11];
+    int nbumped = 0;
     int64_t left_out = 0;
     int rc = 0;
     err[0] = '\0';
@@ -170,9 +171,18 @@ int db_pg_counts_add(struct db *base, const char *flush_id, const struct db_coun
             int64_t v[2] = {c->requests, c->bytes};
             arrays_add(&daily, 7, t, v, 2);
             daily.n++;
+            /* One element per date (a flush spans a day or two; past 8
+             * dates a date may repeat, which the GROUP BY absorbs). */
+            int seen = 0;
+            for (int j = 0; j < nbumped && !seen; j++)
+                seen = strcmp(bumped[j], c->date) == 0;
             const char *d[1] = {c->date};
-            arrays_add(&bumps, 1, d, NULL, 0);
-            bumps.n++;
+            if (!seen) {
+                if (nbumped < 8)
+                    snprintf(bumped[nbumped++], sizeof(bumped[0]), "%s", c->date);
+                arrays_add(&bumps, 1, d, NULL, 0);
+                bumps.n++;
+            }
         } else if (c->kind == DB_COUNT_OWNER_DAY) {
             const char *t[2] = {c->owner, c->date};
             int64_t v[2] = {c->requests, c->bytes};
