@@ -14,6 +14,7 @@
 #include "base/err.h"
 #include "http/hdr.h"
 #include "api/ratelimit.h"
+#include "base/strbuf.h"
 #include "cdn/storage.h"
 #include "base/timeutil.h"
 #include "base/utf8.h"
@@ -21,7 +22,6 @@
 
 #include <jansson.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -260,91 +260,47 @@ static json_t *image_json(const struct api *api, const char *owner, const struct
 
 /* ---- CSV (RFC 4180) ---- */
 
-struct buf {
-    char *p;
-    size_t len, cap;
-    int failed;
-};
-
-static void put(struct buf *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (b->len + n + 1 > cap)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (p == NULL) {
-            b->failed = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void puts_(struct buf *b, const char *s)
-{
-    put(b, s, strlen(s));
-}
-
-static void putf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void putf(struct buf *b, const char *fmt, ...)
-{
-    char tmp[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        put(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
-}
-
 /* One text field: quoted when it holds a comma, quote or line break; and
  * a leading = + - @ (or tab, CR) gets a ' before it, so that a spreadsheet
  * shows a file named "=cmd|..." rather than running it (OWASP's advice on
  * CSV injection). */
-static void put_field(struct buf *b, const char *s)
+static void put_field(struct strbuf *b, const char *s)
 {
     int quote = strpbrk(s, ",\"\r\n") != NULL;
     if (quote)
-        puts_(b, "\"");
+        strbuf_puts(b, "\"");
     if (strchr("=+-@\t\r", s[0]) != NULL && s[0] != '\0')
-        puts_(b, "'");
+        strbuf_puts(b, "'");
     for (const char *p = s; *p; p++) {
-        put(b, p, 1);
+        strbuf_put(b, p, 1);
         if (*p == '"') /* doubled inside quotes */
-            puts_(b, "\"");
+            strbuf_puts(b, "\"");
     }
     if (quote)
-        puts_(b, "\"");
+        strbuf_puts(b, "\"");
 }
 
-static void csv_series(struct buf *b, const struct aq_result *r, int64_t start)
+static void csv_series(struct strbuf *b, const struct aq_result *r, int64_t start)
 {
     char d[11];
-    puts_(b, "\r\ndate,requests,bandwidth_bytes\r\n");
+    strbuf_puts(b, "\r\ndate,requests,bandwidth_bytes\r\n");
     for (int i = 0; i < r->days; i++) {
         timeutil_format_date(start + (int64_t)i * DAY, d);
-        putf(b, "%s,%lld,%lld\r\n", d, (long long)r->series[i].requests,
-             (long long)r->series[i].bytes);
+        strbuf_printf(b, "%s,%lld,%lld\r\n", d, (long long)r->series[i].requests,
+                      (long long)r->series[i].bytes);
     }
 }
 
-static void csv_list(struct buf *b, const char *key, const struct aq_item *items, size_t n)
+static void csv_list(struct strbuf *b, const char *key, const struct aq_item *items, size_t n)
 {
-    putf(b, "\r\n%s,requests,bandwidth_bytes\r\n", key);
+    strbuf_printf(b, "\r\n%s,requests,bandwidth_bytes\r\n", key);
     for (size_t i = 0; i < n; i++)
-        putf(b, "%s,%lld,%lld\r\n", items[i].name, (long long)items[i].requests,
-             (long long)items[i].bytes);
+        strbuf_printf(b, "%s,%lld,%lld\r\n", items[i].name, (long long)items[i].requests,
+                      (long long)items[i].bytes);
 }
 
 /* The first section: the answer's scalars, one row. */
-static void csv_head(struct buf *b, const struct api *api, const char *owner, const char *image,
+static void csv_head(struct strbuf *b, const struct api *api, const char *owner, const char *image,
                      const struct image_names *img, const struct api_params *p,
                      const struct aq_result *r)
 {
@@ -352,20 +308,21 @@ static void csv_head(struct buf *b, const struct api *api, const char *owner, co
     timeutil_format_date(p->start, a);
     timeutil_format_date(p->start + (int64_t)(p->days - 1) * DAY, e);
     if (image != NULL)
-        puts_(b, "image_id,album,filename,");
-    puts_(b, "owner,start,end,days,requests,bandwidth_bytes,realtime,last_aggregation_date\r\n");
+        strbuf_puts(b, "image_id,album,filename,");
+    strbuf_puts(b,
+                "owner,start,end,days,requests,bandwidth_bytes,realtime,last_aggregation_date\r\n");
     if (image != NULL) {
         put_field(b, image);
-        puts_(b, ",");
+        strbuf_puts(b, ",");
         put_field(b, img->album);
-        puts_(b, ",");
+        strbuf_puts(b, ",");
         put_field(b, img->filename);
-        puts_(b, ",");
+        strbuf_puts(b, ",");
     }
     put_field(b, owner);
-    putf(b, ",%s,%s,%d,%lld,%lld,%s,%s\r\n", a, e, p->days, (long long)r->requests,
-         (long long)r->bytes, api->cfg->realtime_enabled ? "true" : "false",
-         r->last_aggregation_date);
+    strbuf_printf(b, ",%s,%s,%d,%lld,%lld,%s,%s\r\n", a, e, p->days, (long long)r->requests,
+                  (long long)r->bytes, api->cfg->realtime_enabled ? "true" : "false",
+                  r->last_aggregation_date);
 }
 
 /* ---- The endpoints ---- */
@@ -391,7 +348,7 @@ static void set_json(struct http_resp *resp, json_t *j)
     set_body(resp, s, strlen(s), "application/json");
 }
 
-static void set_csv(struct http_resp *resp, struct buf *b, const char *what, int64_t start,
+static void set_csv(struct http_resp *resp, struct strbuf *b, const char *what, int64_t start,
                     int days)
 {
     char a[11], e[11];
@@ -439,23 +396,24 @@ static void overview(struct api *api, struct db *db, const struct auth_principal
     } else if (!p->csv) {
         set_json(resp, overview_json(api, who->owner, p, &r, names));
     } else {
-        struct buf b = {NULL, 0, 0, 0};
+        struct strbuf b = {0};
         csv_head(&b, api, who->owner, NULL, NULL, p, &r);
         csv_series(&b, &r, p->start);
-        puts_(&b, "\r\nimage_id,album,filename,requests,bandwidth_bytes\r\n");
+        strbuf_puts(&b, "\r\nimage_id,album,filename,requests,bandwidth_bytes\r\n");
         for (size_t i = 0; i < r.nimages; i++) {
-            putf(&b, "%s,", r.images[i].name);
+            strbuf_printf(&b, "%s,", r.images[i].name);
             put_field(&b, names[i].album);
-            puts_(&b, ",");
+            strbuf_puts(&b, ",");
             put_field(&b, names[i].filename);
-            putf(&b, ",%lld,%lld\r\n", (long long)r.images[i].requests,
-                 (long long)r.images[i].bytes);
+            strbuf_printf(&b, ",%lld,%lld\r\n", (long long)r.images[i].requests,
+                          (long long)r.images[i].bytes);
         }
         csv_list(&b, "country", r.countries, r.ncountries);
         csv_list(&b, "variant", r.variants, r.nvariants);
-        puts_(&b, "\r\nstatus,requests\r\n");
+        strbuf_puts(&b, "\r\nstatus,requests\r\n");
         for (size_t i = 0; i < r.nstatuses; i++)
-            putf(&b, "%d,%lld\r\n", r.statuses[i].status, (long long)r.statuses[i].requests);
+            strbuf_printf(&b, "%d,%lld\r\n", r.statuses[i].status,
+                          (long long)r.statuses[i].requests);
         set_csv(resp, &b, "overview", p->start, p->days);
     }
     free(names);
@@ -484,7 +442,7 @@ static void image(struct api *api, struct db *db, const struct auth_principal *w
     } else if (!p->csv) {
         set_json(resp, image_json(api, who->owner, &img, &names, p, &r));
     } else {
-        struct buf b = {NULL, 0, 0, 0};
+        struct strbuf b = {0};
         csv_head(&b, api, who->owner, id, &names, p, &r);
         csv_series(&b, &r, p->start);
         csv_list(&b, "variant", r.variants, r.nvariants);

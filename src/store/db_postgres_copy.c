@@ -1,5 +1,5 @@
 /* db_postgres_copy.c - the PostgreSQL backend of db.h, part four: text in
- * bulk. Array literals and COPY's text format (db_pg_buf_*), COPY FROM
+ * bulk. Array literals and COPY's text format (base/strbuf.h), COPY FROM
  * STDIN (the batch's rows, a copy's tables), and the operations of
  * `pixflare db copy` (db_copy.c): a table read row by row in single-row
  * mode, written by COPY, in one transaction. */
@@ -14,61 +14,22 @@
 
 /* ---- Text buffers ---- */
 
-void db_pg_buf_put(struct db_pg_buf *b, const char *s, size_t n)
+void db_pg_buf_elem(struct strbuf *b, const char *s)
 {
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (p == NULL) {
-            b->failed = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-void db_pg_buf_str(struct db_pg_buf *b, const char *s)
-{
-    db_pg_buf_put(b, s, strlen(s));
-}
-
-void db_pg_buf_int(struct db_pg_buf *b, int64_t v)
-{
-    char num[24];
-    int n = snprintf(num, sizeof(num), "%lld", (long long)v);
-    db_pg_buf_put(b, num, (size_t)n);
-}
-
-void db_pg_buf_elem(struct db_pg_buf *b, const char *s)
-{
-    db_pg_buf_put(b, "\"", 1);
+    strbuf_put(b, "\"", 1);
     for (const char *p = s; *p != '\0'; p++) {
         if (*p == '"' || *p == '\\')
-            db_pg_buf_put(b, "\\", 1);
-        db_pg_buf_put(b, p, 1);
+            strbuf_put(b, "\\", 1);
+        strbuf_put(b, p, 1);
     }
-    db_pg_buf_put(b, "\"", 1);
-}
-
-void db_pg_buf_free(struct db_pg_buf *b)
-{
-    free(b->p);
-    memset(b, 0, sizeof(*b));
+    strbuf_put(b, "\"", 1);
 }
 
 /* One value in COPY's text format. */
-static void copy_value(struct db_pg_buf *b, const char *v)
+static void copy_value(struct strbuf *b, const char *v)
 {
     if (v == NULL) {
-        db_pg_buf_put(b, "\\N", 2);
+        strbuf_put(b, "\\N", 2);
         return;
     }
     for (const char *p = v; *p != '\0'; p++) {
@@ -78,9 +39,9 @@ static void copy_value(struct db_pg_buf *b, const char *v)
                           : *p == '\r' ? "\\r"
                                        : NULL;
         if (esc != NULL)
-            db_pg_buf_put(b, esc, 2);
+            strbuf_put(b, esc, 2);
         else
-            db_pg_buf_put(b, p, 1);
+            strbuf_put(b, p, 1);
     }
 }
 
@@ -88,7 +49,7 @@ int db_pg_copy_in(struct db_pg *db, const char *table, const char *columns, int 
                   const char *const *values, size_t n)
 {
     char sql[512];
-    struct db_pg_buf b = {0};
+    struct strbuf b = {0};
     int rc = 0;
     if (n == 0)
         return 0;
@@ -106,10 +67,10 @@ int db_pg_copy_in(struct db_pg *db, const char *table, const char *columns, int 
     for (size_t i = 0; i < n && rc == 0; i++) {
         for (int c = 0; c < ncols; c++) {
             if (c > 0)
-                db_pg_buf_put(&b, "\t", 1);
+                strbuf_put(&b, "\t", 1);
             copy_value(&b, values[i * (size_t)ncols + (size_t)c]);
         }
-        db_pg_buf_put(&b, "\n", 1);
+        strbuf_put(&b, "\n", 1);
         if (b.failed)
             rc = PF_ENOMEM;
         else if (b.len >= 256 * 1024 || i + 1 == n) {
@@ -129,7 +90,7 @@ int db_pg_copy_in(struct db_pg *db, const char *table, const char *columns, int 
     }
     if (rc == PF_ENOMEM)
         snprintf(db->msg, sizeof(db->msg), "out of memory");
-    db_pg_buf_free(&b);
+    strbuf_free(&b);
     return rc;
 }
 

@@ -7,6 +7,7 @@
 #ifndef PF_DB_POSTGRES_INT_H
 #define PF_DB_POSTGRES_INT_H
 
+#include "base/strbuf.h"
 #include "store/db_int.h"
 
 #include <libpq-fe.h>
@@ -69,18 +70,9 @@ int64_t db_pg_int(const PGresult *res, int row, int col);
 /* Copy a text cell into dst, cut to cap. */
 void db_pg_copy_cell(char *dst, size_t cap, const PGresult *res, int row, int col);
 
-/* A growing text buffer for array literals and COPY data. */
-struct db_pg_buf {
-    char *p;
-    size_t len, cap;
-    int failed; /* out of memory: the content is incomplete */
-};
-void db_pg_buf_put(struct db_pg_buf *b, const char *s, size_t n);
-void db_pg_buf_str(struct db_pg_buf *b, const char *s);
-void db_pg_buf_int(struct db_pg_buf *b, int64_t v);
-/* Append s as an element of a text[] literal ("..." quoted). */
-void db_pg_buf_elem(struct db_pg_buf *b, const char *s);
-void db_pg_buf_free(struct db_pg_buf *b);
+/* Append s to a text[] literal (base/strbuf.h) as an element, "..."
+ * quoted. */
+void db_pg_buf_elem(struct strbuf *b, const char *s);
 
 /* Now as "YYYY-MM-DDTHH:MM:SSZ". */
 void db_pg_now_iso(char out[21]);

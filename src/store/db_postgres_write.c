@@ -61,7 +61,7 @@ static const char *const sql_bump = BUMP_SQL;
 
 /* The array literals of one flush: per kind, one per column. */
 struct arrays {
-    struct db_pg_buf col[7];
+    struct strbuf col[7];
     size_t n;
 };
 
@@ -69,14 +69,14 @@ static void arrays_add(struct arrays *a, int ncols, const char *const *text, con
                        int nints)
 {
     for (int c = 0; c < ncols; c++) {
-        struct db_pg_buf *b = &a->col[c];
-        db_pg_buf_put(b, a->n == 0 ? "{" : ",", 1);
+        struct strbuf *b = &a->col[c];
+        strbuf_put(b, a->n == 0 ? "{" : ",", 1);
         if (c < ncols - nints && text[c] == NULL)
-            db_pg_buf_str(b, "NULL"); /* refused by the column's NOT NULL */
+            strbuf_puts(b, "NULL"); /* refused by the column's NOT NULL */
         else if (c < ncols - nints)
             db_pg_buf_elem(b, text[c]);
         else
-            db_pg_buf_int(b, ints[c - (ncols - nints)]);
+            strbuf_printf(b, "%lld", (long long)ints[c - (ncols - nints)]);
     }
 }
 
@@ -86,7 +86,7 @@ static int arrays_run(struct db_pg *db, struct arrays *a, int ncols, const char 
     if (a->n == 0)
         return 0;
     for (int c = 0; c < ncols; c++) {
-        db_pg_buf_put(&a->col[c], "}", 1);
+        strbuf_put(&a->col[c], "}", 1);
         if (a->col[c].failed)
             return PF_ENOMEM;
         p[c] = a->col[c].p;
@@ -97,7 +97,7 @@ static int arrays_run(struct db_pg *db, struct arrays *a, int ncols, const char 
 static void arrays_free(struct arrays *a)
 {
     for (int c = 0; c < 7; c++)
-        db_pg_buf_free(&a->col[c]);
+        strbuf_free(&a->col[c]);
 }
 
 /* Whether `date` is in the text form of a text[] ("{a,b}"). */
@@ -147,7 +147,7 @@ int db_pg_counts_add(struct db *base, const char *flush_id, const struct db_coun
     if (rc == 0)
         rc = db_pg_query(db, LOCK_DAYS_SHARED, 0, NULL, NULL);
     if (rc == 0 && dates.n > 0) {
-        db_pg_buf_put(&dates.col[0], "}", 1);
+        strbuf_put(&dates.col[0], "}", 1);
         const char *p[1] = {dates.col[0].p};
         rc = dates.col[0].failed ? PF_ENOMEM : db_pg_query(db, sql_skip, 1, p, &r);
         if (rc == 0) {
@@ -295,7 +295,7 @@ static int collect_owners(struct db_pg *db, const char *date, const struct db_da
     static const char *const sql_fill =
         "INSERT INTO batch_owners SELECT owner FROM analytics_owner_daily WHERE date = $1 "
         "UNION SELECT unnest($2::text[]) ON CONFLICT DO NOTHING";
-    struct db_pg_buf owners = {0};
+    struct strbuf owners = {0};
     int rc = 0;
     if (!db->temp_ok)
         rc = db_pg_exec(db,
@@ -303,19 +303,19 @@ static int collect_owners(struct db_pg *db, const char *date, const struct db_da
                         "PRIMARY KEY) ON COMMIT DELETE ROWS",
                         0, NULL, NULL);
     db->temp_ok = rc == 0;
-    db_pg_buf_put(&owners, "{", 1);
+    strbuf_put(&owners, "{", 1);
     for (size_t i = 0, k = 0; i < ndaily; i++) {
         if (i > 0 && strcmp(daily[i].owner, daily[i - 1].owner) == 0)
             continue;
         if (k++ > 0)
-            db_pg_buf_put(&owners, ",", 1);
+            strbuf_put(&owners, ",", 1);
         db_pg_buf_elem(&owners, daily[i].owner);
     }
-    db_pg_buf_put(&owners, "}", 1);
+    strbuf_put(&owners, "}", 1);
     const char *p[2] = {date, owners.p};
     if (rc == 0)
         rc = owners.failed ? PF_ENOMEM : db_pg_query(db, sql_fill, 2, p, NULL);
-    db_pg_buf_free(&owners);
+    strbuf_free(&owners);
     return rc;
 }
 
@@ -356,7 +356,7 @@ static int recompute_owners(struct db_pg *db, const char *date, const struct db_
     }
     if (rc == 0 && a.n > 0) {
         for (int c = 0; c < 3; c++)
-            db_pg_buf_put(&a.col[c], "}", 1);
+            strbuf_put(&a.col[c], "}", 1);
         const char *p[4] = {date, a.col[0].p, a.col[1].p, a.col[2].p};
         rc = a.col[0].failed || a.col[1].failed || a.col[2].failed
                  ? PF_ENOMEM
