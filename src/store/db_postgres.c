@@ -636,15 +636,12 @@ static int db_pg_image_insert(struct db *base, const struct db_image *img)
     return rc;
 }
 
-static int db_pg_image_by_path(struct db *base, const char *owner, const char *album,
-                               const char *filename, struct db_image *out)
+/* The one image a lookup finds (PF_ENOTFOUND: none). */
+static int one_image(struct db_pg *db, const char *sql, int n, const char *const *p,
+                     struct db_image *out)
 {
-    struct db_pg *db = (struct db_pg *)base;
-    static const char *const sql =
-        "SELECT " IMAGE_COLUMNS " FROM images WHERE owner = $1 AND album = $2 AND filename = $3";
-    const char *p[3] = {owner, album, filename};
     PGresult *r = NULL;
-    int rc = db_pg_query(db, sql, 3, p, &r);
+    int rc = db_pg_query(db, sql, n, p, &r);
     if (rc == 0 && PQntuples(r) == 0)
         rc = PF_ENOTFOUND;
     else if (rc == 0)
@@ -653,19 +650,18 @@ static int db_pg_image_by_path(struct db *base, const char *owner, const char *a
     return rc;
 }
 
+static int db_pg_image_by_path(struct db *base, const char *owner, const char *album,
+                               const char *filename, struct db_image *out)
+{
+    static const char *const sql =
+        "SELECT " IMAGE_COLUMNS " FROM images WHERE owner = $1 AND album = $2 AND filename = $3";
+    return one_image((struct db_pg *)base, sql, 3, (const char *[]){owner, album, filename}, out);
+}
+
 static int db_pg_image_by_id(struct db *base, const char *id, struct db_image *out)
 {
-    struct db_pg *db = (struct db_pg *)base;
     static const char *const sql = "SELECT " IMAGE_COLUMNS " FROM images WHERE id = $1";
-    const char *p[1] = {id};
-    PGresult *r = NULL;
-    int rc = db_pg_query(db, sql, 1, p, &r);
-    if (rc == 0 && PQntuples(r) == 0)
-        rc = PF_ENOTFOUND;
-    else if (rc == 0)
-        read_image(r, 0, out);
-    PQclear(r);
-    return rc;
+    return one_image((struct db_pg *)base, sql, 1, (const char *[]){id}, out);
 }
 
 static int db_pg_image_scan(struct db *base, int64_t after,
