@@ -80,7 +80,9 @@ static const struct cmd commands[] = {
      "moves to PostgreSQL with one command. Images, API keys and every\n"
      "analytics table are copied in one transaction of the target: an error\n"
      "leaves it empty. A target that is not empty is refused (exit 2). Stop the\n"
-     "servers writing to the source first. A progress bar shows on a terminal."},
+     "servers writing to the source first. A progress bar shows on a terminal.\n"
+     "A password in a URL on the command line is visible to ps while the copy\n"
+     "runs: leave it out and let libpq find it in PGPASSWORD or ~/.pgpass."},
     {"help", cmd_help, "pixflare help [COMMAND]", "Show help."},
 };
 

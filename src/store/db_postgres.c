@@ -367,7 +367,7 @@ int db_pg_failure(struct db_pg *db, PGresult *r)
     return PF_EDB;
 }
 
-static int stmt_index(struct db_pg *db, const char *sql, int n, int *fresh)
+static int stmt_index(struct db_pg *db, const char *sql, int *fresh)
 {
     *fresh = 0;
     for (int i = 0; i < db->nstmts; i++)
@@ -376,7 +376,6 @@ static int stmt_index(struct db_pg *db, const char *sql, int n, int *fresh)
     if (db->nstmts == DB_PG_STMTS)
         return -1;
     *fresh = 1;
-    (void)n;
     return db->nstmts;
 }
 
@@ -393,7 +392,7 @@ static int run(struct db_pg *db, const char *sql, int n, const char *const *para
                 snprintf(db->msg, sizeof(db->msg), "the database is unreachable");
             return rc;
         }
-        int fresh = 0, idx = prepare ? stmt_index(db, sql, n, &fresh) : -1;
+        int fresh = 0, idx = prepare ? stmt_index(db, sql, &fresh) : -1;
         char name[16];
         if (idx >= 0) {
             snprintf(name, sizeof(name), "s%d", idx);
