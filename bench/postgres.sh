@@ -418,24 +418,6 @@ cdn_run() {
     echo "$be $r $rps $p50 $p99 $errs $srv $pgc $mn $((wn + mn + 1)) $summary" >>"$WORK/cdn"
 }
 
-# Prints "req_per_s p50_ms p99_ms errors" for a wrk output file (as run.sh).
-parse_wrk() {
-    awk '
-    function ms(v) {
-        if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
-        if (v ~ /ms$/) { sub(/ms$/, "", v); return v + 0 }
-        if (v ~ /m$/)  { sub(/m$/, "", v);  return v * 60000 }
-        if (v ~ /s$/)  { sub(/s$/, "", v);  return v * 1000 }
-        return v + 0
-    }
-    /^Requests\/sec:/ { rps = $2 }
-    $1 == "50%" { p50 = ms($2) }
-    $1 == "99%" { p99 = ms($2) }
-    /Non-2xx or 3xx responses:/ { err += $NF }
-    /Socket errors:/ { for (i = 3; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) { v = $i; sub(/,/, "", v); err += v } }
-    END { printf "%s %.3f %.3f %d\n", rps == "" ? 0 : rps, p50, p99, err }
-    ' "$1"
-}
 
 # =================================================================================
 # 3. the API on the 1.09M-row dataset
