@@ -6,6 +6,7 @@
 #include "base/err.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 int engine_open(const struct config *cfg, struct engine **out, char *err, size_t errlen)
 {
@@ -18,10 +19,11 @@ int engine_open(const struct config *cfg, struct engine **out, char *err, size_t
     case CONFIG_ENGINE_CLICKHOUSE:
         break;
     }
-    snprintf(err, errlen,
-             "ANALYTICS_ENGINE=clickhouse is not supported by this build yet; use "
-             "embedded or none");
-    return PF_EINVAL;
+    char node[17];
+    int rc = config_node_id(cfg, node, err, errlen);
+    if (rc == 0)
+        rc = engine_clickhouse_new(cfg, strtoull(node, NULL, 16), out, err, errlen);
+    return rc;
 }
 
 void engine_close(struct engine *e)

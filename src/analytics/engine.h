@@ -2,10 +2,11 @@
  * event is kept and read back.
  *
  * ANALYTICS_ENGINE picks it, here and nowhere else (engine_open()):
- * `embedded` is the event log on local disk (evlog.h); `none` is no engine
- * (engine_open() gives NULL: events are not kept, and the commands that read
- * them say so); `clickhouse` is refused until its backend lands. A backend is
- * one file implementing the operations of engine_int.h.
+ * `embedded` is the event log on local disk (evlog.h); `clickhouse` is a
+ * ClickHouse table, fed from the same event log used as a spool (ship.h;
+ * engine_clickhouse.c); `none` is no engine (engine_open() gives NULL:
+ * events are not kept, and the commands that read them say so). A backend
+ * is one file implementing the operations of engine_int.h.
  *
  * An engine is written by one server (engine_writer_start(): the sink the
  * CDN's events go to) and read by anyone: `pixflare events` (a day's events
@@ -26,14 +27,16 @@
 struct engine;
 
 /* The engine cfg names. OUT: *out (NULL for ANALYTICS_ENGINE=none), freed
- * with engine_close(). PF_EINVAL, with the reason in err, for an engine this
- * build cannot run. */
+ * with engine_close(). PF_EINVAL, with one line in err, for an engine that
+ * cannot be used: for clickhouse, unreachable, credentials refused, or a
+ * table with the wrong columns (the tables are created when absent). */
 int engine_open(const struct config *cfg, struct engine **out, char *err, size_t errlen);
 
 /* Stop the writer if it runs, and free. NULL is fine. */
 void engine_close(struct engine *e);
 
-/* ANALYTICS_ENGINE's value for e ("embedded"), or "none" for NULL. */
+/* ANALYTICS_ENGINE's value for e ("embedded", "clickhouse"), or "none" for
+ * NULL. */
 const char *engine_name(const struct engine *e);
 
 /* ---- Writing (one server at a time) ---- */
@@ -92,6 +95,14 @@ struct engine_group {
 struct engine_group_opts {
     int threads;            /* readers (>= 1) */
     const atomic_int *stop; /* when set: give up (PF_ECONFLICT) */
+    /* A shared engine fed by several nodes (clickhouse) groups a day only
+     * once every node that may hold events of it has sent them all
+     * (PF_EUNAVAIL otherwise, naming one): the nodes it knows of, and
+     * these (16 hex digits each: the nodes the database saw counting the
+     * day). `force` groups what the engine holds, whatever. */
+    const char *const *nodes;
+    size_t nnodes;
+    int force;
 };
 
 /* Group every event of UTC day `day`. Damage is skipped, counted in *st and

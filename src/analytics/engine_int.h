@@ -6,6 +6,8 @@
 
 #include "analytics/engine.h"
 
+#include <stdint.h>
+
 /* Each operation is engine.h's function of the same name, called with a
  * non-NULL engine. */
 struct engine_ops {
@@ -30,5 +32,10 @@ struct engine {
 
 /* The embedded event log (engine_embedded.c). */
 int engine_embedded_new(const struct config *cfg, struct engine **out);
+
+/* ClickHouse (engine_clickhouse.c): reached, its tables made or checked;
+ * `node` is this node's id, which the rows it ships carry. */
+int engine_clickhouse_new(const struct config *cfg, uint64_t node, struct engine **out, char *err,
+                          size_t errlen);
 
 #endif

@@ -102,4 +102,51 @@ int evlog_scan_mt(const char *data_dir, const char *dataset, int64_t day_from, i
 int evlog_purge_before(const char *data_dir, const char *dataset, int64_t day,
                        uint64_t *files_removed);
 
+/* ---- The spool: segments read piecewise (evlog_spool.c) ----
+ *
+ * For a reader that keeps its own place in each segment (the ClickHouse
+ * shipper): a segment is named by its day and stem (its file name without
+ * .open or .pfe, which stays the same when it is sealed), and read from a
+ * byte offset that the previous read returned. The bytes before that offset
+ * never change: a segment is only appended to, then sealed. */
+
+/* The UTC days that have a directory in the store, ascending. OUT: *days
+ * (malloc'd, free()), *n. */
+int evlog_list_days(const char *data_dir, const char *dataset, int64_t **days, size_t *n);
+
+#define EVLOG_STEM_MAX 48
+
+struct evlog_segment {
+    char stem[EVLOG_STEM_MAX];
+    int live; /* .open: a server may still append to it */
+    uint64_t size;
+};
+
+/* The segments of UTC day `day`, by stem, ascending. OUT: *segs (malloc'd,
+ * free()), *n. */
+int evlog_list_segments(const char *data_dir, const char *dataset, int64_t day,
+                        struct evlog_segment **segs, size_t *n);
+
+struct evlog_piece {
+    size_t n;         /* events read */
+    size_t next;      /* where to read on: just past the last byte taken */
+    int end;          /* the segment is sealed and read to its end */
+    int bad_header;   /* not an event file: nothing in it is read */
+    uint64_t damaged; /* bytes skipped as damage (sealed segments only) */
+};
+
+/* Read the events of segment `stem` of `day` from byte `from` (0 at first,
+ * then a previous read's `next`) up to byte `until` (SIZE_MAX: the end), at
+ * most `max` into out. A live segment is read up to its first record not
+ * whole yet. PF_ENOTFOUND when the segment is gone. OUT: *r. */
+int evlog_segment_read(const char *data_dir, const char *dataset, int64_t day, const char *stem,
+                       size_t from, size_t until, struct event *out, size_t max,
+                       struct evlog_piece *r);
+
+/* Whether segment `stem` of `day` exists, live or sealed. */
+int evlog_segment_exists(const char *data_dir, const char *dataset, int64_t day, const char *stem);
+
+/* Delete a sealed segment (read and kept elsewhere). */
+int evlog_segment_remove(const char *data_dir, const char *dataset, int64_t day, const char *stem);
+
 #endif

@@ -284,3 +284,46 @@ int evlog_scan_buffer(const uint8_t *buf, size_t len, int (*fn)(void *ctx, const
 {
     return evlog_scan_core(buf, len, fn, ctx, NULL, st);
 }
+
+int evlog_scan_from(const uint8_t *buf, size_t len, size_t base, size_t from, size_t until,
+                    int live, struct event *out, size_t max, struct evlog_piece *r)
+{
+    /* Work in buffer indices; base is the file offset of buf[0]. */
+    size_t off = from > base ? from - base : 0, lim = until - base;
+    memset(r, 0, sizeof(*r));
+    if (until < base || lim > len)
+        lim = len;
+    if (base == 0 && off < EVLOG_FILE_HEADER) {
+        if (live && (len < EVLOG_FILE_HEADER || evlog_all_zero(buf, EVLOG_FILE_HEADER))) {
+            r->next = 0; /* just created: its header is not written yet */
+            return 0;
+        }
+        if (!header_ok(buf, len)) {
+            r->bad_header = 1;
+            r->next = len;
+            r->end = !live;
+            return 0;
+        }
+        off = EVLOG_FILE_HEADER;
+    }
+    while (off < lim && r->n < max) {
+        if (frame_ok(buf + off, lim - off)) {
+            if (decode_fields(buf + off, &out[r->n]) == 0)
+                r->n++;
+            else
+                r->damaged += EVLOG_RECORD_SIZE;
+            off += EVLOG_RECORD_SIZE;
+            continue;
+        }
+        /* Live: the records past here are not written yet (or are being
+         * written): stop, and read on from here next time. */
+        if (live || evlog_all_zero(buf + off, lim - off))
+            break;
+        size_t next = resync(buf, lim, off + 1);
+        r->damaged += next - off;
+        off = next;
+    }
+    r->next = base + off;
+    r->end = !live && (off >= len || evlog_all_zero(buf + off, len - off));
+    return 0;
+}

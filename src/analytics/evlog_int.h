@@ -64,6 +64,16 @@ static inline int evlog_filter_keep(struct evlog_day_filter *f, const struct eve
 int evlog_scan_core(const uint8_t *buf, size_t len, int (*fn)(void *ctx, const struct event *ev),
                     void *ctx, struct evlog_day_filter *f, struct evlog_file_stats *st);
 
+/* Decode the records of a file from file offset `from` (a record boundary
+ * past the header; 0 for the file's start, whose header is checked) up to
+ * offset `until`, at most `max` events into out. buf[0..len) holds the
+ * file's bytes from offset `base` (0: the whole file, mapped). A sealed
+ * file's damage is skipped and counted; a live file's reading stops at the
+ * first record not (yet) whole. OUT: *r (see evlog_segment_read()), with
+ * file offsets. */
+int evlog_scan_from(const uint8_t *buf, size_t len, size_t base, size_t from, size_t until,
+                    int live, struct event *out, size_t max, struct evlog_piece *r);
+
 /* ---- Directory walking (evlog_read.c) ---- */
 
 /* Whether s names a day directory (YYYY-MM-DD). OUT: *day. */

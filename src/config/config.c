@@ -34,6 +34,8 @@ enum key_id {
     K_ENGINE_URL,
     K_ENGINE_USER,
     K_ENGINE_PASSWORD,
+    K_ENGINE_BATCH_MS,
+    K_ENGINE_TIMEOUT_MS,
     K_REALTIME,
     K_BATCH,
     K_RETENTION,
@@ -61,6 +63,8 @@ static const char *const key_names[K_COUNT] = {
     "ANALYTICS_ENGINE_URL",
     "ANALYTICS_ENGINE_USER",
     "ANALYTICS_ENGINE_PASSWORD",
+    "ANALYTICS_ENGINE_BATCH_MS",
+    "ANALYTICS_ENGINE_TIMEOUT_MS",
     "ANALYTICS_REALTIME_ENABLED",
     "ANALYTICS_BATCH_ENABLED",
     "ANALYTICS_RETENTION_DAYS",
@@ -445,6 +449,14 @@ static int validate(struct config *cfg, const char *const val[K_COUNT], char *er
     if (parse_int(val[K_FSYNC_MS], 0, 3600000, &n) != 0)
         return bad(err, errlen, K_FSYNC_MS, val[K_FSYNC_MS], "expected milliseconds, 0-3600000");
     cfg->fsync_ms = (int)n;
+    if (parse_int(val[K_ENGINE_BATCH_MS], 10, 60000, &n) != 0)
+        return bad(err, errlen, K_ENGINE_BATCH_MS, val[K_ENGINE_BATCH_MS],
+                   "expected milliseconds, 10-60000");
+    cfg->engine_batch_ms = (int)n;
+    if (parse_int(val[K_ENGINE_TIMEOUT_MS], 100, 3600000, &n) != 0)
+        return bad(err, errlen, K_ENGINE_TIMEOUT_MS, val[K_ENGINE_TIMEOUT_MS],
+                   "expected milliseconds, 100-3600000");
+    cfg->engine_timeout_ms = (int)n;
     if (parse_int(val[K_RATE_LIMIT], 0, 1000000, &n) != 0)
         return bad(err, errlen, K_RATE_LIMIT, val[K_RATE_LIMIT],
                    "expected requests per minute, 0 (off) to 1000000");
@@ -479,6 +491,8 @@ int config_load(const char *file, struct config *cfg, char *err, size_t errlen)
         [K_CLEANUP_CRON] = "0 1 * * *",
         [K_FLUSH_MS] = "1000",
         [K_FSYNC_MS] = "1000",
+        [K_ENGINE_BATCH_MS] = "1000",
+        [K_ENGINE_TIMEOUT_MS] = "30000",
         [K_RATE_LIMIT] = "100",
         [K_CACHE_MB] = "256",
     };

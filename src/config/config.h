@@ -26,6 +26,8 @@ struct config {
     enum config_engine engine;
     char *dataset;
     char *engine_url, *engine_user, *engine_password;
+    int engine_batch_ms;   /* clickhouse: longest wait before shipping events */
+    int engine_timeout_ms; /* clickhouse: longest wait for one HTTP request */
     int realtime_enabled;
     int batch_enabled;
     int retention_days;

@@ -211,6 +211,33 @@ static int only_this_node(const struct config *cfg, struct engine *engine, struc
     return rc;
 }
 
+/* Node ids the realtime flush receipts name (for a shared engine's check
+ * that every node has sent its events of the day). */
+struct node_list {
+    char **v;
+    size_t n, cap;
+};
+
+static int add_node(void *ctx, const char *node)
+{
+    struct node_list *l = ctx;
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->v[i], node) == 0)
+            return 0;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        char **nv = realloc(l->v, cap * sizeof(*nv));
+        if (nv == NULL)
+            return PF_ENOMEM;
+        l->v = nv;
+        l->cap = cap;
+    }
+    if ((l->v[l->n] = strdup(node)) == NULL)
+        return PF_ENOMEM;
+    l->n++;
+    return 0;
+}
+
 int aggregate_run_day(const struct config *cfg, struct engine *engine, struct db *db, int64_t day,
                       const struct aggregate_opts *o, struct aggregate_day *out, char *err,
                       size_t errlen)
@@ -264,9 +291,23 @@ int aggregate_run_day(const struct config *cfg, struct engine *engine, struct db
     }
     if (!o->force && (rc = only_this_node(cfg, engine, db, day, date, err, errlen)) != 0)
         return rc;
+    struct node_list nodes = {0};
+    if (strcmp(engine_name(engine), "embedded") != 0 &&
+        db_flush_nodes(db, day * 86400, (day + 1) * 86400 + 3600, add_node, &nodes) != 0) {
+        free(nodes.v);
+        snprintf(err, errlen, "cannot read the realtime flush receipts");
+        return PF_EDB;
+    }
     t0 = timeutil_mono_ns();
-    struct engine_group_opts go = {o->threads < 1 ? online_cpus() : o->threads, o->stop};
+    struct engine_group_opts go = {.threads = o->threads < 1 ? online_cpus() : o->threads,
+                                   .stop = o->stop,
+                                   .nodes = (const char *const *)nodes.v,
+                                   .nnodes = nodes.n,
+                                   .force = o->force};
     rc = engine_group_day(engine, day, &go, stderr, &keys, &nkeys, &out->files, err, errlen);
+    for (size_t i = 0; i < nodes.n; i++)
+        free(nodes.v[i]);
+    free(nodes.v);
     int64_t ts = timeutil_mono_ns();
     for (size_t i = 0; rc == 0 && i < nkeys; i++)
         out->events += keys[i].requests; /* the date's events (a file's stray ones left out) */

@@ -51,7 +51,10 @@ struct aggregate_day {
  * in a shared database while the engine is this node's own event log
  * (opts->force overrides); PF_EIO, events could not be
  * read; PF_EFORMAT, events are damaged or missing while the tables hold
- * rows for the date (opts->force overrides); PF_EDB, the database refused;
+ * rows for the date (opts->force overrides); PF_EUNAVAIL, a shared engine
+ * (clickhouse) is still waiting for some node's events of the date, or
+ * cannot be reached (opts->force groups what it holds); PF_EDB, the
+ * database refused;
  * PF_ECONFLICT, stopped. On any error the date's rows are as they were. */
 int aggregate_run_day(const struct config *cfg, struct engine *engine, struct db *db, int64_t day,
                       const struct aggregate_opts *opts, struct aggregate_day *out, char *err,
