@@ -5,7 +5,10 @@
 #   sh scripts/deps.sh        build and run (make run)
 #   sh scripts/deps.sh test   also what the tests need (make test): Debian's
 #                             postgresql (a throwaway server, scripts/pg.sh)
-#                             and python3-psycopg2, chromium, node and npm
+#                             and python3-psycopg2, clickhouse-server (a
+#                             throwaway server, scripts/ch.sh; the tests
+#                             speak HTTP to it) and clickhouse-client (for
+#                             people), chromium, node and npm
 #                             when there is no npm command, and
 #                             tests/dashboard's npm packages (npm ci, when
 #                             node_modules is missing or older than
@@ -21,9 +24,9 @@ esac
 PKGS="build-essential clang clang-format pkg-config libmicrohttpd-dev libvips-dev
 libjansson-dev libsqlite3-dev libssl-dev libcmocka-dev libclang-rt-14-dev
 python3 python3-pytest curl libmaxminddb-dev libxxhash-dev tor-geoipdb
-libmaxmind-db-writer-perl mmdb-bin faketime zlib1g-dev libpq-dev"
+libmaxmind-db-writer-perl mmdb-bin faketime zlib1g-dev libpq-dev libcurl4-openssl-dev"
 if [ "${1-}" = test ]; then
-    PKGS="$PKGS postgresql python3-psycopg2 chromium"
+    PKGS="$PKGS postgresql python3-psycopg2 clickhouse-server clickhouse-client chromium"
     # Only when there is no npm at all: Debian's npm over another nodejs (say
     # nodesource's, which bundles npm) would conflict.
     command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"

@@ -13,8 +13,11 @@
 # the unit and integration tests: PIXFLARE_TEST_PG_URL is its maintenance
 # database's URL (tests/integration makes a database per test there), and
 # the PostgreSQL unit steps get a fresh database each in
-# PIXFLARE_TEST_DATABASE. It is stopped and removed at the end, interrupted
-# or not. Ends with one summary line "N passed, N failed".
+# PIXFLARE_TEST_DATABASE. Next to it a throwaway ClickHouse server
+# (scripts/ch.sh, Debian's clickhouse-server, in another mktemp directory):
+# PIXFLARE_TEST_CH_URL is its HTTP interface's URL (tests/integration makes
+# a ClickHouse database per test there). Both are stopped and removed at the
+# end, interrupted or not. Ends with one summary line "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 JOBS=$(nproc 2>/dev/null || echo 2)
@@ -57,7 +60,26 @@ pg_stop() {
         PG_DIR=""
     fi
 }
-trap pg_stop EXIT
+CH_DIR=""
+ch_start() {
+    CH_DIR=$(mktemp -d) && sh scripts/ch.sh start "$CH_DIR" || return 1
+    PIXFLARE_TEST_CH_URL=$(sh scripts/ch.sh url "$CH_DIR") || return 1
+    export PIXFLARE_TEST_CH_URL
+    echo "$PIXFLARE_TEST_CH_URL"
+}
+
+ch_stop() {
+    if [ -n "$CH_DIR" ]; then
+        sh scripts/ch.sh stop "$CH_DIR" || echo "test: could not stop the ClickHouse in $CH_DIR" >&2
+        CH_DIR=""
+    fi
+}
+
+servers_stop() {
+    pg_stop
+    ch_stop
+}
+trap servers_stop EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
@@ -88,6 +110,7 @@ step "dashboard unit tests (node --test)" node --test tests/dashboard/unit.test.
 step "gcc build (-Wall -Wextra -Werror)" make -s -j"$JOBS" CC=gcc BUILD=build/gcc all
 step "structure (scripts/check_structure.py)" make -s CC=gcc BUILD=build/gcc structure
 step "PostgreSQL for the tests (scripts/pg.sh)" pg_start
+step "ClickHouse for the tests (scripts/ch.sh)" ch_start
 step "gcc unit tests" make -s -j"$JOBS" CC=gcc BUILD=build/gcc unit
 step "gcc unit tests (PostgreSQL)" pg_unit unit_gcc build/gcc
 step "gcc integration tests" pytest_run build/gcc
@@ -99,7 +122,7 @@ step "asan+ubsan unit tests (PostgreSQL)" pg_unit unit_asan build/asan
 # (test_postgres.py: nodes, outages, copies) that exercise the PostgreSQL
 # backend's C code; the gcc run above has run every test on both backends.
 step "asan+ubsan integration tests" pytest_run build/asan -m "not pg or pg_only"
-pg_stop
+servers_stop
 if [ -f tests/fuzz/run.sh ]; then
     step "fuzzing (${FUZZ_SECONDS:-20}s per target)" sh tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
 fi
