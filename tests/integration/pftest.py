@@ -8,19 +8,31 @@ The database backend (conftest.py's `backend` fixture sets it per test):
   database of its own on the server PIXFLARE_TEST_PG_URL names (its
   maintenance database's URL, as scripts/pg.sh writes it), created on first
   use and dropped after the test. clean_env() (so every Server) then carries
-  PIXFLARE_DATABASE=<that database's URL>."""
+  PIXFLARE_DATABASE=<that database's URL>.
+
+ClickHouse, the event engine (ANALYTICS_ENGINE=clickhouse), whatever the
+backend: new_ch_database() makes a fresh database on the server
+PIXFLARE_TEST_CH_URL names (scripts/test.sh starts one with scripts/ch.sh),
+dropped after the test; ch_env() is what a pixflare needs to ship there;
+ch_query() runs SQL over HTTP. ClickHouse(dir) is a server of the test's own
+that it may stop, kill or pause; FaultProxy sits between pixflare and a
+ClickHouse to refuse, hang or lose answers."""
 import datetime
 import decimal
 import http.client
 import os
 import random
+import select
 import signal
 import socket
 import sqlite3
 import struct
 import subprocess
+import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 import uuid
 import zlib
 
@@ -157,7 +169,8 @@ def use_backend(name):
 
 def end_backend():
     """End of a test (conftest.py): drop its PostgreSQL databases (whoever
-    is still connected is cut off), back to SQLite."""
+    is still connected is cut off), back to SQLite; stop its ClickHouse
+    servers and fault proxies, drop its databases on PIXFLARE_TEST_CH_URL."""
     global BACKEND
     BACKEND = "sqlite"
     _pg_dbs.clear()
@@ -171,6 +184,10 @@ def end_backend():
             _pg_conn(PG_URL).cursor().execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
         except Exception as e:  # noqa: BLE001 (dropped or not, go on with the rest)
             errors.append("%s: %s" % (name, e))
+    try:
+        end_clickhouse()
+    except AssertionError as e:
+        errors.append(str(e))
     assert not errors, "cannot drop test databases: " + "; ".join(errors)
 
 
@@ -257,6 +274,380 @@ def db_text(database):
         for row in sql(database, 'SELECT * FROM "%s"' % name):
             out.append("\t".join(str(v) for v in row))
     return "\n".join(out).encode("utf-8", "surrogateescape")
+
+
+# ---- ClickHouse, the event engine ----
+
+CH_URL = os.environ.get("PIXFLARE_TEST_CH_URL") or None  # http://127.0.0.1:PORT/
+CH_USER = "pixflare"  # scripts/ch.sh's users: this one and `default` (no password)
+CH_PASSWORD = "pixflare-test-secret"
+CH_SH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../scripts/ch.sh")
+CH_SERVER = os.environ.get("CH_SERVER", "/usr/sbin/clickhouse-server")  # as scripts/ch.sh
+_ch_created = []  # this test's databases on CH_URL, dropped after it
+_ch_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no http_proxy
+
+
+class ClickHouseError(Exception):
+    """ClickHouse answered an HTTP error: .status (401, 404, 500...), .code
+    (ClickHouse's "Code: N", or None) and .message (its text, as sent)."""
+
+    def __init__(self, status, message):
+        self.status = status
+        self.message = message
+        head = message.split(",", 1)[0]
+        digits = head[len("Code:"):].strip()
+        self.code = int(digits) if head.startswith("Code:") and digits.isdigit() else None
+        super().__init__("ClickHouse HTTP %d: %s" % (status, message))
+
+
+def ch_query(sql, url=None, user="default", password="", database=None, data=None, timeout=30):
+    """The text answer (str, ClickHouse's TabSeparated unless the SQL says
+    FORMAT) of one statement on the ClickHouse at `url` (default CH_URL; a
+    ?database= in it is kept). With `data` (bytes), the SQL goes in the URL
+    and `data` is the body: INSERT INTO t FORMAT RowBinary, say. An HTTP
+    error raises ClickHouseError with ClickHouse's message."""
+    url = url or CH_URL
+    assert url, "no ClickHouse URL (PIXFLARE_TEST_CH_URL is not set)"
+    u = urllib.parse.urlsplit(url)
+    params = urllib.parse.parse_qsl(u.query)
+    if database is not None:
+        params = [(k, v) for k, v in params if k != "database"] + [("database", database)]
+    body = sql.encode()
+    if data is not None:
+        params.append(("query", sql))
+        body = data
+    full = urllib.parse.urlunsplit((u.scheme, u.netloc, u.path or "/",
+                                    urllib.parse.urlencode(params), ""))
+    req = urllib.request.Request(full, data=body, method="POST",
+                                 headers={"X-ClickHouse-User": user, "X-ClickHouse-Key": password})
+    try:
+        with _ch_opener.open(req, timeout=timeout) as r:
+            return r.read().decode()
+    except urllib.error.HTTPError as e:
+        raise ClickHouseError(e.code, e.read().decode(errors="replace").strip()) from None
+
+
+def _ch_name():
+    return "t_" + uuid.uuid4().hex[:16]
+
+
+def new_ch_database():
+    """A fresh, empty database on the PIXFLARE_TEST_CH_URL server: its name.
+    Dropped after the test. Skips the test without the URL."""
+    if not CH_URL:
+        import pytest
+        pytest.skip("PIXFLARE_TEST_CH_URL is not set (scripts/test.sh starts a ClickHouse)")
+    name = _ch_name()
+    ch_query("CREATE DATABASE %s" % name)
+    _ch_created.append(name)
+    return name
+
+
+def ch_env(database, url=None):
+    """What a pixflare needs in its environment to ship its events to
+    `database` on the ClickHouse at `url` (default CH_URL; a FaultProxy's or
+    a ClickHouse's .url for theirs), as the `pixflare` user."""
+    url = url or CH_URL
+    assert url, "no ClickHouse URL (PIXFLARE_TEST_CH_URL is not set)"
+    return {"ANALYTICS_ENGINE": "clickhouse",
+            "ANALYTICS_ENGINE_URL": "%s?database=%s" % (url, database),
+            "ANALYTICS_ENGINE_USER": CH_USER,
+            "ANALYTICS_ENGINE_PASSWORD": CH_PASSWORD}
+
+
+def end_clickhouse():
+    """End of a test (end_backend): stop its fault proxies and its own
+    ClickHouse servers (data removed), drop its databases on CH_URL."""
+    errors = []
+    for proxy in list(FaultProxy.live):
+        proxy.close()
+    for ch in list(ClickHouse.live):
+        try:
+            ch.close()
+        except Exception as e:  # noqa: BLE001 (go on with the rest)
+            errors.append("%s: %s" % (ch.dir, e))
+    while _ch_created:
+        name = _ch_created.pop()
+        try:
+            ch_query("DROP DATABASE IF EXISTS %s" % name)
+        except Exception as e:  # noqa: BLE001 (dropped or not, go on with the rest)
+            errors.append("%s: %s" % (name, e))
+    assert not errors, "cannot clean up ClickHouse: " + "; ".join(errors)
+
+
+class ClickHouse:
+    """A ClickHouse server of the test's own (scripts/ch.sh in `dir`, which
+    is created, and removed by close()), for the tests that stop, kill or
+    pause it; the shared one (CH_URL) must stay up. A context manager:
+    `with ClickHouse(tmp_path / "ch") as ch:` starts it and closes it at the
+    end; whatever is left is closed after the test anyway. Its port stays
+    the same across stop()/crash() and start(), so pixflare's URL does.
+    Skips the test when there is no clickhouse-server."""
+    live = set()  # started and not closed: closed after each test (end_clickhouse)
+
+    def __init__(self, dir):
+        self.dir = os.path.abspath(str(dir))
+        self._port = None
+
+    def _sh(self, cmd):
+        p = subprocess.run(["sh", CH_SH, cmd, self.dir], capture_output=True, text=True,
+                           timeout=120)
+        if p.returncode != 0:
+            raise AssertionError("scripts/ch.sh %s %s: exit %d\n%s" % (cmd, self.dir, p.returncode,
+                                                                    p.stderr))
+        return p.stdout.strip()
+
+    def start(self):
+        """Start (first time: configure, on free ports) or start again
+        after stop() or crash(), same port, same data; returns once it
+        answers GET /ping."""
+        if not os.access(CH_SERVER, os.X_OK):
+            import pytest
+            pytest.skip("no %s (apt-get install clickhouse-server; sh scripts/deps.sh test)"
+                        % CH_SERVER)
+        ClickHouse.live.add(self)
+        self._sh("start")
+        self._port = int(self._sh("port"))
+        return self
+
+    def stop(self):
+        """A graceful shutdown (SIGTERM); the data stays for start()."""
+        self._sh("halt")
+
+    def crash(self):
+        """kill -9: no shutdown; the data stays for start()."""
+        self._sh("crash")
+
+    def pause(self):
+        """SIGSTOP: connections open (the kernel accepts them), nothing
+        answers; resume() goes on."""
+        self._sh("pause")
+
+    def resume(self):
+        self._sh("resume")
+
+    def close(self):
+        """Stop it (gracefully) and remove its directory."""
+        ClickHouse.live.discard(self)
+        self._sh("stop")
+
+    @property
+    def port(self):
+        """Its HTTP port."""
+        assert self._port is not None, "ClickHouse(%s) was never started" % self.dir
+        return self._port
+
+    @property
+    def url(self):
+        """Its HTTP interface: http://127.0.0.1:PORT/"""
+        return "http://127.0.0.1:%d/" % self.port
+
+    def query(self, sql, **kw):
+        """ch_query on this server (user `default` unless told)."""
+        return ch_query(sql, url=self.url, **kw)
+
+    def new_database(self):
+        """A fresh, empty database here: its name (gone with the server)."""
+        name = _ch_name()
+        self.query("CREATE DATABASE %s" % name)
+        return name
+
+    def env(self, database):
+        """ch_env for `database` on this server."""
+        return ch_env(database, url=self.url)
+
+    def log(self):
+        """Its server log (this start's)."""
+        try:
+            with open(os.path.join(self.dir, "log", "server.log"), errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class FaultProxy:
+    """A TCP proxy on 127.0.0.1 (a free port: .port, .url) to
+    127.0.0.1:target_port, in threads, for a test to put faults between
+    pixflare and ClickHouse. Its mode may change at any time, and applies at
+    once to every connection, open ones included (a client that keeps its
+    connection alive meets the fault too):
+    - "pass": forwards both ways;
+    - "refuse": closes new connections at once, and open ones;
+    - "blackhole_response": forwards what the client sends to the target,
+      drops what the target answers, and holds the client's connection open
+      until the client closes it: the target did the work (ClickHouse
+      inserted), its answer was lost, the client times out;
+    - "hang": reads what the client sends, forwards nothing, answers
+      nothing, holds the connection open until the client closes it.
+    count(mode): how many connections met `mode` (were accepted in it, cut
+    by "refuse", or carried bytes either way in it), so a test can check
+    that its fault was hit. A context manager; whatever is left is closed
+    after the test."""
+    MODES = ("pass", "refuse", "blackhole_response", "hang")
+    live = set()  # not closed: closed after each test (end_clickhouse)
+
+    def __init__(self, target_port, mode="pass"):
+        self.target_port = int(target_port)
+        self._lock = threading.Lock()
+        self._counts = {m: 0 for m in self.MODES}
+        self._conns = set()  # client sockets being served
+        self._threads = []
+        self._stopping = threading.Event()
+        self.set_mode(mode)
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(128)
+        self._listener.settimeout(0.05)
+        self.port = self._listener.getsockname()[1]
+        FaultProxy.live.add(self)
+        t = threading.Thread(target=self._accept_loop, name="FaultProxy-accept", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    @property
+    def url(self):
+        """http://127.0.0.1:PORT/: a ClickHouse URL through the proxy."""
+        return "http://127.0.0.1:%d/" % self.port
+
+    @property
+    def mode(self):
+        return self._mode
+
+    @mode.setter
+    def mode(self, mode):
+        self.set_mode(mode)
+
+    def set_mode(self, mode):
+        assert mode in self.MODES, mode
+        self._mode = mode
+
+    def count(self, mode):
+        """Connections that met `mode` so far."""
+        assert mode in self.MODES, mode
+        with self._lock:
+            return self._counts[mode]
+
+    @property
+    def counts(self):
+        """{mode: count(mode)} for every mode."""
+        with self._lock:
+            return dict(self._counts)
+
+    def open_connections(self):
+        """Client connections open now."""
+        with self._lock:
+            return len(self._conns)
+
+    def _met(self, seen, mode):
+        if mode not in seen:
+            seen.add(mode)
+            with self._lock:
+                self._counts[mode] += 1
+
+    def _accept_loop(self):
+        while not self._stopping.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if self._mode == "refuse":
+                self._met(set(), "refuse")
+                client.close()
+                continue
+            t = threading.Thread(target=self._serve, args=(client,), name="FaultProxy-conn",
+                                 daemon=True)
+            with self._lock:
+                self._threads = [x for x in self._threads if x.is_alive()]
+                self._threads.append(t)
+            t.start()
+
+    def _serve(self, client):
+        seen = set()
+        up = None
+        with self._lock:
+            self._conns.add(client)
+        try:
+            self._met(seen, self._mode)
+            client_eof = False
+            while not self._stopping.is_set():
+                mode = self._mode
+                if mode == "refuse":
+                    self._met(seen, mode)
+                    return
+                if up is None and mode in ("pass", "blackhole_response") and not client_eof:
+                    try:
+                        up = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+                    except OSError:
+                        return  # the target is down: so is this connection
+                    up.settimeout(None)
+                socks = [s for s in (None if client_eof else client, up) if s is not None]
+                if not socks:
+                    return
+                ready, _, _ = select.select(socks, [], [], 0.05)
+                for s in ready:
+                    try:
+                        data = s.recv(65536)
+                    except OSError:
+                        data = b""
+                    if data:
+                        self._met(seen, mode)
+                    if s is client:
+                        if not data:
+                            # The client is done sending (or gone): so is the
+                            # target's side; an answer may still come back.
+                            client_eof = True
+                            if up is None or mode != "pass":
+                                return
+                            try:
+                                up.shutdown(socket.SHUT_WR)
+                            except OSError:
+                                return
+                        elif mode in ("pass", "blackhole_response") and up is not None:
+                            up.sendall(data)
+                        # hang: read and dropped
+                    else:
+                        if not data:
+                            up.close()
+                            up = None
+                            if mode == "pass" or client_eof:
+                                return  # the answer is complete: close the client
+                            # blackhole_response, hang: the client waits on
+                        elif mode == "pass":
+                            client.sendall(data)
+                        # blackhole_response, hang: the answer is lost
+        except OSError:
+            return
+        finally:
+            with self._lock:
+                self._conns.discard(client)
+            for s in (client, up):
+                if s is not None:
+                    s.close()
+
+    def close(self):
+        """Stop accepting, close every connection, join the threads."""
+        FaultProxy.live.discard(self)
+        self._stopping.set()
+        self._listener.close()
+        with self._lock:
+            threads = list(self._threads)
+        for t in threads:
+            t.join(timeout=5)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def run(args, env, check=None, **kw):
