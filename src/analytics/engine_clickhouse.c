@@ -29,8 +29,10 @@
  *
  *   <ANALYTICS_DATASET>_nodes: each node's shipping progress
  *     node UInt64, shipped_through Int64 (ms: the node holds no unshipped
- *     event older than this), updated UInt64 (ms, the node's clock)
- *   ENGINE = ReplacingMergeTree(updated) ORDER BY node.
+ *     event older than this), updated UInt64 (ms, the node's clock),
+ *     version UInt64 (grows with every write of the node, across restarts:
+ *     a clock set back does not make an old row the newest)
+ *   ENGINE = ReplacingMergeTree(version) ORDER BY node.
  *
  * Grouping a day checks first that every node that may hold events of the
  * day has shipped through its end (see ship.c). */
@@ -93,7 +95,7 @@ static const struct column columns[] = {
 };
 
 static const struct column node_columns[] = {
-    {"node", "UInt64"}, {"shipped_through", "Int64"}, {"updated", "UInt64"}};
+    {"node", "UInt64"}, {"shipped_through", "Int64"}, {"updated", "UInt64"}, {"version", "UInt64"}};
 
 static int run(struct clickhouse *ch, const char *sql, struct strbuf *answer, char *err,
                size_t errlen)
@@ -181,7 +183,8 @@ static int prepare(struct chengine *c, char *err, size_t errlen)
         q.len = 0;
         strbuf_printf(&q,
                       "CREATE TABLE IF NOT EXISTS %s.%s (node UInt64, shipped_through Int64, "
-                      "updated UInt64) ENGINE = ReplacingMergeTree(updated) ORDER BY node",
+                      "updated UInt64, version UInt64) ENGINE = ReplacingMergeTree(version) "
+                      "ORDER BY node",
                       db, c->nodes_table);
         rc = q.failed ? PF_ENOMEM : run(c->ch, q.p, NULL, err, errlen);
     }
@@ -393,7 +396,7 @@ static int day_complete(struct chengine *c, int64_t day, const struct engine_gro
     struct strbuf q = {0}, ans = {0};
     int64_t lo = day * MS_PER_DAY, hi = lo + MS_PER_DAY;
     strbuf_printf(&q,
-                  "SELECT node, argMax(shipped_through, updated), max(updated) FROM %s.%s GROUP "
+                  "SELECT node, argMax(shipped_through, version), max(updated) FROM %s.%s GROUP "
                   "BY node FORMAT TabSeparated",
                   clickhouse_database(c->ch), c->nodes_table);
     int rc = q.failed ? PF_ENOMEM : run(c->ch, q.p, &ans, err, errlen);

@@ -51,7 +51,8 @@
  * directory). Lines, fields separated by one space:
  *   pixflare-ship 1
  *   node <16 hex digits>             the node that wrote it
- *   next <seq>                       the next batch number (decimal)
+ *   next <seq>                       the next batch number (decimal;
+ *                                    also skipped by one at each start)
  *   pending <seq> <day> <rows> <n>   optional: the batch sent but not known
  *                                    acknowledged, followed by its n ranges
  *   range <stem> <from> <to>         byte offsets in segment <stem> of <day>
@@ -129,6 +130,7 @@ struct ship {
 
     /* Progress written to the nodes table. */
     int64_t wm_written, wm_written_at;
+    uint64_t progress_writes;
 
     /* Health, logged once per change. */
     int down, refused;
@@ -683,10 +685,13 @@ static void progress(struct ship *s, int64_t wm, int force)
                    now - s->wm_written_at < 1000))
         return;
     char sql[512], err[400];
+    /* The version: the batch number, which only grows and is bumped at
+     * each start (ship_start()), then a count of this run's writes. */
+    uint64_t version = s->next_seq << 24 | (++s->progress_writes & 0xffffff);
     snprintf(sql, sizeof(sql),
-             "INSERT INTO %s.%s (node, shipped_through, updated) VALUES (%" PRIu64 ", %" PRId64
-             ", %" PRId64 ")",
-             clickhouse_database(s->ch), s->nodes_table, s->cfg.node, wm, now);
+             "INSERT INTO %s.%s (node, shipped_through, updated, version) VALUES (%" PRIu64
+             ", %" PRId64 ", %" PRId64 ", %" PRIu64 ")",
+             clickhouse_database(s->ch), s->nodes_table, s->cfg.node, wm, now, version);
     struct clickhouse_req req = {.sql = sql};
     if (clickhouse_query(s->ch, &req, NULL, NULL, err, sizeof(err)) == 0) {
         s->wm_written = wm;
@@ -845,6 +850,13 @@ int ship_start(const struct ship_config *cfg, struct clickhouse *ch, struct ship
         rc = PF_ENOMEM;
     if (rc == 0)
         rc = state_read(s, err, errlen);
+    if (rc == 0) {
+        /* A new run's progress rows must outrank the last run's. */
+        s->next_seq++;
+        rc = state_write(s);
+        if (rc != 0)
+            snprintf(err, errlen, "cannot write %s", s->state_path);
+    }
     if (rc == 0 && pthread_create(&s->thread, NULL, ship_main, s) != 0) {
         snprintf(err, errlen, "cannot start the shipping thread");
         rc = PF_ENOMEM;
@@ -871,8 +883,13 @@ void ship_stop(struct ship *s)
      * node holds nothing unshipped until it starts again. */
     if (!s->down_flag) {
         int rc = 0, rounds = 0;
-        while ((rc = pass(s)) == 1 && rounds++ < 1000) {
-        }
+        uint64_t before;
+        /* Until a pass finds nothing to send: the one after the last batch
+         * deletes the segments it emptied. */
+        do {
+            before = s->batches;
+            rc = pass(s);
+        } while ((rc == 1 || (rc == 0 && s->batches != before)) && rounds++ < 100000);
         if (rc == 0 && !s->pending.active && s->spool_bytes == 0)
             progress(s, INT64_MAX, 1);
     }

@@ -39,8 +39,22 @@ void strbuf_printf(struct strbuf *b, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
     va_end(ap);
-    if (n > 0)
-        strbuf_put(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+    if (n <= 0)
+        return;
+    if ((size_t)n < sizeof(tmp)) {
+        strbuf_put(b, tmp, (size_t)n); /* the common case: no allocation */
+        return;
+    }
+    char *big = malloc((size_t)n + 1);
+    if (big == NULL) {
+        b->failed = 1;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    strbuf_put(b, big, (size_t)n);
+    free(big);
 }
 
 void strbuf_free(struct strbuf *b)

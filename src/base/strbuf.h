@@ -20,7 +20,7 @@ struct strbuf {
 
 void strbuf_put(struct strbuf *b, const char *s, size_t n);
 void strbuf_puts(struct strbuf *b, const char *s);
-/* printf-style, at most 255 characters per call. */
+/* printf-style, any length. */
 void strbuf_printf(struct strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void strbuf_free(struct strbuf *b);
 
