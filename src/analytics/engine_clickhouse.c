@@ -475,6 +475,8 @@ static int ch_group_day(struct engine *e, int64_t day, const struct engine_group
             clickhouse_database(c->ch), c->dataset, day * MS_PER_DAY, (day + 1) * MS_PER_DAY);
         rc = q.failed ? PF_ENOMEM : query_rows(c, q.p, &r, err, errlen);
     }
+    if (rc == 0 && gc.g == NULL && (gc.g = malloc(sizeof(*gc.g))) == NULL)
+        rc = PF_ENOMEM; /* none: still an array to free(), as the embedded engine gives */
     if (rc == 0) {
         *groups = gc.g;
         *n = gc.n;
@@ -498,9 +500,10 @@ static int ch_has_day(struct engine *e, int64_t day)
              "SELECT count() FROM %s.%s WHERE timestamp >= %" PRId64 " AND timestamp < %" PRId64,
              clickhouse_database(c->ch), c->dataset, day * MS_PER_DAY, (day + 1) * MS_PER_DAY);
     int rc = run(c->ch, sql, &ans, err, sizeof(err));
-    /* Unknown (ClickHouse unreachable) counts as there: the batch then
-     * tries the date and says why it cannot. */
-    int has = rc != 0 || (ans.p && strtoull(ans.p, NULL, 10) > 0);
+    /* Unknown (ClickHouse unreachable) counts as absent: the catch-up then
+     * leaves the date to its next run, rather than trying (and logging)
+     * every date of the retention while ClickHouse is away. */
+    int has = rc == 0 && ans.p && strtoull(ans.p, NULL, 10) > 0;
     strbuf_free(&ans);
     return has;
 }

@@ -638,9 +638,9 @@ static void note_ok(struct ship *s)
 {
     if (s->down && s->log)
         fprintf(s->log,
-                "pixflare: clickhouse: ClickHouse at %s is reachable again; shipping the "
-                "local spool\n",
-                clickhouse_where(s->ch));
+                "pixflare: clickhouse: ClickHouse at %s is reachable again; shipping the local "
+                "spool (%.1f MB)\n",
+                clickhouse_where(s->ch), (double)s->spool_bytes / 1e6);
     s->down = 0;
     s->refused = 0;
     s->backoff_ms = 0;
