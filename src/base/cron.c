@@ -241,3 +241,42 @@ int cron_next(const struct cron_expr *e, int64_t after, int64_t *next)
     }
     return PF_ENOTFOUND;
 }
+
+int cron_prev(const struct cron_expr *e, int64_t at, int64_t *prev)
+{
+    if (at < 0 || at > CRON_TIME_MAX)
+        return PF_ENOTFOUND;
+    /* cron_next's walk, backwards: from the current minute, step back a
+     * month, day or hour at a time to the last minute of the one before
+     * (day 0 of a month is the last of the month before, once timegm()
+     * has normalised it). */
+    time_t t = (time_t)(at - at % 60);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    int start_year = tm.tm_year;
+    while (start_year - tm.tm_year <= 28) {
+        if (!((e->month >> (tm.tm_mon + 1)) & 1)) {
+            tm.tm_mday = 0;
+            tm.tm_hour = 23;
+            tm.tm_min = 59;
+        } else if (!day_matches(e, &tm)) {
+            tm.tm_mday--;
+            tm.tm_hour = 23;
+            tm.tm_min = 59;
+        } else if (!((e->hour >> tm.tm_hour) & 1)) {
+            tm.tm_hour--;
+            tm.tm_min = 59;
+        } else if (!((e->minute >> tm.tm_min) & 1)) {
+            tm.tm_min--;
+        } else {
+            *prev = (int64_t)timegm(&tm);
+            return 0;
+        }
+        tm.tm_sec = 0;
+        t = timegm(&tm);
+        if (t < 0)
+            return PF_ENOTFOUND;
+        gmtime_r(&t, &tm);
+    }
+    return PF_ENOTFOUND;
+}

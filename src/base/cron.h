@@ -33,4 +33,10 @@ int cron_parse(const char *text, struct cron_expr *out, char *err, size_t errlen
  * not before the end of year 9999, or `after` is outside 1970..9999. */
 int cron_next(const struct cron_expr *e, int64_t after, int64_t *next);
 
+/* Last fire time at or before `at` (Unix seconds, UTC): the slot a moment
+ * belongs to. OUT: *prev. PF_ENOTFOUND when the expression has not fired
+ * in the 28 years before `at` (a full weekday/leap-day cycle), or `at` is
+ * outside 1970..9999. */
+int cron_prev(const struct cron_expr *e, int64_t at, int64_t *prev);
+
 #endif

@@ -55,21 +55,52 @@ int fsutil_sync_parent(const char *path)
     return rc;
 }
 
-/* Open a fresh temporary file beside `path`. OUT: tmp (its name), *fd. */
+#define TEMP_MARK ".tmp."
+
+/* Open a fresh temporary file beside `path` (see fsutil.h for its name).
+ * OUT: tmp (its name), *fd. */
 static int open_temp_beside(const char *path, mode_t mode, char tmp[PATH_MAX], int *fd)
 {
-    int n = snprintf(tmp, PATH_MAX, "%s.tmp.XXXXXX", path);
-    if (n < 0 || n >= PATH_MAX)
-        return PF_EINVAL;
-    *fd = mkostemp(tmp, O_CLOEXEC);
-    if (*fd < 0)
-        return PF_EIO;
-    if (fchmod(*fd, mode) != 0) {
-        close(*fd);
-        unlink(tmp);
-        return PF_EIO;
+    /* A clash of 64 random bits is all but impossible; O_EXCL makes one
+     * harmless (another name is drawn). */
+    for (int attempt = 0; attempt < 4; attempt++) {
+        unsigned long long r = 0;
+        if (fsutil_random(&r, sizeof(r)) != 0)
+            return PF_EIO;
+        int n = snprintf(tmp, PATH_MAX, "%s" TEMP_MARK "%016llx", path, r);
+        if (n < 0 || n >= PATH_MAX)
+            return PF_EINVAL;
+        *fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (*fd < 0 && errno == EEXIST)
+            continue;
+        if (*fd < 0)
+            return PF_EIO;
+        /* The mode asked for, whatever the umask. */
+        if (fchmod(*fd, mode) != 0) {
+            close(*fd);
+            unlink(tmp);
+            return PF_EIO;
+        }
+        return 0;
     }
-    return 0;
+    return PF_EIO;
+}
+
+int fsutil_is_temp(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base != NULL ? base + 1 : path;
+    const char *mark = NULL;
+    for (const char *p = strstr(base, TEMP_MARK); p != NULL; p = strstr(p + 1, TEMP_MARK))
+        mark = p;
+    if (mark == NULL || mark == base)
+        return 0;
+    const char *tail = mark + strlen(TEMP_MARK);
+    size_t n = strlen(tail);
+    if (n == 16)
+        return strspn(tail, "0123456789abcdef") == 16;
+    return n == 6 && strspn(tail, "0123456789abcdefghijklmnopqrstuvwxyz"
+                                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 6;
 }
 
 static int write_all(int fd, const void *data, size_t len)
@@ -112,6 +143,32 @@ int fsutil_write_atomic(const char *path, const void *data, size_t len, mode_t m
         return rc;
     rc = write_all(fd, data, len);
     return commit_temp(fd, tmp, path, rc);
+}
+
+int fsutil_write_new(const char *path, const void *data, size_t len, mode_t mode)
+{
+    char tmp[PATH_MAX];
+    int fd;
+    int rc = open_temp_beside(path, mode, tmp, &fd);
+    if (rc != 0)
+        return rc;
+    rc = write_all(fd, data, len);
+    if (rc == 0 && fsync(fd) != 0)
+        rc = PF_EIO;
+    if (close(fd) != 0 && rc == 0)
+        rc = PF_EIO;
+    if (rc == 0 && link(tmp, path) != 0) {
+        if (errno == EEXIST)
+            rc = PF_EEXISTS;
+        else if (errno != EPERM && errno != EOPNOTSUPP && errno != ENOSYS && errno != EMLINK)
+            rc = PF_EIO;
+        else if (rename(tmp, path) != 0) /* no hard links here: replace, still whole */
+            rc = PF_EIO;
+    }
+    unlink(tmp); /* the published file keeps its other name (gone after a rename) */
+    if (rc == 0)
+        rc = fsutil_sync_parent(path);
+    return rc;
 }
 
 int fsutil_copy_atomic(const char *src, const char *dst, mode_t mode)

@@ -10,6 +10,7 @@
 #include "http/hdr.h"
 #include "base/variant.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -221,8 +222,12 @@ static int generate(const struct storage_ref *ref, const struct variant *v, cons
     /* The decode is lazy: writing the buffer is where most errors surface. */
     if (vrc == 0 &&
         vips_image_write_to_buffer(out, save_suffix(ref->content_type), &buf, &len, NULL) == 0) {
-        rc = fsutil_write_atomic(dst, buf, len, 0644);
-        if (rc != 0)
+        /* Another node sharing the directory may have made the same
+         * variant meanwhile: its file, whole, is the one served. */
+        rc = fsutil_write_new(dst, buf, len, 0644);
+        if (rc == PF_EEXISTS)
+            rc = 0;
+        else if (rc != 0)
             fprintf(stderr, "pixflare: cannot write variant %s: %s\n", dst, strerror(errno));
     } else {
         /* libvips's error buffer is shared by all threads: copy it out. */
@@ -336,5 +341,54 @@ done:
     pthread_mutex_unlock(lock);
     if (rc == 0)
         *out = obj;
+    return rc;
+}
+
+/* ---- Sweeping temporaries ---- */
+
+struct sweep {
+    time_t before; /* remove what was last written before this */
+    const atomic_int *stop;
+    uint64_t removed;
+};
+
+/* Remove the old temporaries directly in `path`, and recurse into its
+ * subdirectories while `depth` allows (the root, the shards, the images). */
+static int sweep_dir(struct sweep *sw, const char *path, int depth)
+{
+    int rc = 0;
+    if (sw->stop != NULL && atomic_load(sw->stop))
+        return PF_ECONFLICT;
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return errno == ENOENT ? 0 : PF_EIO;
+    for (struct dirent *e = readdir(d); e != NULL && rc == 0; e = readdir(d)) {
+        char sub[PATH_MAX];
+        struct stat sb;
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        int temp = fsutil_is_temp(e->d_name);
+        if (!temp && (depth == 0 || e->d_type == DT_REG))
+            continue; /* a real file, or as deep as the layout goes */
+        if (fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+            continue; /* gone meanwhile: another node's sweep or its writer */
+        if (temp && S_ISREG(sb.st_mode)) {
+            if (sb.st_mtime < sw->before && unlinkat(dirfd(d), e->d_name, 0) == 0)
+                sw->removed++;
+        } else if (S_ISDIR(sb.st_mode) &&
+                   snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name) < (int)sizeof(sub)) {
+            rc = sweep_dir(sw, sub, depth - 1);
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+int storage_sweep_temps(const char *dir, int64_t older_than, const atomic_int *stop,
+                        uint64_t *removed)
+{
+    struct sweep sw = {time(NULL) - (time_t)older_than, stop, 0};
+    int rc = sweep_dir(&sw, dir, 2);
+    *removed = sw.removed;
     return rc;
 }

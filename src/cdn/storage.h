@@ -6,8 +6,14 @@
  *     <dir>/<id[0..1]>/<id>/original.<ext>      as imported, byte for byte
  *     <dir>/<id[0..1]>/<id>/<variant>.<ext>     generated on first request
  *
- * Every file is written as temp + fsync + rename, so a reader never sees a
- * partial file. A served file is described by a `struct storage_obj`, created
+ * Every file is written as temp + fsync + rename (fsutil.h), so a reader
+ * never sees a partial file. Several nodes may share the directory (a
+ * network filesystem): temporary names are unique across hosts, and a
+ * variant is published first-writer-wins (fsutil_write_new()), so two
+ * nodes making the same variant at once both serve the one file that won,
+ * and a published file never changes under a reader. A temporary left by
+ * a writer killed half-way is never read, and storage_sweep_temps()
+ * removes it later. A served file is described by a `struct storage_obj`, created
  * once per (image, variant) and published through an atomic slot the caller
  * owns; objects are immutable and owned by the storage until storage_close().
  * Small objects are kept in memory (within the cache budget) so a hot image is
@@ -75,5 +81,12 @@ int storage_remove(struct storage *st, const struct storage_ref *ref);
  * PF_EIMAGE when generation fails. */
 int storage_get(struct storage *st, const struct storage_ref *ref, int variant,
                 _Atomic(struct storage_obj *) *slot, const struct storage_obj **out);
+
+/* Remove the temporary files (fsutil_is_temp()) last written more than
+ * `older_than` seconds ago under the storage directory `dir`: what writers
+ * killed half-way left. Gives up between directories with PF_ECONFLICT
+ * when *stop is set (stop may be NULL). OUT: *removed, also on error. */
+int storage_sweep_temps(const char *dir, int64_t older_than, const atomic_int *stop,
+                        uint64_t *removed);
 
 #endif

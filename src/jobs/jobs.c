@@ -18,9 +18,37 @@ struct jobs {
     struct engine *engine;
     struct db *db;
     FILE *log;
+    char node[17]; /* config_node_id(): the runner named in job_runs */
     struct scheduler_job list[2];
     struct scheduler *sched;
 };
+
+/* The scheduler's claim hook: the database says which node runs a slot
+ * (db_job_begin()). Called on the scheduler thread, like the jobs, so the
+ * one connection holds the job's lock for as long as its run. */
+static int claim_slot(void *ctx, const char *name, int64_t slot, int retry_failed,
+                      enum scheduler_claim *out)
+{
+    struct jobs *j = ctx;
+    enum db_job_claim c = DB_JOB_ENDED;
+    int rc = db_job_begin(j->db, name, slot, j->node, retry_failed, &c);
+    *out = c == DB_JOB_WON ? SCHEDULER_RUN : c == DB_JOB_BUSY ? SCHEDULER_BUSY : SCHEDULER_ENDED;
+    return rc;
+}
+
+static void release_slot(void *ctx, const char *name, int64_t slot, enum scheduler_outcome outcome)
+{
+    struct jobs *j = ctx;
+    int rc = db_job_end(j->db, name, slot,
+                        outcome == SCHEDULER_DONE     ? DB_JOB_DONE
+                        : outcome == SCHEDULER_FAILED ? DB_JOB_FAILED
+                                                      : DB_JOB_ABANDONED);
+    /* Unrecorded, the slot looks unfinished: another node may run it again
+     * (the jobs allow it); with this connection gone, so is the lock. */
+    if (rc != 0 && rc != PF_EUNAVAIL)
+        fprintf(j->log, "pixflare: scheduler: cannot record the end of %s's run: %s\n", name,
+                err_str(rc));
+}
 
 static int run_aggregate(void *ctx, int64_t now, int catch_up, const atomic_int *stop)
 {
@@ -96,6 +124,32 @@ static int run_cleanup(void *ctx, int64_t now, int catch_up, const atomic_int *s
                 "rows of %lld dates, and %llu event files\n",
                 cut, (long long)c.daily_rows, (long long)c.status_rows, (long long)c.dates,
                 (unsigned long long)c.files);
+    if (c.temp_files > 0)
+        fprintf(j->log,
+                "pixflare: cleanup: removed %llu temporary files that stopped writers left in "
+                "the storage directory\n",
+                (unsigned long long)c.temp_files);
+    return rc;
+}
+
+/* A cleanup slot that another node runs: the database and the storage
+ * directory are shared, but this node's embedded event log is its own,
+ * and only this node can purge it. */
+static int purge_own_events(void *ctx, int64_t now, const atomic_int *stop)
+{
+    struct jobs *j = ctx;
+    uint64_t files = 0;
+    char err[512];
+    int fd = -1;
+    int rc = joblock_take(j->cfg->data_dir, stop, NULL, &fd, err, sizeof(err));
+    if (rc == 0)
+        rc = retention_purge_events(j->cfg, j->engine, now, &files, err, sizeof(err));
+    joblock_release(fd);
+    if (rc != 0 && rc != PF_ECONFLICT)
+        fprintf(j->log, "pixflare: cleanup: this node's events: %s\n", err);
+    else if (rc == 0 && files > 0)
+        fprintf(j->log, "pixflare: cleanup: removed %llu event files of this node\n",
+                (unsigned long long)files);
     return rc;
 }
 
@@ -109,18 +163,31 @@ int jobs_start(const struct config *cfg, struct engine *engine, FILE *log, struc
     j->cfg = cfg;
     j->engine = engine;
     j->log = log;
-    int rc = db_open(cfg->database, &j->db, err, errlen);
+    int rc = config_node_id(cfg, j->node, err, errlen);
+    if (rc == 0)
+        rc = db_open(cfg->database, &j->db, err, errlen);
     if (rc != 0) {
         free(j);
         return rc;
     }
-    j->list[n++] = (struct scheduler_job){"cleanup", &cfg->cleanup_cron, run_cleanup, j};
+    int own_events = engine != NULL && strcmp(engine_name(engine), "embedded") == 0;
+    j->list[n++] = (struct scheduler_job){.name = "cleanup",
+                                          .cron = &cfg->cleanup_cron,
+                                          .run = run_cleanup,
+                                          .ctx = j,
+                                          .claim = claim_slot,
+                                          .release = release_slot,
+                                          .run_elsewhere = own_events ? purge_own_events : NULL};
     if (cfg->batch_enabled && engine != NULL) {
         char warn[512];
         if (aggregate_schedule_warning(cfg, (int64_t)time(NULL), warn, sizeof(warn)))
             fprintf(log, "pixflare: warning: %s\n", warn);
-        j->list[n++] =
-            (struct scheduler_job){"aggregation", &cfg->aggregation_cron, run_aggregate, j};
+        j->list[n++] = (struct scheduler_job){.name = "aggregation",
+                                              .cron = &cfg->aggregation_cron,
+                                              .run = run_aggregate,
+                                              .ctx = j,
+                                              .claim = claim_slot,
+                                              .release = release_slot};
     } else if (cfg->batch_enabled) {
         fprintf(log, "pixflare: batch aggregation is off: there is no event store "
                      "(ANALYTICS_ENGINE=none)\n");

@@ -6,7 +6,15 @@
  * ANALYTICS_BATCH_ENABLED and there is an event engine). They share one
  * database connection that only the scheduler thread uses. Each run takes
  * the batch lock (joblock.h); the aggregation reads events with one thread,
- * leaving the other cores to serving, and catches up every date it owes. */
+ * leaving the other cores to serving, and catches up every date it owes.
+ *
+ * Several nodes on one database: each slot of each job runs on one node
+ * (the scheduler's claim hook is db_job_begin(), this node named by
+ * config_node_id(); see scheduler.h and db.h for the lease and the
+ * take-over of a dead runner's slot). The cleanup purges the shared
+ * database and storage directory once, on the node that runs the slot;
+ * with the embedded event log, whose events are each node's own, every
+ * other node purges its own log at the slot. */
 #ifndef PF_JOBS_H
 #define PF_JOBS_H
 

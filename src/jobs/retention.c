@@ -3,10 +3,24 @@
 
 #include "base/err.h"
 #include "base/timeutil.h"
+#include "cdn/storage.h"
 #include "store/db.h"
 
 #include <stdio.h>
 #include <string.h>
+
+int retention_purge_events(const struct config *cfg, struct engine *engine, int64_t now,
+                           uint64_t *files, char *err, size_t errlen)
+{
+    int64_t today = now / 86400, cutoff = today - cfg->retention_days + 1;
+    *files = 0;
+    if (engine == NULL)
+        return 0;
+    /* Raw events of yesterday and today stay whatever the retention: the
+     * server may still be writing them, and yesterday's are the batch's
+     * input. */
+    return engine_purge_before(engine, cutoff < today - 1 ? cutoff : today - 1, files, err, errlen);
+}
 
 int retention_run(const struct config *cfg, struct engine *engine, struct db *db, int64_t now,
                   const atomic_int *stop, struct retention_result *out, char *err, size_t errlen)
@@ -29,15 +43,9 @@ int retention_run(const struct config *cfg, struct engine *engine, struct db *db
         snprintf(err, errlen, "database error deleting rows before %s: %s", date, why);
         return rc;
     }
-    /* Raw events of yesterday and today stay whatever the retention: the
-     * server may still be writing them, and yesterday's are the batch's
-     * input. */
-    int64_t events_cutoff = out->cutoff_day < today - 1 ? out->cutoff_day : today - 1;
-    if (engine != NULL) {
-        rc = engine_purge_before(engine, events_cutoff, &out->files, err, errlen);
-        if (rc != 0)
-            return rc;
-    }
+    rc = retention_purge_events(cfg, engine, now, &out->files, err, errlen);
+    if (rc != 0)
+        return rc;
     timeutil_format_iso8601(now, iso);
     rc = db_meta_set(db, "last_cleanup_at", iso, why, sizeof(why));
     snprintf(value, sizeof(value), "%lld", (long long)(out->daily_rows + out->status_rows));
@@ -46,7 +54,11 @@ int retention_run(const struct config *cfg, struct engine *engine, struct db *db
     snprintf(value, sizeof(value), "%llu", (unsigned long long)out->files);
     if (rc == 0)
         rc = db_meta_set(db, "last_cleanup_files", value, why, sizeof(why));
-    if (rc != 0)
+    if (rc != 0) {
         snprintf(err, errlen, "database error recording the cleanup: %s", why);
-    return rc;
+        return rc;
+    }
+    /* An hour: far longer than any write of a file takes. */
+    storage_sweep_temps(cfg->storage_dir, 3600, stop, &out->temp_files);
+    return 0;
 }

@@ -15,6 +15,11 @@ struct scheduler {
     FILE *log;
     int64_t (*clock)(void);
     int64_t *next; /* per job: its next fire time, Unix seconds; -1 never */
+    /* Per job with a claim hook: the slot still to settle (-1: none), when
+     * to ask about it again, whether its failed claim was logged, and
+     * whether another node was seen running it. */
+    int64_t *pending, *poll_at;
+    int *told, *busy;
     atomic_int stop;
     pthread_t thread;
     pthread_mutex_t mu;
@@ -29,7 +34,7 @@ static int64_t next_fire(const struct scheduler_job *j, int64_t after)
     return cron_next(j->cron, after, &t) == 0 ? t : -1;
 }
 
-static void run_job(struct scheduler *s, size_t i, int catch_up)
+static int run_job(struct scheduler *s, size_t i, int catch_up)
 {
     const struct scheduler_job *j = &s->jobs[i];
     int rc = j->run(j->ctx, s->clock(), catch_up, &s->stop);
@@ -40,6 +45,76 @@ static void run_job(struct scheduler *s, size_t i, int catch_up)
             timeutil_format_iso8601(t, when);
         fprintf(s->log, "pixflare: scheduler: %s failed; next run at %s\n", j->name, when);
     }
+    return rc;
+}
+
+/* Why a slot is being claimed. */
+enum occasion { AT_START, AT_FIRE, AT_POLL };
+
+/* A claimed job's turn at `slot`: claim it, and run it, run this node's
+ * share, or leave it pending, as the claim says. */
+static void claimed_turn(struct scheduler *s, size_t i, int64_t slot, enum occasion why)
+{
+    const struct scheduler_job *j = &s->jobs[i];
+    enum scheduler_claim c = SCHEDULER_ENDED;
+    char when[21];
+    timeutil_format_iso8601(slot, when);
+    if (s->pending[i] != slot)
+        s->told[i] = s->busy[i] = 0;
+    s->pending[i] = -1;
+    if (j->claim(j->ctx, j->name, slot, why == AT_START, &c) != 0) {
+        /* The database is down, say: ask again soon, and say so once. */
+        if (!s->told[i] && s->log != NULL)
+            fprintf(s->log,
+                    "pixflare: scheduler: %s of %s: cannot tell whether another node runs it; "
+                    "asking again every %d s\n",
+                    j->name, when, SCHEDULER_POLL_SECONDS);
+        s->told[i] = 1;
+        s->pending[i] = slot;
+        s->poll_at[i] = s->clock() + SCHEDULER_POLL_SECONDS;
+        return;
+    }
+    if (c == SCHEDULER_RUN) {
+        if (why == AT_POLL && s->busy[i] && s->log != NULL)
+            fprintf(s->log,
+                    "pixflare: scheduler: %s of %s was left unfinished by its node; running it "
+                    "here\n",
+                    j->name, when);
+        int rc = run_job(s, i, why == AT_START);
+        j->release(j->ctx, j->name, slot,
+                   atomic_load(&s->stop) ? SCHEDULER_ABANDONED
+                   : rc == 0             ? SCHEDULER_DONE
+                                         : SCHEDULER_FAILED);
+        return;
+    }
+    if (c == SCHEDULER_BUSY) {
+        s->pending[i] = slot;
+        s->poll_at[i] = s->clock() + SCHEDULER_POLL_SECONDS;
+        s->busy[i] = 1;
+    }
+    if (why != AT_FIRE)
+        return;
+    if (s->log != NULL)
+        fprintf(s->log, "pixflare: scheduler: %s of %s %s on another node\n", j->name, when,
+                c == SCHEDULER_ENDED ? "ran" : "runs");
+    if (j->run_elsewhere != NULL)
+        j->run_elsewhere(j->ctx, s->clock(), &s->stop);
+}
+
+/* The job's turn at start or at a fire time reached by `now`. */
+static void turn(struct scheduler *s, size_t i, int64_t now, enum occasion why)
+{
+    const struct scheduler_job *j = &s->jobs[i];
+    int64_t slot = 0;
+    if (j->claim == NULL) {
+        run_job(s, i, why == AT_START);
+        return;
+    }
+    /* No fire time yet (an expression that never fired): the start-up
+     * catch-up is still claimed, as slot 0. */
+    if (cron_prev(j->cron, now, &slot) != 0)
+        slot = why == AT_FIRE ? s->next[i] : 0;
+    claimed_turn(s, i, slot, why);
 }
 
 /* Wait up to `ms` or until stopped. */
@@ -59,20 +134,26 @@ static void *sched_main(void *arg)
     int64_t seen = s->clock();
     /* Slots are counted from the start, so that one passing during a long
      * catch-up of another job still runs. */
-    for (size_t i = 0; i < s->n; i++)
+    for (size_t i = 0; i < s->n; i++) {
         s->next[i] = next_fire(&s->jobs[i], seen);
+        s->pending[i] = -1;
+    }
     for (size_t i = 0; i < s->n && !atomic_load(&s->stop); i++)
-        run_job(s, i, 1);
+        turn(s, i, seen, AT_START);
     while (!atomic_load(&s->stop)) {
         int64_t now = s->clock(), soonest = -1;
         if (now < seen) /* the clock was set back: the slots move back too */
-            for (size_t i = 0; i < s->n; i++)
+            for (size_t i = 0; i < s->n; i++) {
                 s->next[i] = next_fire(&s->jobs[i], now);
+                s->poll_at[i] = now;
+            }
         seen = now;
         for (size_t i = 0; i < s->n && !atomic_load(&s->stop); i++) {
             if (s->next[i] >= 0 && s->next[i] <= now) {
-                run_job(s, i, 0);
+                turn(s, i, now, AT_FIRE);
                 s->next[i] = next_fire(&s->jobs[i], s->clock());
+            } else if (s->pending[i] >= 0 && s->poll_at[i] <= now) {
+                claimed_turn(s, i, s->pending[i], AT_POLL);
             }
             if (s->next[i] >= 0 && (soonest < 0 || s->next[i] < soonest))
                 soonest = s->next[i];
@@ -85,6 +166,17 @@ static void *sched_main(void *arg)
     return NULL;
 }
 
+static void free_arrays(struct scheduler *s)
+{
+    if (s == NULL)
+        return;
+    free(s->next);
+    free(s->pending);
+    free(s->poll_at);
+    free(s->told);
+    free(s->busy);
+}
+
 static int64_t wall_clock(void)
 {
     return (int64_t)time(NULL);
@@ -95,7 +187,13 @@ int scheduler_start(const struct scheduler_job *jobs, size_t n, FILE *log, int64
 {
     struct scheduler *s = calloc(1, sizeof(*s));
     pthread_condattr_t attr;
-    if (s == NULL || (s->next = calloc(n ? n : 1, sizeof(*s->next))) == NULL) {
+    size_t m = n ? n : 1;
+    if (s == NULL || (s->next = calloc(m, sizeof(*s->next))) == NULL ||
+        (s->pending = calloc(m, sizeof(*s->pending))) == NULL ||
+        (s->poll_at = calloc(m, sizeof(*s->poll_at))) == NULL ||
+        (s->told = calloc(m, sizeof(*s->told))) == NULL ||
+        (s->busy = calloc(m, sizeof(*s->busy))) == NULL) {
+        free_arrays(s);
         free(s);
         return PF_ENOMEM;
     }
@@ -120,7 +218,7 @@ int scheduler_start(const struct scheduler_job *jobs, size_t n, FILE *log, int64
     if (pthread_create(&s->thread, NULL, sched_main, s) != 0) {
         pthread_cond_destroy(&s->cv);
         pthread_mutex_destroy(&s->mu);
-        free(s->next);
+        free_arrays(s);
         free(s);
         return PF_ENOMEM;
     }
@@ -139,6 +237,6 @@ void scheduler_stop(struct scheduler *s)
     pthread_join(s->thread, NULL);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
-    free(s->next);
+    free_arrays(s);
     free(s);
 }

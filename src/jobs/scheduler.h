@@ -9,7 +9,24 @@
  * that fails has logged why; it runs again at its next slot. The wall
  * clock is re-read at least every second, so a clock that is set (or
  * faked) forwards fires the jobs it passed, once; set back, the slots are
- * recomputed from the new time. */
+ * recomputed from the new time.
+ *
+ * Several nodes. A job's slot is the fire time it runs for: at start, the
+ * last fire time at or before the start (cron_prev()); at a fire, the last
+ * one passed (after a clock jump, the latest of those skipped). A job with
+ * a `claim` hook runs a slot only when the hook says so (jobs.c asks the
+ * shared database: db_job_begin()), and then reports the outcome through
+ * `release`; the start-up catch-up is claimed too, as its slot, so that
+ * nodes starting together catch up once. A node told that the slot is
+ * another node's skips it with one line in the log (and runs the job's
+ * `run_elsewhere`, its own share, if any). A node told that another node
+ * is running the job (BUSY) asks again every SCHEDULER_POLL_SECONDS
+ * until the slot has ended, silently: if the runner dies before the end,
+ * the next node to ask takes the slot over and runs it (logged), so a
+ * slot is never lost with its node. Only the latest slot is pursued: a
+ * newer fire supersedes an older slot still pending (a run catches up
+ * everything owed, as at start). A claim that fails (the database is
+ * down) is asked again the same way, logged once per slot. */
 #ifndef PF_SCHEDULER_H
 #define PF_SCHEDULER_H
 
@@ -20,6 +37,24 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* How often a pending slot (its job busy on another node, or its claim
+ * failed) is asked about again, in seconds of the scheduler's clock. */
+#define SCHEDULER_POLL_SECONDS 5
+
+/* What a claim hook answers for one slot. */
+enum scheduler_claim {
+    SCHEDULER_RUN,   /* run it here, then release */
+    SCHEDULER_BUSY,  /* another node is running this job: ask again later */
+    SCHEDULER_ENDED, /* the slot's run has ended (on any node): skip it */
+};
+
+/* How a claimed run ended. */
+enum scheduler_outcome {
+    SCHEDULER_DONE,      /* the job returned 0 */
+    SCHEDULER_FAILED,    /* the job returned an error (it logged why) */
+    SCHEDULER_ABANDONED, /* the scheduler was stopping: the run may be partial */
+};
+
 struct scheduler_job {
     const char *name;
     const struct cron_expr *cron;
@@ -28,6 +63,18 @@ struct scheduler_job {
      * error. */
     int (*run)(void *ctx, int64_t now, int catch_up, const atomic_int *stop);
     void *ctx;
+    /* Optional, together (NULL: this node runs every slot). claim: whether
+     * this node runs `slot` of job `name`; `retry_failed` is set for the
+     * start-up catch-up (a run that failed before is tried again then).
+     * Returns 0 with *out, or an error (asked again later). release: once
+     * after every SCHEDULER_RUN, with the outcome. */
+    int (*claim)(void *ctx, const char *name, int64_t slot, int retry_failed,
+                 enum scheduler_claim *out);
+    void (*release)(void *ctx, const char *name, int64_t slot, enum scheduler_outcome outcome);
+    /* Optional: this node's own share of a slot that another node runs
+     * (files only this node has, say), called at the fire instead of run.
+     * Returns 0 or an error (logged by it). */
+    int (*run_elsewhere)(void *ctx, int64_t now, const atomic_int *stop);
 };
 
 struct scheduler;

@@ -104,6 +104,17 @@ int db_cleanup_before(struct db *db, const char *date, const atomic_int *stop,
     return db->ops->cleanup_before(db, date, stop, cs, err, errlen);
 }
 
+int db_job_begin(struct db *db, const char *job, int64_t slot, const char *node, int retry_failed,
+                 enum db_job_claim *out)
+{
+    return db->ops->job_begin(db, job, slot, node, retry_failed, out);
+}
+
+int db_job_end(struct db *db, const char *job, int64_t slot, enum db_job_outcome outcome)
+{
+    return db->ops->job_end(db, job, slot, outcome);
+}
+
 int db_key_insert(struct db *db, const struct db_key *k)
 {
     return db->ops->key_insert(db, k);

@@ -176,6 +176,45 @@ struct db_cleanup_stats {
 int db_cleanup_before(struct db *db, const char *date, const atomic_int *stop,
                       struct db_cleanup_stats *st, char *err, size_t errlen);
 
+/* ---- Scheduled jobs: one runner per slot across the nodes ---- */
+
+/* A scheduled job's slot is the cron fire time it runs for (Unix
+ * seconds). job_runs keeps one row per (job, slot): the node that ran it
+ * last, its attempts, when it started and ended, and whether it
+ * succeeded. A week of rows is kept.
+ *
+ * On a shared database (PostgreSQL) a claim also takes a session-level
+ * advisory lock per job on this connection, held until db_job_end() or
+ * until the connection closes: a node that dies (its connection drops)
+ * lets go of its job at once, and its slot, never marked ended, is
+ * claimed by the next node that asks. So each job runs on one node at a
+ * time across the cluster and each slot runs to its end once. (A
+ * connection that breaks during a run loses the lock: another node may
+ * then run the slot again beside it, which the jobs allow, being
+ * idempotent.) On SQLite (one node's database) a claim is never BUSY; it
+ * still records the run. Every WON is followed by db_job_end() on the
+ * same connection. */
+enum db_job_claim {
+    DB_JOB_WON,   /* run it here, then db_job_end() */
+    DB_JOB_BUSY,  /* another connection runs this job now (any slot): ask again later */
+    DB_JOB_ENDED, /* the slot's run has ended: nothing to do */
+};
+
+enum db_job_outcome {
+    DB_JOB_DONE,      /* ended, succeeded */
+    DB_JOB_FAILED,    /* ended, failed (the runner logged why) */
+    DB_JOB_ABANDONED, /* not ended (stopped half-way): the next claim gets it */
+};
+
+/* Claim `slot` of `job` for node `node` (its config_node_id()). A slot
+ * whose run ended in failure counts as ended unless `retry_failed` (a
+ * node starting up retries what failed before). OUT: *out. */
+int db_job_begin(struct db *db, const char *job, int64_t slot, const char *node, int retry_failed,
+                 enum db_job_claim *out);
+/* End a claim won by db_job_begin(): record the outcome, let go of the
+ * job. */
+int db_job_end(struct db *db, const char *job, int64_t slot, enum db_job_outcome outcome);
+
 /* ---- API keys (auth.h makes and checks them) ---- */
 
 struct db_key {

@@ -36,6 +36,9 @@ struct db_ops {
     int (*meta_set)(struct db *db, const char *key, const char *value, char *err, size_t errlen);
     int (*cleanup_before)(struct db *db, const char *date, const atomic_int *stop,
                           struct db_cleanup_stats *cs, char *err, size_t errlen);
+    int (*job_begin)(struct db *db, const char *job, int64_t slot, const char *node,
+                     int retry_failed, enum db_job_claim *out);
+    int (*job_end)(struct db *db, const char *job, int64_t slot, enum db_job_outcome outcome);
     int (*key_insert)(struct db *db, const struct db_key *k);
     int (*key_get)(struct db *db, const char *id, struct db_key *out);
     int (*key_scan)(struct db *db, int (*fn)(void *ctx, const struct db_key *k), void *ctx);

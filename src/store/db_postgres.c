@@ -172,6 +172,71 @@ static const char *const migrations[] = {
     "    END LOOP;\n"
     "  END IF;\n"
     "END $$ LANGUAGE plpgsql;",
+
+    /* 1 -> 2: job_runs, as SQLite's (db_sqlite.c, version 6), and the two
+     * calls of db_job_begin() and db_job_end(), one round trip each. A
+     * claim's lock is session-level (1886938628 = DB_PG_LOCK_JOBS, and the
+     * job's name): it outlives the claim's own transaction, and goes when
+     * the connection does. Being in one function with the row's check,
+     * a claim retried on a new connection (the old one broke) takes the
+     * lock on the connection that will hold it. An error after the lock is
+     * taken gives it back: a session lock survives a rollback. */
+    "CREATE TABLE job_runs ("
+    "  job TEXT COLLATE \"C\" NOT NULL,"
+    "  slot BIGINT NOT NULL,"
+    "  node TEXT COLLATE \"C\" NOT NULL,"
+    "  attempts INTEGER NOT NULL,"
+    "  started_at BIGINT NOT NULL,"
+    "  finished_at BIGINT,"
+    "  ok BOOLEAN,"
+    "  PRIMARY KEY (job, slot)"
+    ");"
+    "CREATE FUNCTION pixflare_job_begin(p_job TEXT, p_slot BIGINT, p_node TEXT, "
+    "  p_retry BOOLEAN) RETURNS TEXT AS $$\n"
+    "DECLARE\n"
+    "  now_s BIGINT := floor(extract(epoch FROM clock_timestamp()));\n"
+    "  fin BIGINT; good BOOLEAN; n INTEGER;\n"
+    "BEGIN\n"
+    "  SELECT finished_at, ok INTO fin, good FROM job_runs WHERE job = p_job AND slot = p_slot;\n"
+    "  IF fin IS NOT NULL AND (good OR NOT p_retry) THEN\n"
+    "    RETURN 'ended';\n"
+    "  END IF;\n"
+    "  IF NOT pg_try_advisory_lock(1886938628, hashtext(p_job)) THEN\n"
+    "    RETURN 'busy';\n"
+    "  END IF;\n"
+    "  BEGIN\n"
+    "    INSERT INTO job_runs (job, slot, node, attempts, started_at)\n"
+    "      VALUES (p_job, p_slot, p_node, 1, now_s)\n"
+    "      ON CONFLICT (job, slot) DO UPDATE SET node = EXCLUDED.node,\n"
+    "        attempts = job_runs.attempts + 1, started_at = EXCLUDED.started_at,\n"
+    "        finished_at = NULL, ok = NULL\n"
+    "      WHERE job_runs.finished_at IS NULL OR (p_retry AND NOT job_runs.ok);\n"
+    "    GET DIAGNOSTICS n = ROW_COUNT;\n"
+    "  EXCEPTION WHEN OTHERS THEN\n"
+    "    PERFORM pg_advisory_unlock(1886938628, hashtext(p_job));\n"
+    "    RAISE;\n"
+    "  END;\n"
+    "  IF n = 0 THEN\n" /* ended meanwhile, on another node */
+    "    PERFORM pg_advisory_unlock(1886938628, hashtext(p_job));\n"
+    "    RETURN 'ended';\n"
+    "  END IF;\n"
+    "  RETURN 'won';\n"
+    "END $$ LANGUAGE plpgsql;"
+    "CREATE FUNCTION pixflare_job_end(p_job TEXT, p_slot BIGINT, p_outcome INTEGER) "
+    "  RETURNS VOID AS $$\n"
+    "BEGIN\n"
+    "  IF p_outcome < 2 THEN\n" /* 0 done, 1 failed; 2 abandoned: left unfinished */
+    "    BEGIN\n"
+    "      UPDATE job_runs SET finished_at = floor(extract(epoch FROM clock_timestamp())),\n"
+    "        ok = (p_outcome = 0) WHERE job = p_job AND slot = p_slot;\n"
+    "      DELETE FROM job_runs WHERE job = p_job AND slot < p_slot - 604800;\n"
+    "    EXCEPTION WHEN OTHERS THEN\n"
+    "      PERFORM pg_advisory_unlock(1886938628, hashtext(p_job));\n"
+    "      RAISE;\n"
+    "    END;\n"
+    "  END IF;\n"
+    "  PERFORM pg_advisory_unlock(1886938628, hashtext(p_job));\n"
+    "END $$ LANGUAGE plpgsql;",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -309,12 +374,17 @@ static int connect_url(const char *url, PGconn **out, char *err, size_t errlen)
     return rc;
 }
 
-/* A fresh session: settings that every statement relies on. */
+/* A fresh session: settings that every statement relies on. The server
+ * probes an idle TCP connection after 30 s (not the system's 2 hours):
+ * the session of a node whose host died or was cut off ends within a
+ * minute, and with it the locks it held (a scheduled job's, db.h). */
 static int session_setup(struct db_pg *db)
 {
-    char sql[160];
+    char sql[256];
     snprintf(sql, sizeof(sql),
-             "SET TIME ZONE 'UTC'; SET client_min_messages = warning; SET lock_timeout = %d",
+             "SET TIME ZONE 'UTC'; SET client_min_messages = warning; SET lock_timeout = %d; "
+             "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; "
+             "SET tcp_keepalives_count = 3",
              db->lock_ms);
     PGresult *r = PQexec(db->conn, sql);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -732,6 +802,8 @@ static const struct db_ops db_pg_ops = {
     .meta_get = db_pg_meta_get,
     .meta_set = db_pg_meta_set,
     .cleanup_before = db_pg_cleanup_before,
+    .job_begin = db_pg_job_begin,
+    .job_end = db_pg_job_end,
     .key_insert = db_pg_key_insert,
     .key_get = db_pg_key_get,
     .key_scan = db_pg_key_scan,

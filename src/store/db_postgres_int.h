@@ -23,6 +23,8 @@
 #define DB_PG_LOCK_MIGRATE 0x70786600 /* schema migrations, at open */
 #define DB_PG_LOCK_DAYS 0x70786601    /* shared: realtime flushes; exclusive: batch, cleanup */
 #define DB_PG_LOCK_IMAGES 0x70786602  /* image inserts commit in `seq` order */
+/* 0x70786603, hashtext(owner): pixflare_rate_take(), per owner */
+#define DB_PG_LOCK_JOBS 0x70786604 /* session, hashtext(job): a scheduled job's runner */
 
 struct db_pg {
     struct db base; /* first: a struct db * is a struct db_pg * */
@@ -91,6 +93,9 @@ int db_pg_meta_get(struct db *base, const char *key, char *value, size_t len);
 int db_pg_meta_set(struct db *base, const char *key, const char *value, char *err, size_t errlen);
 int db_pg_cleanup_before(struct db *base, const char *date, const atomic_int *stop,
                          struct db_cleanup_stats *cs, char *err, size_t errlen);
+int db_pg_job_begin(struct db *base, const char *job, int64_t slot, const char *node,
+                    int retry_failed, enum db_job_claim *out);
+int db_pg_job_end(struct db *base, const char *job, int64_t slot, enum db_job_outcome outcome);
 /* db_postgres_read.c: db.h's operations of the same names. */
 int db_pg_key_insert(struct db *base, const struct db_key *k);
 int db_pg_key_get(struct db *base, const char *id, struct db_key *out);

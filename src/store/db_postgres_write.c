@@ -1,6 +1,6 @@
 /* db_postgres_write.c - the PostgreSQL backend of db.h, part two: the
  * analytics writers (realtime counts, batch aggregation, meta rows,
- * retention). Every write to a date's analytics_daily rows raises the
+ * retention) and the scheduled jobs' runs. Every write to a date's analytics_daily rows raises the
  * date's version in the same transaction, as in SQLite.
  *
  * A realtime flush is one transaction of a few statements whatever its
@@ -581,4 +581,37 @@ int db_pg_cleanup_before(struct db *base, const char *date, const atomic_int *st
     if (rc != 0)
         snprintf(err, errlen, "%s", rc == PF_ECONFLICT ? "stopped" : db->msg);
     return rc;
+}
+
+/* ---- Scheduled jobs: pixflare_job_begin() and _end() (db_postgres.c) ---- */
+
+int db_pg_job_begin(struct db *base, const char *job, int64_t slot, const char *node,
+                    int retry_failed, enum db_job_claim *out)
+{
+    struct db_pg *db = (struct db_pg *)base;
+    PGresult *r = NULL;
+    char s[24];
+    snprintf(s, sizeof(s), "%lld", (long long)slot);
+    const char *p[4] = {job, s, node, retry_failed ? "true" : "false"};
+    int rc = db_pg_query(db, "SELECT pixflare_job_begin($1, $2, $3, $4)", 4, p, &r);
+    if (rc == 0 && PQntuples(r) == 1) {
+        const char *v = PQgetvalue(r, 0, 0);
+        *out = strcmp(v, "won") == 0    ? DB_JOB_WON
+               : strcmp(v, "busy") == 0 ? DB_JOB_BUSY
+                                        : DB_JOB_ENDED;
+    } else if (rc == 0) {
+        rc = PF_EDB;
+    }
+    PQclear(r);
+    return rc;
+}
+
+int db_pg_job_end(struct db *base, const char *job, int64_t slot, enum db_job_outcome outcome)
+{
+    struct db_pg *db = (struct db_pg *)base;
+    char s[24], o[4];
+    snprintf(s, sizeof(s), "%lld", (long long)slot);
+    snprintf(o, sizeof(o), "%d", outcome == DB_JOB_DONE ? 0 : outcome == DB_JOB_FAILED ? 1 : 2);
+    const char *p[3] = {job, s, o};
+    return db_pg_query(db, "SELECT pixflare_job_end($1, $2, $3)", 3, p, NULL);
 }

@@ -143,6 +143,23 @@ static const char *const migrations[] = {
     "  id TEXT PRIMARY KEY,"
     "  at INTEGER NOT NULL"
     ");",
+
+    /* 5 -> 6: job_runs, the scheduled jobs' runs (db_job_begin()): one row
+     * per job and slot (the cron fire time, Unix seconds), naming the node
+     * that ran it last (config_node_id()) and how many times it was
+     * started; finished_at and ok stay NULL until the run ends, so a slot
+     * whose runner died is told from one that ran. Times are Unix seconds
+     * of the database's clock. Pruned by db_job_end() after a week. */
+    "CREATE TABLE job_runs ("
+    "  job TEXT NOT NULL,"
+    "  slot INTEGER NOT NULL,"
+    "  node TEXT NOT NULL,"
+    "  attempts INTEGER NOT NULL,"
+    "  started_at INTEGER NOT NULL,"
+    "  finished_at INTEGER,"
+    "  ok INTEGER,"
+    "  PRIMARY KEY (job, slot)"
+    ");",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -522,6 +539,8 @@ static const struct db_ops db_sqlite_ops = {
     .meta_get = db_sqlite_meta_get,
     .meta_set = db_sqlite_meta_set,
     .cleanup_before = db_sqlite_cleanup_before,
+    .job_begin = db_sqlite_job_begin,
+    .job_end = db_sqlite_job_end,
     .key_insert = db_sqlite_key_insert,
     .key_get = db_sqlite_key_get,
     .key_scan = db_sqlite_key_scan,

@@ -70,6 +70,9 @@ int db_sqlite_meta_set(struct db *base, const char *key, const char *value, char
                        size_t errlen);
 int db_sqlite_cleanup_before(struct db *base, const char *date, const atomic_int *stop,
                              struct db_cleanup_stats *cs, char *err, size_t errlen);
+int db_sqlite_job_begin(struct db *base, const char *job, int64_t slot, const char *node,
+                        int retry_failed, enum db_job_claim *out);
+int db_sqlite_job_end(struct db *base, const char *job, int64_t slot, enum db_job_outcome outcome);
 /* db_sqlite_read.c: db.h's operations of the same names. */
 int db_sqlite_key_insert(struct db *base, const struct db_key *k);
 int db_sqlite_key_get(struct db *base, const char *id, struct db_key *out);

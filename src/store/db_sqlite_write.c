@@ -1,5 +1,6 @@
 /* db_sqlite_write.c - the SQLite backend of db.h, part two: the analytics
- * writers (realtime counts, batch aggregation, meta rows, retention). Every
+ * writers (realtime counts, batch aggregation, meta rows, retention) and
+ * the scheduled jobs' runs. Every
  * write to a date's analytics_daily rows raises the date's version in the
  * same transaction (analytics_day_versions: see aq.h). */
 #include "store/db_sqlite_int.h"
@@ -579,5 +580,51 @@ int db_sqlite_cleanup_before(struct db *base, const char *date, const atomic_int
             sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
     }
     free(dates);
+    return rc;
+}
+
+/* ---- Scheduled jobs ---- */
+
+/* One node uses a SQLite database: nothing to lock against, so a claim is
+ * won unless the slot's run has ended; the run is recorded all the same,
+ * so that a slot a stop left half-done is taken up at the next start. */
+int db_sqlite_job_begin(struct db *base, const char *job, int64_t slot, const char *node,
+                        int retry_failed, enum db_job_claim *out)
+{
+    struct db_sqlite *db = (struct db_sqlite *)base;
+    char s[24], retry[2] = {retry_failed ? '1' : '0', '\0'};
+    int64_t changed = 0;
+    snprintf(s, sizeof(s), "%lld", (long long)slot);
+    int rc =
+        db_sqlite_exec_text(db, &changed,
+                            "INSERT INTO job_runs (job, slot, node, attempts, started_at) "
+                            "VALUES (?1, ?2, ?3, 1, CAST(strftime('%s', 'now') AS INTEGER)) "
+                            "ON CONFLICT (job, slot) DO UPDATE SET node = excluded.node, "
+                            "attempts = job_runs.attempts + 1, started_at = excluded.started_at, "
+                            "finished_at = NULL, ok = NULL "
+                            "WHERE job_runs.finished_at IS NULL OR (?4 = '1' AND job_runs.ok = 0)",
+                            job, s, node, retry, (const char *)NULL);
+    if (rc == 0)
+        *out = changed > 0 ? DB_JOB_WON : DB_JOB_ENDED;
+    return rc;
+}
+
+int db_sqlite_job_end(struct db *base, const char *job, int64_t slot, enum db_job_outcome outcome)
+{
+    struct db_sqlite *db = (struct db_sqlite *)base;
+    char s[24], ok[2] = {outcome == DB_JOB_DONE ? '1' : '0', '\0'};
+    if (outcome == DB_JOB_ABANDONED)
+        return 0; /* left unfinished: the next claim takes it */
+    snprintf(s, sizeof(s), "%lld", (long long)slot);
+    int rc = db_sqlite_exec_text(db, NULL,
+                                 "UPDATE job_runs SET finished_at = "
+                                 "CAST(strftime('%s', 'now') AS INTEGER), ok = CAST(?3 AS INTEGER) "
+                                 "WHERE job = ?1 AND slot = ?2",
+                                 job, s, ok, (const char *)NULL);
+    if (rc == 0)
+        rc = db_sqlite_exec_text(db, NULL,
+                                 "DELETE FROM job_runs WHERE job = ?1 AND slot < "
+                                 "CAST(?2 AS INTEGER) - 604800",
+                                 job, s, (const char *)NULL);
     return rc;
 }

@@ -2,24 +2,32 @@
 nodes at once, the catalog and key revocations seen by every node, the API
 rate limit held across nodes, an outage of PostgreSQL during traffic (the
 CDN keeps serving; nothing lost or counted twice), `pixflare db copy` both
-ways with identical API answers, and start-up errors that say which and how
-to fix them without showing the password.
+ways with identical API answers, start-up errors that say which and how
+to fix them without showing the password, two nodes contending for the
+scheduler's slots (one run per slot; a killed runner's slot taken over),
+and two nodes making the same variants at once in one shared storage
+directory (whole, identical files; no temporary left).
 
 Each test here needs a real PostgreSQL (PIXFLARE_TEST_PG_URL, started by
 scripts/test.sh); the outage test starts one of its own with scripts/pg.sh,
 since it stops it hard."""
+import datetime
+import fcntl
 import json
 import os
+import struct
 import subprocess
 import threading
 import time
 import urllib.parse
+import zlib
 
 import pytest
 
 import pftest
 from pftest import Server, import_tree, make_png
 from test_analytics import Traffic, expected_tables, tables, today
+from test_batch import faked
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 SECRET = "pg-test-secret-0123456789abcdef"
@@ -299,7 +307,7 @@ def test_nodes_starting_at_once_on_an_empty_database(tmp_path):
     for p in procs:
         out, err = p.communicate(timeout=60)
         assert p.returncode == 0, err
-    assert pftest._run_sql(url, "SELECT version FROM pixflare_schema", (), True) == [(1,)]
+    assert pftest._run_sql(url, "SELECT version FROM pixflare_schema", (), True) == [(2,)]
 
 
 def test_overview_cache_follows_other_nodes(tmp_path, images):
@@ -322,3 +330,214 @@ def test_overview_cache_follows_other_nodes(tmp_path, images):
     assert wait_for(lambda: api(b, key, "/v1/analytics/overview?days=7")[2]["totals"]["requests"]
                     == first + 5, timeout=5)
     assert a.stop() == 0 and b.stop() == 0
+
+
+# ---- The scheduler's slots across nodes ----
+
+def node_id(srv):
+    with open(os.path.join(srv.data_dir, "node-id")) as f:
+        return f.read().strip()
+
+
+def unix(iso):
+    return int(datetime.datetime.fromisoformat(iso).replace(
+        tzinfo=datetime.timezone.utc).timestamp())
+
+
+def job_runs(url, job="cleanup"):
+    """{slot: (node, attempts, finished, ok)} of job_runs."""
+    return {r[0]: r[1:] for r in pftest._run_sql(
+        url, "SELECT slot, node, attempts, finished_at IS NOT NULL, ok FROM job_runs "
+             "WHERE job = ?", (job,), True)}
+
+
+def start_together(*nodes):
+    """Start the nodes at the same moment (each waits for its /healthz)."""
+    ts = [threading.Thread(target=n.start) for n in nodes]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for n in nodes:
+        assert n.proc is not None and n.proc.poll() is None, n.log()
+
+
+def test_scheduler_runs_each_slot_on_one_node(tmp_path, images):
+    """Two nodes start together just before the 01:00 cleanup: the start-up
+    catch-up (the slot of the day before) and the 01:00 slot each run on
+    exactly one node, once; the other node says so in one line. The run
+    also sweeps the shared storage directory of a killed writer's old
+    temporary file, and only of that."""
+    url = pftest.new_pg_database()
+    storage = tmp_path / "shared-images"
+    date = today()
+    when = faked(date + " 00:59:56")
+    a = node(tmp_path, "a", url, storage, when)
+    b = node(tmp_path, "b", url, storage, when)
+    ids = import_tree(a, images[0])
+    some = sorted(ids.values())[0]
+    folder = storage / some[:2] / some
+    stale, fresh = folder / "w512.png.tmp.00112233445566ff", folder / "w256.png.tmp.0011223344556677"
+    for f, age in ((stale, 7200), (fresh, 60)):  # seconds before the faked start
+        f.write_bytes(b"half a variant")
+        os.utime(f, (unix(date + "T00:59:56") - age,) * 2)
+    start_together(a, b)
+    try:
+        prev, slot = unix(date + "T01:00:00") - 86400, unix(date + "T01:00:00")
+        assert wait_for(lambda: all(r[2] for r in job_runs(url).values())
+                        and set(job_runs(url)) == {prev, slot}, timeout=30), job_runs(url)
+        # The other node's clock reaches 01:00 a little later (it started
+        # a little later): it then skips the slot.
+        assert wait_for(lambda: " on another node" in a.log() + b.log(), timeout=15)
+        time.sleep(1)
+    finally:
+        assert a.stop() == 0 and b.stop() == 0
+    runs = job_runs(url)
+    assert {s: (r[1], r[2], r[3]) for s, r in runs.items()} == \
+        {prev: (1, True, True), slot: (1, True, True)}, runs
+    assert {r[0] for r in runs.values()} <= {node_id(a), node_id(b)}
+    logs = a.log() + b.log()
+    assert logs.count("pixflare: cleanup: kept dates from") == 2, logs
+    assert logs.count("pixflare: scheduler: cleanup of %sT01:00:00Z r" % date) == 1, logs
+    assert logs.count(" on another node") == 1, logs
+    assert not stale.exists() and fresh.exists()
+    assert logs.count("removed 1 temporary files") == 1, logs
+
+
+def test_scheduler_slot_of_a_killed_node_is_taken_over(tmp_path, images):
+    """The node that claimed the 01:00 cleanup is killed -9 before it ends
+    the run (it waits for its batch lock, held here): the other node, told
+    the slot is taken, asks again, takes it over within seconds and runs
+    it; the slot ends once, run by the survivor."""
+    url = pftest.new_pg_database()
+    storage = tmp_path / "shared-images"
+    date = today()
+    when = faked(date + " 00:59:56")
+    a = node(tmp_path, "a", url, storage, when)
+    b = node(tmp_path, "b", url, storage, when)
+    import_tree(a, images[0])
+    # A cleanup ran after the day before's slot: the start-ups owe none.
+    pftest._run_sql(url, "INSERT INTO analytics_meta (key, value, updated_at) VALUES (?, ?, ?)",
+                    ("last_cleanup_at", date + "T00:59:30Z", date + "T00:59:30Z"), False)
+    locks = {}
+    for n in (a, b):
+        os.makedirs(n.data_dir, exist_ok=True)
+        locks[n] = open(os.path.join(n.data_dir, ".batch.lock"), "a")
+        fcntl.flock(locks[n], fcntl.LOCK_EX)
+    start_together(a, b)
+    slot = unix(date + "T01:00:00")
+    try:
+        assert wait_for(lambda: slot in job_runs(url), timeout=30), job_runs(url)
+        winner_id, attempts, finished, _ = job_runs(url)[slot]
+        assert attempts == 1 and not finished
+        winner, other = (a, b) if winner_id == node_id(a) else (b, a)
+        line = "pixflare: scheduler: cleanup of %sT01:00:00Z runs on another node" % date
+        assert wait_for(lambda: line in other.log(), timeout=10), other.log()
+        time.sleep(6)  # the other node asks again meanwhile: still taken
+        assert job_runs(url)[slot] == (winner_id, 1, False, None)
+        locks[other].close()  # the survivor may run the job as soon as it owns the slot
+        t0 = time.time()
+        winner.kill()
+        assert wait_for(lambda: job_runs(url)[slot][2], timeout=20), job_runs(url)
+        took = time.time() - t0
+        assert job_runs(url)[slot] == (node_id(other), 2, True, True)
+        assert took < 10, took
+        log = other.log()
+        assert ("pixflare: scheduler: cleanup of %sT01:00:00Z was left unfinished by its node; "
+                "running it here" % date) in log, log
+        assert log.count("pixflare: cleanup: kept dates from") == 1, log
+        assert "pixflare: cleanup: kept dates from" not in winner.log()
+    finally:
+        assert other.stop() == 0
+        locks[winner].close()
+
+
+# ---- Shared storage: two nodes making the same variants ----
+
+def png_pixels(data):
+    """Check a PNG whole (every chunk's CRC, IEND last, the pixel data
+    inflating to exactly its rows): (width, height)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:16]
+    pos, idat, size, seen_end = 8, b"", None, False
+    while pos < len(data):
+        assert not seen_end, "bytes after IEND"
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        assert len(body) == length, "a chunk cut short"
+        crc = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])[0]
+        assert zlib.crc32(kind + body) & 0xffffffff == crc, "bad CRC in " + repr(kind)
+        if kind == b"IHDR":
+            w, h, depth, colour = struct.unpack(">IIBB", body[:10])
+            size = (w, h)
+            channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[colour]
+            row = (w * channels * depth + 7) // 8 + 1
+        elif kind == b"IDAT":
+            idat += body
+        elif kind == b"IEND":
+            seen_end = True
+        pos += 12 + length
+    assert seen_end and size is not None, "no IEND"
+    assert len(zlib.decompress(idat)) == row * size[1]
+    return size
+
+
+def test_two_nodes_make_the_same_variants_at_once(tmp_path, images):
+    """Both nodes get many requests at once for the same variants, none
+    made yet, in the storage directory they share: every answer is a whole
+    PNG of the right size, all answers for a variant are the same bytes
+    (the file that won, also on disk), and no temporary file is left."""
+    url = pftest.new_pg_database()
+    storage = tmp_path / "shared-images"
+    src = tmp_path / "big"
+    (src / "alice" / "big").mkdir(parents=True)
+    for i in range(3):  # large enough that making a variant takes a while
+        (src / "alice" / "big" / ("n%d.png" % i)).write_bytes(
+            make_png(1400, 1000, seed=20 + i, noise=True))
+    a = node(tmp_path, "a", url, storage)
+    b = node(tmp_path, "b", url, storage)
+    ids = import_tree(a, images[0])
+    ids.update(import_tree(a, src))
+    start_together(a, b)
+    variants = {"w128": 128, "w256": 256, "w512": 512, "thumb": 128, "og-image": 1200}
+    targets = [(i, v) for i in sorted(ids.values()) for v in variants]
+    answers = {t: [] for t in targets}
+    errors = []
+    barrier = threading.Barrier(8)
+
+    def client(k):
+        try:
+            order = targets[k % 3:] + targets[:k % 3]
+            barrier.wait()
+            for image_id, v in order:
+                srv = (a, b)[k % 2]
+                status, headers, body = srv.request("GET", "/i/%s/%s" % (image_id, v))
+                answers[(image_id, v)].append((status, int(headers["content-length"]), body))
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(repr(e))
+
+    clients = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join()
+    try:
+        assert not errors, errors
+        for (image_id, v), got in answers.items():
+            assert len(got) == 8
+            assert all(s == 200 and n == len(body) for s, n, body in got), (image_id, v)
+            bodies = {body for _, _, body in got}
+            assert len(bodies) == 1, "%s/%s: %d different answers" % (image_id, v, len(bodies))
+            w, h = png_pixels(bodies.pop())
+            assert w <= variants[v] and (v not in ("thumb", "og-image") or w == variants[v])
+    finally:
+        assert a.stop() == 0 and b.stop() == 0
+    on_disk = {}
+    for root, _, files in os.walk(storage):
+        for f in files:
+            assert ".tmp." not in f, os.path.join(root, f)
+            on_disk[os.path.join(os.path.basename(root), f)] = os.path.join(root, f)
+    for (image_id, v), got in answers.items():
+        with open(on_disk[os.path.join(image_id, v + ".png")], "rb") as f:
+            assert f.read() == got[0][2]
+    for n in (a, b):
+        assert "cannot write variant" not in n.log() and "cannot make variant" not in n.log()

@@ -141,6 +141,61 @@ static void test_never(void **state)
     assert_int_equal(cron_next(&e, INT64_C(253402300740), &t), PF_ENOTFOUND);
 }
 
+static void expect_prev(const char *expr, const char *at, const char *want)
+{
+    struct cron_expr e;
+    char err[200], got[21];
+    int64_t t = 0, p = 0;
+    assert_int_equal(cron_parse(expr, &e, err, sizeof(err)), 0);
+    assert_int_equal(timeutil_parse_iso8601(at, &t), 0);
+    assert_int_equal(cron_prev(&e, t, &p), 0);
+    timeutil_format_iso8601(p, got);
+    if (strcmp(got, want) != 0)
+        fail_msg("'%s' at %s: prev %s, want %s", expr, at, got, want);
+}
+
+/* cron_prev(): the slot a moment belongs to (a fire time at the moment
+ * itself included), checked by hand and against cron_next() on many
+ * moments: prev(t) fires, is at or before t, and nothing fires between. */
+static void test_prev(void **state)
+{
+    (void)state;
+    expect_prev("0 1 * * *", "2026-11-25T01:00:00Z", "2026-11-25T01:00:00Z");
+    expect_prev("0 1 * * *", "2026-11-25T00:59:59Z", "2026-11-24T01:00:00Z");
+    expect_prev("* * * * *", "2026-11-25T10:07:42Z", "2026-11-25T10:07:00Z");
+    expect_prev("0 0 29 2 *", "2026-11-25T00:00:00Z", "2024-02-29T00:00:00Z");
+    expect_prev("59 23 31 * *", "2026-05-01T00:00:00Z", "2026-03-31T23:59:00Z");
+    expect_prev("0 0 1 * mon", "2026-12-06T12:00:00Z", "2026-12-01T00:00:00Z");
+    expect_prev("*/7 * * * *", "2026-11-24T11:06:59Z", "2026-11-24T11:00:00Z");
+    expect_prev("@yearly", "2027-01-01T00:00:00Z", "2027-01-01T00:00:00Z");
+    const char *exprs[] = {"0 2 * * *",   "*/15 9-17 * jan-mar mon-fri",
+                           "0 0 29 2 *",  "10,20 */6 * * *",
+                           "0 0 1 * mon", "5 4 * * 7",
+                           "* * * * *",   "0 0 28-31 * *"};
+    struct cron_expr e;
+    char err[200];
+    int64_t t = INT64_C(1700000000), p = 0, n = 0;
+    for (size_t i = 0; i < sizeof(exprs) / sizeof(exprs[0]); i++) {
+        assert_int_equal(cron_parse(exprs[i], &e, err, sizeof(err)), 0);
+        for (int k = 0; k < 200; k++) {
+            t += 7919 * 61 + k * 13; /* about 5.6 days, seconds varying */
+            assert_int_equal(cron_prev(&e, t, &p), 0);
+            assert_true(p <= t && p % 60 == 0);
+            assert_int_equal(cron_next(&e, p - 1, &n), 0);
+            assert_int_equal(n, p);                    /* p fires */
+            assert_int_equal(cron_next(&e, p, &n), 0); /* and nothing until after t */
+            assert_true(n > t);
+        }
+    }
+    /* Never fired: not found, as out of range. */
+    assert_int_equal(cron_parse("0 0 30 2 *", &e, err, sizeof(err)), 0);
+    assert_int_equal(cron_prev(&e, INT64_C(1700000000), &p), PF_ENOTFOUND);
+    assert_int_equal(cron_parse("* * * * *", &e, err, sizeof(err)), 0);
+    assert_int_equal(cron_prev(&e, -1, &p), PF_ENOTFOUND);
+    assert_int_equal(cron_prev(&e, 59, &p), 0);
+    assert_int_equal(p, 0);
+}
+
 static void expect_error(const char *expr, const char *needle)
 {
     struct cron_expr e;
@@ -172,9 +227,8 @@ static void test_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fire_times),
-        cmocka_unit_test(test_fire_times_calendar),
-        cmocka_unit_test(test_never),
+        cmocka_unit_test(test_fire_times), cmocka_unit_test(test_fire_times_calendar),
+        cmocka_unit_test(test_never),      cmocka_unit_test(test_prev),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

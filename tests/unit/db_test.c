@@ -5,7 +5,8 @@
  * aggregated or the cleanup purged), the batch's replacement of a date
  * (drift, last_aggregation_date only moving forward), the cleanup (one date
  * at a time, the stop flag, the kept day totals), date versions, read
- * snapshots across two connections, and db_open()'s errors.
+ * snapshots across two connections, the scheduled jobs' slots (two nodes
+ * contending, failed, abandoned and dead runners), and db_open()'s errors.
  *
  * Which database: PIXFLARE_TEST_DATABASE, a db_open() URL. Unset, each test
  * case gets a fresh SQLite file ("sqlite:" + a file in a mkdtemp directory,
@@ -27,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1019,6 +1021,129 @@ static void test_rate_take(void **state)
     assert_int_equal(ok, 1);
 }
 
+/* ---- Scheduled jobs' slots (db_job_begin / db_job_end) ---- */
+
+static enum db_job_claim claim(struct db *db, const char *job, int64_t slot, const char *node,
+                               int retry_failed)
+{
+    enum db_job_claim c = DB_JOB_ENDED;
+    int rc = db_job_begin(db, job, slot, node, retry_failed, &c);
+    if (rc != 0)
+        fail_msg("db_job_begin %s %lld: %s", job, (long long)slot, err_str(rc));
+    return c;
+}
+
+static void end_job(struct db *db, const char *job, int64_t slot, enum db_job_outcome outcome)
+{
+    assert_int_equal(db_job_end(db, job, slot, outcome), 0);
+}
+
+/* Two connections (two nodes) claim the same slot: on a shared database
+ * one wins and the other is told the job is busy, for any of its slots,
+ * while another job is free; once the winner ends, the slot is ended for
+ * everyone. On SQLite (one node) nothing is busy, and an ended slot is
+ * ended all the same. */
+static void test_job_contention(void **state)
+{
+    struct fixture *f = *state;
+    const char *a = "dbt-job-a", *b = "dbt-job-b";
+    int shared = db_shared(f->db);
+    f->db2 = open_url(f->url);
+    assert_int_equal(claim(f->db, a, 1000, "node-1", 0), DB_JOB_WON);
+    if (shared) {
+        assert_int_equal(claim(f->db2, a, 1000, "node-2", 0), DB_JOB_BUSY);
+        assert_int_equal(claim(f->db2, a, 1060, "node-2", 0), DB_JOB_BUSY); /* the job, any slot */
+        assert_int_equal(claim(f->db2, a, 1000, "node-2", 1), DB_JOB_BUSY);
+    }
+    assert_int_equal(claim(f->db2, b, 1000, "node-2", 0), DB_JOB_WON); /* another job: free */
+    end_job(f->db2, b, 1000, DB_JOB_DONE);
+    end_job(f->db, a, 1000, DB_JOB_DONE);
+    /* Ended: for the other node, for the winner, and for a start-up retry
+     * (it succeeded). */
+    assert_int_equal(claim(f->db2, a, 1000, "node-2", 0), DB_JOB_ENDED);
+    assert_int_equal(claim(f->db, a, 1000, "node-1", 0), DB_JOB_ENDED);
+    assert_int_equal(claim(f->db2, a, 1000, "node-2", 1), DB_JOB_ENDED);
+    assert_int_equal(claim(f->db2, b, 1000, "node-1", 0), DB_JOB_ENDED);
+    /* The job is free again: its next slot goes to whoever asks first. */
+    assert_int_equal(claim(f->db2, a, 1060, "node-2", 0), DB_JOB_WON);
+    if (shared)
+        assert_int_equal(claim(f->db, a, 1060, "node-1", 0), DB_JOB_BUSY);
+    end_job(f->db2, a, 1060, DB_JOB_DONE);
+    assert_int_equal(claim(f->db, a, 1060, "node-1", 0), DB_JOB_ENDED);
+}
+
+/* A failed run ends its slot, except for a node starting up that retries
+ * failures; a run stopped half-way (abandoned) leaves its slot to the next
+ * claim. */
+static void test_job_failed_and_abandoned(void **state)
+{
+    struct fixture *f = *state;
+    const char *c = "dbt-job-c", *d = "dbt-job-d";
+    f->db2 = open_url(f->url);
+    assert_int_equal(claim(f->db, c, 2000, "node-1", 0), DB_JOB_WON);
+    end_job(f->db, c, 2000, DB_JOB_FAILED);
+    assert_int_equal(claim(f->db2, c, 2000, "node-2", 0), DB_JOB_ENDED);
+    assert_int_equal(claim(f->db2, c, 2000, "node-2", 1), DB_JOB_WON);
+    end_job(f->db2, c, 2000, DB_JOB_DONE);
+    assert_int_equal(claim(f->db, c, 2000, "node-1", 1), DB_JOB_ENDED);
+
+    assert_int_equal(claim(f->db, d, 3000, "node-1", 0), DB_JOB_WON);
+    end_job(f->db, d, 3000, DB_JOB_ABANDONED);
+    assert_int_equal(claim(f->db2, d, 3000, "node-2", 0), DB_JOB_WON);
+    end_job(f->db2, d, 3000, DB_JOB_DONE);
+    assert_int_equal(claim(f->db, d, 3000, "node-1", 0), DB_JOB_ENDED);
+    /* A week of slots is kept: an end prunes the job's older ones. */
+    assert_int_equal(claim(f->db, d, 3000 + 604800 + 60, "node-1", 0), DB_JOB_WON);
+    end_job(f->db, d, 3000 + 604800 + 60, DB_JOB_DONE);
+    assert_int_equal(claim(f->db, d, 3000, "node-1", 0), DB_JOB_WON); /* forgotten */
+    end_job(f->db, d, 3000, DB_JOB_DONE);
+}
+
+/* A node that dies holding a slot (a process killed: its connection
+ * closes, it never ends the run) lets another node claim the slot and run
+ * it. */
+static void test_job_dead_holder(void **state)
+{
+    struct fixture *f = *state;
+    const char *e = "dbt-job-e";
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct db *db = NULL;
+        char err[256], won = 0;
+        enum db_job_claim c = DB_JOB_ENDED;
+        if (db_open(f->url, &db, err, sizeof(err)) == 0 &&
+            db_job_begin(db, e, 4000, "node-dead", 0, &c) == 0 && c == DB_JOB_WON)
+            won = 1;
+        if (write(pipefd[1], &won, 1) != 1)
+            won = 0;
+        pause(); /* holding the slot until killed */
+        _exit(0);
+    }
+    char won = 0;
+    assert_int_equal(read(pipefd[0], &won, 1), 1);
+    assert_int_equal(won, 1);
+    if (db_shared(f->db))
+        assert_int_equal(claim(f->db, e, 4000, "node-1", 0), DB_JOB_BUSY);
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    /* The server notices the closed connection at once, but ends the
+     * session (and lets go of its locks) a moment later. */
+    enum db_job_claim c = DB_JOB_BUSY;
+    for (int i = 0; i < 100 && c == DB_JOB_BUSY; i++) {
+        c = claim(f->db, e, 4000, "node-1", 0);
+        if (c == DB_JOB_BUSY)
+            usleep(50 * 1000);
+    }
+    assert_int_equal(c, DB_JOB_WON);
+    end_job(f->db, e, 4000, DB_JOB_DONE);
+    assert_int_equal(claim(f->db, e, 4000, "node-1", 0), DB_JOB_ENDED);
+}
+
 /* A copy into an empty database reads the same; the copy is not empty. */
 static void test_copy(void **state)
 {
@@ -1065,6 +1190,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_flushes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_take, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_job_contention, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_job_failed_and_abandoned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_job_dead_holder, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
