@@ -39,6 +39,7 @@
 #include "analytics/engine.h"
 #include "analytics/engine_int.h"
 
+#include "analytics/chrows.h"
 #include "analytics/clickhouse.h"
 #include "analytics/evlog.h"
 #include "analytics/ship.h"
@@ -199,163 +200,16 @@ done:
     return rc == PF_ENOMEM ? rc : rc ? PF_EINVAL : 0;
 }
 
-/* ---- RowBinary answers, parsed as they arrive --------------------------- */
-
-struct rows {
-    uint8_t *buf; /* bytes not yet parsed: at most one row's worth */
-    size_t len, cap;
-    /* Parse one row at p (avail bytes): its length, 0 when incomplete, or
-     * PF_EFORMAT. */
-    long (*row)(struct rows *r, const uint8_t *p, size_t avail);
-    void *ctx;
-    int rc;
-};
-
-static uint64_t le(const uint8_t *p, int n)
+/* Run a read whose RowBinary answer goes to r. */
+static int query_rows(struct chengine *c, const char *sql, struct chrows *r, char *err,
+                      size_t errlen)
 {
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static int rows_take(void *ctx, const uint8_t *p, size_t n)
-{
-    struct rows *r = ctx;
-    if (r->len + n > r->cap) {
-        size_t cap = r->cap ? r->cap : 1 << 16;
-        while (cap < r->len + n)
-            cap *= 2;
-        uint8_t *nb = realloc(r->buf, cap);
-        if (nb == NULL)
-            return PF_ENOMEM;
-        r->buf = nb;
-        r->cap = cap;
-    }
-    memcpy(r->buf + r->len, p, n);
-    r->len += n;
-    size_t off = 0;
-    while (off < r->len) {
-        long k = r->row(r, r->buf + off, r->len - off);
-        if (k < 0)
-            return r->rc = (int)k;
-        if (k == 0)
-            break;
-        off += (size_t)k;
-    }
-    memmove(r->buf, r->buf + off, r->len - off);
-    r->len -= off;
-    return r->rc;
-}
-
-/* image_id String: a one-byte length (at most 7) and the characters. */
-static long take_image(const uint8_t *p, size_t avail, char out[8])
-{
-    if (avail < 1)
-        return 0;
-    if (p[0] > 7)
-        return PF_EFORMAT;
-    if (avail < (size_t)1 + p[0])
-        return 0;
-    memset(out, 0, 8);
-    memcpy(out, p + 1, p[0]);
-    return 1 + p[0];
-}
-
-static int variant_of(int8_t v)
-{
-    return v >= 0 && v < VARIANT_COUNT ? v : -1;
-}
-
-/* An event: timestamp, request_id, owner, image_id, variant, status,
- * country, bytes. */
-struct scan_ctx {
-    int (*fn)(void *ctx, const struct event *ev);
-    void *ctx;
-    uint64_t events;
-    int fn_rc; /* fn's non-zero return, which stopped the scan */
-};
-
-static long event_row(struct rows *r, const uint8_t *p, size_t avail)
-{
-    struct scan_ctx *s = r->ctx;
-    struct event ev;
-    if (avail < 40)
-        return 0;
-    ev.ts_ms = (int64_t)le(p, 8);
-    memcpy(ev.request_id, p + 8, 16);
-    memcpy(ev.owner, p + 24, 16);
-    long k = take_image(p + 40, avail - 40, ev.image_id);
-    if (k <= 0)
-        return k;
-    size_t o = 40 + (size_t)k;
-    if (avail < o + 13)
-        return 0;
-    ev.variant = variant_of((int8_t)p[o]);
-    ev.status = (int)le(p + o + 1, 2);
-    ev.country[0] = (char)p[o + 3];
-    ev.country[1] = (char)p[o + 4];
-    ev.country[2] = '\0';
-    ev.bytes = le(p + o + 5, 8);
-    s->events++;
-    s->fn_rc = s->fn(s->ctx, &ev);
-    return s->fn_rc ? s->fn_rc : (long)(o + 13);
-}
-
-/* A group: owner, image_id, variant, country, status, count, sum(bytes). */
-struct group_ctx {
-    struct engine_group *g;
-    size_t n, cap;
-    uint64_t events;
-};
-
-static long group_row(struct rows *r, const uint8_t *p, size_t avail)
-{
-    struct group_ctx *gc = r->ctx;
-    char image[8];
-    if (avail < 16)
-        return 0;
-    long k = take_image(p + 16, avail - 16, image);
-    if (k <= 0)
-        return k;
-    size_t o = 16 + (size_t)k;
-    if (avail < o + 21)
-        return 0;
-    if (gc->n == gc->cap) {
-        size_t cap = gc->cap ? gc->cap * 2 : 4096;
-        struct engine_group *ng = realloc(gc->g, cap * sizeof(*ng));
-        if (ng == NULL)
-            return PF_ENOMEM;
-        gc->g = ng;
-        gc->cap = cap;
-    }
-    struct event ev;
-    memset(&ev, 0, sizeof(ev));
-    memcpy(ev.owner, p, 16);
-    memcpy(ev.image_id, image, 8);
-    ev.variant = variant_of((int8_t)p[o]);
-    ev.country[0] = (char)p[o + 1];
-    ev.country[1] = (char)p[o + 2];
-    ev.status = (int)le(p + o + 3, 2);
-    struct engine_group *g = &gc->g[gc->n++];
-    engine_key_make(&g->k, &ev);
-    g->requests = le(p + o + 5, 8);
-    g->bytes = le(p + o + 13, 8);
-    gc->events += g->requests;
-    return (long)(o + 21);
-}
-
-static int query_rows(struct chengine *c, const char *sql, struct rows *r, char *err, size_t errlen)
-{
-    struct clickhouse_req req = {.sql = sql, .sink = rows_take, .sink_ctx = r};
+    struct clickhouse_req req = {.sql = sql, .sink = chrows_take, .sink_ctx = r};
     int rc = clickhouse_query(c->ch, &req, NULL, NULL, err, errlen);
-    if (rc == 0 && r->len != 0) {
-        snprintf(err, errlen, "ClickHouse's answer ends inside a row");
-        rc = PF_EFORMAT;
-    } else if (rc == PF_EFORMAT) {
+    if (rc == 0)
+        rc = chrows_finish(r);
+    if (rc == PF_EFORMAT)
         snprintf(err, errlen, "ClickHouse's answer holds a row Pixflare cannot read");
-    }
-    free(r->buf);
     return rc;
 }
 
@@ -366,9 +220,9 @@ static int ch_scan_day(struct engine *e, int64_t day, int (*fn)(void *ctx, const
 {
     struct chengine *c = (struct chengine *)e;
     struct strbuf q = {0};
-    struct scan_ctx s = {fn, ctx, 0, 0};
-    struct rows r = {.row = event_row, .ctx = &s};
+    struct chrows r;
     char err[512] = "";
+    chrows_init_events(&r, fn, ctx);
     strbuf_printf(&q,
                   "SELECT timestamp, request_id, owner, image_id, CAST(variant AS Int8), status, "
                   "country, bytes FROM %s.%s WHERE timestamp >= %" PRId64
@@ -377,11 +231,12 @@ static int ch_scan_day(struct engine *e, int64_t day, int (*fn)(void *ctx, const
     int rc = q.failed ? PF_ENOMEM : query_rows(c, q.p, &r, err, sizeof(err));
     if (st != NULL) {
         memset(st, 0, sizeof(*st));
-        st->events = s.events;
+        st->events = r.events;
     }
     strbuf_free(&q);
-    if (rc == 0 || s.fn_rc != 0)
-        return s.fn_rc; /* fn's own return passes through */
+    chrows_free(&r);
+    if (rc == 0 || r.fn_rc != 0)
+        return r.fn_rc; /* fn's own return passes through */
     if (report)
         fprintf(report, "pixflare: events: %s\n", err);
     return PF_EIO;
@@ -459,9 +314,9 @@ static int ch_group_day(struct engine *e, int64_t day, const struct engine_group
 {
     struct chengine *c = (struct chengine *)e;
     struct strbuf q = {0};
-    struct group_ctx gc = {0};
-    struct rows r = {.row = group_row, .ctx = &gc};
+    struct chrows r;
     (void)report;
+    chrows_init_groups(&r);
     *groups = NULL;
     *n = 0;
     memset(st, 0, sizeof(*st));
@@ -475,18 +330,19 @@ static int ch_group_day(struct engine *e, int64_t day, const struct engine_group
             clickhouse_database(c->ch), c->dataset, day * MS_PER_DAY, (day + 1) * MS_PER_DAY);
         rc = q.failed ? PF_ENOMEM : query_rows(c, q.p, &r, err, errlen);
     }
-    if (rc == 0 && gc.g == NULL && (gc.g = malloc(sizeof(*gc.g))) == NULL)
+    if (rc == 0 && r.g == NULL && (r.g = malloc(sizeof(*r.g))) == NULL)
         rc = PF_ENOMEM; /* none: still an array to free(), as the embedded engine gives */
     if (rc == 0) {
-        *groups = gc.g;
-        *n = gc.n;
-        st->events = gc.events;
-    } else {
-        free(gc.g);
+        *groups = r.g;
+        *n = r.n;
+        st->events = r.events;
+        r.g = NULL;
+    } else if (rc != PF_EUNAVAIL) {
         if (rc == PF_ENOMEM)
             snprintf(err, errlen, "out of memory grouping the events");
         rc = rc == PF_ENOMEM ? rc : PF_EIO;
     }
+    chrows_free(&r);
     strbuf_free(&q);
     return rc;
 }
