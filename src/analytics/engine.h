@@ -118,7 +118,9 @@ int engine_group_day(struct engine *e, int64_t day, const struct engine_group_op
 int engine_has_day(struct engine *e, int64_t day);
 
 /* Retention: drop every event of the days before `day`. OUT: *removed, the
- * units dropped (files). Reason in err on failure. */
+ * units dropped (embedded: files; clickhouse: day partitions; its local
+ * spool is not touched: nothing unshipped is ever deleted). Reason in err
+ * on failure. */
 int engine_purge_before(struct engine *e, int64_t day, uint64_t *removed, char *err, size_t errlen);
 
 static inline uint64_t engine_load64(const void *p)
