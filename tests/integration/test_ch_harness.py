@@ -101,6 +101,15 @@ def test_own_clickhouse_stops_crashes_pauses_and_keeps_its_data(tmp_path):
         assert count(db, url) == 3
 
         ch.pause()
+        # Stopped (state T) before asking: the signal is asynchronous.
+        with open(os.path.join(ch.dir, "pid")) as f:
+            pid = f.read().strip()
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            with open("/proc/%s/stat" % pid) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "T":
+                    break
+            time.sleep(0.05)
         with pytest.raises(TIMEOUTS):
             ch.query("SELECT 1", timeout=1)
         ch.resume()
