@@ -21,8 +21,10 @@
 # same events (BENCH_AGGREGATE=0 skips it), then bench/api.sh the analytics
 # REST API's latency on over a million generated rows, against ClickHouse
 # (BENCH_API=0 skips it), then bench/postgres.sh the PostgreSQL backend
-# against SQLite (BENCH_PG=0 skips it), and last bench/insns.sh the
-# instructions the server executes per request (BENCH_INSNS=0 skips it).
+# against SQLite (BENCH_PG=0 skips it), then bench/clickhouse.sh
+# ANALYTICS_ENGINE=clickhouse against the embedded engine (BENCH_CH=0 skips
+# it), and last bench/insns.sh the instructions the server executes per
+# request (BENCH_INSNS=0 skips it).
 #
 # Environment:
 #   BENCH_SECONDS      seconds per measured wrk run (default 10)
@@ -44,6 +46,10 @@
 #                      ClickHouse; its own knobs: see there)
 #   BENCH_PG=0         skip bench/postgres.sh (PostgreSQL against SQLite:
 #                      flushes, CDN, API, aggregation; its own knobs: see there)
+#   BENCH_CH=0         skip bench/clickhouse.sh (ANALYTICS_ENGINE=clickhouse
+#                      against embedded: CDN, shipping, delay to ClickHouse,
+#                      aggregation; its own knobs, BENCH_CH_PARTS and the
+#                      rest: see there)
 #   PIXFLARE_THREADS, PIXFLARE_CACHE_MB  passed to pixflare as usual
 # Only addresses on 127.0.0.1 are used.
 set -eu
@@ -364,6 +370,17 @@ if [ "${BENCH_PG:-1}" != 0 ]; then
     log ""
     log "== PostgreSQL against SQLite: bench/postgres.sh"
     sh "$ROOT/bench/postgres.sh"
+fi
+
+# --- 9b. ANALYTICS_ENGINE=clickhouse against the embedded engine ----------------
+if [ "${BENCH_CH:-1}" != 0 ]; then
+    stop_pid "$PF_PID"
+    stop_pid "$NG_PID"
+    PF_PID=""
+    NG_PID=""
+    log ""
+    log "== ClickHouse against the embedded engine: bench/clickhouse.sh"
+    sh "$ROOT/bench/clickhouse.sh"
 fi
 
 # --- 10. instructions per request, under callgrind ------------------------------
