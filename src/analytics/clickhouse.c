@@ -255,6 +255,8 @@ int clickhouse_query(struct clickhouse *c, const struct clickhouse_req *req, str
     }
     if (req->query_id != NULL)
         strbuf_printf(&url, "&query_id=%s", req->query_id);
+    if (req->max_threads > 0)
+        strbuf_printf(&url, "&max_threads=%d", req->max_threads);
     if (url.failed) {
         strbuf_free(&url);
         return PF_ENOMEM;

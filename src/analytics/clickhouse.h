@@ -41,7 +41,8 @@ struct clickhouse_req {
     const char *query_id; /* NULL: ClickHouse picks one */
     clickhouse_sink sink; /* NULL: the answer is kept in `answer` */
     void *sink_ctx;
-    int timeout_ms; /* 0: the client's */
+    int timeout_ms;  /* 0: the client's */
+    int max_threads; /* > 0: ClickHouse's max_threads for this query */
 };
 
 /* Run one request. `answer` (if not NULL, and no sink) gets the answer's

@@ -895,6 +895,14 @@ void ship_stop(struct ship *s)
     }
     if (s->dirty)
         state_write(s);
+    if (s->log)
+        fprintf(s->log,
+                "pixflare: clickhouse: %" PRIu64 " events shipped in %" PRIu64 " batches (%" PRIu64
+                " failed tries); %s\n",
+                (uint64_t)s->shipped, (uint64_t)s->batches, (uint64_t)s->failures,
+                s->spool_bytes == 0 && !s->pending.active
+                    ? "the local spool is empty"
+                    : "events wait in the local spool for the next start");
     ship_free(s);
 }
 
