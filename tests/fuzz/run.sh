@@ -30,7 +30,7 @@ CC=${FUZZ_CC:-clang}
 OUT=build/fuzz
 FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=c17 -D_GNU_SOURCE"
 FLAGS="$FLAGS -Wall -Wextra -Werror -Isrc -Itests/fuzz"
-TARGETS="urlpath range cron config date evlog query dash chrows"
+TARGETS="urlpath range cron config date evlog spool query dash chrows"
 
 # The src/*/*.c files each target links: the parser and what it calls.
 sources_for() {
@@ -41,6 +41,7 @@ sources_for() {
     config) echo "src/config/config.c src/base/fsutil.c src/base/cron.c src/base/err.c" ;;
     date) echo "src/base/timeutil.c src/base/err.c" ;;
     evlog) echo "src/analytics/evlog_format.c src/base/err.c src/base/variant.c" ;;
+    spool) echo "src/analytics/evlog_format.c src/base/err.c src/base/variant.c" ;;
     chrows) echo "src/analytics/chrows.c src/base/err.c src/base/variant.c" ;;
     # query: auth.c's three db_key_* calls (store/db.c's) are stubs inside the target
     query) echo "src/api/query.c src/cdn/urlpath.c src/base/variant.c src/base/timeutil.c src/base/err.c src/api/auth.c src/base/keyhash.c" ;;
@@ -54,7 +55,7 @@ sources_for() {
 # as in the Makefile.
 libs_for() {
     case $1 in
-    evlog) echo "$(pkg-config --libs libxxhash 2>/dev/null || echo -lxxhash) -pthread" ;;
+    evlog | spool) echo "$(pkg-config --libs libxxhash 2>/dev/null || echo -lxxhash) -pthread" ;;
     query) echo "$(pkg-config --libs libcrypto 2>/dev/null || echo -lcrypto)" ;;
     dash) echo "-lz" ;;
     esac
