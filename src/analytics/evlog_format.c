@@ -291,7 +291,9 @@ int evlog_scan_from(const uint8_t *buf, size_t len, size_t base, size_t from, si
     /* Work in buffer indices; base is the file offset of buf[0]. */
     size_t off = from > base ? from - base : 0, lim = until - base;
     memset(r, 0, sizeof(*r));
-    if (until < base || lim > len)
+    if (until < base)
+        lim = 0; /* the range ends before these bytes: nothing in it */
+    else if (lim > len)
         lim = len;
     if (base == 0 && off < EVLOG_FILE_HEADER) {
         if (live && (len < EVLOG_FILE_HEADER || evlog_all_zero(buf, EVLOG_FILE_HEADER))) {
