@@ -54,6 +54,11 @@ $(BUILD)/obj/gen/dash_assets.o: $(BUILD)/gen/dash_assets.c
 	@echo "CC $<"
 	@$(CC) $(CFLAGS) -Isrc -c -o $@ $<
 
+# The one version number (VERSION), compiled into cli/version.c only.
+PF_VERSION := $(shell cat VERSION)
+$(BUILD)/obj/cli/version.o: CFLAGS += -DPF_VERSION='"$(PF_VERSION)"'
+$(BUILD)/obj/cli/version.o: VERSION
+
 $(BUILD)/pixflare: $(CLIOBJS) $(LIBOBJS)
 	@echo "LD $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -24,6 +24,12 @@ int cmd_aggregate(const char *config_file, int argc, char **argv);
 int cmd_cleanup(const char *config_file, int argc, char **argv);
 int cmd_cron_next(const char *config_file, int argc, char **argv);
 int cmd_db(const char *config_file, int argc, char **argv);
+int cmd_health(const char *config_file, int argc, char **argv);
+int cmd_doctor(const char *config_file, int argc, char **argv);
+int cmd_backup(const char *config_file, int argc, char **argv);
+
+/* "X.Y.Z", from the repository's VERSION file (cli/version.c). */
+extern const char cli_version[];
 
 /* "pixflare CMD: <fmt with arg> (see 'pixflare CMD --help')" on stderr.
  * Returns CLI_EXIT_USAGE. */

@@ -83,6 +83,16 @@ static const struct cmd commands[] = {
      "servers writing to the source first. A progress bar shows on a terminal.\n"
      "A password in a URL on the command line is visible to ps while the copy\n"
      "runs: leave it out and let libpq find it in PGPASSWORD or ~/.pgpass."},
+    {"health", cmd_health, "pixflare health [--timeout-ms N]",
+     "Probe the configured listener's /readyz (PIXFLARE_LISTEN) and exit 0 when\n"
+     "the server is ready, 1 when it is not or cannot be reached, printing the\n"
+     "answer on one line. For container and systemd health checks."},
+    {"doctor", cmd_doctor, "pixflare doctor",
+     "Check the installation: one line per check, OK / WARN / FAIL with the\n"
+     "fix. Exit 0 when nothing fails, 1 otherwise."},
+    {"backup", cmd_backup, "pixflare backup DEST",
+     "Write a consistent copy of the data directory to DEST (which must not\n"
+     "exist or be empty) while the server runs: DEST is itself a data directory."},
     {"help", cmd_help, "pixflare help [COMMAND]", "Show help."},
 };
 
@@ -124,6 +134,9 @@ int main(int argc, char **argv)
         } else if (strncmp(argv[i], "--config=", 9) == 0) {
             config_file = argv[i] + 9;
             i++;
+        } else if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
+            printf("pixflare %s\n", cli_version);
+            return 0;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             print_usage(stdout);
             return 0;

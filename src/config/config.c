@@ -47,6 +47,8 @@ enum key_id {
     K_THREADS,
     K_CACHE_MB,
     K_DATABASE_FILE,
+    K_METRICS_LISTEN,
+    K_MIN_FREE_MB,
     K_COUNT
 };
 
@@ -76,6 +78,8 @@ static const char *const key_names[K_COUNT] = {
     "PIXFLARE_THREADS",
     "PIXFLARE_CACHE_MB",
     "PIXFLARE_DATABASE_FILE",
+    "PIXFLARE_METRICS_LISTEN",
+    "PIXFLARE_MIN_FREE_MB",
 };
 
 static int find_key(const char *key)
@@ -217,37 +221,39 @@ static int bad(char *err, size_t errlen, int k, const char *val, const char *all
     return PF_EINVAL;
 }
 
-static int parse_listen(struct config *cfg, const char *s, char *err, size_t errlen)
+/* An ADDRESS:PORT setting (key k). OUT: *host (malloc'd), *port. */
+static int parse_addr(int k, const char *s, char **host_out, int *port_out, char *err,
+                      size_t errlen)
 {
     const char *allowed = "expected ADDRESS:PORT with a numeric IPv4 address or [IPv6] address "
                           "and a port 0-65535, e.g. 127.0.0.1:8080";
     char host[64];
     const char *colon = strrchr(s, ':');
     if (colon == NULL || (size_t)(colon - s) >= sizeof(host) || colon == s)
-        return bad(err, errlen, K_LISTEN, s, allowed);
+        return bad(err, errlen, k, s, allowed);
     memcpy(host, s, (size_t)(colon - s));
     host[colon - s] = '\0';
     long port;
     if (parse_int(colon + 1, 0, 65535, &port) != 0)
-        return bad(err, errlen, K_LISTEN, s, allowed);
+        return bad(err, errlen, k, s, allowed);
     unsigned char addr[16];
     char *h = host;
     if (h[0] == '[') {
         size_t n = strlen(h);
         if (n < 3 || h[n - 1] != ']')
-            return bad(err, errlen, K_LISTEN, s, allowed);
+            return bad(err, errlen, k, s, allowed);
         h[n - 1] = '\0';
         h++;
         if (inet_pton(AF_INET6, h, addr) != 1)
-            return bad(err, errlen, K_LISTEN, s, allowed);
+            return bad(err, errlen, k, s, allowed);
     } else if (strcmp(h, "localhost") == 0) {
         h = "127.0.0.1";
     } else if (inet_pton(AF_INET, h, addr) != 1) {
-        return bad(err, errlen, K_LISTEN, s, allowed);
+        return bad(err, errlen, k, s, allowed);
     }
-    cfg->listen_host = strdup(h);
-    cfg->listen_port = (int)port;
-    return cfg->listen_host == NULL ? PF_ENOMEM : 0;
+    *host_out = strdup(h);
+    *port_out = (int)port;
+    return *host_out == NULL ? PF_ENOMEM : 0;
 }
 
 static char *join(const char *a, const char *b)
@@ -337,7 +343,10 @@ static int read_database_file(const char *path, int also_set, char **url, char *
 static int validate(struct config *cfg, const char *const val[K_COUNT], char *err, size_t errlen)
 {
     long n;
-    int rc = parse_listen(cfg, val[K_LISTEN], err, errlen);
+    int rc = parse_addr(K_LISTEN, val[K_LISTEN], &cfg->listen_host, &cfg->listen_port, err, errlen);
+    if (rc == 0 && val[K_METRICS_LISTEN] != NULL && val[K_METRICS_LISTEN][0] != '\0')
+        rc = parse_addr(K_METRICS_LISTEN, val[K_METRICS_LISTEN], &cfg->metrics_host,
+                        &cfg->metrics_port, err, errlen);
     if (rc != 0)
         return rc;
 
@@ -473,6 +482,9 @@ static int validate(struct config *cfg, const char *const val[K_COUNT], char *er
     if (parse_int(val[K_CACHE_MB], 0, 1048576, &n) != 0)
         return bad(err, errlen, K_CACHE_MB, val[K_CACHE_MB], "expected MiB, 0-1048576");
     cfg->cache_bytes = (size_t)n << 20;
+    if (parse_int(val[K_MIN_FREE_MB], 0, 1048576, &n) != 0)
+        return bad(err, errlen, K_MIN_FREE_MB, val[K_MIN_FREE_MB], "expected MiB, 0-1048576");
+    cfg->min_free_mb = (int)n;
     return 0;
 }
 
@@ -495,6 +507,7 @@ int config_load(const char *file, struct config *cfg, char *err, size_t errlen)
         [K_ENGINE_TIMEOUT_MS] = "30000",
         [K_RATE_LIMIT] = "100",
         [K_CACHE_MB] = "256",
+        [K_MIN_FREE_MB] = "100",
     };
     struct file_values fv;
     const char *val[K_COUNT];
@@ -611,11 +624,11 @@ done:
 
 void config_free(struct config *cfg)
 {
-    char **strs[] = {&cfg->listen_host,      &cfg->data_dir,        &cfg->storage_dir,
-                     &cfg->database,         &cfg->secret,          &cfg->country_header,
-                     &cfg->geoip_db,         &cfg->dataset,         &cfg->engine_url,
-                     &cfg->engine_user,      &cfg->engine_password, &cfg->aggregation_cron_text,
-                     &cfg->cleanup_cron_text};
+    char **strs[] = {&cfg->listen_host,       &cfg->data_dir,        &cfg->storage_dir,
+                     &cfg->database,          &cfg->secret,          &cfg->country_header,
+                     &cfg->geoip_db,          &cfg->dataset,         &cfg->engine_url,
+                     &cfg->engine_user,       &cfg->engine_password, &cfg->aggregation_cron_text,
+                     &cfg->cleanup_cron_text, &cfg->metrics_host};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
         free(*strs[i]);
         *strs[i] = NULL;

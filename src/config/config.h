@@ -40,6 +40,9 @@ struct config {
     int api_rate_limit; /* requests per minute per owner; 0 disables */
     int threads;        /* HTTP worker threads */
     size_t cache_bytes; /* memory budget for hot objects */
+    char *metrics_host; /* PIXFLARE_METRICS_LISTEN's address; NULL: no metrics listener */
+    int metrics_port;
+    int min_free_mb; /* /readyz fails below this much free disk (MiB) */
 };
 
 /* Load and validate. `file` may be NULL. On failure returns PF_EINVAL and
