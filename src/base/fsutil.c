@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 int fsutil_mkdirs(const char *path, mode_t mode)
@@ -254,5 +255,14 @@ int fsutil_random(void *buf, size_t len)
         p += r;
         len -= (size_t)r;
     }
+    return 0;
+}
+
+int fsutil_free_bytes(const char *path, uint64_t *bytes)
+{
+    struct statvfs vfs;
+    if (statvfs(path, &vfs) != 0)
+        return errno == ENOENT ? PF_ENOTFOUND : PF_EIO;
+    *bytes = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
     return 0;
 }

@@ -15,6 +15,7 @@
 #define PF_FSUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Create `path` and any missing parents with `mode` (like mkdir -p). */
@@ -49,5 +50,10 @@ int fsutil_sync_parent(const char *path);
 
 /* Fill `buf` with `len` bytes from the kernel's CSPRNG. */
 int fsutil_random(void *buf, size_t len);
+
+/* Bytes free to an unprivileged writer on the filesystem holding `path`
+ * (statvfs: f_bavail * f_frsize). OUT: *bytes. PF_ENOTFOUND when `path`
+ * does not exist, PF_EIO otherwise. */
+int fsutil_free_bytes(const char *path, uint64_t *bytes);
 
 #endif
