@@ -11,7 +11,9 @@
 #include "api/api.h"
 #include "api/dash.h"
 #include "api/health.h"
+#include "api/prom.h"
 #include "base/err.h"
+#include "base/metrics.h"
 #include "cdn/catalog.h"
 #include "cdn/cdn.h"
 #include "cdn/cdn_route.h"
@@ -39,7 +41,7 @@ static void raise_fd_limit(void)
 /* The routes: the server's own under their first path segment, the CDN for
  * every other path. */
 static int add_routes(struct http_router *router, struct cdn_route *cdn, int threads,
-                      struct api *api)
+                      struct api *api, struct health *health)
 {
     struct http_route r = cdn_route_http(cdn, threads);
     int rc = http_router_add(router, NULL, &r);
@@ -51,11 +53,46 @@ static int add_routes(struct http_router *router, struct cdn_route *cdn, int thr
         r = dash_route_http();
         rc = http_router_add(router, "dashboard", &r);
     }
-    if (rc == 0) {
-        r = health_route_http();
+    r = health_route_http(health);
+    if (rc == 0)
         rc = http_router_add(router, "healthz", &r);
-    }
+    if (rc == 0)
+        rc = http_router_add(router, "readyz", &r);
     return rc;
+}
+
+/* The metrics listener's routes: /metrics and the two probes, nothing else. */
+static int add_metrics_routes(struct http_router *router, struct health *health)
+{
+    struct http_route r = prom_route_http();
+    int rc = http_router_add(router, "metrics", &r);
+    r = health_route_http(health);
+    if (rc == 0)
+        rc = http_router_add(router, "healthz", &r);
+    if (rc == 0)
+        rc = http_router_add(router, "readyz", &r);
+    return rc;
+}
+
+static int open_health(const struct config *cfg, struct health **out)
+{
+    char events[4096];
+    snprintf(events, sizeof(events), "%s/events/%s", cfg->data_dir, cfg->dataset);
+    struct health_opts o = {cfg->database, cfg->data_dir, cfg->storage_dir,
+                            cfg->engine == CONFIG_ENGINE_NONE ? NULL : events,
+                            (uint64_t)cfg->min_free_mb << 20};
+    return health_new(&o, out);
+}
+
+/* pixflare_build_info{version}: 1, the usual way to put the version on
+ * every dashboard. */
+static void register_build_info(void)
+{
+    char labels[64];
+    snprintf(labels, sizeof(labels), "version=\"%s\"", cli_version);
+    metrics_gauge_set(metrics_gauge("pixflare_build_info", labels,
+                                    "Always 1; the version of the running binary."),
+                      1);
 }
 
 int cmd_serve(const char *config_file, int argc, char **argv)
@@ -66,13 +103,15 @@ int cmd_serve(const char *config_file, int argc, char **argv)
     struct cdn *cdn = NULL;
     struct cdn_route *cdn_route = NULL;
     struct http_router *router = NULL;
-    struct http_server *srv = NULL;
+    struct http_server *srv = NULL, *msrv = NULL;
+    struct http_router *mrouter = NULL;
+    struct health *health = NULL;
     struct engine *engine = NULL;
     struct analytics *an = NULL;
     struct jobs *jobs = NULL;
     struct api *api = NULL;
     char err[512];
-    int rc = 1, port = 0;
+    int rc = 1, port = 0, mport = 0;
     if (argc > 1)
         return cli_usage_error("serve", "unexpected argument '%s'", argv[1]);
     rc = cli_load_config(config_file, &cfg, 1);
@@ -127,11 +166,25 @@ int cmd_serve(const char *config_file, int argc, char **argv)
         fprintf(stderr, "pixflare: %s\n", err);
         goto done;
     }
-    if (http_router_new(&router) != 0 || add_routes(router, cdn_route, cfg.threads, api) != 0) {
+    register_build_info();
+    if (open_health(&cfg, &health) != 0 || http_router_new(&router) != 0 ||
+        add_routes(router, cdn_route, cfg.threads, api, health) != 0) {
         fprintf(stderr, "pixflare: cannot set up the routes\n");
         goto done;
     }
-    struct http_server_options opt = {cfg.listen_host, cfg.listen_port, cfg.threads, router};
+    if (cfg.metrics_host != NULL) {
+        struct http_server_options mopt = {cfg.metrics_host, cfg.metrics_port, 1, NULL, 0};
+        if (http_router_new(&mrouter) != 0 || add_metrics_routes(mrouter, health) != 0) {
+            fprintf(stderr, "pixflare: cannot set up the metrics routes\n");
+            goto done;
+        }
+        mopt.router = mrouter;
+        if (http_server_start(&mopt, &msrv, &mport, err, sizeof(err)) != 0) {
+            fprintf(stderr, "pixflare: metrics listener (PIXFLARE_METRICS_LISTEN): %s\n", err);
+            goto done;
+        }
+    }
+    struct http_server_options opt = {cfg.listen_host, cfg.listen_port, cfg.threads, router, 1};
     if (http_server_start(&opt, &srv, &port, err, sizeof(err)) != 0) {
         fprintf(stderr, "pixflare: %s\n", err);
         goto done;
@@ -139,6 +192,10 @@ int cmd_serve(const char *config_file, int argc, char **argv)
     fprintf(stderr, "pixflare: serving %zu images from %s on http://%s%s%s:%d/ (%d threads)\n",
             catalog_count(cat), cfg.storage_dir, strchr(cfg.listen_host, ':') ? "[" : "",
             cfg.listen_host, strchr(cfg.listen_host, ':') ? "]" : "", port, cfg.threads);
+    if (msrv != NULL)
+        fprintf(stderr, "pixflare: metrics on http://%s%s%s:%d/metrics\n",
+                strchr(cfg.metrics_host, ':') ? "[" : "", cfg.metrics_host,
+                strchr(cfg.metrics_host, ':') ? "]" : "", mport);
     if (jobs_start(&cfg, engine, stderr, &jobs, err, sizeof(err)) != 0) {
         fprintf(stderr, "pixflare: %s\n", err);
         goto done;
@@ -151,6 +208,8 @@ int cmd_serve(const char *config_file, int argc, char **argv)
     jobs = NULL;
     http_server_stop(srv, 10000);
     srv = NULL;
+    http_server_stop(msrv, 1000);
+    msrv = NULL;
     analytics_close(an); /* after the last response: flush and seal */
     an = NULL;
     fprintf(stderr, "pixflare: stopped\n");
@@ -158,8 +217,11 @@ int cmd_serve(const char *config_file, int argc, char **argv)
 done:
     jobs_stop(jobs);
     http_server_stop(srv, 0);
+    http_server_stop(msrv, 0);
     analytics_close(an);
     http_router_free(router);
+    http_router_free(mrouter);
+    health_free(health);
     api_free(api);
     cdn_route_free(cdn_route);
     cdn_free(cdn);

@@ -14,6 +14,8 @@
 #include "http/http_server.h"
 
 #include "base/err.h"
+#include "base/metrics.h"
+#include "base/timeutil.h"
 #include "base/workq.h"
 
 #include <arpa/inet.h>
@@ -57,6 +59,30 @@ struct inflight_slot {
     char pad[64 - sizeof(long)];
 };
 
+/* The metrics' route label: a route's name if it is one of these, else
+ * "other" (as for a path no route takes). */
+static const char *const route_labels[] = {"cdn", "api", "dashboard", "other"};
+#define NLABELS 4
+#define LABEL_OTHER 3
+/* The statuses counted by name; any other counts as the last, "other". */
+static const int statuses[] = {200, 204, 206, 301, 302, 304, 400, 401, 403, 404, 405, 406, 408,
+                               409, 413, 414, 415, 416, 422, 429, 431, 500, 501, 502, 503, 504};
+#define NSTATUS ((int)(sizeof(statuses) / sizeof(statuses[0])))
+
+struct http_metrics {
+    int label[HTTP_ROUTER_MAX + 1]; /* route index -> label index */
+    int requests[NLABELS][NSTATUS + 1];
+    int bytes[NLABELS];
+    int duration[NLABELS];
+};
+
+/* Per connection (MHD's socket context), when the server is counted: when
+ * the current request's headers came in. Requests on a connection follow
+ * one another, so one word serves them all. */
+struct conn_ctx {
+    int64_t start_ns;
+};
+
 struct http_server {
     struct MHD_Daemon *daemon;
     const struct http_router *router;
@@ -64,6 +90,7 @@ struct http_server {
     _Atomic int stopping; /* set by http_server_stop(): answer inline, then close */
     _Atomic int next_slot;
     struct inflight_slot inflight[INFLIGHT_SLOTS];
+    struct http_metrics *metrics; /* NULL: not counted */
 };
 
 static _Thread_local int thread_slot = -1;
@@ -249,6 +276,106 @@ static int run_route(struct http_server *srv, struct MHD_Connection *conn,
     return HTTP_DONE;
 }
 
+static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                              enum MHD_ConnectionNotificationCode code)
+{
+    (void)cls;
+    (void)c;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = calloc(1, sizeof(struct conn_ctx));
+    } else {
+        free(*socket_context);
+        *socket_context = NULL;
+    }
+}
+
+static struct conn_ctx *conn_ctx_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci != NULL ? ci->socket_context : NULL;
+}
+
+static int status_index(int status)
+{
+    int lo = 0, hi = NSTATUS;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (statuses[mid] < status)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < NSTATUS && statuses[lo] == status ? lo : NSTATUS;
+}
+
+/* Count an answer just queued: its route (index ri, or none), status, body
+ * bytes and the time since its headers came in. */
+static void count_answer(struct http_server *srv, struct MHD_Connection *conn, int ri,
+                         const struct http_route *route, const struct http_req *req,
+                         const struct http_resp *resp)
+{
+    const struct http_metrics *m = srv->metrics;
+    int l = route != NULL ? m->label[ri] : LABEL_OTHER;
+    metrics_inc(m->requests[l][status_index(resp->status)]);
+    if (!req->is_head && resp->status != 304)
+        metrics_add(m->bytes[l], resp->len);
+    const struct conn_ctx *cc = conn_ctx_of(conn);
+    if (cc != NULL && cc->start_ns != 0) {
+        int64_t d = timeutil_mono_ns() - cc->start_ns;
+        metrics_observe_ns(m->duration[l], d > 0 ? (uint64_t)d : 0);
+    }
+}
+
+static long inflight_total(struct http_server *srv);
+
+static void collect_inflight(void *ctx, struct metrics_out *out)
+{
+    long n = inflight_total(ctx);
+    metrics_out_family(out, "pixflare_http_requests_in_flight", "gauge",
+                       "HTTP requests received and not yet answered.");
+    metrics_out_sample(out, "pixflare_http_requests_in_flight", NULL, (double)(n < 0 ? 0 : n));
+}
+
+/* Register the server's series: every (route label, status) pair, so that
+ * the request path only indexes a table. */
+static int metrics_setup(struct http_server *srv)
+{
+    struct http_metrics *m = calloc(1, sizeof(*m));
+    char labels[64];
+    if (m == NULL)
+        return PF_ENOMEM;
+    for (int i = 0; i <= HTTP_ROUTER_MAX; i++) {
+        const struct http_route *r = http_router_get(srv->router, i);
+        m->label[i] = LABEL_OTHER;
+        for (int l = 0; r != NULL && r->name != NULL && l < NLABELS; l++)
+            if (strcmp(r->name, route_labels[l]) == 0)
+                m->label[i] = l;
+    }
+    for (int l = 0; l < NLABELS; l++) {
+        for (int st = 0; st <= NSTATUS; st++) {
+            if (st < NSTATUS)
+                snprintf(labels, sizeof(labels), "route=\"%s\",status=\"%d\"", route_labels[l],
+                         statuses[st]);
+            else
+                snprintf(labels, sizeof(labels), "route=\"%s\",status=\"other\"", route_labels[l]);
+            m->requests[l][st] = metrics_counter(
+                "pixflare_http_requests_total", labels,
+                "HTTP requests answered, by route (cdn, api, dashboard, other) and status.",
+                METRICS_HIDE_ZERO);
+        }
+        snprintf(labels, sizeof(labels), "route=\"%s\"", route_labels[l]);
+        m->bytes[l] = metrics_counter("pixflare_http_response_bytes_total", labels,
+                                      "Response body bytes sent, by route.", 0);
+        m->duration[l] =
+            metrics_histogram("pixflare_http_request_duration_seconds", labels,
+                              "Time from a request's headers to its answer being queued, by route.",
+                              metrics_latency_bounds, metrics_latency_nbounds);
+    }
+    srv->metrics = m;
+    return metrics_collector_add(collect_inflight, srv);
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
                                const char *method, const char *version, const char *upload_data,
                                size_t *upload_data_size, void **con_cls)
@@ -280,6 +407,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
          * connection stays alive. */
         inflight_add(srv, 1);
         *con_cls = (void *)(REQ_COUNTED | (uintptr_t)ri << REQ_ROUTE_SHIFT);
+        if (srv->metrics != NULL) {
+            struct conn_ctx *cc = conn_ctx_of(conn);
+            if (cc != NULL)
+                cc->start_ns = timeutil_mono_ns();
+        }
         size_t header_bytes = 0;
         MHD_get_connection_values(conn, MHD_HEADER_KIND, sum_header, &header_bytes);
         if ((word >> REQ_SHIFT) > TARGET_MAX + 1) {
@@ -341,6 +473,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
             route->answered(route->ctx, &req, &resp);
         ret = MHD_queue_response(conn, (unsigned)resp.status, m);
         MHD_destroy_response(m);
+        if (srv->metrics != NULL && ret == MHD_YES)
+            count_answer(srv, conn, ri, route, &req, &resp);
     }
     word = (uintptr_t)*con_cls;
     release_state(srv, word);
@@ -365,6 +499,8 @@ int http_server_start(const struct http_server_options *opt, struct http_server 
         if (r->threads > 0)
             rc = workq_new(r->threads, &srv->pools[i]);
     }
+    if (rc == 0 && opt->metrics)
+        rc = metrics_setup(srv);
     if (rc != 0) {
         snprintf(err, errlen, "cannot start the server's threads");
         http_server_stop(srv, 0);
@@ -383,13 +519,17 @@ int http_server_start(const struct http_server_options *opt, struct http_server 
         inet_pton(AF_INET, opt->host, &a->sin_addr);
     }
     srv->daemon = MHD_start_daemon(
-        flags, (uint16_t)opt->port, NULL, NULL, handler, srv, MHD_OPTION_SOCK_ADDR, &ss,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)opt->threads, MHD_OPTION_CONNECTION_LIMIT,
+        /* The logger first: options after it log through it */
+        flags, (uint16_t)opt->port, NULL, NULL, handler, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+        NULL, MHD_OPTION_NOTIFY_CONNECTION, srv->metrics != NULL ? notify_connection : NULL, NULL,
+        MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_THREAD_POOL_SIZE,
+        /* 1 is MHD's "no pool" (one internal thread), said with a warning */
+        (unsigned)(opt->threads > 1 ? opt->threads : 0), MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)10000, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_POOL, MHD_OPTION_LISTEN_BACKLOG_SIZE,
         (unsigned)1024, MHD_OPTION_UNESCAPE_CALLBACK, unescape_identity, NULL,
         MHD_OPTION_URI_LOG_CALLBACK, uri_log, NULL, MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+        MHD_OPTION_END);
     if (srv->daemon == NULL) {
         snprintf(err, errlen, "cannot listen on %s:%d: %s", opt->host, opt->port,
                  errno ? strerror(errno) : "libmicrohttpd failed to start");
@@ -436,5 +576,8 @@ void http_server_stop(struct http_server *srv, int grace_ms)
         MHD_stop_daemon(srv->daemon);
     for (int i = 0; i <= HTTP_ROUTER_MAX; i++)
         workq_free(srv->pools[i]);
+    if (srv->metrics != NULL)
+        metrics_collector_remove(srv);
+    free(srv->metrics);
     free(srv);
 }

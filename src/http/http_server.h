@@ -20,6 +20,11 @@ struct http_server_options {
     int port;                         /* 0: any free port */
     int threads;                      /* event-loop threads */
     const struct http_router *router; /* must outlive the server */
+    /* Count this server's requests in the process's metrics (base/metrics.h):
+     * pixflare_http_requests_total{route,status}, response bytes, durations
+     * and requests in flight, by the routes' names. One such server per
+     * process (the main listener; the metrics listener is not counted). */
+    int metrics;
 };
 
 /* Start listening and serving on worker threads. OUT: *out, *bound_port. */
