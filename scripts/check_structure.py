@@ -49,7 +49,7 @@ LAYERS = {
 LIBRARY_HOMES = {
     "sqlite3.h": ["src/store/db_sqlite"],
     "libpq-fe.h": ["src/store/db_postgres"],
-    "curl/curl.h": ["src/analytics/clickhouse.c"],
+    "curl/curl.h": ["src/analytics/clickhouse.c", "src/http/http_client.c"],
     "microhttpd.h": ["src/http/"],
     "maxminddb.h": ["src/analytics/geoip.c"],
     "vips/vips.h": ["src/cdn/storage.c", "src/cli/demo.c"],
