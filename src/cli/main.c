@@ -83,10 +83,15 @@ static const struct cmd commands[] = {
      "servers writing to the source first. A progress bar shows on a terminal.\n"
      "A password in a URL on the command line is visible to ps while the copy\n"
      "runs: leave it out and let libpq find it in PGPASSWORD or ~/.pgpass."},
-    {"health", cmd_health, "pixflare health [--timeout-ms N]",
-     "Probe the configured listener's /readyz (PIXFLARE_LISTEN) and exit 0 when\n"
-     "the server is ready, 1 when it is not or cannot be reached, printing the\n"
-     "answer on one line. For container and systemd health checks."},
+    {"health", cmd_health, "pixflare health [--timeout-ms N] [--wait-ms N]",
+     "Probe the configured listener's /readyz (PIXFLARE_LISTEN; a wildcard\n"
+     "address is probed on loopback) and exit 0 when the server is ready, 1\n"
+     "when it is not or cannot be reached. Prints one line: 'ready: URL',\n"
+     "'not ready (HTTP 503): <the failing check>' or 'unreachable: URL: <why>'.\n"
+     "For container and systemd health checks.\n"
+     "  --timeout-ms N  longest wait for one answer (default 5000)\n"
+     "  --wait-ms N     keep asking every 250 ms until ready or N ms have\n"
+     "                  passed (default 0: ask once); for start-up checks"},
     {"doctor", cmd_doctor, "pixflare doctor",
      "Check the installation: one line per check, OK / WARN / FAIL with the\n"
      "fix. Exit 0 when nothing fails, 1 otherwise."},
