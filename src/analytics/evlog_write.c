@@ -7,9 +7,11 @@
 
 #include "base/err.h"
 #include "base/fsutil.h"
+#include "base/metrics.h"
 #include "base/ticker.h"
 #include "base/timeutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -75,7 +77,15 @@ struct evlog {
     uint64_t dropped_reported;
     uint64_t sync_errors, sync_errors_reported; /* sync thread only */
     int sync_errno;
+    /* metrics: the store's size on disk, recounted by the sync thread at
+     * most every DISK_RECOUNT_MS (a walk of the day directories: cheap, and
+     * off every writer's path), and the fdatasync times */
+    _Atomic uint64_t disk_bytes;
+    int64_t disk_counted_ms;
+    int m_fsync;
 };
+
+#define DISK_RECOUNT_MS 30000
 
 static _Atomic uint64_t next_gen = 1;
 static _Thread_local struct writer *tl_writer;
@@ -323,6 +333,49 @@ static void prepare_spare(struct evlog *lg, struct writer *w)
         seg_seal(lg, spare); /* not needed after all: removed, it is empty */
 }
 
+/* Bytes the files under `dir` and its subdirectories (the days) hold on
+ * disk: allocated blocks, so a preallocated live segment counts whole. */
+static uint64_t disk_usage(const char *dir, int depth)
+{
+    uint64_t total = 0;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        struct stat st;
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            continue;
+        if (S_ISREG(st.st_mode)) {
+            total += (uint64_t)st.st_blocks * 512;
+        } else if (S_ISDIR(st.st_mode) && depth > 0) {
+            char sub[PATH_MAX];
+            snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
+            total += disk_usage(sub, depth - 1);
+        }
+    }
+    closedir(d);
+    return total;
+}
+
+static void collect(void *ctx, struct metrics_out *out)
+{
+    struct evlog *lg = ctx;
+    struct evlog_stats st;
+    evlog_get_stats(lg, &st);
+    metrics_out_family(out, "pixflare_events_appended_total", "counter",
+                       "Events written to the local event log.");
+    metrics_out_sample(out, "pixflare_events_appended_total", NULL, (double)st.appended);
+    metrics_out_family(out, "pixflare_events_dropped_total", "counter",
+                       "Events that could not be written to the local event log (disk full?).");
+    metrics_out_sample(out, "pixflare_events_dropped_total", NULL, (double)st.dropped);
+    metrics_out_family(out, "pixflare_event_log_bytes", "gauge",
+                       "Bytes the local event log holds on disk (recounted every 30 s).");
+    metrics_out_sample(out, "pixflare_event_log_bytes", NULL,
+                       (double)atomic_load_explicit(&lg->disk_bytes, memory_order_relaxed));
+}
+
 /* One pass of the sync thread: fdatasync live segments with new records,
  * retire segments of past hours (so yesterday's files are sealed even if
  * their thread serves nothing more), and seal retired ones. fsync runs
@@ -358,7 +411,10 @@ static void sync_writers(struct evlog *lg, int closing)
         w->synced_cur = cur;
         w->synced_used = used;
         if (cur != NULL && used > cur->synced) {
-            if (fdatasync(cur->fd) != 0) {
+            int64_t t0 = timeutil_mono_ns();
+            int synced = fdatasync(cur->fd);
+            metrics_observe_ns(lg->m_fsync, (uint64_t)(timeutil_mono_ns() - t0));
+            if (synced != 0) {
                 lg->sync_errors++; /* `synced` stays: the next pass tries again */
                 lg->sync_errno = errno;
             } else {
@@ -396,6 +452,10 @@ static void sync_pass(void *arg)
 {
     struct evlog *lg = arg;
     sync_writers(lg, 0);
+    if (timeutil_mono_ms() - lg->disk_counted_ms >= DISK_RECOUNT_MS) {
+        atomic_store_explicit(&lg->disk_bytes, disk_usage(lg->dir, 1), memory_order_relaxed);
+        lg->disk_counted_ms = timeutil_mono_ms();
+    }
     uint64_t dropped = atomic_load(&lg->dropped);
     if (dropped != lg->dropped_reported && lg->log) {
         fprintf(lg->log, "pixflare: events: %llu events could not be stored (disk full?)\n",
@@ -536,6 +596,15 @@ int evlog_open(const char *data_dir, const char *dataset, int fsync_ms, FILE *lo
         snprintf(err, errlen, "cannot read the event store %s", lg->dir);
         goto fail;
     }
+    lg->m_fsync = metrics_histogram("pixflare_event_log_fsync_duration_seconds", "",
+                                    "Time of one fdatasync of a live event log segment.",
+                                    metrics_latency_bounds, metrics_latency_nbounds);
+    atomic_store(&lg->disk_bytes, disk_usage(lg->dir, 1));
+    lg->disk_counted_ms = timeutil_mono_ms();
+    if (metrics_collector_add(collect, lg) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     /* Half the period: a record waits at most that for the next pass, then
      * its fdatasync; 0 syncs as often as the thread can. */
     if (ticker_start(lg->fsync_ms / 2, sync_pass, lg, &lg->sync) != 0) {
@@ -565,6 +634,7 @@ void evlog_close(struct evlog *lg)
 {
     if (lg == NULL)
         return;
+    metrics_collector_remove(lg);
     if (lg->sync != NULL) {
         ticker_stop(lg->sync);
         sync_writers(lg, 1); /* seals what was retired since its last pass */

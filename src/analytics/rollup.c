@@ -17,6 +17,7 @@
 
 #include "store/db.h"
 #include "base/err.h"
+#include "base/metrics.h"
 #include "base/keyhash.h"
 #include "base/ticker.h"
 #include "base/timeutil.h"
@@ -86,6 +87,7 @@ struct rollup {
     _Atomic size_t live_keys; /* keys in every table, for the memory bound */
     _Atomic uint64_t flushes, rows, failures, overflow, pending_keys, batched;
     int64_t last_error_log;
+    int m_flush; /* metrics: duration of the flushes that wrote */
 };
 
 static _Atomic uint64_t next_gen = 1;
@@ -370,6 +372,8 @@ static int flush(struct rollup *ru)
         sh->spare = taken;
     }
     int rc = 0;
+    int64_t t0 = timeutil_mono_ns();
+    int wrote = ru->inflight != NULL || ru->pending->count > 0;
     if (ru->inflight != NULL) {
         rc = write_table(ru, ru->inflight, ru->inflight_id, err, sizeof(err));
         if (rc == 0) {
@@ -393,6 +397,8 @@ static int flush(struct rollup *ru)
     }
     atomic_store(&ru->pending_keys,
                  ru->pending->count + (ru->inflight != NULL ? ru->inflight->count : 0));
+    if (wrote && rc == 0)
+        metrics_observe_ns(ru->m_flush, (uint64_t)(timeutil_mono_ns() - t0));
     /* An unreachable database is logged by the database layer, once. */
     if (rc == PF_EUNAVAIL)
         atomic_fetch_add(&ru->failures, 1);
@@ -414,6 +420,29 @@ static int flush(struct rollup *ru)
 static void flush_tick(void *arg)
 {
     flush(arg);
+}
+
+static void collect(void *ctx, struct metrics_out *out)
+{
+    struct rollup *ru = ctx;
+    static const struct {
+        const char *name, *type, *help;
+    } f[] = {
+        {"pixflare_realtime_flushes_total", "counter",
+         "Realtime flushes that wrote counts to the database."},
+        {"pixflare_realtime_flush_rows_total", "counter",
+         "Rows the realtime flushes wrote (each adds to a daily count)."},
+        {"pixflare_realtime_flush_failures_total", "counter",
+         "Realtime flushes that failed (their counts are kept and retried)."},
+        {"pixflare_realtime_pending_keys", "gauge",
+         "Keys counted in memory and not yet in the database."},
+    };
+    double v[4] = {(double)atomic_load(&ru->flushes), (double)atomic_load(&ru->rows),
+                   (double)atomic_load(&ru->failures), (double)atomic_load(&ru->live_keys)};
+    for (int i = 0; i < 4; i++) {
+        metrics_out_family(out, f[i].name, f[i].type, f[i].help);
+        metrics_out_sample(out, f[i].name, NULL, v[i]);
+    }
 }
 
 int rollup_open(const char *database, const char *node_id, int flush_ms, size_t max_keys, FILE *log,
@@ -439,6 +468,11 @@ int rollup_open(const char *database, const char *node_id, int flush_ms, size_t 
         db_set_busy_timeout(ru->db, BUSY_TIMEOUT_MS);
     if (rc == 0 && (ru->pending = table_new(4096)) == NULL)
         rc = PF_ENOMEM;
+    ru->m_flush = metrics_histogram("pixflare_realtime_flush_duration_seconds", "",
+                                    "Time of one realtime flush that wrote counts.",
+                                    metrics_latency_bounds, metrics_latency_nbounds);
+    if (rc == 0)
+        rc = metrics_collector_add(collect, ru);
     /* Half the period: a count waits at most that for the next swap, then
      * its transaction; so it reaches the database within flush_ms. */
     if (rc == 0 && ticker_start(ru->flush_ms / 2, flush_tick, ru, &ru->flusher) != 0) {
@@ -467,6 +501,7 @@ void rollup_close(struct rollup *ru, struct rollup_stats *final)
 {
     if (ru == NULL)
         return;
+    metrics_collector_remove(ru);
     if (ru->flusher != NULL) {
         ticker_stop(ru->flusher);
         /* The final flush: a busy database gets a few more chances, for at

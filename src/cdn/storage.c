@@ -7,8 +7,10 @@
 
 #include "base/err.h"
 #include "base/fsutil.h"
-#include "http/hdr.h"
+#include "base/metrics.h"
+#include "base/timeutil.h"
 #include "base/variant.h"
+#include "http/hdr.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -40,7 +42,43 @@ struct storage {
     pthread_mutex_t stripes[STRIPES];
     pthread_mutex_t list_lock; /* guards objs */
     struct obj_node *objs;     /* every object made, freed at close */
+    _Atomic size_t cache_objs; /* objects held in memory */
+    /* metrics: an answer from memory is a hit; one from the disk (too big
+     * for memory, or over the budget) or made now is a miss. Nothing is
+     * evicted yet: the budget, once full, sends the rest from disk. */
+    int m_hits, m_misses, m_evictions, m_generated, m_failed, m_gen_time;
 };
+
+static void collect(void *ctx, struct metrics_out *out)
+{
+    struct storage *st = ctx;
+    metrics_out_family(out, "pixflare_cache_objects", "gauge",
+                       "Objects (originals and variants) held in memory.");
+    metrics_out_sample(out, "pixflare_cache_objects", NULL,
+                       (double)atomic_load_explicit(&st->cache_objs, memory_order_relaxed));
+    metrics_out_family(out, "pixflare_cache_bytes", "gauge",
+                       "Bytes of objects held in memory (PIXFLARE_CACHE_MB bounds them).");
+    metrics_out_sample(out, "pixflare_cache_bytes", NULL,
+                       (double)atomic_load_explicit(&st->cache_used, memory_order_relaxed));
+}
+
+static void register_metrics(struct storage *st)
+{
+    st->m_hits =
+        metrics_counter("pixflare_cache_hits_total", "", "Objects answered from memory.", 0);
+    st->m_misses = metrics_counter("pixflare_cache_misses_total", "",
+                                   "Objects answered from disk, or read or made first.", 0);
+    st->m_evictions = metrics_counter("pixflare_cache_evictions_total", "",
+                                      "Objects dropped from memory to make room.", 0);
+    st->m_generated =
+        metrics_counter("pixflare_variant_generations_total", "", "Variants made with libvips.", 0);
+    st->m_failed =
+        metrics_counter("pixflare_variant_failures_total", "",
+                        "Variants libvips could not make, or that could not be stored.", 0);
+    st->m_gen_time = metrics_histogram("pixflare_variant_generation_duration_seconds", "",
+                                       "Time to make and store one variant.",
+                                       metrics_latency_bounds, metrics_latency_nbounds);
+}
 
 static const struct {
     const char *type, *ext, *save_suffix;
@@ -133,6 +171,8 @@ int storage_open(const char *dir, size_t cache_bytes, struct storage **out)
     for (int i = 0; i < STRIPES; i++)
         pthread_mutex_init(&st->stripes[i], NULL);
     pthread_mutex_init(&st->list_lock, NULL);
+    register_metrics(st);
+    metrics_collector_add(collect, st); /* without it, only the two gauges are missing */
     *out = st;
     return 0;
 }
@@ -141,6 +181,7 @@ void storage_close(struct storage *st)
 {
     if (st == NULL)
         return;
+    metrics_collector_remove(st);
     struct obj_node *n = st->objs;
     while (n != NULL) {
         struct obj_node *next = n->next;
@@ -203,8 +244,8 @@ int storage_remove(struct storage *st, const struct storage_ref *ref)
 }
 
 /* Make the variant file at `dst` from the original at `src`. */
-static int generate(const struct storage_ref *ref, const struct variant *v, const char *src,
-                    const char *dst)
+static int generate_file(const struct storage_ref *ref, const struct variant *v, const char *src,
+                         const char *dst)
 {
     VipsImage *out = NULL;
     void *buf = NULL;
@@ -245,6 +286,17 @@ static int generate(const struct storage_ref *ref, const struct variant *v, cons
     return rc;
 }
 
+static int generate(struct storage *st, const struct storage_ref *ref, const struct variant *v,
+                    const char *src, const char *dst)
+{
+    int64_t t0 = timeutil_mono_ns();
+    int rc = generate_file(ref, v, src, dst);
+    metrics_inc(rc == 0 ? st->m_generated : st->m_failed);
+    if (rc == 0)
+        metrics_observe_ns(st->m_gen_time, (uint64_t)(timeutil_mono_ns() - t0));
+    return rc;
+}
+
 /* Describe the file at `path`, reading it into memory when it fits the
  * budget. OUT: *out, linked into st->objs. */
 static int make_obj(struct storage *st, const struct storage_ref *ref, const char *path,
@@ -275,6 +327,7 @@ static int make_obj(struct storage *st, const struct storage_ref *ref, const cha
             rc = rc != 0 ? rc : PF_EIO;
             goto done;
         }
+        atomic_fetch_add_explicit(&st->cache_objs, 1, memory_order_relaxed);
     } else if (size <= MEM_OBJ_MAX) {
         atomic_fetch_sub(&st->cache_used, size);
     }
@@ -302,9 +355,11 @@ int storage_get(struct storage *st, const struct storage_ref *ref, int variant,
 {
     struct storage_obj *obj = atomic_load_explicit(slot, memory_order_acquire);
     if (obj != NULL) {
+        metrics_inc(obj->data != NULL ? st->m_hits : st->m_misses);
         *out = obj;
         return 0;
     }
+    metrics_inc(st->m_misses);
     const struct variant *v = &variant_table[variant];
     char src[PATH_MAX], path[PATH_MAX];
     int rc = file_path(st, ref, "original", src);
@@ -325,7 +380,7 @@ int storage_get(struct storage *st, const struct storage_ref *ref, int variant,
             rc = PF_ENOTFOUND;
             goto done;
         }
-        rc = generate(ref, v, src, path);
+        rc = generate(st, ref, v, src, path);
         if (rc != 0)
             goto done;
     }

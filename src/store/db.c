@@ -4,13 +4,39 @@
 #include "store/db_int.h"
 
 #include "base/err.h"
+#include "base/metrics.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+
+/* pixflare_database_errors_total{reason}: every failed call of the database
+ * (not the answers "not found" or "exists", nor a caller's bad input). */
+static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
+static int m_unavailable, m_error;
+
+static void metrics_init(void)
+{
+    const char *help = "Database calls that failed: unavailable (PostgreSQL down or "
+                       "reconnecting) or error.";
+    m_unavailable =
+        metrics_counter("pixflare_database_errors_total", "reason=\"unavailable\"", help, 0);
+    m_error = metrics_counter("pixflare_database_errors_total", "reason=\"error\"", help, 0);
+}
+
+static int counted(int rc)
+{
+    if (rc == PF_EUNAVAIL)
+        metrics_inc(m_unavailable);
+    else if (rc == PF_EDB || rc == PF_EIO || rc == PF_ENOMEM)
+        metrics_inc(m_error);
+    return rc;
+}
 
 int db_open(const char *url, struct db **out, char *err, size_t errlen)
 {
     *out = NULL;
+    pthread_once(&metrics_once, metrics_init);
     if (strncmp(url, "sqlite:", 7) == 0 && url[7] != '\0')
         return db_sqlite_open(url + 7, out, err, errlen);
     if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
@@ -43,106 +69,106 @@ void db_set_busy_timeout(struct db *db, int ms)
 
 int db_image_insert(struct db *db, const struct db_image *img)
 {
-    return db->ops->image_insert(db, img);
+    return counted(db->ops->image_insert(db, img));
 }
 
 int db_image_by_path(struct db *db, const char *owner, const char *album, const char *filename,
                      struct db_image *out)
 {
-    return db->ops->image_by_path(db, owner, album, filename, out);
+    return counted(db->ops->image_by_path(db, owner, album, filename, out));
 }
 
 int db_image_scan(struct db *db, int64_t after, int (*fn)(void *ctx, const struct db_image *img),
                   void *ctx)
 {
-    return db->ops->image_scan(db, after, fn, ctx);
+    return counted(db->ops->image_scan(db, after, fn, ctx));
 }
 
 int db_counts_add(struct db *db, const char *flush_id, const struct db_count *rows, size_t n,
                   int64_t *dropped, char *err, size_t errlen)
 {
-    return db->ops->counts_add(db, flush_id, rows, n, dropped, err, errlen);
+    return counted(db->ops->counts_add(db, flush_id, rows, n, dropped, err, errlen));
 }
 
 int db_batch_replace_day(struct db *db, const char *date, const struct db_daily_row *daily,
                          size_t ndaily, const struct db_status_row *status, size_t nstatus,
                          int64_t events, struct db_batch_stats *bs, char *err, size_t errlen)
 {
-    return db->ops->batch_replace_day(db, date, daily, ndaily, status, nstatus, events, bs, err,
-                                      errlen);
+    return counted(db->ops->batch_replace_day(db, date, daily, ndaily, status, nstatus, events, bs,
+                                              err, errlen));
 }
 
 int db_flush_nodes(struct db *db, int64_t from, int64_t to, int (*fn)(void *ctx, const char *node),
                    void *ctx)
 {
-    return db->ops->flush_nodes(db, from, to, fn, ctx);
+    return counted(db->ops->flush_nodes(db, from, to, fn, ctx));
 }
 
 int db_batch_day_done(struct db *db, const char *date, int *done)
 {
-    return db->ops->batch_day_done(db, date, done);
+    return counted(db->ops->batch_day_done(db, date, done));
 }
 
 int db_day_requests(struct db *db, const char *date, int64_t *requests)
 {
-    return db->ops->day_requests(db, date, requests);
+    return counted(db->ops->day_requests(db, date, requests));
 }
 
 int db_meta_get(struct db *db, const char *key, char *value, size_t len)
 {
-    return db->ops->meta_get(db, key, value, len);
+    return counted(db->ops->meta_get(db, key, value, len));
 }
 
 int db_meta_set(struct db *db, const char *key, const char *value, char *err, size_t errlen)
 {
-    return db->ops->meta_set(db, key, value, err, errlen);
+    return counted(db->ops->meta_set(db, key, value, err, errlen));
 }
 
 int db_cleanup_before(struct db *db, const char *date, const atomic_int *stop,
                       struct db_cleanup_stats *cs, char *err, size_t errlen)
 {
-    return db->ops->cleanup_before(db, date, stop, cs, err, errlen);
+    return counted(db->ops->cleanup_before(db, date, stop, cs, err, errlen));
 }
 
 int db_job_begin(struct db *db, const char *job, int64_t slot, const char *node, int retry_failed,
                  enum db_job_claim *out)
 {
-    return db->ops->job_begin(db, job, slot, node, retry_failed, out);
+    return counted(db->ops->job_begin(db, job, slot, node, retry_failed, out));
 }
 
 int db_job_end(struct db *db, const char *job, int64_t slot, enum db_job_outcome outcome)
 {
-    return db->ops->job_end(db, job, slot, outcome);
+    return counted(db->ops->job_end(db, job, slot, outcome));
 }
 
 int db_key_insert(struct db *db, const struct db_key *k)
 {
-    return db->ops->key_insert(db, k);
+    return counted(db->ops->key_insert(db, k));
 }
 
 int db_key_get(struct db *db, const char *id, struct db_key *out)
 {
-    return db->ops->key_get(db, id, out);
+    return counted(db->ops->key_get(db, id, out));
 }
 
 int db_key_scan(struct db *db, int (*fn)(void *ctx, const struct db_key *k), void *ctx)
 {
-    return db->ops->key_scan(db, fn, ctx);
+    return counted(db->ops->key_scan(db, fn, ctx));
 }
 
 int db_key_revoke(struct db *db, const char *id, int64_t now, int *already)
 {
-    return db->ops->key_revoke(db, id, now, already);
+    return counted(db->ops->key_revoke(db, id, now, already));
 }
 
 int db_key_touch(struct db *db, const char *id, int64_t now)
 {
-    return db->ops->key_touch(db, id, now);
+    return counted(db->ops->key_touch(db, id, now));
 }
 
 int db_read_begin(struct db *db)
 {
-    return db->ops->read_begin(db);
+    return counted(db->ops->read_begin(db));
 }
 
 void db_read_end(struct db *db)
@@ -152,35 +178,35 @@ void db_read_end(struct db *db)
 
 int db_day_versions(struct db *db, const char *from, const char *to, db_stat_fn fn, void *ctx)
 {
-    return db->ops->day_versions(db, from, to, fn, ctx);
+    return counted(db->ops->day_versions(db, from, to, fn, ctx));
 }
 
 int db_owner_days(struct db *db, const char *owner, const char *from, const char *to, db_stat_fn fn,
                   void *ctx)
 {
-    return db->ops->owner_days(db, owner, from, to, fn, ctx);
+    return counted(db->ops->owner_days(db, owner, from, to, fn, ctx));
 }
 
 int db_owner_statuses(struct db *db, const char *owner, const char *from, const char *to,
                       db_stat_fn fn, void *ctx)
 {
-    return db->ops->owner_statuses(db, owner, from, to, fn, ctx);
+    return counted(db->ops->owner_statuses(db, owner, from, to, fn, ctx));
 }
 
 int db_segment_rows(struct db *db, const char *owner, const char *date, db_stat_fn fn, void *ctx)
 {
-    return db->ops->segment_rows(db, owner, date, fn, ctx);
+    return counted(db->ops->segment_rows(db, owner, date, fn, ctx));
 }
 
 int db_image_rows(struct db *db, const char *owner, const char *image_id, const char *from,
                   const char *to, db_stat_fn fn, void *ctx)
 {
-    return db->ops->image_rows(db, owner, image_id, from, to, fn, ctx);
+    return counted(db->ops->image_rows(db, owner, image_id, from, to, fn, ctx));
 }
 
 int db_image_by_id(struct db *db, const char *id, struct db_image *out)
 {
-    return db->ops->image_by_id(db, id, out);
+    return counted(db->ops->image_by_id(db, id, out));
 }
 
 const char *db_backend(const struct db *db)
@@ -198,7 +224,7 @@ int db_rate_take(struct db *db, const char *owner, int limit, int *allowed, int 
 {
     if (db->ops->rate_take == NULL)
         return PF_EINVAL;
-    return db->ops->rate_take(db, owner, limit, allowed, remaining, retry_after);
+    return counted(db->ops->rate_take(db, owner, limit, allowed, remaining, retry_after));
 }
 
 /* ---- Copying ---- */
@@ -226,28 +252,28 @@ const size_t db_table_count = sizeof(db_tables) / sizeof(db_tables[0]);
 
 int db_table_count_rows(struct db *db, const struct db_table *t, int64_t *rows)
 {
-    return db->ops->table_count_rows(db, t, rows);
+    return counted(db->ops->table_count_rows(db, t, rows));
 }
 
 int db_table_rows(struct db *db, const struct db_table *t, db_row_fn fn, void *ctx)
 {
-    return db->ops->table_rows(db, t, fn, ctx);
+    return counted(db->ops->table_rows(db, t, fn, ctx));
 }
 
 int db_table_insert(struct db *db, const struct db_table *t, const char *const *values, size_t n,
                     char *err, size_t errlen)
 {
-    return db->ops->table_insert(db, t, values, n, err, errlen);
+    return counted(db->ops->table_insert(db, t, values, n, err, errlen));
 }
 
 int db_tx_begin(struct db *db)
 {
-    return db->ops->tx_begin(db);
+    return counted(db->ops->tx_begin(db));
 }
 
 int db_tx_commit(struct db *db, char *err, size_t errlen)
 {
-    return db->ops->tx_commit(db, err, errlen);
+    return counted(db->ops->tx_commit(db, err, errlen));
 }
 
 void db_tx_rollback(struct db *db)
