@@ -67,6 +67,7 @@
 
 #include "analytics/evlog.h"
 #include "base/err.h"
+#include "base/metrics.h"
 #include "base/fsutil.h"
 #include "base/timeutil.h"
 #include "base/variant.h"
@@ -823,6 +824,24 @@ static void ship_free(struct ship *s)
     free(s);
 }
 
+static void collect(void *ctx, struct metrics_out *out)
+{
+    struct ship_stats st;
+    ship_get_stats(ctx, &st);
+    metrics_out_family(out, "pixflare_ship_pending_bytes", "gauge",
+                       "Bytes of event log segments waiting in the local spool for ClickHouse.");
+    metrics_out_sample(out, "pixflare_ship_pending_bytes", NULL, (double)st.spool_bytes);
+    metrics_out_family(out, "pixflare_ship_events_total", "counter",
+                       "Events ClickHouse acknowledged.");
+    metrics_out_sample(out, "pixflare_ship_events_total", NULL, (double)st.shipped);
+    metrics_out_family(out, "pixflare_ship_errors_total", "counter",
+                       "Inserts or checks of ClickHouse that failed (and were retried).");
+    metrics_out_sample(out, "pixflare_ship_errors_total", NULL, (double)st.failures);
+    metrics_out_family(out, "pixflare_ship_down", "gauge",
+                       "1 when the last try to reach ClickHouse failed.");
+    metrics_out_sample(out, "pixflare_ship_down", NULL, st.down ? 1 : 0);
+}
+
 int ship_start(const struct ship_config *cfg, struct clickhouse *ch, struct ship **out, char *err,
                size_t errlen)
 {
@@ -866,6 +885,7 @@ int ship_start(const struct ship_config *cfg, struct clickhouse *ch, struct ship
         return rc;
     }
     s->started = 1;
+    metrics_collector_add(collect, s); /* without it, only these gauges are missing */
     *out = s;
     return 0;
 }
@@ -874,6 +894,7 @@ void ship_stop(struct ship *s)
 {
     if (s == NULL)
         return;
+    metrics_collector_remove(s);
     pthread_mutex_lock(&s->mu);
     s->stopping = 1;
     pthread_cond_signal(&s->cv);

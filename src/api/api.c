@@ -12,6 +12,7 @@
 #include "cdn/cdn.h"
 #include "store/db.h"
 #include "base/err.h"
+#include "base/metrics.h"
 #include "http/hdr.h"
 #include "api/ratelimit.h"
 #include "base/strbuf.h"
@@ -52,6 +53,7 @@ struct api {
     struct cdn *cdn; /* thumbnails; NULL: none */
     struct aq *aq;
     struct ratelimit *rl; /* NULL: no limit */
+    int m_limited;        /* pixflare_api_rate_limited_total */
     pthread_mutex_t lock; /* the idle connections */
     struct db **idle;
     int nidle, cap;
@@ -62,6 +64,9 @@ int api_new(const struct config *cfg, int threads, struct cdn *cdn, struct api *
 {
     struct api *api = calloc(1, sizeof(*api));
     int rc = api ? 0 : PF_ENOMEM;
+    if (rc == 0)
+        api->m_limited = metrics_counter("pixflare_api_rate_limited_total", "",
+                                         "API calls refused by the per-owner rate limit (429).", 0);
     if (rc == 0) {
         api->cfg = cfg;
         api->cdn = cdn;
@@ -584,6 +589,7 @@ static void api_handle(struct api *api, struct api_call *call)
         if (rrc != 0) {
             db_failed(resp, rrc);
         } else if (!ok) {
+            metrics_inc(api->m_limited);
             http_resp_error(resp, 429, "RATE_LIMITED",
                             "too many requests for this owner; see Retry-After");
             http_resp_header(resp, "Retry-After", "%d", retry);

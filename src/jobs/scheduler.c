@@ -2,6 +2,7 @@
 #include "jobs/scheduler.h"
 
 #include "base/err.h"
+#include "base/metrics.h"
 #include "base/timeutil.h"
 
 #include <pthread.h>
@@ -20,11 +21,32 @@ struct scheduler {
      * whether another node was seen running it. */
     int64_t *pending, *poll_at;
     int *told, *busy;
+    struct job_gauges *gauges; /* per job: pixflare_job_*{job} */
     atomic_int stop;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
 };
+
+struct job_gauges {
+    int success, duration, next;
+};
+
+static void register_gauges(struct scheduler *s)
+{
+    char labels[96];
+    for (size_t i = 0; i < s->n; i++) {
+        snprintf(labels, sizeof(labels), "job=\"%s\"", s->jobs[i].name);
+        s->gauges[i].success =
+            metrics_gauge("pixflare_job_last_success_timestamp_seconds", labels,
+                          "When the scheduled job last ended without error on this node (Unix "
+                          "time; 0: not since start).");
+        s->gauges[i].duration = metrics_gauge("pixflare_job_last_duration_seconds", labels,
+                                              "How long the job's last run on this node took.");
+        s->gauges[i].next = metrics_gauge("pixflare_job_next_run_timestamp_seconds", labels,
+                                          "The job's next fire time (Unix time; -1: never).");
+    }
+}
 
 /* The first fire time after `after`, or -1 when the expression never
  * fires again. */
@@ -37,7 +59,11 @@ static int64_t next_fire(const struct scheduler_job *j, int64_t after)
 static int run_job(struct scheduler *s, size_t i, int catch_up)
 {
     const struct scheduler_job *j = &s->jobs[i];
+    int64_t t0 = timeutil_mono_ns();
     int rc = j->run(j->ctx, s->clock(), catch_up, &s->stop);
+    metrics_gauge_set(s->gauges[i].duration, (double)(timeutil_mono_ns() - t0) / 1e9);
+    if (rc == 0)
+        metrics_gauge_set(s->gauges[i].success, (double)s->clock());
     if (rc != 0 && rc != PF_ECONFLICT && s->log != NULL) {
         char when[21] = "never";
         int64_t t = next_fire(j, s->clock());
@@ -137,6 +163,7 @@ static void *sched_main(void *arg)
     for (size_t i = 0; i < s->n; i++) {
         s->next[i] = next_fire(&s->jobs[i], seen);
         s->pending[i] = -1;
+        metrics_gauge_set(s->gauges[i].next, (double)s->next[i]);
     }
     for (size_t i = 0; i < s->n && !atomic_load(&s->stop); i++)
         turn(s, i, seen, AT_START);
@@ -155,6 +182,7 @@ static void *sched_main(void *arg)
             } else if (s->pending[i] >= 0 && s->poll_at[i] <= now) {
                 claimed_turn(s, i, s->pending[i], AT_POLL);
             }
+            metrics_gauge_set(s->gauges[i].next, (double)s->next[i]);
             if (s->next[i] >= 0 && (soonest < 0 || s->next[i] < soonest))
                 soonest = s->next[i];
         }
@@ -175,6 +203,7 @@ static void free_arrays(struct scheduler *s)
     free(s->poll_at);
     free(s->told);
     free(s->busy);
+    free(s->gauges);
 }
 
 static int64_t wall_clock(void)
@@ -192,7 +221,8 @@ int scheduler_start(const struct scheduler_job *jobs, size_t n, FILE *log, int64
         (s->pending = calloc(m, sizeof(*s->pending))) == NULL ||
         (s->poll_at = calloc(m, sizeof(*s->poll_at))) == NULL ||
         (s->told = calloc(m, sizeof(*s->told))) == NULL ||
-        (s->busy = calloc(m, sizeof(*s->busy))) == NULL) {
+        (s->busy = calloc(m, sizeof(*s->busy))) == NULL ||
+        (s->gauges = calloc(m, sizeof(*s->gauges))) == NULL) {
         free_arrays(s);
         free(s);
         return PF_ENOMEM;
@@ -201,6 +231,7 @@ int scheduler_start(const struct scheduler_job *jobs, size_t n, FILE *log, int64
     s->n = n;
     s->log = log;
     s->clock = clock ? clock : wall_clock;
+    register_gauges(s);
     atomic_init(&s->stop, 0);
     pthread_mutex_init(&s->mu, NULL);
     pthread_condattr_init(&attr);
