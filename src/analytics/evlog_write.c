@@ -148,6 +148,8 @@ static int seg_create(struct evlog *lg, int slot, int64_t hour, unsigned seq, si
     s->used = EVLOG_FILE_HEADER;
     if (rename(tmp, s->path) != 0)
         goto fail;
+    /* on disk at once (preallocated); the next recount sees it too */
+    atomic_fetch_add_explicit(&lg->disk_bytes, cap, memory_order_relaxed);
     *out = s;
     return 0;
 fail:
