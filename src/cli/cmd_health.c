@@ -41,7 +41,7 @@ int cmd_health(const char *config_file, int argc, char **argv)
 {
     struct config cfg;
     long timeout_ms = 5000, wait_ms = 0;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         long *dst = strcmp(argv[i], "--timeout-ms") == 0 ? &timeout_ms
                     : strcmp(argv[i], "--wait-ms") == 0  ? &wait_ms
                                                          : NULL;
@@ -49,7 +49,6 @@ int cmd_health(const char *config_file, int argc, char **argv)
             return cli_usage_error("health", "unknown argument '%s'", argv[i]);
         if (i + 1 >= argc || parse_ms(argv[i + 1], dst == &wait_ms ? 0 : 1, 3600000, dst) != 0)
             return cli_usage_error("health", "%s expects milliseconds, 1-3600000", argv[i]);
-        i++;
     }
     int rc = cli_load_config(config_file, &cfg, 0);
     if (rc != 0)
