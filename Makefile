@@ -54,10 +54,10 @@ $(BUILD)/obj/gen/dash_assets.o: $(BUILD)/gen/dash_assets.c
 	@echo "CC $<"
 	@$(CC) $(CFLAGS) -Isrc -c -o $@ $<
 
-# The one version number (VERSION), compiled into cli/version.c only.
+# The one version number (VERSION), compiled into cli/cli.c only.
 PF_VERSION := $(shell cat VERSION)
-$(BUILD)/obj/cli/version.o: CFLAGS += -DPF_VERSION='"$(PF_VERSION)"'
-$(BUILD)/obj/cli/version.o: VERSION
+$(BUILD)/obj/cli/cli.o: CFLAGS += -DPF_VERSION='"$(PF_VERSION)"'
+$(BUILD)/obj/cli/cli.o: VERSION
 
 $(BUILD)/pixflare: $(CLIOBJS) $(LIBOBJS)
 	@echo "LD $@"

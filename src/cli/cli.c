@@ -8,6 +8,13 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The repository's VERSION file, passed by the Makefile to this file alone. */
+#ifndef PF_VERSION
+#error "PF_VERSION must be defined (the Makefile reads VERSION)"
+#endif
+
+const char cli_version[] = PF_VERSION;
+
 int cli_usage_error(const char *cmd, const char *fmt, const char *arg)
 {
     fprintf(stderr, "pixflare %s: ", cmd);

@@ -28,7 +28,7 @@ int cmd_health(const char *config_file, int argc, char **argv);
 int cmd_doctor(const char *config_file, int argc, char **argv);
 int cmd_backup(const char *config_file, int argc, char **argv);
 
-/* "X.Y.Z", from the repository's VERSION file (cli/version.c). */
+/* "X.Y.Z", from the repository's VERSION file (compiled into cli.c). */
 extern const char cli_version[];
 
 /* "pixflare CMD: <fmt with arg> (see 'pixflare CMD --help')" on stderr.
