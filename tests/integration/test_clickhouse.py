@@ -11,6 +11,7 @@ The shared ClickHouse is PIXFLARE_TEST_CH_URL (scripts/test.sh starts one
 with scripts/ch.sh; each test gets a database of its own); tests that stop
 ClickHouse start their own (pftest.ClickHouse). Faults between pixflare and
 ClickHouse come from pftest.FaultProxy."""
+import http.client
 import json
 import os
 import random
@@ -21,7 +22,7 @@ import time
 import pytest
 
 import pftest
-from pftest import ClickHouse, FaultProxy, Server, ch_env, ch_query, import_tree
+from pftest import ClickHouse, FaultProxy, Server, ch_env, ch_query, free_port, import_tree
 from test_analytics import (Traffic, event_keys, events, expected_event_keys, expected_tables,
                             secret_of, tables, today)
 from test_analytics import owner_hash
@@ -75,6 +76,20 @@ def more(t, n, workers):
         th.start()
     for th in threads:
         th.join()
+
+
+def metrics(port):
+    """{series: value} scraped from a metrics listener."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    c.close()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
 
 
 def spool_segments(srv):
@@ -138,18 +153,29 @@ def test_clickhouse_down_mid_traffic(tmp_path, tree):
     when ClickHouse is back, and then ClickHouse holds each event once."""
     with ClickHouse(tmp_path / "ch") as ch:
         db = ch.new_database()
-        srv = Server(tmp_path / "data", ch_env_fast(db, ch.url))
+        mport = free_port()
+        srv = Server(tmp_path / "data", ch_env_fast(db, ch.url, {
+            "PIXFLARE_METRICS_LISTEN": "127.0.0.1:%d" % mport}))
         ids = import_tree(srv, tree)
         srv.start()
         t = Traffic(srv, ids, seed=21)
         t.run(300, 4)
         wait_for(lambda: counts(db, ch.url)[0] == 300, what="the first 300 events")
+        m = metrics(mport)
+        assert m["pixflare_ship_events_total"] == 300 and m["pixflare_ship_down"] == 0
         ch.stop()
         more(t, 300, 4)  # every response arrives
         time.sleep(1.5)  # several tries meet the outage
         assert len(spool_segments(srv)) > 0
+        # The outage, as an operator's alert sees it.
+        m = metrics(mport)
+        assert m["pixflare_ship_down"] == 1 and m["pixflare_ship_errors_total"] >= 1, m
+        assert m["pixflare_ship_pending_bytes"] > 0
+        assert m["pixflare_ship_events_total"] == 300
+        assert m["pixflare_events_appended_total"] == 600
         ch.start()
         wait_for(lambda: counts(db, ch.url)[0] >= 600, what="the spool shipped")
+        wait_for(lambda: metrics(mport)["pixflare_ship_down"] == 0, what="ship_down back to 0")
         more(t, 100, 2)
         wait_for(lambda: counts(db, ch.url)[0] >= 700, what="new events")
         assert srv.stop() == 0
