@@ -155,7 +155,9 @@ def test_outage_during_traffic_loses_nothing(tmp_path, images, own_pg):
     UNAVAILABLE meanwhile, the log says once that the database is down and
     once that it is back, and the totals are exact afterwards."""
     url = pg_sh("createdb", own_pg, "outage")
-    srv = node(tmp_path, "a", url, tmp_path / "images")
+    mport = pftest.free_port()
+    srv = node(tmp_path, "a", url, tmp_path / "images",
+               {"PIXFLARE_METRICS_LISTEN": "127.0.0.1:%d" % mport})
     ids = import_tree(srv, images[0])
     srv.start()
     key = new_key(srv, "alice")
@@ -169,9 +171,17 @@ def test_outage_during_traffic_loses_nothing(tmp_path, images, own_pg):
     status, _, body = api(srv, key, "/v1/analytics/overview")
     assert status == 503 and body["error"]["code"] == "UNAVAILABLE", body
     time.sleep(1.5)  # several flushes fail meanwhile
+    # The outage, as an operator's alert sees it: calls refused as
+    # unavailable, flushes failing, their keys pending in memory.
+    m = scrape(mport)
+    assert m['pixflare_database_errors_total{reason="unavailable"}'] >= 1, m
+    assert m["pixflare_realtime_flush_failures_total"] >= 1, m
+    assert m["pixflare_realtime_pending_keys"] > 0, m
+    assert m['pixflare_http_requests_total{route="api",status="503"}'] == 1, m
     pg_sh("start", own_pg)
     after.run(400, 4)
     assert wait_for(lambda: api(srv, key, "/v1/analytics/overview")[0] == 200, timeout=20)
+    assert wait_for(lambda: scrape(mport)["pixflare_realtime_pending_keys"] == 0, timeout=20)
     assert srv.stop() == 0
     if today() != date:
         pytest.skip("the UTC day turned during the test")
@@ -184,6 +194,17 @@ def test_outage_during_traffic_loses_nothing(tmp_path, images, own_pg):
     assert log.count("PostgreSQL is unreachable") == 1, log
     assert log.count("PostgreSQL is reachable again") == 1, log
     assert "pixflare-test-secret" not in log
+
+
+def scrape(port):
+    """{series: value} of a metrics listener's /metrics."""
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    c.close()
+    return {k: float(v) for k, _, v in (line.rpartition(" ") for line in text.splitlines()
+                                         if line and not line.startswith("#"))}
 
 
 def overview_answers(srv, key):
