@@ -5,8 +5,10 @@
 #include "cdn/storage.h"
 #include "store/db.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* The repository's VERSION file, passed by the Makefile to this file alone. */
 #ifndef PF_VERSION
@@ -23,14 +25,30 @@ int cli_usage_error(const char *cmd, const char *fmt, const char *arg)
     return CLI_EXIT_USAGE;
 }
 
-int cli_load_config(const char *file, struct config *cfg, int need_secret)
+int cli_load_config(const char *file, struct config *cfg, int flags)
 {
     char err[512];
+    struct stat sb;
     if (config_load(file, cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "pixflare: %s\n", err);
         return CLI_EXIT_USAGE;
     }
-    if (need_secret && config_ensure_secret(cfg, err, sizeof(err)) != 0) {
+    if ((flags & (CLI_MAKE_DATA_DIR | CLI_ANY_DATA_DIR)) == 0) {
+        const char *why = NULL;
+        if (stat(cfg->data_dir, &sb) != 0)
+            why = errno == ENOENT ? "does not exist; set PIXFLARE_DATA_DIR to the server's data "
+                                    "directory, or make one with 'pixflare serve', 'pixflare "
+                                    "import' or 'pixflare demo'"
+                                  : strerror(errno);
+        else if (!S_ISDIR(sb.st_mode))
+            why = "is not a directory";
+        if (why != NULL) {
+            fprintf(stderr, "pixflare: PIXFLARE_DATA_DIR=%s: %s\n", cfg->data_dir, why);
+            config_free(cfg);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if ((flags & CLI_NEED_SECRET) && config_ensure_secret(cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "pixflare: %s\n", err);
         config_free(cfg);
         return 1;
@@ -42,7 +60,7 @@ int cli_offline_open(const char *config_file, const char *argv0, struct cli_offl
 {
     char err[512];
     memset(o, 0, sizeof(*o));
-    int rc = cli_load_config(config_file, &o->cfg, 1);
+    int rc = cli_load_config(config_file, &o->cfg, CLI_NEED_SECRET | CLI_MAKE_DATA_DIR);
     if (rc != 0)
         return rc;
     int dbrc = 0;

@@ -35,10 +35,17 @@ extern const char cli_version[];
  * Returns CLI_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, const char *arg);
 
-/* Load and validate the settings (and, if need_secret, make sure
- * PIXFLARE_SECRET is set, creating the secret file). Returns 0, or the exit
+/* cli_load_config()'s flags. By default a PIXFLARE_DATA_DIR that does not
+ * exist is refused (exit 2): a command that reads or changes a data
+ * directory must not create an empty one where a typo or a wrong working
+ * directory points. */
+#define CLI_NEED_SECRET 1   /* make sure PIXFLARE_SECRET is set (the secret file) */
+#define CLI_MAKE_DATA_DIR 2 /* serve, import, demo: a missing data directory is made */
+#define CLI_ANY_DATA_DIR 4  /* health, doctor: not checked here (doctor reports it) */
+
+/* Load and validate the settings as `flags` say. Returns 0, or the exit
  * code with the reason printed. */
-int cli_load_config(const char *file, struct config *cfg, int need_secret);
+int cli_load_config(const char *file, struct config *cfg, int flags);
 
 /* What the offline commands (import, demo) work on. */
 struct cli_offline {
@@ -47,7 +54,8 @@ struct cli_offline {
     struct storage *st;
 };
 
-/* Load the settings and open the database and storage. On failure
+/* Load the settings (making the data directory and the secret if need be)
+ * and open the database and storage. On failure
  * everything is released and the exit code is returned. */
 int cli_offline_open(const char *config_file, const char *argv0, struct cli_offline *o);
 void cli_offline_close(struct cli_offline *o);

@@ -50,7 +50,7 @@ int cmd_health(const char *config_file, int argc, char **argv)
         if (i + 1 >= argc || parse_ms(argv[i + 1], dst == &wait_ms ? 0 : 1, 3600000, dst) != 0)
             return cli_usage_error("health", "%s expects milliseconds, 1-3600000", argv[i]);
     }
-    int rc = cli_load_config(config_file, &cfg, 0);
+    int rc = cli_load_config(config_file, &cfg, CLI_ANY_DATA_DIR);
     if (rc != 0)
         return rc;
     if (cfg.listen_port == 0) {

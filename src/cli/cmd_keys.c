@@ -89,7 +89,7 @@ int cmd_keys(const char *config_file, int argc, char **argv)
                                       : "missing subcommand%s (create, list, revoke)",
                                sub);
     }
-    int rc = cli_load_config(config_file, &cfg, 1);
+    int rc = cli_load_config(config_file, &cfg, CLI_NEED_SECRET);
     if (rc != 0)
         return rc;
     rc = 1;

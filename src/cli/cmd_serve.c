@@ -114,9 +114,27 @@ int cmd_serve(const char *config_file, int argc, char **argv)
     int rc = 1, port = 0, mport = 0;
     if (argc > 1)
         return cli_usage_error("serve", "unexpected argument '%s'", argv[1]);
-    rc = cli_load_config(config_file, &cfg, 1);
+    rc = cli_load_config(config_file, &cfg, CLI_MAKE_DATA_DIR);
     if (rc != 0)
         return rc;
+    /* A taken address is one line and nothing else: asked before anything
+     * is created, opened or logged. */
+    const char *which = "";
+    rc = http_server_probe(cfg.listen_host, cfg.listen_port, err, sizeof(err));
+    if (rc == 0 && cfg.metrics_host != NULL) {
+        which = "metrics listener (PIXFLARE_METRICS_LISTEN): ";
+        rc = http_server_probe(cfg.metrics_host, cfg.metrics_port, err, sizeof(err));
+    }
+    if (rc != 0) {
+        fprintf(stderr, "pixflare: %s%s\n", which, err);
+        config_free(&cfg);
+        return 1;
+    }
+    if (config_ensure_secret(&cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "pixflare: %s\n", err);
+        config_free(&cfg);
+        return 1;
+    }
     if (engine_open(&cfg, &engine, err, sizeof(err)) != 0) {
         fprintf(stderr, "pixflare: %s\n", err);
         config_free(&cfg);

@@ -327,6 +327,38 @@ static void count_answer(struct http_server *srv, struct MHD_Connection *conn, i
     }
 }
 
+int http_server_probe(const char *host, int port, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int v6 = strchr(host, ':') != NULL, on = 1, rc = PF_EIO;
+    memset(&ss, 0, sizeof(ss));
+    if (v6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)port);
+        inet_pton(AF_INET6, host, &a->sin6_addr);
+        len = sizeof(*a);
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)port);
+        inet_pton(AF_INET, host, &a->sin_addr);
+        len = sizeof(*a);
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == 0 &&
+        (!v6 || setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) == 0) &&
+        bind(fd, (struct sockaddr *)&ss, len) == 0)
+        rc = 0;
+    else
+        snprintf(err, errlen, "cannot listen on %s%s%s:%d: %s", v6 ? "[" : "", host, v6 ? "]" : "",
+                 port, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
 static long inflight_total(struct http_server *srv);
 
 static void collect_inflight(void *ctx, struct metrics_out *out)
@@ -531,7 +563,9 @@ int http_server_start(const struct http_server_options *opt, struct http_server 
         MHD_OPTION_URI_LOG_CALLBACK, uri_log, NULL, MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
         MHD_OPTION_END);
     if (srv->daemon == NULL) {
-        snprintf(err, errlen, "cannot listen on %s:%d: %s", opt->host, opt->port,
+        int v6 = strchr(opt->host, ':') != NULL;
+        snprintf(err, errlen, "cannot listen on %s%s%s:%d: %s", v6 ? "[" : "", opt->host,
+                 v6 ? "]" : "", opt->port,
                  errno ? strerror(errno) : "libmicrohttpd failed to start");
         http_server_stop(srv, 0);
         return PF_EIO;

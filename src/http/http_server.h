@@ -31,6 +31,14 @@ struct http_server_options {
 int http_server_start(const struct http_server_options *opt, struct http_server **out,
                       int *bound_port, char *err, size_t errlen);
 
+/* Whether host:port can be listened on now: binds a socket as the server
+ * will (SO_REUSEADDR; IPv6 only for an IPv6 address) and closes it. The
+ * command line asks before it opens or creates anything, so that a taken
+ * address is one line and no side effect (a start may still fail if another
+ * process takes the address meanwhile). Returns 0, or PF_EIO with "cannot
+ * listen on HOST:PORT: <why>" in err. */
+int http_server_probe(const char *host, int port, char *err, size_t errlen);
+
 /* Graceful stop: stop accepting, let in-flight requests finish (up to
  * `grace_ms`), run the deferred work queued, then close every connection
  * and free the server. NULL is fine. */

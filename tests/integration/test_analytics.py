@@ -412,6 +412,7 @@ def test_one_server_per_event_store(tmp_path, tree):
 
 def test_events_command_errors(tmp_path):
     srv = Server(tmp_path / "data")
+    os.mkdir(srv.data_dir)  # events never makes a data directory (test_cli.py)
     for bad in ("2026-02-30", "yesterday", "2026-1-1"):
         p = srv.cli("events", "--date", bad, check=2)
         assert "--date" in p.stderr

@@ -750,6 +750,7 @@ def test_expired_key_under_faketime(tmp_path):
 
 
 def test_keys_command_usage_errors(tmp_path):
+    (tmp_path / "data").mkdir()  # keys never makes a data directory (test_cli.py)
     env = clean_env({"PIXFLARE_DATA_DIR": str(tmp_path / "data")})
     bad = [
         ["keys"], ["keys", "make"], ["keys", "create"], ["keys", "create", "--owner"],
