@@ -1,15 +1,22 @@
 /* main.c - the command line: a thin dispatcher. It reads the global
- * --config flag, finds the subcommand in the table below (its usage and
- * help text live here, so `pixflare help` lists them all), answers --help,
- * and runs the subcommand's function (cli.h; one file each). */
+ * --config flag, warns of environment variables that look like settings but
+ * are not, finds the subcommand in the table below (its one-line summary,
+ * usage and help live here, so that `pixflare help` lists them all), answers
+ * --help, and runs the subcommand's function (cli.h; one file each).
+ *
+ * A command's help says what it does, each of its flags, and what it prints
+ * (stdout: the result; stderr: messages). Keep that form when adding one. */
 #include "cli/cli.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct cmd {
     const char *name;
     int (*run)(const char *config_file, int argc, char **argv);
+    const char *summary; /* one line for `pixflare help` */
     const char *usage;
     const char *help;
 };
@@ -27,63 +34,129 @@ static int wants_help(int argc, char **argv)
 static int cmd_help(const char *config_file, int argc, char **argv);
 
 static const struct cmd commands[] = {
-    {"serve", cmd_serve, "pixflare serve",
-     "Serve the CDN route (GET/HEAD /{owner}/{album}/{file}[/{variant}] and\n"
-     "/i/{id}[/{variant}]) until SIGINT or SIGTERM. Settings come from the\n"
-     "environment (see README.md), e.g. PIXFLARE_LISTEN=127.0.0.1:8080."},
-    {"import", cmd_import, "pixflare import DIR",
-     "Register every image under DIR/<owner>/<album>/<file>: copy it into the\n"
-     "storage directory and print '<image_id>\\t<owner>/<album>/<file>'.\n"
-     "Exits 2 if any file was refused (reason on stderr)."},
-    {"keys", cmd_keys,
+    {"serve", cmd_serve, "serve the images, the analytics API and the dashboard; run the jobs",
+     "pixflare serve",
+     "Serve until SIGINT or SIGTERM, then let in-flight responses finish, flush\n"
+     "the counts, seal the event files and exit 0. No flags: the settings come\n"
+     "from the environment or --config FILE (README.md). Makes the data\n"
+     "directory if it is missing.\n"
+     "The main listener, PIXFLARE_LISTEN (default 127.0.0.1:8080), answers GET\n"
+     "and HEAD on:\n"
+     "  /{owner}/{album}/{file}[/{variant}]  an image; variants original,\n"
+     "  /i/{image_id}[/{variant}]            w128-w2048, thumb, og-image\n"
+     "  /v1/analytics/overview, /v1/analytics/images/{image_id}\n"
+     "                                       the API (Authorization: Bearer KEY)\n"
+     "  /dashboard                           the stats dashboard\n"
+     "  /healthz                             alive: 200\n"
+     "  /readyz                              ready: 200, or 503 naming the check\n"
+     "                                       that fails (database, event_store, disk)\n"
+     "The metrics listener, PIXFLARE_METRICS_LISTEN (unset: none), answers\n"
+     "/metrics (Prometheus text format), /healthz and /readyz, nothing else.\n"
+     "The scheduled aggregation and cleanup run inside (ANALYTICS_*_CRON).\n"
+     "Prints nothing on stdout. On stderr: where it serves, then warnings and\n"
+     "errors (never a client address, user agent or query string), and a\n"
+     "summary at the stop. An address that cannot be listened on: one line,\n"
+     "exit 1; a bad setting: one line naming it, exit 2."},
+    {"import", cmd_import, "register the images under DIR/<owner>/<album>/<file>",
+     "pixflare import DIR",
+     "Copy every image (JPEG, PNG, WebP, GIF) under DIR/<owner>/<album>/<file>\n"
+     "into the storage directory and register it. No flags. Makes the data\n"
+     "directory if it is missing.\n"
+     "Prints '<image_id>\\t<owner>/<album>/<file>' on stdout per image; an image\n"
+     "already imported with the same bytes prints its id again, so importing\n"
+     "twice is harmless. On stderr: one line per refused file with the reason\n"
+     "(owners i, v1, dashboard, metrics, healthz, readyz and names starting\n"
+     "with '.' or '_' are reserved for the server's routes), then the counts.\n"
+     "Exit 2 if DIR cannot be read (missing, not a directory, no permission:\n"
+     "said which) or if any file was refused; 1 on a database failure."},
+    {"keys", cmd_keys, "create, list and revoke the API keys of /v1/ and the dashboard",
      "pixflare keys create --owner NAME [--scopes read,write] [--expires-days N]\n"
      "       pixflare keys list\n"
      "       pixflare keys revoke ID",
-     "API keys for /v1/. 'create' prints a new key alone on stdout, once: only\n"
-     "its keyed hash is kept. Scopes: read (default; the analytics API) and\n"
-     "write. --expires-days: 1-36500 (default: never). 'list' shows each key's\n"
-     "id, owner, scopes, creation, expiry, last use (to the minute) and status,\n"
-     "never the key. 'revoke' takes the id (or the key) and disables it at\n"
-     "once, in running servers too."},
-    {"demo", cmd_demo, "pixflare demo",
-     "Draw demo images for owners alice and bob and import them."},
-    {"events", cmd_events, "pixflare events [--date YYYY-MM-DD]",
-     "Print the day's raw events (default: today, UTC) from the embedded event\n"
-     "store, one JSON object per line: timestamp (ms since 1970, UTC), request_id,\n"
-     "owner (keyed hash), image_id, variant, status, country, bytes; by hour,\n"
-     "then by server thread, each thread's in time order. Damaged\n"
-     "files are reported on stderr and skipped (exit status 1)."},
-    {"aggregate", cmd_aggregate,
+     "API keys for /v1/ and the dashboard; a key sees only its owner's data.\n"
+     "  create               print a new key alone on its line on stdout, once:\n"
+     "                       only its keyed hash is kept (its id on stderr)\n"
+     "    --owner NAME       whose data the key reads (required)\n"
+     "    --scopes LIST      read (default; the analytics API), write, or both:\n"
+     "                       read,write\n"
+     "    --expires-days N   1-36500 (default: never)\n"
+     "  list                 print a table on stdout: ID, OWNER, SCOPES, CREATED,\n"
+     "                       EXPIRES, LAST USED (to the minute), STATUS; never\n"
+     "                       the key\n"
+     "  revoke ID            disable a key (its id, or the key itself) at once,\n"
+     "                       in running servers too; says so on stderr\n"
+     "The data directory must exist (exit 2)."},
+    {"demo", cmd_demo, "fill the data directory with demo images, API keys and traffic",
+     "pixflare demo",
+     "Draw demo images for owners alice and bob and import them (stdout:\n"
+     "'<image_id>\\t<owner>/<album>/<file>' per image, as import prints), record\n"
+     "30 days of demo traffic once, and make a read API key per owner (kept in\n"
+     "$PIXFLARE_DATA_DIR/demo-keys). On stderr: URLs to try, a curl command per\n"
+     "key and the dashboard's address. Running it again adds nothing. No flags.\n"
+     "Makes the data directory if it is missing."},
+    {"events", cmd_events, "print a day's raw events, one JSON object per line",
+     "pixflare events [--date YYYY-MM-DD]",
+     "Print a day's raw events from the event store (ANALYTICS_ENGINE) on\n"
+     "stdout, one JSON object per line: timestamp (ms since 1970, UTC),\n"
+     "request_id, owner (keyed hash), image_id, variant, status, country, bytes;\n"
+     "by hour, then by server thread, each thread's in time order.\n"
+     "  --date YYYY-MM-DD  the day (default: today, UTC)\n"
+     "Damaged files are reported on stderr and skipped (exit status 1). The\n"
+     "data directory must exist (exit 2)."},
+    {"aggregate", cmd_aggregate, "batch aggregation: a date's analytics tables from its events",
      "pixflare aggregate [--date D | --from D [--to D]] [--threads N] [--force]",
      "Batch aggregation: make each date's analytics_daily and\n"
      "analytics_status_daily rows equal to the event store's counts (replacing,\n"
      "never adding to, what realtime counted), recompute the owners' monthly\n"
-     "totals and record the run in analytics_meta. Default: yesterday (UTC);\n"
-     "--from alone runs to yesterday. Only dates that have ended. Idempotent.\n"
-     "Prints one line per date: 'D events=N daily_rows=N status_rows=N\n"
+     "totals and record the run in analytics_meta. Only dates that have ended\n"
+     "(UTC). Idempotent.\n"
+     "  --date D     one date, YYYY-MM-DD (default: yesterday)\n"
+     "  --from D     the first date of a range ...\n"
+     "  --to D       ... and its last (default: yesterday)\n"
+     "  --threads N  event readers (default: one per CPU)\n"
+     "  --force      aggregate what is readable of a damaged date\n"
+     "Prints one line per date on stdout: 'D events=N daily_rows=N status_rows=N\n"
      "requests=N drift=N scan_ms=N sort_ms=N db_ms=N' (drift: what the tables\n"
-     "counted minus the events). A date whose event files cannot be read, are\n"
-     "damaged, or are missing while the tables count requests is left as it\n"
-     "was and reported (exit status 1); --force aggregates what is readable.\n"
-     "--threads: event readers (default: one per CPU)."},
-    {"cleanup", cmd_cleanup, "pixflare cleanup",
+     "counted minus the events), and a summary on stderr. A date whose event\n"
+     "files cannot be read, are damaged, or are missing while the tables count\n"
+     "requests is left as it was and reported (exit status 1) unless --force.\n"
+     "The data directory must exist (exit 2)."},
+    {"cleanup", cmd_cleanup, "delete what is older than ANALYTICS_RETENTION_DAYS, now",
+     "pixflare cleanup",
      "Retention: delete analytics_daily and analytics_status_daily rows and raw\n"
      "event files of dates older than the last ANALYTICS_RETENTION_DAYS dates\n"
      "(today included); analytics_monthly is kept. Raw events of yesterday\n"
-     "and today are always kept. Records last_cleanup_at in analytics_meta."},
-    {"cron-next", cmd_cron_next, "pixflare cron-next EXPR [--from ISO8601] [--count N]",
-     "Print the next N (default 5) fire times of a 5-field cron expression, UTC."},
-    {"db", cmd_db, "pixflare db copy [--from URL] --to URL",
+     "and today are always kept. Records last_cleanup_at in analytics_meta. No\n"
+     "flags. Prints one line on stdout: 'kept dates from D\n"
+     "(ANALYTICS_RETENTION_DAYS=N): removed N analytics_daily rows and N\n"
+     "analytics_status_daily rows of N dates, and N event files'. The data\n"
+     "directory must exist (exit 2)."},
+    {"cron-next", cmd_cron_next, "print the next fire times of a cron expression",
+     "pixflare cron-next EXPR [--from ISO8601] [--count N]",
+     "Print the next fire times of a cron expression on stdout, one per line,\n"
+     "UTC, ISO-8601 (2026-11-25T02:00:00Z). EXPR has 5 fields, minute hour\n"
+     "day-of-month month day-of-week, as in crontab(5): quote it. To check\n"
+     "ANALYTICS_AGGREGATION_CRON and ANALYTICS_CLEANUP_CRON; needs no settings.\n"
+     "  --from ISO8601  start at this time, YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][Z]\n"
+     "                  (a fire time equal to it counts; default: now)\n"
+     "  --count N       how many, 1-1000 (default 5)"},
+    {"db", cmd_db, "copy a whole database into an empty one (SQLite, PostgreSQL)",
+     "pixflare db copy [--from URL] --to URL",
      "Copy a whole database into an empty one, of either backend: sqlite:PATH or\n"
      "postgres://USER:PASSWORD@HOST:PORT/DB (any libpq URI). The source defaults\n"
      "to the configured PIXFLARE_DATABASE, so that an existing SQLite install\n"
-     "moves to PostgreSQL with one command. Images, API keys and every\n"
-     "analytics table are copied in one transaction of the target: an error\n"
-     "leaves it empty. A target that is not empty is refused (exit 2). Stop the\n"
-     "servers writing to the source first. A progress bar shows on a terminal.\n"
+     "moves to PostgreSQL with one command.\n"
+     "  --from URL  the source (default: PIXFLARE_DATABASE; then the data\n"
+     "              directory must exist)\n"
+     "  --to URL    the target, which must be empty (else exit 2)\n"
+     "Images, API keys and every analytics table are copied in one transaction\n"
+     "of the target: an error leaves it empty. Stop the servers writing to the\n"
+     "source first. A progress bar shows on stderr when it is a terminal; at\n"
+     "the end one line on stdout: 'copied N rows of T tables from B into B'.\n"
      "A password in a URL on the command line is visible to ps while the copy\n"
      "runs: leave it out and let libpq find it in PGPASSWORD or ~/.pgpass."},
-    {"health", cmd_health, "pixflare health [--timeout-ms N] [--wait-ms N]",
+    {"health", cmd_health, "ask the server's /readyz: exit 0 ready, 1 not",
+     "pixflare health [--timeout-ms N] [--wait-ms N]",
      "Probe the configured listener's /readyz (PIXFLARE_LISTEN; a wildcard\n"
      "address is probed on loopback) and exit 0 when the server is ready, 1\n"
      "when it is not or cannot be reached. Prints one line: 'ready: URL',\n"
@@ -92,32 +165,65 @@ static const struct cmd commands[] = {
      "  --timeout-ms N  longest wait for one answer (default 5000)\n"
      "  --wait-ms N     keep asking every 250 ms until ready or N ms have\n"
      "                  passed (default 0: ask once); for start-up checks"},
-    {"doctor", cmd_doctor, "pixflare doctor",
+    {"doctor", cmd_doctor, "check the installation: one line per check, OK / WARN / FAIL",
+     "pixflare doctor",
      "Check the installation: one line per check, OK / WARN / FAIL with the\n"
      "fix. Exit 0 when nothing fails, 1 otherwise."},
-    {"backup", cmd_backup, "pixflare backup DEST",
+    {"backup", cmd_backup, "copy the data directory consistently, even while serving",
+     "pixflare backup DEST",
      "Write a consistent copy of the data directory to DEST (which must not\n"
      "exist or be empty) while the server runs: DEST is itself a data directory."},
-    {"help", cmd_help, "pixflare help [COMMAND]", "Show help."},
+    {"help", cmd_help, "list the commands, or describe one", "pixflare help [COMMAND]",
+     "Without COMMAND: every command with one line of what it does. With\n"
+     "COMMAND: its usage, flags and what it prints, as 'pixflare COMMAND --help'."},
 };
 
 static void print_usage(FILE *f)
 {
-    fprintf(f, "usage: pixflare [--config FILE] COMMAND [ARGS]\n\ncommands:\n");
+    fprintf(f, "usage: pixflare [--config FILE] COMMAND [ARGS]\n"
+               "       pixflare --version\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        fprintf(f, "  %s\n", commands[i].usage);
-    fprintf(f, "\n'pixflare COMMAND --help' describes a command.\n");
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n'pixflare COMMAND --help' (or 'pixflare help COMMAND') describes a command:\n"
+               "its usage, its flags and what it prints. The settings come from the\n"
+               "environment (PIXFLARE_*, ANALYTICS_*) or --config FILE, a file of KEY=value\n"
+               "lines (the environment wins); see README.md.\n");
+}
+
+static void print_help(const struct cmd *c)
+{
+    printf("usage: %s\n\n%s\n", c->usage, c->help);
 }
 
 static int cmd_help(const char *config_file, int argc, char **argv)
 {
     (void)config_file;
-    const struct cmd *c = argc > 1 ? find_cmd(argv[1]) : NULL;
-    if (c != NULL)
-        printf("usage: %s\n\n%s\n", c->usage, c->help);
-    else
+    if (argc > 2)
+        return cli_usage_error("help", "unexpected argument '%s'", argv[2]);
+    if (argc < 2) {
         print_usage(stdout);
+        return 0;
+    }
+    const struct cmd *c = find_cmd(argv[1]);
+    if (c == NULL)
+        return cli_usage_error("help", "unknown command '%s'", argv[1]);
+    print_help(c);
     return 0;
+}
+
+/* Once per run, whatever the command: a misspelt setting is otherwise
+ * silently ignored. */
+static void warn_environment(void)
+{
+    char *text = NULL;
+    if (config_env_warnings(environ, &text) != 0 || text == NULL)
+        return;
+    for (char *line = text; *line != '\0';) {
+        size_t n = strcspn(line, "\n");
+        fprintf(stderr, "pixflare: warning: %.*s\n", (int)n, line);
+        line += n + (line[n] == '\n');
+    }
+    free(text);
 }
 
 static const struct cmd *find_cmd(const char *name)
@@ -132,6 +238,7 @@ int main(int argc, char **argv)
 {
     const char *config_file = NULL;
     int i = 1;
+    warn_environment();
     while (i < argc && argv[i][0] == '-') {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
             config_file = argv[i + 1];
@@ -163,8 +270,8 @@ int main(int argc, char **argv)
     }
     int sub_argc = argc - i;
     char **sub_argv = argv + i;
-    if (c->run != cmd_help && wants_help(sub_argc, sub_argv)) {
-        printf("usage: %s\n\n%s\n", c->usage, c->help);
+    if (wants_help(sub_argc, sub_argv)) {
+        print_help(c);
         return 0;
     }
     /* argv[0] of a subcommand is its name; libvips wants the program path. */

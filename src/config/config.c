@@ -10,6 +10,7 @@
 
 #include "base/err.h"
 #include "base/fsutil.h"
+#include "base/strbuf.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -88,6 +89,88 @@ static int find_key(const char *key)
         if (strcmp(key, key_names[i]) == 0)
             return i;
     return -1;
+}
+
+/* Levenshtein distance of a and b (b is a setting's name: short). */
+static size_t edit_distance(const char *a, size_t na, const char *b, size_t nb)
+{
+    size_t row[64];
+    if (nb >= sizeof(row) / sizeof(row[0]))
+        return (size_t)-1;
+    for (size_t j = 0; j <= nb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= na; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= nb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[nb];
+}
+
+/* The length of a PIXFLARE_ or ANALYTICS_ prefix of s (0: neither). */
+static size_t prefix_len(const char *s)
+{
+    if (strncmp(s, "PIXFLARE_", 9) == 0)
+        return 9;
+    if (strncmp(s, "ANALYTICS_", 10) == 0)
+        return 10;
+    return 0;
+}
+
+/* The setting whose name is closest to name[0..n). The names after the
+ * prefix are compared too, so that a setting given the other prefix
+ * (PIXFLARE_RETENTION_DAYS) finds its own (ANALYTICS_RETENTION_DAYS). */
+static const char *closest_key(const char *name, size_t n)
+{
+    size_t best = (size_t)-1, p = prefix_len(name);
+    const char *found = key_names[0];
+    for (int k = 0; k < K_COUNT; k++) {
+        const char *key = key_names[k];
+        size_t kp = prefix_len(key);
+        size_t d = edit_distance(name, n, key, strlen(key));
+        size_t ds = edit_distance(name + p, n - p, key + kp, strlen(key) - kp) + 1;
+        if (ds < d)
+            d = ds;
+        if (d < best) {
+            best = d;
+            found = key;
+        }
+    }
+    return found;
+}
+
+int config_env_warnings(char *const *env, char **out)
+{
+    struct strbuf b = {0};
+    *out = NULL;
+    for (size_t i = 0; env != NULL && env[i] != NULL; i++) {
+        const char *v = env[i];
+        size_t n = strcspn(v, "=");
+        if (prefix_len(v) == 0 || strncmp(v, "PIXFLARE_TEST_", 14) == 0 ||
+            (n == 12 && strncmp(v, "PIXFLARE_BIN", 12) == 0))
+            continue;
+        int known = 0;
+        for (int k = 0; k < K_COUNT && !known; k++)
+            known = strlen(key_names[k]) == n && strncmp(v, key_names[k], n) == 0;
+        if (!known)
+            strbuf_printf(&b, "%.*s is not a setting; did you mean %s?\n", (int)n, v,
+                          closest_key(v, n));
+    }
+    if (b.failed) {
+        strbuf_free(&b);
+        return PF_ENOMEM;
+    }
+    *out = b.p;
+    return 0;
 }
 
 int config_parse_bool(const char *s, int *v)
@@ -177,7 +260,8 @@ int config_parse_text(const char *text, size_t len,
         }
         rc = fn(ctx, key, val);
         if (rc == PF_EINVAL)
-            snprintf(err, errlen, "line %d: unknown setting %s", lineno, key);
+            snprintf(err, errlen, "line %d: unknown setting %s; did you mean %s?", lineno, key,
+                     closest_key(key, strlen(key)));
         else if (rc != 0)
             snprintf(err, errlen, "line %d: %s", lineno, err_str(rc));
     }

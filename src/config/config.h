@@ -49,6 +49,16 @@ struct config {
  * writes the reason into err; *cfg is then left zeroed. */
 int config_load(const char *file, struct config *cfg, char *err, size_t errlen);
 
+/* The environment's PIXFLARE_* and ANALYTICS_* variables that are not
+ * settings: a typo would otherwise be ignored without a word. One line per
+ * variable, "NAME is not a setting; did you mean SETTING?" naming the
+ * setting closest by edit distance; values are never shown. The test
+ * harness's own variables, PIXFLARE_TEST_* and PIXFLARE_BIN, are not
+ * warned about. `env` is environ's form (NAME=value, NULL-terminated).
+ * OUT: *out, the lines (malloc'd, each ending in '\n') or NULL when all is
+ * well. Returns 0 or PF_ENOMEM. */
+int config_env_warnings(char *const *env, char **out);
+
 /* Make sure cfg->secret is set: read it from DATA_DIR/secret or create that
  * file (mode 0600) with 32 random bytes in hex. Creates DATA_DIR if needed. */
 int config_ensure_secret(struct config *cfg, char *err, size_t errlen);
