@@ -36,7 +36,7 @@ const char *import_check_owner(const char *name)
         return "owner names are 1-64 characters";
     if (urlpath_reserved_owner(name))
         return "reserved for the server's own routes (i, v1, dashboard, metrics, healthz, "
-               "and names starting with '.' or '_')";
+               "readyz, and names starting with '.' or '_')";
     if (!name_chars_ok(name))
         return "owner names use only letters, digits, '.', '_' and '-'";
     return NULL;
@@ -216,6 +216,27 @@ static int import_file(struct db *db, struct storage *st, const char *path, cons
     return 0;
 }
 
+const char *import_check_dir(const char *dir)
+{
+    struct stat sb;
+    if (stat(dir, &sb) != 0)
+        return errno == ENOENT ? "does not exist" : strerror(errno);
+    if (!S_ISDIR(sb.st_mode))
+        return "is not a directory (import takes DIR holding <owner>/<album>/<file>)";
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return errno == EACCES ? "cannot be read: Permission denied" : strerror(errno);
+    closedir(d);
+    return NULL;
+}
+
+/* Why a directory the walk met cannot be listed. */
+static const char *unreadable(const char *path)
+{
+    const char *why = import_check_dir(path);
+    return why != NULL ? why : "cannot be read";
+}
+
 static int is_dir(const char *path)
 {
     struct stat sb;
@@ -266,7 +287,7 @@ int import_dir(struct db *db, struct storage *st, const char *dir, FILE *out, FI
             continue;
         }
         if (list_dir(path, &albums, &nalbums) != 0) {
-            refuse(errs, stats, owner, "cannot read directory");
+            refuse(errs, stats, owner, unreadable(path));
             continue;
         }
         for (int a = 0; a < nalbums && rc == 0; a++) {
@@ -286,7 +307,7 @@ int import_dir(struct db *db, struct storage *st, const char *dir, FILE *out, FI
                 continue;
             }
             if (list_dir(path, &files, &nfiles) != 0) {
-                refuse(errs, stats, rel, "cannot read directory");
+                refuse(errs, stats, rel, unreadable(path));
                 continue;
             }
             for (int f = 0; f < nfiles && rc == 0; f++) {

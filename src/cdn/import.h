@@ -25,6 +25,11 @@ struct import_stats {
 int import_dir(struct db *db, struct storage *st, const char *dir, FILE *out, FILE *errs,
                struct import_stats *stats);
 
+/* Whether `dir` can be imported from. Returns NULL, or why not, to follow
+ * the path in a message: "does not exist", "is not a directory ...",
+ * "cannot be read: Permission denied" (static text). */
+const char *import_check_dir(const char *dir);
+
 /* Validate names as import does. Return NULL when fine, else the reason. */
 const char *import_check_owner(const char *name);
 const char *import_check_album(const char *name);

@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-static const char *const server_routes[] = {"v1", "dashboard", "metrics", "healthz"};
+static const char *const server_routes[] = {"v1", "dashboard", "metrics", "healthz", "readyz"};
 
 int urlpath_reserved_owner(const char *name)
 {

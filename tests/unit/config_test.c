@@ -179,7 +179,8 @@ static void test_file(void **state)
     fputs("ANALYTICS_RETENTON_DAYS=30\n", f);
     fclose(f);
     assert_int_not_equal(config_load(path, &c, err, sizeof(err)), 0);
-    assert_non_null(strstr(err, "unknown setting ANALYTICS_RETENTON_DAYS"));
+    assert_non_null(strstr(err, "unknown setting ANALYTICS_RETENTON_DAYS; did you mean "
+                                "ANALYTICS_RETENTION_DAYS?"));
 
     f = fopen(path, "w");
     fputs("PIXFLARE_SECRET='abc\n", f);
@@ -219,6 +220,41 @@ static void test_secret(void **state)
     unsetenv("PIXFLARE_DATA_DIR");
 }
 
+/* Variables that look like settings and are not: one line each naming the
+ * closest setting; never the value; the test harness's own left alone. */
+static void test_env_warnings(void **state)
+{
+    (void)state;
+    char *out = (char *)"unset";
+    char *good[] = {"PIXFLARE_LISTEN=127.0.0.1:1",
+                    "ANALYTICS_ENGINE=none",
+                    "PIXFLARE_TEST_PG_URL=postgres://x",
+                    "PIXFLARE_BIN=/bin/true",
+                    "PATH=/bin",
+                    "PIXFLARE=1",
+                    "analytics_engine=x",
+                    NULL};
+    assert_int_equal(config_env_warnings(good, &out), 0);
+    assert_null(out);
+    char *bad[] = {"PIXFLARE_LISTN=secret-value",
+                   "PIXFLARE_RETENTION_DAYS=3",
+                   "ANALYTICS_ENGINE_URLS=http://x",
+                   "PIXFLARE_BINARY=x",
+                   "PIXFLARE_LISTEN=127.0.0.1:1",
+                   "ANALYTICS_=",
+                   NULL};
+    assert_int_equal(config_env_warnings(bad, &out), 0);
+    assert_non_null(out);
+    assert_string_equal(out, "PIXFLARE_LISTN is not a setting; did you mean PIXFLARE_LISTEN?\n"
+                             "PIXFLARE_RETENTION_DAYS is not a setting; did you mean "
+                             "ANALYTICS_RETENTION_DAYS?\n"
+                             "ANALYTICS_ENGINE_URLS is not a setting; did you mean "
+                             "ANALYTICS_ENGINE_URL?\n"
+                             "PIXFLARE_BINARY is not a setting; did you mean PIXFLARE_LISTEN?\n"
+                             "ANALYTICS_ is not a setting; did you mean ANALYTICS_ENGINE?\n");
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -227,6 +263,7 @@ int main(void)
         cmocka_unit_test_setup(test_bools_and_listen, clear_env),
         cmocka_unit_test_setup(test_file, clear_env),
         cmocka_unit_test_setup(test_secret, clear_env),
+        cmocka_unit_test(test_env_warnings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -127,6 +127,10 @@ static void test_server_routes(void **state)
     assert_string_equal(p.route, "healthz");
     assert_int_equal(parse("/v1/analytics/overview", &p), 0);
     assert_int_equal(p.kind, URLPATH_SERVER);
+    assert_int_equal(parse("/readyz", &p), 0);
+    assert_int_equal(p.kind, URLPATH_SERVER);
+    assert_true(urlpath_reserved_owner("readyz"));
+    assert_true(urlpath_reserved_owner("healthz"));
     assert_true(urlpath_reserved_owner("dashboard"));
     assert_true(urlpath_reserved_owner(".git"));
     assert_true(urlpath_reserved_owner("_private"));
