@@ -1,8 +1,15 @@
 """The command line: import, demo, configuration errors, help, cron-next,
-and graceful shutdown of `serve`."""
+and graceful shutdown of `serve`; a command line that explains itself: the
+command list, each command's --help, warnings for misspelt settings in the
+environment, a missing data directory refused, why import cannot read a
+path, and a taken port in one line."""
 import os
+import re
+import shutil
 import signal
 import socket
+import subprocess
+import tempfile
 import time
 
 import pytest
@@ -48,7 +55,7 @@ def test_import_prints_ids_and_is_idempotent(tmp_path, images, backend):
 def test_import_refusals(tmp_path):
     src = tmp_path / "src"
     good = make_png(20, 20)
-    for owner in ("v1", "i", "dashboard", "metrics", "healthz", "_private", ".hidden"):
+    for owner in ("v1", "i", "dashboard", "metrics", "healthz", "readyz", "_private", ".hidden"):
         write(src, "%s/album/x.png" % owner, good)
     write(src, "carol/album/ok.png", good)
     write(src, "carol/album/notes.txt", b"hello, not an image")
@@ -59,13 +66,13 @@ def test_import_refusals(tmp_path):
     p = srv.cli("import", str(src), check=2)
     assert p.stdout.strip().endswith("\tcarol/album/ok.png")
     assert len(p.stdout.splitlines()) == 1
-    for owner in ("v1", "i", "dashboard", "metrics", "healthz", "_private", ".hidden"):
+    for owner in ("v1", "i", "dashboard", "metrics", "healthz", "readyz", "_private", ".hidden"):
         assert "%s: reserved for the server's own routes" % owner in p.stderr, owner
     assert "carol/album/notes.txt: not a JPEG, PNG, WebP or GIF image" in p.stderr
     assert "carol/album/fake.png: image data cannot be decoded" in p.stderr
     assert "carol/bad album!: album names use only" in p.stderr
     assert "stray.png: not a directory" in p.stderr
-    assert "1 imported, 0 already present, 11 refused" in p.stderr
+    assert "1 imported, 0 already present, 12 refused" in p.stderr
 
 
 def test_import_changed_content_refused(tmp_path):
@@ -89,7 +96,47 @@ def test_import_usage_errors(tmp_path):
     assert run(["import"], env).returncode == 2
     assert run(["import", "a", "b"], env).returncode == 2
     p = run(["import", str(tmp_path / "missing")], env)
-    assert p.returncode == 2 and "cannot read directory" in p.stderr
+    assert p.returncode == 2 and p.stderr == "pixflare import: %s does not exist\n" % (
+        tmp_path / "missing")
+    (tmp_path / "file.png").write_bytes(make_png(4, 4))
+    p = run(["import", str(tmp_path / "file.png")], env)
+    assert p.returncode == 2 and p.stderr.startswith(
+        "pixflare import: %s is not a directory" % (tmp_path / "file.png")), p.stderr
+    assert len(p.stderr.splitlines()) == 1 and p.stdout == ""
+    # A path that cannot be imported changes nothing: no data directory made.
+    assert not (tmp_path / "data").exists()
+
+
+def as_nobody():
+    """The command prefix that runs a program as user nobody, or skip: as
+    root, permissions do not apply, so an unreadable directory needs
+    another user."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run the binary as nobody")
+    prefix = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    p = subprocess.run(prefix + [pftest.BIN, "--version"], capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip("user nobody cannot run %s: %s" % (pftest.BIN, p.stderr.strip()))
+    return prefix
+
+
+def test_import_says_a_directory_cannot_be_read():
+    prefix = as_nobody()
+    # Under /tmp, not pytest's tmp_path: nobody must reach the directory.
+    top = tempfile.mkdtemp(prefix="pixflare-import-")
+    try:
+        os.chmod(top, 0o755)
+        locked = os.path.join(top, "locked")
+        os.mkdir(locked, 0o700)  # root's, unreadable to nobody
+        env = clean_env({"PIXFLARE_DATA_DIR": os.path.join(top, "data")})
+        p = subprocess.run(prefix + [pftest.BIN, "import", locked], env=env, capture_output=True,
+                           text=True, timeout=60)
+        pftest.sanitizer_clean(p.stderr)
+        assert p.returncode == 2, (p.returncode, p.stderr)
+        assert p.stderr == "pixflare import: %s cannot be read: Permission denied\n" % locked
+        assert p.stdout == "" and not os.path.exists(os.path.join(top, "data"))
+    finally:
+        shutil.rmtree(top)
 
 
 def test_demo_is_idempotent_and_serves_every_format(tmp_path):
@@ -171,18 +218,154 @@ def test_config_file_and_environment_precedence(tmp_path):
     assert p.returncode == 2 and "PIXFLARE_LISTEN='bad'" in p.stderr
 
 
+# Every command of SPEC.md, and help.
+COMMANDS = ["serve", "import", "keys", "demo", "events", "aggregate", "cleanup", "cron-next", "db",
+            "health", "doctor", "backup", "help"]
+
+
+def command_lines(text):
+    """{command: its one line} from the command list of `pixflare help`."""
+    lines = {}
+    for line in text.split("commands:\n", 1)[1].split("\n\n", 1)[0].splitlines():
+        m = re.fullmatch(r"  (\S+) +(\S.*)", line)
+        assert m, line
+        lines[m.group(1)] = m.group(2)
+    return lines
+
+
 @pytest.mark.no_db
-def test_help_and_usage(tmp_path):
+def test_help_lists_every_command_with_its_line(tmp_path):
     env = clean_env({"PIXFLARE_DATA_DIR": str(tmp_path / "data")})
-    for cmd in ("serve", "import", "demo", "cron-next"):
-        p = run([cmd, "--help"], env, check=0)
-        assert p.stdout.startswith("usage: pixflare " + cmd)
-    assert run(["--help"], env, check=0).stdout.startswith("usage:")
-    assert run([], env).returncode == 2
-    p = run(["frobnicate"], env)
-    assert p.returncode == 2 and "unknown command 'frobnicate'" in p.stderr
+    listed = run(["help"], env, check=0)
+    assert listed.stdout.startswith("usage: pixflare [--config FILE] COMMAND [ARGS]\n")
+    assert listed.stderr == ""
+    lines = command_lines(listed.stdout)
+    assert list(lines) == COMMANDS
+    for cmd, line in lines.items():
+        assert len(line.split()) >= 4 and "usage" not in line, (cmd, line)
+    assert "'pixflare COMMAND --help'" in listed.stdout
+    # --help alike; bare `pixflare` is bad usage: the same text on stderr, exit 2.
+    assert run(["--help"], env, check=0).stdout == listed.stdout
+    alone = run([], env, check=2)
+    assert alone.stderr == listed.stdout and alone.stdout == ""
+    p = run(["frobnicate"], env, check=2)
+    assert p.stderr.startswith("pixflare: unknown command 'frobnicate'\n")
+    assert command_lines(p.stderr) == lines
+    p = run(["help", "frobnicate"], env, check=2)
+    assert "unknown command 'frobnicate'" in p.stderr and p.stdout == ""
     assert run(["--bogus", "serve"], env).returncode == 2
     assert run(["serve", "extra"], env).returncode == 2
+    assert not (tmp_path / "data").exists()
+
+
+# What each command's help must name besides its flags: what it prints.
+HELP_MENTIONS = {
+    "serve": ["PIXFLARE_LISTEN", "PIXFLARE_METRICS_LISTEN", "/{owner}/{album}/{file}",
+              "/i/{image_id}", "/v1/analytics/overview", "/v1/analytics/images/{image_id}",
+              "/dashboard", "/healthz", "/readyz", "/metrics", "stdout", "stderr", "SIGTERM"],
+    "import": ["DIR", "stdout", "stderr", "<image_id>\\t<owner>/<album>/<file>", "readyz"],
+    "keys": ["create", "list", "revoke", "stdout"],
+    "demo": ["stdout", "stderr"],
+    "events": ["stdout", "JSON"],
+    "aggregate": ["stdout", "drift="],
+    "cleanup": ["stdout", "ANALYTICS_RETENTION_DAYS"],
+    "cron-next": ["EXPR", "stdout", "UTC"],
+    "db": ["copy", "stdout", "sqlite:PATH", "postgres://"],
+    "help": ["COMMAND"],
+}
+
+
+@pytest.mark.no_db
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_each_command_help_describes_its_flags(tmp_path, cmd):
+    env = clean_env({"PIXFLARE_DATA_DIR": str(tmp_path / "data")})
+    p = run([cmd, "--help"], env, check=0)
+    assert p.stderr == ""
+    assert p.stdout.startswith("usage: pixflare " + cmd), p.stdout
+    usage, sep, body = p.stdout.partition("\n\n")
+    assert sep and len(body.split()) >= 10, p.stdout
+    # Every flag of the usage line is described below it.
+    for flag in sorted(set(re.findall(r"--[a-z][a-z-]*", usage))):
+        assert re.search(r"(^|[\s(])%s\b" % re.escape(flag), body), (cmd, flag, body)
+    for word in HELP_MENTIONS.get(cmd, []):
+        assert word in body, (cmd, word, body)
+    assert run(["help", cmd], env, check=0).stdout == p.stdout
+    assert run([cmd, "-h"], env, check=0).stdout == p.stdout
+    assert not (tmp_path / "data").exists()
+
+
+def harness_env(extra):
+    """clean_env plus the test harness's own variables, as a developer's
+    shell running the tests holds them."""
+    env = clean_env(extra)
+    env.update({k: v for k, v in os.environ.items() if k.startswith("PIXFLARE_TEST_")})
+    env.update({"PIXFLARE_BIN": pftest.BIN, "PIXFLARE_TEST_PG_URL": "postgres://u:p@h/db",
+                "PIXFLARE_TEST_CH_URL": "http://127.0.0.1:1/", "PIXFLARE_TEST_MMDB": "/x.mmdb",
+                "PIXFLARE_TEST_DATABASE": "sqlite:/x.db", "PIXFLARE_TEST_ARTIFACTS": "/x"})
+    return env
+
+
+def test_unknown_settings_in_the_environment_are_warned_of(tmp_path):
+    srv = Server(tmp_path / "data")
+    srv.cli("demo", check=0)
+    # A correct environment, the test harness's variables included: no warning.
+    for args in (["cron-next", "0 2 * * *"], ["keys", "list"], ["help"]):
+        p = run(args, harness_env(srv.env), check=0)
+        assert "warning" not in p.stderr and "not a setting" not in p.stderr, (args, p.stderr)
+    typo = dict(srv.env, PIXFLARE_LISTN="127.0.0.1:9", ANALYTICS_RETENTON_DAYS="hidden-value",
+                PIXFLARE_RETENTION_DAYS="3")
+    want = ["pixflare: warning: PIXFLARE_LISTN is not a setting; did you mean PIXFLARE_LISTEN?",
+            "pixflare: warning: ANALYTICS_RETENTON_DAYS is not a setting; did you mean "
+            "ANALYTICS_RETENTION_DAYS?",
+            "pixflare: warning: PIXFLARE_RETENTION_DAYS is not a setting; did you mean "
+            "ANALYTICS_RETENTION_DAYS?"]
+    for args in (["cron-next", "0 2 * * *", "--count", "1"], ["keys", "list"], ["help"],
+                 ["events"], ["serve", "--help"]):
+        p = run(args, typo, check=0)
+        warnings = [line for line in p.stderr.splitlines() if "warning" in line]
+        assert sorted(warnings) == sorted(want), (args, p.stderr)  # each once
+        assert "hidden-value" not in p.stderr + p.stdout
+        assert "not a setting" not in p.stdout
+    # serve too, once, and it serves.
+    typo_srv = Server(tmp_path / "data", {"PIXFLARE_THREADZ": "2"})
+    typo_srv.start()
+    assert typo_srv.stop() == 0
+    log = typo_srv.log()
+    assert log.count("warning") == 1, log
+    assert ("pixflare: warning: PIXFLARE_THREADZ is not a setting; did you mean "
+            "PIXFLARE_THREADS?") in log
+
+
+def test_missing_data_dir_is_refused_not_made(tmp_path):
+    missing = tmp_path / "nowhere" / "data"
+    env = clean_env({"PIXFLARE_DATA_DIR": str(missing),
+                     "PIXFLARE_LISTEN": "127.0.0.1:%d" % pftest.free_port()})
+    for args in (["keys", "list"], ["keys", "create", "--owner", "alice"],
+                 ["keys", "revoke", "aaaaaaaaaaaa"], ["events"], ["aggregate"], ["cleanup"],
+                 ["db", "copy", "--to", "sqlite:%s" % (tmp_path / "copy.db")],
+                 ["backup", str(tmp_path / "bk")]):
+        p = run(args, env)
+        if args[0] == "backup" and "not built yet" in p.stderr:
+            continue  # the issue 18 stub, until backup is written
+        assert p.returncode == 2, (args, p.returncode, p.stderr)
+        assert p.stdout == ""
+        assert p.stderr.startswith("pixflare: PIXFLARE_DATA_DIR=%s: does not exist" % missing), (
+            args, p.stderr)
+        assert len(p.stderr.splitlines()) == 1
+        assert not (tmp_path / "nowhere").exists(), args
+    assert not (tmp_path / "copy.db").exists() and not (tmp_path / "bk").exists()
+    # A file where the directory should be.
+    (tmp_path / "file").write_text("x")
+    p = run(["keys", "list"], dict(env, PIXFLARE_DATA_DIR=str(tmp_path / "file")), check=2)
+    assert "PIXFLARE_DATA_DIR=%s: is not a directory" % (tmp_path / "file") in p.stderr
+    # health needs none (nothing listens: 1) and makes none.
+    p = run(["health", "--timeout-ms", "500"], env, check=1)
+    assert "unreachable" in p.stdout and not (tmp_path / "nowhere").exists()
+    # The commands that make a data directory still do.
+    os.mkdir(tmp_path / "nowhere")
+    run(["demo"], env, check=0)
+    assert (missing / "pixflare.db").exists() or "PIXFLARE_DATABASE" in env
+    run(["keys", "list"], env, check=0)
 
 
 @pytest.mark.no_db
@@ -247,4 +430,16 @@ def test_port_in_use(tmp_path):
         env = clean_env({"PIXFLARE_DATA_DIR": str(tmp_path / "data"),
                          "PIXFLARE_LISTEN": "127.0.0.1:%d" % port})
         p = run(["serve"], env)
-        assert p.returncode == 1 and "cannot listen on 127.0.0.1:%d" % port in p.stderr
+        assert p.returncode == 1, p.stderr
+        assert p.stdout == ""
+        assert p.stderr == "pixflare: cannot listen on 127.0.0.1:%d: Address already in use\n" % port
+        # Found before anything was made.
+        assert not (tmp_path / "data").exists()
+        # The metrics listener's address alike, in one line that names it.
+        env = dict(env, PIXFLARE_LISTEN="127.0.0.1:%d" % pftest.free_port(),
+                   PIXFLARE_METRICS_LISTEN="127.0.0.1:%d" % port)
+        p = run(["serve"], env)
+        assert p.returncode == 1 and p.stdout == ""
+        assert p.stderr == ("pixflare: metrics listener (PIXFLARE_METRICS_LISTEN): cannot listen "
+                            "on 127.0.0.1:%d: Address already in use\n" % port)
+        assert not (tmp_path / "data").exists()
