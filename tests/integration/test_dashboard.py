@@ -4,7 +4,7 @@ tests/dashboard/e2e.mjs driving Debian's Chromium through playwright-core
 (every check is listed at the top of that script). Run once per viewport
 width; screenshots and the downloaded CSV go to
 build/test-artifacts/dashboard/<width>/ (or
-$PIXFLARE_ARTIFACTS/<width>/).
+$PIXFLARE_TEST_ARTIFACTS/<width>/).
 
 Needs `sh scripts/deps.sh test` (chromium, node, tests/dashboard's npm
 packages): without them this test fails rather than skips, so that CI can
@@ -132,8 +132,8 @@ def world(tmp_path):
 @pytest.mark.parametrize("width", [1280, 390])
 def test_dashboard_in_a_browser(world, width):
     srv, keys = world
-    base = os.environ.get("PIXFLARE_ARTIFACTS") or os.path.join(ROOT, "build", "test-artifacts",
-                                                                "dashboard")
+    base = (os.environ.get("PIXFLARE_TEST_ARTIFACTS")
+            or os.path.join(ROOT, "build", "test-artifacts", "dashboard"))
     artifacts = os.path.join(base, str(width))
     os.makedirs(artifacts, exist_ok=True)
     # The last run's screenshots and CSV, file by file: another run in the
