@@ -33,14 +33,15 @@ static int counted(int rc)
     return rc;
 }
 
-int db_open(const char *url, struct db **out, char *err, size_t errlen)
+/* db_open() and db_open_check(): `check` NULL or the version's place. */
+static int open_url(const char *url, int *check, struct db **out, char *err, size_t errlen)
 {
     *out = NULL;
     pthread_once(&metrics_once, metrics_init);
     if (strncmp(url, "sqlite:", 7) == 0 && url[7] != '\0')
-        return db_sqlite_open(url + 7, out, err, errlen);
+        return db_sqlite_open(url + 7, check, out, err, errlen);
     if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
-        return db_postgres_open(url, out, err, errlen);
+        return db_postgres_open(url, check, out, err, errlen);
     /* Only the scheme, and only a plain one: the rest of a URL, or a
      * keyword=value connection string, may carry a password. */
     size_t n = strcspn(url, ":");
@@ -54,6 +55,22 @@ int db_open(const char *url, struct db **out, char *err, size_t errlen)
                  "the database is not a URL of a known scheme (expected sqlite:PATH or "
                  "postgres://...)");
     return PF_EINVAL;
+}
+
+int db_open(const char *url, struct db **out, char *err, size_t errlen)
+{
+    return open_url(url, NULL, out, err, errlen);
+}
+
+int db_open_check(const char *url, struct db **out, int *schema, char *err, size_t errlen)
+{
+    *schema = 0;
+    return open_url(url, schema, out, err, errlen);
+}
+
+int db_now_ms(struct db *db, int64_t *ms)
+{
+    return counted(db->ops->now_ms(db, ms));
 }
 
 void db_close(struct db *db)

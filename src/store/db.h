@@ -50,6 +50,22 @@ struct db_image {
 int db_open(const char *url, struct db **out, char *err, size_t errlen);
 void db_close(struct db *db);
 
+/* Open the database `url` names without changing it (pixflare doctor): no
+ * SQLite file or folder made, no schema created or migrated, and the
+ * connection never writes (SQLite's query_only; PostgreSQL's read-only
+ * transactions). Errors as db_open()'s, plus PF_ENOTFOUND when there is no
+ * Pixflare database there yet (no SQLite file, or no schema) and
+ * PF_ECONFLICT when its schema is not this build's version (err says which
+ * way, and the fix). OUT: *out (NULL on error), *schema: the version found
+ * (0: none), also on PF_ECONFLICT. */
+int db_open_check(const char *url, struct db **out, int *schema, char *err, size_t errlen);
+
+/* The database's clock, Unix milliseconds: PostgreSQL's server clock,
+ * SQLite's the machine's own (it runs in this process). Nodes date events
+ * and choose job slots by their own clocks, the rate limit by the
+ * database's: `pixflare doctor` compares the two. OUT: *ms. */
+int db_now_ms(struct db *db, int64_t *ms);
+
 /* The backend's name ("sqlite", "postgres"). */
 const char *db_backend(const struct db *db);
 

@@ -66,16 +66,19 @@ struct db_ops {
     int (*tx_begin)(struct db *db);
     int (*tx_commit)(struct db *db, char *err, size_t errlen);
     void (*tx_rollback)(struct db *db);
+    int (*now_ms)(struct db *db, int64_t *ms);
 };
 
 struct db {
     const struct db_ops *ops;
 };
 
-/* SQLite (db_sqlite*.c): `path` is the file, created if missing. */
-int db_sqlite_open(const char *path, struct db **out, char *err, size_t errlen);
-/* PostgreSQL (db_postgres*.c): `url` is a libpq connection URI. */
-int db_postgres_open(const char *url, struct db **out, char *err, size_t errlen);
+/* SQLite (db_sqlite*.c): `path` is the file, created if missing.
+ * PostgreSQL (db_postgres*.c): `url` is a libpq connection URI. With
+ * `check` not NULL, db_open_check()'s read-only opening: nothing made or
+ * migrated; *check gets the schema version found. */
+int db_sqlite_open(const char *path, int *check, struct db **out, char *err, size_t errlen);
+int db_postgres_open(const char *url, int *check, struct db **out, char *err, size_t errlen);
 
 /* The ORDER BY of a copy's read of t: its own when it has one, else the
  * backend's insertion order (`seq`: SQLite's rowid, PostgreSQL's identity

@@ -389,6 +389,11 @@ static int session_setup(struct db_pg *db)
     PGresult *r = PQexec(db->conn, sql);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     PQclear(r);
+    if (ok && db->read_only) {
+        r = PQexec(db->conn, "SET default_transaction_read_only = on");
+        ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+    }
     return ok ? 0 : PF_EUNAVAIL;
 }
 
@@ -604,6 +609,39 @@ static int migrate(struct db_pg *db, char *err, size_t errlen)
     return rc;
 }
 
+/* db_open_check()'s test of the schema, which it leaves as it is: the
+ * version must be this build's. OUT: *version (0: no schema). */
+static int check_schema(struct db_pg *db, int *version, char *err, size_t errlen)
+{
+    PGresult *r = NULL;
+    int rc = db_pg_exec(db, "SELECT to_regclass('pixflare_schema') IS NOT NULL", 0, NULL, &r);
+    int has = rc == 0 && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    r = NULL;
+    if (rc == 0 && has &&
+        (rc = db_pg_exec(db, "SELECT version FROM pixflare_schema", 0, NULL, &r)) == 0 &&
+        PQntuples(r) == 1)
+        *version = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    if (rc != 0)
+        snprintf(err, errlen, "cannot read the schema version: %s", db->msg);
+    else if (*version == 0)
+        snprintf(err, errlen, "the database holds no Pixflare schema: 'pixflare serve' makes it");
+    else if (*version < MIGRATION_COUNT)
+        snprintf(err, errlen,
+                 "the database has schema version %d, older than this build's (%d): "
+                 "'pixflare serve' migrates it at start",
+                 *version, MIGRATION_COUNT);
+    else if (*version > MIGRATION_COUNT)
+        snprintf(err, errlen,
+                 "the database has schema version %d, newer than this build knows (%d): "
+                 "upgrade pixflare",
+                 *version, MIGRATION_COUNT);
+    if (rc != 0)
+        return rc;
+    return *version == MIGRATION_COUNT ? 0 : *version == 0 ? PF_ENOTFOUND : PF_ECONFLICT;
+}
+
 static void db_pg_close(struct db *base)
 {
     struct db_pg *db = (struct db_pg *)base;
@@ -614,7 +652,7 @@ static void db_pg_close(struct db *base)
     free(db);
 }
 
-int db_postgres_open(const char *url, struct db **out, char *err, size_t errlen)
+int db_postgres_open(const char *url, int *check, struct db **out, char *err, size_t errlen)
 {
     struct db_pg *db = calloc(1, sizeof(*db));
     int rc;
@@ -624,6 +662,7 @@ int db_postgres_open(const char *url, struct db **out, char *err, size_t errlen)
     }
     db->base.ops = &db_pg_ops;
     db->lock_ms = 5000;
+    db->read_only = check != NULL;
     /* During an outage a new connection is not even tried before the
      * backoff allows. */
     if (atomic_load(&down) && timeutil_mono_ms() < atomic_load(&next_try_ms)) {
@@ -637,7 +676,7 @@ int db_postgres_open(const char *url, struct db **out, char *err, size_t errlen)
         rc = PF_EUNAVAIL;
     }
     if (rc == 0)
-        rc = migrate(db, err, errlen);
+        rc = check ? check_schema(db, check, err, errlen) : migrate(db, err, errlen);
     if (rc != 0)
         goto fail;
     note_up();
@@ -786,6 +825,20 @@ int db_pg_rate_take(struct db *base, const char *owner, int limit, int *allowed,
     return rc;
 }
 
+static int db_pg_now_ms(struct db *base, int64_t *ms)
+{
+    struct db_pg *db = (struct db_pg *)base;
+    PGresult *r = NULL;
+    int rc = db_pg_exec(db, "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint", 0,
+                        NULL, &r);
+    if (rc == 0 && PQntuples(r) == 1)
+        *ms = db_pg_int(r, 0, 0);
+    else if (rc == 0)
+        rc = PF_EDB;
+    PQclear(r);
+    return rc;
+}
+
 static const struct db_ops db_pg_ops = {
     .name = "postgres",
     .shared = 1,
@@ -824,4 +877,5 @@ static const struct db_ops db_pg_ops = {
     .tx_begin = db_pg_tx_begin,
     .tx_commit = db_pg_tx_commit,
     .tx_rollback = db_pg_tx_rollback,
+    .now_ms = db_pg_now_ms,
 };

@@ -33,6 +33,7 @@ struct db_pg {
     int lock_ms;   /* db_set_busy_timeout()'s, as lock_timeout */
     int in_tx;     /* inside BEGIN .. COMMIT: a broken connection is not retried */
     int temp_ok;   /* the session's temporary table exists */
+    int read_only; /* db_open_check()'s: every session's transactions read-only */
     char msg[256]; /* the last error, for err outputs */
     const char *stmt_sql[DB_PG_STMTS];
     int nstmts;

@@ -14,12 +14,15 @@
 #include "base/fsutil.h"
 #include "base/timeutil.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <time.h>
 
 static const char *const migrations[] = {
@@ -221,38 +224,80 @@ done:
     return rc;
 }
 
-int db_sqlite_open(const char *sqlite_path, struct db **out, char *err, size_t errlen)
+/* db_open_check()'s test of the schema, which it leaves as it is: the
+ * version must be this build's. OUT: *version. */
+static int check_schema(sqlite3 *conn, const char *path, int *version, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = PF_EDB;
+    if (sqlite3_prepare_v2(conn, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        snprintf(err, errlen, "cannot read database %s: %s", path, sqlite3_errmsg(conn));
+        goto done;
+    }
+    *version = sqlite3_column_int(st, 0);
+    rc = *version == MIGRATION_COUNT ? 0 : *version == 0 ? PF_ENOTFOUND : PF_ECONFLICT;
+    if (*version == 0)
+        snprintf(err, errlen, "%s holds no Pixflare schema: 'pixflare serve' makes it", path);
+    else if (*version < MIGRATION_COUNT)
+        snprintf(err, errlen,
+                 "%s has schema version %d, older than this build's (%d): 'pixflare serve' "
+                 "migrates it at start",
+                 path, *version, MIGRATION_COUNT);
+    else if (*version > MIGRATION_COUNT)
+        snprintf(err, errlen,
+                 "%s has schema version %d, newer than this build knows (%d): upgrade pixflare",
+                 path, *version, MIGRATION_COUNT);
+done:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_sqlite_open(const char *sqlite_path, int *check, struct db **out, char *err, size_t errlen)
 {
     struct db_sqlite *db = calloc(1, sizeof(*db));
     char *msg = NULL;
     char dir[PATH_MAX];
+    struct stat sb;
     int rc = PF_EDB;
     if (db == NULL)
         return PF_ENOMEM;
     db->base.ops = &db_sqlite_ops;
-    /* The database may live outside the data directory: make its folder. */
+    /* The database may live outside the data directory: make its folder
+     * (a check makes nothing: no file, no folder). */
     snprintf(dir, sizeof(dir), "%s", sqlite_path);
     char *slash = strrchr(dir, '/');
-    if (slash != NULL && slash != dir) {
+    if (check != NULL && stat(sqlite_path, &sb) != 0) {
+        rc = errno == ENOENT ? PF_ENOTFOUND : PF_EDB;
+        snprintf(err, errlen, "no database at %s: %s", sqlite_path, strerror(errno));
+        goto fail;
+    } else if (check == NULL && slash != NULL && slash != dir) {
         *slash = '\0';
         fsutil_mkdirs(dir, 0755);
     }
     if (sqlite3_open_v2(sqlite_path, &db->conn,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        SQLITE_OPEN_READWRITE | (check ? 0 : SQLITE_OPEN_CREATE) |
+                            SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
         snprintf(err, errlen, "cannot open database %s: %s", sqlite_path,
                  db->conn ? sqlite3_errmsg(db->conn) : "out of memory");
         goto fail;
     }
     db_sqlite_set_busy_timeout(&db->base, 5000);
+    /* The journal mode is the file's, set when it is made; a check only
+     * forbids itself to write. */
     if (sqlite3_exec(db->conn,
-                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                     "PRAGMA foreign_keys=ON;",
+                     check ? "PRAGMA query_only=ON;"
+                           : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                             "PRAGMA foreign_keys=ON;",
                      NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, errlen, "cannot open database %s: %s", sqlite_path, msg);
         goto fail;
     }
-    if (migrate(db->conn, err, errlen) != 0)
+    if (check != NULL && (rc = check_schema(db->conn, sqlite_path, check, err, errlen)) != 0)
+        goto fail;
+    rc = PF_EDB;
+    if (check == NULL && migrate(db->conn, err, errlen) != 0)
         goto fail;
     if (sqlite3_prepare_v3(db->conn,
                            "INSERT INTO images (id, owner, album, filename, content_type, "
@@ -523,6 +568,16 @@ static void db_sqlite_tx_rollback(struct db *base)
         sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* SQLite runs in this process: its clock is the machine's. */
+static int db_sqlite_now_ms(struct db *base, int64_t *ms)
+{
+    struct timespec ts;
+    (void)base;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    *ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return 0;
+}
+
 static const struct db_ops db_sqlite_ops = {
     .name = "sqlite",
     .shared = 0,
@@ -561,4 +616,5 @@ static const struct db_ops db_sqlite_ops = {
     .tx_begin = db_sqlite_tx_begin,
     .tx_commit = db_sqlite_tx_commit,
     .tx_rollback = db_sqlite_tx_rollback,
+    .now_ms = db_sqlite_now_ms,
 };
