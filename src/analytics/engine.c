@@ -22,7 +22,27 @@ int engine_open(const struct config *cfg, struct engine **out, char *err, size_t
     char node[17];
     int rc = config_node_id(cfg, node, err, errlen);
     if (rc == 0)
-        rc = engine_clickhouse_new(cfg, strtoull(node, NULL, 16), out, err, errlen);
+        rc = engine_clickhouse_new(cfg, strtoull(node, NULL, 16), 0, out, err, errlen);
+    return rc;
+}
+
+int engine_open_check(const struct config *cfg, struct engine **out, char *err, size_t errlen)
+{
+    int rc = 0;
+    *out = NULL;
+    switch (cfg->engine) {
+    case CONFIG_ENGINE_EMBEDDED:
+        rc = engine_embedded_check(cfg, err, errlen);
+        if (rc == 0)
+            rc = engine_embedded_new(cfg, out);
+        break;
+    case CONFIG_ENGINE_NONE:
+        break;
+    case CONFIG_ENGINE_CLICKHOUSE:
+        /* No node id: reading needs none, and making one is a change. */
+        rc = engine_clickhouse_new(cfg, 0, 1, out, err, errlen);
+        break;
+    }
     return rc;
 }
 

@@ -32,6 +32,17 @@ struct engine;
  * table with the wrong columns (the tables are created when absent). */
 int engine_open(const struct config *cfg, struct engine **out, char *err, size_t errlen);
 
+/* Open the engine cfg names for reading without changing anything
+ * (pixflare doctor): no table, directory or node id is made. Embedded:
+ * the event directory DATA_DIR/events/DATASET must exist and be writable;
+ * clickhouse: the server must answer (within 5 s at most) and the table
+ * ANALYTICS_DATASET exist with the right columns. OUT: *out (NULL for
+ * ANALYTICS_ENGINE=none, and on error), for reading only: its writer
+ * cannot start. Errors, one line in err with the fix: PF_ENOTFOUND (no
+ * event directory or table yet), PF_EUNAVAIL (ClickHouse unreachable),
+ * PF_EINVAL (not writable, credentials refused, wrong columns). */
+int engine_open_check(const struct config *cfg, struct engine **out, char *err, size_t errlen);
+
 /* Stop the writer if it runs, and free. NULL is fine. */
 void engine_close(struct engine *e);
 

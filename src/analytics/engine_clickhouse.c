@@ -62,6 +62,7 @@ struct chengine {
     char *data_dir, *dataset, *url, *user, *password;
     char nodes_table[80];
     int fsync_ms, batch_ms, timeout_ms;
+    int check; /* engine_open_check()'s: reading only */
     uint64_t node;
     struct clickhouse *ch; /* reads; the shipper has its own */
     struct evlog *writer;  /* NULL: not writing */
@@ -148,9 +149,34 @@ static int check_columns(struct clickhouse *ch, const char *table, const struct 
     return rc;
 }
 
-/* Reach ClickHouse, create the tables if absent, check their columns. One
- * line in err says which of these failed. */
-static int prepare(struct chengine *c, char *err, size_t errlen)
+/* engine_open_check()'s: the table is there, with its columns; nothing
+ * made. */
+static int table_present(struct chengine *c, char *err, size_t errlen)
+{
+    struct strbuf q = {0}, ans = {0};
+    strbuf_puts(&q, "SELECT count() FROM system.tables WHERE database = ");
+    clickhouse_quote(&q, clickhouse_database(c->ch));
+    strbuf_puts(&q, " AND name = ");
+    clickhouse_quote(&q, c->dataset);
+    int rc = q.failed ? PF_ENOMEM : run(c->ch, q.p, &ans, err, errlen);
+    if (rc == 0 && (ans.p == NULL || strtoull(ans.p, NULL, 10) == 0)) {
+        snprintf(err, errlen,
+                 "ClickHouse at %s has no table %s.%s (ANALYTICS_DATASET): 'pixflare serve' "
+                 "creates it at start; or is ANALYTICS_DATASET or the URL's ?database= wrong?",
+                 clickhouse_where(c->ch), clickhouse_database(c->ch), c->dataset);
+        rc = PF_ENOTFOUND;
+    }
+    if (rc == 0)
+        rc = check_columns(c->ch, c->dataset, columns, sizeof(columns) / sizeof(columns[0]), err,
+                           errlen);
+    strbuf_free(&q);
+    strbuf_free(&ans);
+    return rc;
+}
+
+/* Reach ClickHouse, create the tables if absent (unless `check`), check
+ * their columns. One line in err says which of these failed. */
+static int prepare(struct chengine *c, int check, char *err, size_t errlen)
 {
     struct strbuf q = {0};
     const char *db = clickhouse_database(c->ch);
@@ -169,6 +195,12 @@ static int prepare(struct chengine *c, char *err, size_t errlen)
     }
     if (rc != 0) {
         snprintf(err, errlen, "%s", why);
+        goto done;
+    }
+    if (check) {
+        rc = table_present(c, err, errlen);
+        if (rc == PF_ENOTFOUND)
+            goto out;
         goto done;
     }
     strbuf_printf(&q,
@@ -196,8 +228,12 @@ static int prepare(struct chengine *c, char *err, size_t errlen)
         rc = check_columns(c->ch, c->nodes_table, node_columns,
                            sizeof(node_columns) / sizeof(node_columns[0]), err, errlen);
 done:
+    /* engine_open() says PF_EINVAL for any reason it cannot be used; a
+     * check tells the unreachable server apart. */
+    rc = rc == PF_ENOMEM || (check && rc == PF_EUNAVAIL) ? rc : rc ? PF_EINVAL : 0;
+out:
     strbuf_free(&q);
-    return rc == PF_ENOMEM ? rc : rc ? PF_EINVAL : 0;
+    return rc;
 }
 
 /* Run a read whose RowBinary answer goes to r, on `threads` of
@@ -405,6 +441,10 @@ static int ch_writer_start(struct engine *e, FILE *log, struct event_sink *sink,
 {
     struct chengine *c = (struct chengine *)e;
     struct clickhouse *ship_ch = NULL;
+    if (c->check) {
+        snprintf(err, errlen, "opened for a check: cannot write");
+        return PF_EINVAL;
+    }
     int rc = evlog_open(c->data_dir, c->dataset, c->fsync_ms, log, &c->writer, err, errlen);
     if (rc == 0)
         rc = clickhouse_open(c->url, c->user, c->password, c->timeout_ms, &ship_ch, err, errlen);
@@ -473,8 +513,8 @@ static const struct engine_ops clickhouse_ops = {
     .free = ch_free,
 };
 
-int engine_clickhouse_new(const struct config *cfg, uint64_t node, struct engine **out, char *err,
-                          size_t errlen)
+int engine_clickhouse_new(const struct config *cfg, uint64_t node, int check, struct engine **out,
+                          char *err, size_t errlen)
 {
     struct chengine *c = calloc(1, sizeof(*c));
     int rc = 0;
@@ -495,11 +535,13 @@ int engine_clickhouse_new(const struct config *cfg, uint64_t node, struct engine
     if (!c->data_dir || !c->dataset || !c->url || (cfg->engine_user && !c->user) ||
         (cfg->engine_password && !c->password))
         rc = PF_ENOMEM;
+    c->check = check;
+    /* A check answers within 5 s, whatever ANALYTICS_ENGINE's timeout. */
+    int timeout_ms = check && cfg->engine_timeout_ms > 5000 ? 5000 : cfg->engine_timeout_ms;
     if (rc == 0)
-        rc = clickhouse_open(c->url, c->user, c->password, cfg->engine_timeout_ms, &c->ch, err,
-                             errlen);
+        rc = clickhouse_open(c->url, c->user, c->password, timeout_ms, &c->ch, err, errlen);
     if (rc == 0)
-        rc = prepare(c, err, errlen);
+        rc = prepare(c, check, err, errlen);
     if (rc != 0) {
         ch_free(&c->base);
         return rc;

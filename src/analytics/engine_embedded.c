@@ -17,7 +17,9 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define STOP_CHECK_EVENTS 65536
@@ -316,6 +318,30 @@ static const struct engine_ops embedded_ops = {
     .purge_before = embedded_purge_before,
     .free = embedded_free,
 };
+
+int engine_embedded_check(const struct config *cfg, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    struct stat sb;
+    int rc = 0;
+    snprintf(path, sizeof(path), "%s/events/%s", cfg->data_dir, cfg->dataset);
+    if (stat(path, &sb) != 0) {
+        rc = errno == ENOENT ? PF_ENOTFOUND : PF_EIO;
+        snprintf(err, errlen, "no event directory %s: %s", path,
+                 rc == PF_ENOTFOUND ? "nothing recorded yet; 'pixflare serve' makes it at start"
+                                    : strerror(errno));
+    } else if (!S_ISDIR(sb.st_mode)) {
+        snprintf(err, errlen, "%s is not a directory: move it away", path);
+        rc = PF_EINVAL;
+    } else if (access(path, W_OK | X_OK) != 0) {
+        snprintf(err, errlen,
+                 "the event directory %s is not writable by this user (uid %u): %s; chown it "
+                 "to the user pixflare serve runs as",
+                 path, (unsigned)geteuid(), strerror(errno));
+        rc = PF_EINVAL;
+    }
+    return rc;
+}
 
 int engine_embedded_new(const struct config *cfg, struct engine **out)
 {

@@ -33,9 +33,14 @@ struct engine {
 /* The embedded event log (engine_embedded.c). */
 int engine_embedded_new(const struct config *cfg, struct engine **out);
 
+/* engine_open_check()'s test of the embedded engine's directory. */
+int engine_embedded_check(const struct config *cfg, char *err, size_t errlen);
+
 /* ClickHouse (engine_clickhouse.c): reached, its tables made or checked;
- * `node` is this node's id, which the rows it ships carry. */
-int engine_clickhouse_new(const struct config *cfg, uint64_t node, struct engine **out, char *err,
-                          size_t errlen);
+ * `node` is this node's id, which the rows it ships carry. With `check`,
+ * engine_open_check()'s: nothing made, the table only looked for, and no
+ * writer. */
+int engine_clickhouse_new(const struct config *cfg, uint64_t node, int check, struct engine **out,
+                          char *err, size_t errlen);
 
 #endif
