@@ -167,8 +167,29 @@ static const struct cmd commands[] = {
      "                  passed (default 0: ask once); for start-up checks"},
     {"doctor", cmd_doctor, "check the installation: one line per check, OK / WARN / FAIL",
      "pixflare doctor",
-     "Check the installation: one line per check, OK / WARN / FAIL with the\n"
-     "fix. Exit 0 when nothing fails, 1 otherwise."},
+     "Check the installation with the server's settings, changing nothing (no\n"
+     "data directory, database, schema, secret or ClickHouse table is made).\n"
+     "No flags. Prints one line per check on stdout, 'LEVEL  CHECK  what was\n"
+     "found; fix: what to do', LEVEL being OK, WARN, FAIL or SKIP (an earlier\n"
+     "failure leaves nothing to check), coloured on a terminal (not with\n"
+     "NO_COLOR), then 'doctor: N OK, N WARN, N FAIL, N SKIP: ...'. The checks:\n"
+     "  data-dir     PIXFLARE_DATA_DIR exists and is writable\n"
+     "  analytics    ANALYTICS_REALTIME_ENABLED and ANALYTICS_BATCH_ENABLED not\n"
+     "               both off (no stats), ANALYTICS_ENGINE not none\n"
+     "  secret       the secret file is mode 0600 and yours (or PIXFLARE_SECRET)\n"
+     "  disk         free space of the data and storage directories at least\n"
+     "               PIXFLARE_MIN_FREE_MB\n"
+     "  database     PIXFLARE_DATABASE exists, answers, has this build's schema\n"
+     "  engine       the event store: embedded, its directory writable;\n"
+     "               clickhouse, answers within 5 s and has ANALYTICS_DATASET\n"
+     "  traffic      CDN requests recorded today or yesterday (UTC)\n"
+     "  aggregation  no date left unaggregated after its run was due\n"
+     "               (ANALYTICS_AGGREGATION_CRON)\n"
+     "  retention    ANALYTICS_RETENTION_DAYS outlasts the gap between runs\n"
+     "  clock        this machine's clock within 2 s (WARN) / 60 s (FAIL) of\n"
+     "               PostgreSQL's\n"
+     "Exit 0 when nothing fails, 1 otherwise, 2 for bad settings or a missing\n"
+     "data directory."},
     {"backup", cmd_backup, "copy the data directory consistently, even while serving",
      "pixflare backup DEST",
      "Write a consistent copy of the data directory to DEST (which must not\n"
