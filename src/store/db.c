@@ -73,6 +73,12 @@ int db_now_ms(struct db *db, int64_t *ms)
     return counted(db->ops->now_ms(db, ms));
 }
 
+int db_backup(struct db *db, const char *dest, db_backup_progress_fn progress, void *ctx, char *err,
+              size_t errlen)
+{
+    return db->ops->backup(db, dest, progress, ctx, err, errlen);
+}
+
 void db_close(struct db *db)
 {
     if (db != NULL)

@@ -66,6 +66,21 @@ int db_open_check(const char *url, struct db **out, int *schema, char *err, size
  * database's: `pixflare doctor` compares the two. OUT: *ms. */
 int db_now_ms(struct db *db, int64_t *ms);
 
+/* Copy the database into a new SQLite file at `dest` (pixflare backup),
+ * while servers go on using it: SQLite's online backup API, a few hundred
+ * pages per step, all steps inside one read transaction, so the copy is
+ * one snapshot and, in WAL mode, no writer ever waits for it. `dest` must
+ * not exist (PF_EEXISTS); it is made mode 0600 and fsync'ed, its directory
+ * is not. progress (may be NULL) is called after each step with the pages
+ * copied and the total. A database that is not a file here (PostgreSQL)
+ * returns PF_EINVAL, and err then holds pg_dump's connection options for
+ * it, "--host=H --port=P --username=U --dbname=D" (those the URL sets;
+ * never a password). Other errors: PF_EDB / PF_EIO with the reason in
+ * err, and no file left at `dest`. */
+typedef void (*db_backup_progress_fn)(void *ctx, int64_t done, int64_t total);
+int db_backup(struct db *db, const char *dest, db_backup_progress_fn progress, void *ctx, char *err,
+              size_t errlen);
+
 /* The backend's name ("sqlite", "postgres"). */
 const char *db_backend(const struct db *db);
 

@@ -67,6 +67,8 @@ struct db_ops {
     int (*tx_commit)(struct db *db, char *err, size_t errlen);
     void (*tx_rollback)(struct db *db);
     int (*now_ms)(struct db *db, int64_t *ms);
+    int (*backup)(struct db *db, const char *dest, db_backup_progress_fn progress, void *ctx,
+                  char *err, size_t errlen);
 };
 
 struct db {

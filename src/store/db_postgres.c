@@ -839,6 +839,32 @@ static int db_pg_now_ms(struct db *base, int64_t *ms)
     return rc;
 }
 
+/* PostgreSQL is not a file to copy: the answer is pg_dump's options for
+ * this database, read from the URL (PQconninfoParse: no connection, and the
+ * password, wherever the URL has it, is never looked at). */
+static int db_pg_backup(struct db *base, const char *dest, db_backup_progress_fn progress,
+                        void *ctx, char *err, size_t errlen)
+{
+    struct db_pg *db = (struct db_pg *)base;
+    static const char *const keys[][2] = {
+        {"host", "--host"}, {"port", "--port"}, {"user", "--username"}, {"dbname", "--dbname"}};
+    PQconninfoOption *opts = PQconninfoParse(db->url, NULL);
+    size_t at = 0;
+    (void)dest;
+    (void)progress;
+    (void)ctx;
+    if (errlen > 0)
+        err[0] = '\0';
+    for (size_t k = 0; opts != NULL && k < sizeof(keys) / sizeof(keys[0]); k++)
+        for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
+            if (strcmp(o->keyword, keys[k][0]) == 0 && o->val != NULL && o->val[0] != '\0' &&
+                at < errlen)
+                at += (size_t)snprintf(err + at, errlen - at, "%s%s=%s", at ? " " : "", keys[k][1],
+                                       o->val);
+    PQconninfoFree(opts);
+    return PF_EINVAL;
+}
+
 static const struct db_ops db_pg_ops = {
     .name = "postgres",
     .shared = 1,
@@ -878,4 +904,5 @@ static const struct db_ops db_pg_ops = {
     .tx_commit = db_pg_tx_commit,
     .tx_rollback = db_pg_tx_rollback,
     .now_ms = db_pg_now_ms,
+    .backup = db_pg_backup,
 };

@@ -15,6 +15,7 @@
 #include "base/timeutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -23,7 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <time.h>
+#include <unistd.h>
 
 static const char *const migrations[] = {
     /* 0 -> 1: the image catalog. */
@@ -578,6 +579,84 @@ static int db_sqlite_now_ms(struct db *base, int64_t *ms)
     return 0;
 }
 
+/* The online backup API copies pages from a connection; run inside one
+ * read transaction of ours, every step reads the same snapshot (WAL mode:
+ * the writers go on, and the backup never restarts because of them).
+ * Without it a step after another connection's commit would start over,
+ * and a busy server could keep a large copy from ever ending. */
+#define BACKUP_STEP_PAGES 256
+
+static int db_sqlite_backup(struct db *base, const char *dest, db_backup_progress_fn progress,
+                            void *ctx, char *err, size_t errlen)
+{
+    struct db_sqlite *db = (struct db_sqlite *)base;
+    sqlite3 *out = NULL;
+    sqlite3_backup *bk = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = PF_EDB, step = SQLITE_OK, in_tx = 0;
+    /* O_EXCL: a file left there is not ours to overwrite. */
+    int fd = open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", dest, strerror(errno));
+        return errno == EEXIST ? PF_EEXISTS : PF_EIO;
+    }
+    close(fd);
+    if (sqlite3_exec(db->conn, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+        db_sqlite_prep(db, "SELECT count(*) FROM sqlite_master", &st) != 0 ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        snprintf(err, errlen, "cannot read the database: %s", sqlite3_errmsg(db->conn));
+        goto done;
+    }
+    sqlite3_finalize(st); /* the transaction, and so its snapshot, stays */
+    st = NULL;
+    in_tx = 1;
+    if (sqlite3_open_v2(dest, &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK ||
+        (bk = sqlite3_backup_init(out, "main", db->conn, "main")) == NULL) {
+        snprintf(err, errlen, "%s: %s", dest, out ? sqlite3_errmsg(out) : "out of memory");
+        goto done;
+    }
+    while ((step = sqlite3_backup_step(bk, BACKUP_STEP_PAGES)) == SQLITE_OK ||
+           step == SQLITE_BUSY || step == SQLITE_LOCKED) {
+        if (step != SQLITE_OK)
+            sqlite3_sleep(10);
+        else if (progress != NULL)
+            progress(ctx, sqlite3_backup_pagecount(bk) - sqlite3_backup_remaining(bk),
+                     sqlite3_backup_pagecount(bk));
+    }
+    if (progress != NULL && step == SQLITE_DONE)
+        progress(ctx, sqlite3_backup_pagecount(bk), sqlite3_backup_pagecount(bk));
+    /* finish commits the copy on `out` (synchronous=FULL, the default of a
+     * connection in rollback mode: synced); its code is the step's error. */
+    if (sqlite3_backup_finish(bk) != SQLITE_OK || step != SQLITE_DONE) {
+        snprintf(err, errlen, "%s: %s", dest, sqlite3_errmsg(out));
+        goto done;
+    }
+    bk = NULL;
+    if (sqlite3_close(out) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: cannot close", dest);
+        goto done;
+    }
+    out = NULL;
+    /* The copy's header says WAL, as the source's: closing left no -wal. */
+    fd = open(dest, O_RDONLY | O_CLOEXEC);
+    rc = fd >= 0 && fsync(fd) == 0 ? 0 : PF_EIO;
+    if (rc != 0)
+        snprintf(err, errlen, "%s: %s", dest, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+done:
+    if (bk != NULL)
+        sqlite3_backup_finish(bk);
+    sqlite3_close(out);
+    sqlite3_finalize(st);
+    if (in_tx || !sqlite3_get_autocommit(db->conn))
+        sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL);
+    if (rc != 0)
+        unlink(dest);
+    return rc;
+}
+
 static const struct db_ops db_sqlite_ops = {
     .name = "sqlite",
     .shared = 0,
@@ -617,4 +696,5 @@ static const struct db_ops db_sqlite_ops = {
     .tx_commit = db_sqlite_tx_commit,
     .tx_rollback = db_sqlite_tx_rollback,
     .now_ms = db_sqlite_now_ms,
+    .backup = db_sqlite_backup,
 };
