@@ -29,7 +29,8 @@ LIBOBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(filter-out src/cli/%,$(SRCS))) 
 WEB     := $(sort $(wildcard dashboard/*.html dashboard/*.js dashboard/*.css dashboard/*.svg))
 UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/*_test.c))
 
-.PHONY: all run test unit integration deps bench fuzz geoip format format-check structure clean
+.PHONY: all run test unit integration deps bench fuzz geoip format format-check structure clean \
+        install uninstall
 
 all: $(BUILD)/pixflare
 
@@ -128,6 +129,46 @@ format:
 
 format-check:
 	clang-format --dry-run --Werror $(FORMATTED)
+
+# Installation: the binary, the man page pixflare(1), the systemd unit, its
+# user (sysusers.d) and an example settings file. PREFIX (default /usr/local)
+# and DESTDIR as usual; each directory may be overridden. PIXFLARE_BIN on the
+# command line installs that binary instead of building $(BUILD)/pixflare
+# (the test installs the binary it tests). The installed files are
+# $(INSTALLED); `make uninstall` removes exactly those, and the one directory
+# of our own, $(DOCDIR), when empty.
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+MANDIR      ?= $(PREFIX)/share/man
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+DOCDIR      ?= $(PREFIX)/share/doc/pixflare
+ifneq ($(origin PIXFLARE_BIN),command line)
+PIXFLARE_BIN := $(BUILD)/pixflare
+endif
+INSTALLED := $(BINDIR)/pixflare $(MANDIR)/man1/pixflare.1 $(UNITDIR)/pixflare.service \
+             $(SYSUSERSDIR)/pixflare.conf $(DOCDIR)/pixflare.env.example
+
+install: $(PIXFLARE_BIN) docs/pixflare.1 dist/pixflare.service.in dist/pixflare.sysusers \
+         dist/pixflare.env.example VERSION
+	@mkdir -p $(BUILD)/dist
+	sed -e 's|@VERSION@|$(PF_VERSION)|g' docs/pixflare.1 > $(BUILD)/dist/pixflare.1
+	sed -e 's|@BINDIR@|$(BINDIR)|g' dist/pixflare.service.in > $(BUILD)/dist/pixflare.service
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(UNITDIR) \
+	        $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR)
+	install -m 0755 $(PIXFLARE_BIN) $(DESTDIR)$(BINDIR)/pixflare
+	install -m 0644 $(BUILD)/dist/pixflare.1 $(DESTDIR)$(MANDIR)/man1/pixflare.1
+	install -m 0644 $(BUILD)/dist/pixflare.service $(DESTDIR)$(UNITDIR)/pixflare.service
+	install -m 0644 dist/pixflare.sysusers $(DESTDIR)$(SYSUSERSDIR)/pixflare.conf
+	install -m 0644 dist/pixflare.env.example $(DESTDIR)$(DOCDIR)/pixflare.env.example
+	@[ -n "$(DESTDIR)" ] || printf '%s\n' "Installed. To run it as a service:" \
+	    "  systemd-sysusers && systemctl daemon-reload" \
+	    "  install -D -m 0640 -g pixflare $(DOCDIR)/pixflare.env.example /etc/pixflare/pixflare.env" \
+	    "  systemctl enable --now pixflare"
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 
 clean:
 	rm -rf build
