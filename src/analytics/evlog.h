@@ -149,4 +149,17 @@ int evlog_segment_exists(const char *data_dir, const char *dataset, int64_t day,
 /* Delete a sealed segment (read and kept elsewhere). */
 int evlog_segment_remove(const char *data_dir, const char *dataset, int64_t day, const char *stem);
 
+/* Write segment `stem` of `day` into the store of the same dataset under
+ * dst_data_dir (pixflare backup), as a sealed segment of the same stem
+ * (its directories made): a sealed segment whole; of a live one, the bytes
+ * up to its first record not whole yet, which is what sealing it now would
+ * keep (a segment's bytes below a whole record never change, and a
+ * concurrent seal only cuts zeros past them). A live segment with no
+ * header yet or a damaged one is not copied (*bytes 0). The new file is
+ * fsync'ed, its directory is not. PF_ENOTFOUND when the segment is gone
+ * (purged, or shipped and deleted), PF_EEXISTS when the target exists.
+ * OUT: *bytes, those written. */
+int evlog_segment_copy(const char *data_dir, const char *dataset, int64_t day, const char *stem,
+                       const char *dst_data_dir, uint64_t *bytes);
+
 #endif

@@ -1,6 +1,7 @@
 /* evlog_spool.c - the event log read piecewise (evlog.h's "spool"): a
  * reader that keeps its own offset in each segment, as the ClickHouse
- * shipper does, lists days and segments and reads on from its offset. */
+ * shipper does, lists days and segments and reads on from its offset;
+ * and a segment copied as it stands (pixflare backup). */
 #include "analytics/evlog.h"
 #include "analytics/evlog_int.h"
 
@@ -195,4 +196,101 @@ int evlog_segment_remove(const char *data_dir, const char *dataset, int64_t day,
     if (unlink(path) != 0 && errno != ENOENT)
         return PF_EIO;
     return 0;
+}
+
+/* ---- Copying the store (pixflare backup) ---- */
+
+/* Where a live segment's whole records end: read on as the shipper does
+ * (pread, never mmap) until a read brings nothing new. */
+static int live_end(int fd, size_t *end, int *bad_header)
+{
+    struct event *evs = malloc(LIVE_CHUNK_RECORDS * sizeof(*evs));
+    struct evlog_piece r;
+    size_t from = 0;
+    int rc = evs == NULL ? PF_ENOMEM : 0;
+    *bad_header = 0;
+    while (rc == 0) {
+        rc = read_live(fd, from, SIZE_MAX, evs, LIVE_CHUNK_RECORDS, &r);
+        if (rc != 0 || r.bad_header || r.next == from)
+            break;
+        from = r.next;
+    }
+    *bad_header = rc == 0 && r.bad_header;
+    *end = from;
+    free(evs);
+    return rc;
+}
+
+static int copy_bytes(int in, int out, size_t len)
+{
+    static const size_t chunk = 1 << 16;
+    uint8_t *buf = malloc(chunk);
+    int rc = buf == NULL ? PF_ENOMEM : 0;
+    for (size_t off = 0; rc == 0 && off < len;) {
+        size_t want = len - off < chunk ? len - off : chunk;
+        ssize_t k = pread(in, buf, want, (off_t)off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            rc = PF_EIO; /* shorter than measured: a sealed file never shrinks */
+            break;
+        }
+        for (ssize_t w = 0; rc == 0 && w < k;) {
+            ssize_t m = write(out, buf + w, (size_t)(k - w));
+            if (m < 0 && errno != EINTR)
+                rc = PF_EIO;
+            else if (m > 0)
+                w += m;
+        }
+        off += (size_t)k;
+    }
+    free(buf);
+    return rc;
+}
+
+int evlog_segment_copy(const char *data_dir, const char *dataset, int64_t day, const char *stem,
+                       const char *dst_data_dir, uint64_t *bytes)
+{
+    char dir[PATH_MAX], path[PATH_MAX + EVLOG_STEM_MAX + 8];
+    char dst[PATH_MAX], dst_path[PATH_MAX + EVLOG_STEM_MAX + 8];
+    struct stat sb;
+    size_t end = 0;
+    int live = 1, bad = 0, rc = 0, out = -1;
+    *bytes = 0;
+    day_dir(data_dir, dataset, day, dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/%s.open", dir, stem);
+    int in = open(path, O_RDONLY | O_CLOEXEC);
+    if (in < 0 && errno == ENOENT) {
+        live = 0; /* sealed, or sealed since the listing */
+        snprintf(path, sizeof(path), "%s/%s.pfe", dir, stem);
+        in = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    if (in < 0)
+        return errno == ENOENT ? PF_ENOTFOUND : PF_EIO;
+    if (live)
+        rc = live_end(in, &end, &bad);
+    else if (fstat(in, &sb) != 0)
+        rc = PF_EIO;
+    else
+        end = (size_t)sb.st_size;
+    /* A live segment whose header is not written yet holds nothing; one
+     * whose header is damaged is not an event file: neither is copied. */
+    if (rc != 0 || bad || end == 0)
+        goto done;
+    day_dir(dst_data_dir, dataset, day, dst, sizeof(dst));
+    snprintf(dst_path, sizeof(dst_path), "%s/%s.pfe", dst, stem);
+    rc = fsutil_mkdirs(dst, 0755);
+    if (rc == 0 && (out = open(dst_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
+        rc = errno == EEXIST ? PF_EEXISTS : PF_EIO;
+    if (rc == 0)
+        rc = copy_bytes(in, out, end);
+    if (rc == 0 && fsync(out) != 0)
+        rc = PF_EIO;
+    if (rc == 0)
+        *bytes = end;
+done:
+    if (out >= 0)
+        close(out);
+    close(in);
+    return rc;
 }
