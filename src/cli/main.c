@@ -192,8 +192,21 @@ static const struct cmd commands[] = {
      "data directory."},
     {"backup", cmd_backup, "copy the data directory consistently, even while serving",
      "pixflare backup DEST",
-     "Write a consistent copy of the data directory to DEST (which must not\n"
-     "exist or be empty) while the server runs: DEST is itself a data directory."},
+     "Write a consistent copy of the data directory to DEST while the server\n"
+     "runs and takes traffic; DEST is itself a data directory: to restore, start\n"
+     "a server with PIXFLARE_DATA_DIR=DEST. No flags. DEST must not exist or be\n"
+     "an empty directory, outside the data and storage directories (else exit\n"
+     "2). In order: the database (SQLite: one snapshot by the online backup\n"
+     "API, the server's writers never wait), the event log (sealed segments\n"
+     "whole, live ones up to their last whole record), the storage directory\n"
+     "(into DEST/images, even when PIXFLARE_STORAGE_DIR is elsewhere; likewise\n"
+     "the database into DEST/pixflare.db), then the rest (the secret, mode 0600,\n"
+     "node-id: a restore is the same node). With PostgreSQL the database is not\n"
+     "copied: a line gives the pg_dump command for it (never a password). The\n"
+     "copy is written beside DEST and renamed to it at the end: an error leaves\n"
+     "nothing at DEST (exit 1). A progress bar shows on stderr when it is a\n"
+     "terminal. Prints on stdout one line per part ('database: ...',\n"
+     "'events: ...', 'images: ...'), then 'backup: N files, B bytes in T s: DEST'."},
     {"help", cmd_help, "list the commands, or describe one", "pixflare help [COMMAND]",
      "Without COMMAND: every command with one line of what it does. With\n"
      "COMMAND: its usage, flags and what it prints, as 'pixflare COMMAND --help'."},
