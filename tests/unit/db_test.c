@@ -1173,6 +1173,59 @@ static void test_copy(void **state)
     assert_int_equal(nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
 }
 
+/* db_backup(): a copy of one snapshot, taken while another connection
+ * writes (which never waits for it), into a new file only; PostgreSQL
+ * answers with pg_dump's options instead. */
+struct backup_writer {
+    struct db *db;
+    const char *date;
+    int calls, rc;
+};
+
+static void backup_write(void *ctx, int64_t done, int64_t total)
+{
+    struct backup_writer *w = ctx;
+    const struct db_count c[] = {STATUS(OWNER("bk02"), w->date, 200, 7)};
+    assert_true(done >= 0 && done <= total);
+    if (w->calls++ == 0)
+        w->rc = ADD(w->db, c);
+}
+
+static void test_backup(void **state)
+{
+    struct fixture *f = *state;
+    const char *d = "2033-05-05";
+    const struct db_count c[] = {STATUS(OWNER("bk01"), d, 200, 3)};
+    char dir[] = "/tmp/pixflare-backup-XXXXXX", path[128], url[160], err[256] = "";
+    struct db_image img = image("bk0001", "alice", "pics", "a.png", 10), got;
+    struct backup_writer w = {.date = d};
+    assert_int_equal(db_image_insert(f->db, &img), 0);
+    assert_int_equal(ADD(f->db, c), 0);
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/copy.db", dir);
+    if (f->dir[0] == '\0') {
+        assert_int_equal(db_backup(f->db, path, NULL, NULL, err, sizeof(err)), PF_EINVAL);
+        assert_non_null(strstr(err, "--dbname="));
+        assert_null(strstr(err, "password"));
+        assert_int_equal(rmdir(dir), 0);
+        return;
+    }
+    f->db2 = open_url(f->url);
+    w.db = f->db2;
+    assert_int_equal(db_backup(f->db, path, backup_write, &w, err, sizeof(err)), 0);
+    assert_true(w.calls > 0);
+    assert_int_equal(w.rc, 0); /* the writer did not wait for the copy */
+    assert_int_equal(day_requests(f->db, d), 10);
+    snprintf(url, sizeof(url), "sqlite:%s", path);
+    struct db *copy = open_url(url);
+    assert_int_equal(db_image_by_id(copy, "bk0001", &got), 0);
+    assert_string_equal(got.filename, "a.png");
+    assert_int_equal(day_requests(copy, d), 3); /* the snapshot, before the write */
+    db_close(copy);
+    assert_int_equal(db_backup(f->db, path, NULL, NULL, err, sizeof(err)), PF_EEXISTS);
+    assert_int_equal(nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1190,6 +1243,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_flushes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_take, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_contention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_failed_and_abandoned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_dead_holder, setup, teardown),
