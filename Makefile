@@ -83,7 +83,8 @@ $(BUILD)/flush_bench: bench/flush_bench.c $(LIBOBJS)
 $(BUILD)/obj $(BUILD)/unit:
 	mkdir -p $@
 
-# Install the Debian packages the build, run and tests need (no-op when present).
+# Install the Debian packages building and running need (no-op when present);
+# geoip, bench and the tests ask scripts/deps.sh for their own.
 deps:
 	@sh scripts/deps.sh
 
@@ -108,10 +109,12 @@ test:
 
 # A GeoIP country database (.mmdb) built offline from Debian's tor-geoipdb
 # (IPFire Location data, CC BY-SA 4.0); point PIXFLARE_GEOIP_DB at it.
-geoip: deps
+geoip:
+	@sh scripts/deps.sh geoip
 	@sh scripts/geoip.sh build/geoip/country.mmdb
 
-bench: deps
+bench:
+	@sh scripts/deps.sh bench
 	@sh bench/run.sh
 
 fuzz:
