@@ -26,22 +26,25 @@
  *    on the restored server, as after a crash that lost the rollup's last
  *    unflushed counts. A segment purged or shipped between the listing
  *    and its copy is skipped: gone from the source too.
- *    ANALYTICS_ENGINE=clickhouse: the log is the node's spool, and
- *    ship.state (where shipping stands) is copied before the segments, so
- *    its cursors never point past bytes the copy holds; the copy ships, on
- *    restore, what the spool held beyond those cursors. If the original
- *    node shipped some of it after the backup, ClickHouse gets it twice:
- *    restore a spool only to replace a node that is lost (ClickHouse itself
- *    is backed up with its own tools).
+ *    ANALYTICS_ENGINE=clickhouse: the configured dataset's log is the
+ *    node's spool, and it is not copied, nor is node-id (step 4). A copy of
+ *    the spool and its ship.state would, on restore, send again whatever
+ *    the original shipped after the backup (counted twice), and a
+ *    restored node id would number its batches as the original already
+ *    had, which the shipper's after-a-doubt check could take for its own.
+ *    The restored server is a new node: a new id, an empty spool, its own
+ *    batches. What waited in the spool at the backup
+ *    is the original node's to ship; ClickHouse holds the rest and is
+ *    backed up with its own tools.
  * 3. The storage directory (originals and cached variants, after the
  *    database: a file is published before its image row, and never
  *    changed), to DEST/images, the default place, even when
  *    PIXFLARE_STORAGE_DIR is elsewhere, so that DEST alone is a data
  *    directory. Modification times are kept (Last-Modified).
  * 4. The rest of the data directory as it is: the secret (mode 0600
- *    kept), node-id (a restore is the same node: its flush receipts and
- *    ClickHouse batches are this node's; delete DEST/node-id to start
- *    another node from the copy), demo-keys, anything else. Lock files,
+ *    kept), node-id (a restore is the same node: its flush receipts are
+ *    this node's; delete DEST/node-id to start another node from the copy;
+ *    with ClickHouse it is left out, above), demo-keys, anything else. Lock files,
  *    temporaries and SQLite's -wal/-shm are not copied.
  *
  * Nothing here takes a lock the server's request path waits for.
@@ -177,7 +180,8 @@ static int skipped(const struct bk *b, const char *path, const char *name)
     size_t d = strlen(b->data);
     if (strncmp(path, b->data, d) == 0 && path[d] == '/' && strchr(path + d + 1, '/') == NULL)
         return strcmp(name, "events") == 0 || strcmp(name, "images") == 0 ||
-               strcmp(name, ".batch.lock") == 0;
+               strcmp(name, ".batch.lock") == 0 ||
+               (b->cfg->engine == CONFIG_ENGINE_CLICKHOUSE && strcmp(name, "node-id") == 0);
     return 0;
 }
 
@@ -336,7 +340,7 @@ static int copy_events(struct bk *b)
 {
     char src[PATH_MAX + 8], dst[PATH_MAX + 8];
     uint64_t segments = 0;
-    int rc = 0, any = 0;
+    int rc = 0, any = 0, spool = 0;
     snprintf(src, sizeof(src), "%s/events", b->data);
     snprintf(dst, sizeof(dst), "%s/events", b->out);
     DIR *d = opendir(src);
@@ -348,10 +352,14 @@ static int copy_events(struct bk *b)
         char sp[PATH_MAX + 300];
         struct stat sb;
         snprintf(sp, sizeof(sp), "%s/%s", src, e->d_name);
-        if (e->d_name[0] != '.' && stat(sp, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-            rc = copy_dataset(b, e->d_name, &segments);
-            any = 1;
+        if (e->d_name[0] == '.' || stat(sp, &sb) != 0 || !S_ISDIR(sb.st_mode))
+            continue;
+        if (b->cfg->engine == CONFIG_ENGINE_CLICKHOUSE && strcmp(e->d_name, b->cfg->dataset) == 0) {
+            spool = 1; /* the node's spool: see the top of the file */
+            continue;
         }
+        rc = copy_dataset(b, e->d_name, &segments);
+        any = 1;
     }
     closedir(d);
     if (rc == 0 && any)
@@ -359,12 +367,12 @@ static int copy_events(struct bk *b)
     if (rc == 0) {
         if (b->show)
             progress_clear(&b->bar);
-        printf("events: %" PRIu64 " segments (live ones up to their last whole record)%s\n",
-               segments,
-               b->cfg->engine == CONFIG_ENGINE_CLICKHOUSE
-                   ? "; ANALYTICS_ENGINE=clickhouse: the node's spool and ship.state, whatever "
-                     "it has not shipped yet (back ClickHouse up with its own tools)"
-                   : "");
+        printf("events: %" PRIu64 " segments (live ones up to their last whole record)\n",
+               segments);
+        if (spool)
+            printf("events: ANALYTICS_ENGINE=clickhouse: the events are ClickHouse's (back it up "
+                   "with its own tools); this node's spool of events not yet shipped is not "
+                   "copied, nor its node-id: the copy starts as a new node\n");
     }
     return rc;
 }

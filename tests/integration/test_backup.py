@@ -247,3 +247,50 @@ def test_postgres_says_pg_dump_and_copies_the_rest(server, tmp_path):
     copy = Server(dest, {"PIXFLARE_DATABASE": url}).start()
     same_images(server, copy, server.ids)
     assert copy.stop() == 0
+
+
+@pytest.mark.sqlite_only
+def test_clickhouse_backup_starts_a_new_node_that_counts_once(tmp_path, images):
+    """ANALYTICS_ENGINE=clickhouse: the events are ClickHouse's. The copy
+    holds neither the node's spool nor its node id, so a server on it is a
+    new node: nothing the original shipped is sent again, and its own
+    events are counted once beside the original's."""
+    if not pftest.CH_URL:
+        pytest.skip("PIXFLARE_TEST_CH_URL is not set (scripts/test.sh starts a ClickHouse)")
+    db = pftest.new_ch_database()
+    env = dict(pftest.ch_env(db), ANALYTICS_ENGINE_BATCH_MS="100", **QUIET)
+    src, _ = images
+    srv = Server(tmp_path / "data", env)
+    ids = pftest.import_tree(srv, src)
+    srv.start()
+
+    def rows():
+        out = pftest.ch_query("SELECT count(), uniqExact(request_id) FROM %s.pixflare_cdn_metrics"
+                              % db)
+        return tuple(int(x) for x in out.split())
+
+    try:
+        for i in range(40):
+            get(srv, "/i/%s" % list(ids.values())[i % len(ids)])
+        dest = tmp_path / "copy"
+        p = backup(srv, dest)
+        assert "this node's spool of events not yet shipped is not copied" in p.stdout, p.stdout
+        assert not (dest / "node-id").exists()
+        assert not (dest / "events" / "pixflare_cdn_metrics").exists()
+        assert (dest / "secret").exists()
+        for i in range(10):
+            get(srv, "/i/%s" % list(ids.values())[0])
+    finally:
+        assert srv.stop() == 0
+    assert rows() == (50, 50)
+    copy = Server(dest, env).start()
+    try:
+        node = (dest / "node-id").read_text().strip()
+        assert node != (tmp_path / "data" / "node-id").read_text().strip()
+        for rel, image_id in ids.items():  # the originals, byte for byte
+            assert get(copy, "/i/%s" % image_id) == (src / rel).read_bytes(), rel
+        for i in range(7):
+            get(copy, "/i/%s" % list(ids.values())[1])
+    finally:
+        assert copy.stop() == 0
+    assert rows() == (50 + len(ids) + 7, 50 + len(ids) + 7)
