@@ -29,7 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store/db.h"
@@ -571,6 +573,37 @@ static void test_meta_reopen(void **state)
     expect_image(&got, &img);
     assert_string_equal(segment(f->db, o, d).s, "r1ab01 orig NL 2 20");
     assert_string_equal(owner_days(f->db2, o, d, d).s, "2035-05-05 2 20");
+}
+
+/* db_open_check(): an existing database as it is, read-only; nothing made
+ * where there is none. db_now_ms(): the database's clock. */
+static void test_open_check(void **state)
+{
+    struct fixture *f = *state;
+    struct db *db = NULL;
+    char err[256] = "", v[16], url[600];
+    int schema = -1;
+    int64_t ms = 0;
+    struct stat sb;
+    assert_int_equal(db_open_check(f->url, &db, &schema, err, sizeof(err)), 0);
+    assert_true(schema > 0);
+    assert_int_equal(db_meta_get(db, "db_test.absent", v, sizeof(v)), PF_ENOTFOUND);
+    assert_int_not_equal(db_meta_set(db, "db_test.check", "x", err, sizeof(err)), 0);
+    assert_int_equal(db_now_ms(db, &ms), 0);
+    int64_t skew = ms / 1000 - (int64_t)time(NULL);
+    assert_true(skew > -10 && skew < 10);
+    db_close(db);
+    assert_int_equal(db_meta_get(f->db, "db_test.check", v, sizeof(v)), PF_ENOTFOUND);
+    if (f->dir[0] == '\0')
+        return;
+    snprintf(url, sizeof(url), "sqlite:%s/none/pixflare.db", f->dir);
+    assert_int_equal(db_open_check(url, &db, &schema, err, sizeof(err)), PF_ENOTFOUND);
+    assert_null(db);
+    assert_int_equal(schema, 0);
+    assert_non_null(strstr(err, "no database at"));
+    assert_int_not_equal(stat(url + 7, &sb), 0);
+    snprintf(url, sizeof(url), "%s/none", f->dir);
+    assert_int_not_equal(stat(url, &sb), 0);
 }
 
 /* ---- Realtime counts and date versions ---- */
@@ -1233,6 +1266,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_images, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_meta_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_versions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_replace, setup, teardown),
