@@ -23,8 +23,10 @@
 # (BENCH_API=0 skips it), then bench/postgres.sh the PostgreSQL backend
 # against SQLite (BENCH_PG=0 skips it), then bench/clickhouse.sh
 # ANALYTICS_ENGINE=clickhouse against the embedded engine (BENCH_CH=0 skips
-# it), and last bench/insns.sh the instructions the server executes per
-# request (BENCH_INSNS=0 skips it).
+# it), then bench/metrics.sh the CDN with Prometheus metrics scraped every
+# second against metrics off (BENCH_METRICS=0 skips it), and last
+# bench/insns.sh the instructions the server executes per request
+# (BENCH_INSNS=0 skips it).
 #
 # Environment:
 #   BENCH_SECONDS      seconds per measured wrk run (default 10)
@@ -50,6 +52,9 @@
 #                      against embedded: CDN, shipping, delay to ClickHouse,
 #                      aggregation; its own knobs, BENCH_CH_PARTS and the
 #                      rest: see there)
+#   BENCH_METRICS=0    skip bench/metrics.sh (metrics on and scraped against
+#                      off: CDN req/s, CPU and instructions per request; its
+#                      own knobs: see there)
 #   PIXFLARE_THREADS, PIXFLARE_CACHE_MB  passed to pixflare as usual
 # Only addresses on 127.0.0.1 are used.
 set -eu
@@ -381,6 +386,17 @@ if [ "${BENCH_CH:-1}" != 0 ]; then
     log ""
     log "== ClickHouse against the embedded engine: bench/clickhouse.sh"
     sh "$ROOT/bench/clickhouse.sh"
+fi
+
+# --- 9c. metrics scraped every second against metrics off ----------------------
+if [ "${BENCH_METRICS:-1}" != 0 ]; then
+    stop_pid "$PF_PID"
+    stop_pid "$NG_PID"
+    PF_PID=""
+    NG_PID=""
+    log ""
+    log "== metrics on the request path: bench/metrics.sh"
+    sh "$ROOT/bench/metrics.sh"
 fi
 
 # --- 10. instructions per request, under callgrind ------------------------------
