@@ -65,8 +65,9 @@ static const char *const route_labels[] = {"cdn", "api", "dashboard", "other"};
 #define NLABELS 4
 #define LABEL_OTHER 3
 /* The statuses counted by name; any other counts as the last, "other". */
-static const int statuses[] = {200, 204, 206, 301, 302, 304, 400, 401, 403, 404, 405, 406, 408,
-                               409, 413, 414, 415, 416, 422, 429, 431, 500, 501, 502, 503, 504};
+static const int statuses[] = {200, 204, 206, 301, 302, 304, 400, 401, 403, 404,
+                               405, 406, 408, 409, 412, 413, 414, 415, 416, 422,
+                               429, 431, 500, 501, 502, 503, 504, 505};
 #define NSTATUS ((int)(sizeof(statuses) / sizeof(statuses[0])))
 
 struct http_metrics {

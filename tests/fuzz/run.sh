@@ -38,7 +38,7 @@ sources_for() {
     urlpath) echo "src/cdn/urlpath.c src/base/variant.c src/base/err.c" ;;
     range) echo "src/http/hdr.c src/base/timeutil.c src/base/err.c" ;;
     cron) echo "src/base/cron.c src/base/err.c" ;;
-    config) echo "src/config/config.c src/base/fsutil.c src/base/cron.c src/base/err.c" ;;
+    config) echo "src/config/config.c src/base/fsutil.c src/base/cron.c src/base/err.c src/base/strbuf.c" ;;
     date) echo "src/base/timeutil.c src/base/err.c" ;;
     evlog) echo "src/analytics/evlog_format.c src/base/err.c src/base/variant.c" ;;
     spool) echo "src/analytics/evlog_format.c src/base/err.c src/base/variant.c" ;;

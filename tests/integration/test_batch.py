@@ -540,6 +540,7 @@ def test_progress_bar_on_a_terminal(tmp_path, tree):
 
 
 def test_aggregate_usage_errors(tmp_path):
+    (tmp_path / "d").mkdir()  # aggregate refuses a data directory that does not exist
     env = clean_env({"PIXFLARE_DATA_DIR": str(tmp_path / "d")})
 
     def run(*args, extra=None):

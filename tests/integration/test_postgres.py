@@ -304,6 +304,7 @@ def test_batch_refuses_a_date_other_nodes_counted(tmp_path, images):
     realtime counted it (and says why) unless --force."""
     url = pftest.new_pg_database()
     a = node(tmp_path, "a", url, tmp_path / "images")
+    os.makedirs(a.data_dir, exist_ok=True)  # no secret file here: import makes none
     import_tree(a, images[0])
     yesterday = (time.time() // 86400 - 1) * 86400
     date = time.strftime("%Y-%m-%d", time.gmtime(yesterday))
@@ -321,6 +322,7 @@ def test_nodes_starting_at_once_on_an_empty_database(tmp_path):
     url = pftest.new_pg_database()
     procs = []
     for i in range(4):
+        (tmp_path / ("n%d" % i)).mkdir()  # keys refuses a data directory that does not exist
         env = pftest.clean_env({"PIXFLARE_DATA_DIR": str(tmp_path / ("n%d" % i)),
                                 "PIXFLARE_DATABASE": url})
         procs.append(subprocess.Popen([pftest.BIN, "keys", "list"], env=env,
