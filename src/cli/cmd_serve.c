@@ -38,6 +38,14 @@ static void raise_fd_limit(void)
     }
 }
 
+/* /healthz and /readyz, on either listener. */
+static int add_probes(struct http_router *router, struct health *health)
+{
+    struct http_route r = health_route_http(health);
+    int rc = http_router_add(router, "healthz", &r);
+    return rc == 0 ? http_router_add(router, "readyz", &r) : rc;
+}
+
 /* The routes: the server's own under their first path segment, the CDN for
  * every other path. */
 static int add_routes(struct http_router *router, struct cdn_route *cdn, int threads,
@@ -53,12 +61,7 @@ static int add_routes(struct http_router *router, struct cdn_route *cdn, int thr
         r = dash_route_http();
         rc = http_router_add(router, "dashboard", &r);
     }
-    r = health_route_http(health);
-    if (rc == 0)
-        rc = http_router_add(router, "healthz", &r);
-    if (rc == 0)
-        rc = http_router_add(router, "readyz", &r);
-    return rc;
+    return rc == 0 ? add_probes(router, health) : rc;
 }
 
 /* The metrics listener's routes: /metrics and the two probes, nothing else. */
@@ -66,12 +69,7 @@ static int add_metrics_routes(struct http_router *router, struct health *health)
 {
     struct http_route r = prom_route_http();
     int rc = http_router_add(router, "metrics", &r);
-    r = health_route_http(health);
-    if (rc == 0)
-        rc = http_router_add(router, "healthz", &r);
-    if (rc == 0)
-        rc = http_router_add(router, "readyz", &r);
-    return rc;
+    return rc == 0 ? add_probes(router, health) : rc;
 }
 
 static int open_health(const struct config *cfg, struct health **out)
