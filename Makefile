@@ -99,7 +99,7 @@ unit: $(UNIT)
 integration: $(BUILD)/pixflare
 	@sh scripts/deps.sh test
 	@sh scripts/geoip.sh build/geoip/country.mmdb >/dev/null
-	PIXFLARE_BIN=$(abspath $(BUILD)/pixflare) /usr/bin/python3 -m pytest -q tests/integration
+	PIXFLARE_BIN=$(abspath $(BUILD)/pixflare) /usr/bin/python3 -m pytest -q -n $(or $(JOBS),2) tests/integration
 
 # Everything CI checks: formatting, gcc and clang builds, unit and
 # integration tests plain and under ASan+UBSan, and a short fuzzing run.

@@ -39,11 +39,16 @@ step() {
     fi
 }
 
-# pytest_run BUILD [PYTEST-ARGS...]
+# pytest_run BUILD [PYTEST-ARGS...]: the integration tests on JOBS pytest-xdist
+# workers (most of a test's time is spent waiting on servers it started, so
+# two workers on two cores take about 60% of one worker's time; each worker
+# has its own port range, see pftest.free_port). --durations shows where the
+# time goes when the budget is tight.
 pytest_run() {
     bin="$(pwd)/$1/pixflare"
     shift
-    PIXFLARE_BIN="$bin" /usr/bin/python3 -m pytest -q -p no:cacheprovider "$@" tests/integration
+    PIXFLARE_BIN="$bin" /usr/bin/python3 -m pytest -q -p no:cacheprovider -n "$JOBS" \
+        --durations=10 "$@" tests/integration
 }
 
 PG_DIR=""

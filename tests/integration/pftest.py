@@ -91,10 +91,29 @@ def image_size(data):
     raise ValueError("unknown image format")
 
 
+# Ports for the servers the tests start: below Linux's ephemeral range
+# (32768-60999) and below scripts/pg.sh's and ch.sh's (20000-32767), so that
+# a port found free here is not handed to someone else before the server
+# binds it. Under pytest-xdist (`-n N`, what `make test` runs) each worker
+# takes its own thousand (gw0: 10000-10999, gw1: 11000-11999, ...): two
+# workers never pick the same port. A port still taken (a server of an
+# earlier test in TIME_WAIT is fine: Pixflare sets SO_REUSEADDR) is skipped.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0) % 10
+_next_port = [random.Random(os.getpid()).randrange(1000)]
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    for _ in range(1000):
+        port = 10000 + _WORKER * 1000 + _next_port[0] % 1000
+        _next_port[0] += 1
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port in this worker's range")
 
 
 def clean_env(extra=None):
