@@ -17,7 +17,8 @@
 #define SLOTS 64 /* buckets, by second % SLOTS (at least SPAN) */
 
 struct rl_entry {
-    char owner[33];     /* "" marks a free slot */
+    char owner[33];
+    int taken;          /* 0: a free slot (not owner "": "" is a name too) */
     int64_t sec[SLOTS]; /* the second each bucket counts */
     uint32_t n[SLOTS];
     int64_t last; /* the last second counted */
@@ -67,7 +68,7 @@ static size_t hash(const char *s)
 static struct rl_entry *find(struct rl_entry *slots, size_t cap, const char *owner)
 {
     size_t i = hash(owner) & (cap - 1);
-    while (slots[i].owner[0] != '\0' && strcmp(slots[i].owner, owner) != 0)
+    while (slots[i].taken && strcmp(slots[i].owner, owner) != 0)
         i = (i + 1) & (cap - 1);
     return &slots[i];
 }
@@ -79,14 +80,14 @@ static int make_room(struct ratelimit *rl, int64_t now)
     size_t cap = rl->cap;
     size_t live = 0;
     for (size_t i = 0; i < rl->cap; i++)
-        live += rl->slots[i].owner[0] != '\0' && rl->slots[i].last > now - SPAN;
+        live += rl->slots[i].taken && rl->slots[i].last > now - SPAN;
     if (live * 2 >= cap)
         cap *= 2;
     struct rl_entry *slots = calloc(cap, sizeof(*slots));
     if (slots == NULL)
         return PF_ENOMEM;
     for (size_t i = 0; i < rl->cap; i++)
-        if (rl->slots[i].owner[0] != '\0' && rl->slots[i].last > now - SPAN)
+        if (rl->slots[i].taken && rl->slots[i].last > now - SPAN)
             *find(slots, cap, rl->slots[i].owner) = rl->slots[i];
     free(rl->slots);
     rl->slots = slots;
@@ -107,7 +108,7 @@ int ratelimit_take(struct ratelimit *rl, const char *owner, int64_t now_ms, int 
     owner = key;
     pthread_mutex_lock(&rl->lock);
     struct rl_entry *e = find(rl->slots, rl->cap, owner);
-    if (e->owner[0] == '\0' && (rl->used + 1) * 4 > rl->cap * 3) {
+    if (!e->taken && (rl->used + 1) * 4 > rl->cap * 3) {
         if (make_room(rl, now) != 0) {
             pthread_mutex_unlock(&rl->lock);
             *remaining = 0;
@@ -116,8 +117,9 @@ int ratelimit_take(struct ratelimit *rl, const char *owner, int64_t now_ms, int 
         }
         e = find(rl->slots, rl->cap, owner);
     }
-    if (e->owner[0] == '\0') {
+    if (!e->taken) {
         memset(e, 0, sizeof(*e));
+        e->taken = 1;
         strcpy(e->owner, key); /* fits: key is cut to 32 */
         rl->used++;
     }

@@ -10,9 +10,9 @@ static int cont(unsigned char c)
 
 size_t utf8_seq(const unsigned char *s, size_t len)
 {
-    unsigned char c = s[0];
     if (len == 0)
-        return 0;
+        return 0; /* before reading s[0]: there may be no byte there */
+    unsigned char c = s[0];
     if (c < 0x80)
         return 1;
     if (c >= 0xC2 && c <= 0xDF)
