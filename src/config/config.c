@@ -693,6 +693,13 @@ int config_ensure_secret(struct config *cfg, char *err, size_t errlen)
             rc = PF_EINVAL;
             goto done;
         }
+        /* The key is used as a C string: a NUL would silently cut it (to
+         * fewer than 16 characters, or to nothing). */
+        if (strlen(text) != len) {
+            snprintf(err, errlen, "%s: secret file holds a NUL byte", path);
+            rc = PF_EINVAL;
+            goto done;
+        }
         cfg->secret = text;
         text = NULL;
     }
