@@ -4,7 +4,9 @@
 # Usage: sh tests/fuzz/run.sh [SECONDS]   (SECONDS per target, default 60)
 #
 # Each tests/fuzz/fuzz_<name>.c is linked with only the src/*/*.c files it needs
-# into build/fuzz/fuzz_<name>, under ASan + UBSan. Then, per target:
+# (tests/fuzz/targets.sh lists both) into build/fuzz/fuzz_<name>, under
+# ASan + UBSan (OUT overrides build/fuzz; long runs: tests/fuzz/campaign.sh).
+# Then, per target:
 #   1. regression: every file in tests/fuzz/corpus/<name>/ is run once (past
 #      findings live there, so a fixed bug stays fixed);
 #   2. fuzzing for SECONDS seconds on a copy of that corpus in
@@ -26,40 +28,12 @@ case $secs in
 esac
 
 cd "$(dirname "$0")/../.." || exit 2
+# shellcheck source=tests/fuzz/targets.sh
+. tests/fuzz/targets.sh
 CC=${FUZZ_CC:-clang}
-OUT=build/fuzz
-FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=c17 -D_GNU_SOURCE"
-FLAGS="$FLAGS -Wall -Wextra -Werror -Isrc -Itests/fuzz"
-TARGETS="urlpath range cron config date evlog spool query dash chrows"
-
-# The src/*/*.c files each target links: the parser and what it calls.
-sources_for() {
-    case $1 in
-    urlpath) echo "src/cdn/urlpath.c src/base/variant.c src/base/err.c" ;;
-    range) echo "src/http/hdr.c src/base/timeutil.c src/base/err.c" ;;
-    cron) echo "src/base/cron.c src/base/err.c" ;;
-    config) echo "src/config/config.c src/base/fsutil.c src/base/cron.c src/base/err.c src/base/strbuf.c" ;;
-    date) echo "src/base/timeutil.c src/base/err.c" ;;
-    evlog) echo "src/analytics/evlog_format.c src/base/err.c src/base/variant.c" ;;
-    spool) echo "src/analytics/evlog_format.c src/base/err.c src/base/variant.c" ;;
-    chrows) echo "src/analytics/chrows.c src/base/err.c src/base/variant.c" ;;
-    # query: auth.c's three db_key_* calls (store/db.c's) are stubs inside the target
-    query) echo "src/api/query.c src/cdn/urlpath.c src/base/variant.c src/base/timeutil.c src/base/err.c src/api/auth.c src/base/keyhash.c" ;;
-    # dash: http/http.c's two functions are stubs inside the target; the assets
-    # are the Makefile's generated table (made below)
-    dash) echo "src/api/dash.c src/http/hdr.c src/base/timeutil.c src/base/err.c build/gen/dash_assets.c" ;;
-    esac
-}
-
-# Libraries beyond libc a target links (after its sources), from pkg-config
-# as in the Makefile.
-libs_for() {
-    case $1 in
-    evlog | spool) echo "$(pkg-config --libs libxxhash 2>/dev/null || echo -lxxhash) -pthread" ;;
-    query) echo "$(pkg-config --libs libcrypto 2>/dev/null || echo -lcrypto)" ;;
-    dash) echo "-lz" ;;
-    esac
-}
+OUT=${OUT:-build/fuzz}
+FLAGS=$FUZZ_FLAGS
+TARGETS=$FUZZ_TARGETS
 
 mkdir -p "$OUT/logs" || exit 2
 
