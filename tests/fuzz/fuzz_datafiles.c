@@ -5,7 +5,8 @@
  *
  * Input layout: byte 0's low bit picks the file (0: node-id, 1: secret); the
  * rest is written as the file's content into a scratch directory made once
- * per process (removed at exit), then read back through the function.
+ * per process (in /dev/shm when it can be; removed at exit), then read back
+ * through the function.
  * Invariants checked:
  *  - node-id: accepted exactly when the file has at least 16 bytes and the
  *    first 16 are lowercase hex (a reference check), and then the id is those
@@ -23,8 +24,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-static char dir[] = "/tmp/pf-fuzz-datafiles-XXXXXX";
-static char node_path[64], secret_path[64];
+static char dir[64];
+static char node_path[96], secret_path[96];
 
 static void cleanup(void)
 {
@@ -51,8 +52,13 @@ static int all_hex(const uint8_t *p, size_t n)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (dir[sizeof(dir) - 2] == 'X') {
-        FUZZ_CHECK(mkdtemp(dir) != NULL);
+    if (dir[0] == '\0') {
+        /* tmpfs when there is one: a file is written and read per input. */
+        snprintf(dir, sizeof(dir), "/dev/shm/pf-fuzz-datafiles-XXXXXX");
+        if (mkdtemp(dir) == NULL) {
+            snprintf(dir, sizeof(dir), "/tmp/pf-fuzz-datafiles-XXXXXX");
+            FUZZ_CHECK(mkdtemp(dir) != NULL);
+        }
         snprintf(node_path, sizeof(node_path), "%s/node-id", dir);
         snprintf(secret_path, sizeof(secret_path), "%s/secret", dir);
         atexit(cleanup);
