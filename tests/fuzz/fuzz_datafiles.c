@@ -3,11 +3,13 @@
  * (config_ensure_secret()), both in src/config/config.c. A restored, copied
  * or hand-edited data directory may hold anything there.
  *
- * Input layout: byte 0's low bit picks the file (0: node-id, 1: secret); the
+ * Input layout: byte 0's low bit picks the file (0: node-id, 1: secret);
+ * with bit 1 set the file is missing (the function makes one); else the
  * rest is written as the file's content into a scratch directory made once
  * per process (in /dev/shm when it can be; removed at exit), then read back
  * through the function.
  * Invariants checked:
+ *  - a missing file is made: a 16-hex-digit id, a 64-hex-digit secret;
  *  - node-id: accepted exactly when the file has at least 16 bytes and the
  *    first 16 are lowercase hex (a reference check), and then the id is those
  *    16 characters; refused with PF_EINVAL and a message otherwise (PF_ETOOBIG
@@ -71,7 +73,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&cfg, 0, sizeof(cfg));
     cfg.data_dir = dir;
     char err[512] = "";
-    if ((data[0] & 1) == 0) {
+    if (data[0] & 2) {
+        char id[17];
+        unlink(node_path);
+        unlink(secret_path);
+        FUZZ_CHECK(config_node_id(&cfg, id, err, sizeof(err)) == 0);
+        FUZZ_CHECK(strlen(id) == 16 && all_hex((const uint8_t *)id, 16));
+        FUZZ_CHECK(config_ensure_secret(&cfg, err, sizeof(err)) == 0);
+        FUZZ_CHECK(strlen(cfg.secret) == 64 && all_hex((const uint8_t *)cfg.secret, 64));
+        free(cfg.secret);
+    } else if ((data[0] & 1) == 0) {
         char id[17];
         put(node_path, body, len);
         int rc = config_node_id(&cfg, id, err, sizeof(err));
