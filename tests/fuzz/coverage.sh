@@ -31,6 +31,7 @@ subject_for() {
     case $1 in
     urlpath) echo "src/cdn/urlpath.c" ;;
     range) echo "src/http/hdr.c" ;;
+    etag) echo "src/http/hdr.c:hdr_etag_matches,hdr_etag_matches_strong,etag_list_matches,skip_ows" ;;
     cron) echo "src/base/cron.c" ;;
     config) echo "src/config/config.c" ;;
     date) echo "src/base/timeutil.c" ;;

@@ -5,7 +5,7 @@
 
 FUZZ_FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=c17 -D_GNU_SOURCE"
 FUZZ_FLAGS="$FUZZ_FLAGS -Wall -Wextra -Werror -Isrc -Itests/fuzz"
-FUZZ_TARGETS="urlpath range cron config date evlog spool query dash chrows utf8 ratelimit shipstate datafiles"
+FUZZ_TARGETS="urlpath range cron config date evlog spool query dash chrows utf8 ratelimit shipstate datafiles etag"
 
 # The src/*/*.c files each target links: the parser and what it calls.
 sources_for() {
@@ -23,6 +23,7 @@ sources_for() {
     # dash: http/http.c's two functions are stubs inside the target; the assets
     # are the Makefile's generated table (build/gen/dash_assets.c)
     dash) echo "src/api/dash.c src/http/hdr.c src/base/timeutil.c src/base/err.c build/gen/dash_assets.c" ;;
+    etag) echo "src/http/hdr.c src/base/timeutil.c src/base/err.c" ;;
     utf8) echo "src/base/utf8.c" ;;
     ratelimit) echo "src/api/ratelimit.c src/base/err.c" ;;
     # shipstate: includes src/analytics/ship.c itself (its parser is static) and
