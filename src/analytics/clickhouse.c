@@ -48,7 +48,9 @@ static void url_where(const char *url, char *out, size_t cap)
     const char *p = strstr(url, "://");
     p = p ? p + 3 : url;
     const char *end = p + strcspn(p, "/?#");
-    const char *at = memchr(p, '@', (size_t)(end - p));
+    /* The last '@': a password with an unescaped '@' in it must not show
+     * its tail in log lines. */
+    const char *at = memrchr(p, '@', (size_t)(end - p));
     if (at != NULL)
         p = at + 1;
     snprintf(out, cap, "%.*s", (int)(end - p), p);

@@ -39,6 +39,7 @@ subject_for() {
     chrows) echo "src/analytics/chrows.c" ;;
     query) echo "src/api/query.c src/api/auth.c" ;;
     dash) echo "src/api/dash.c" ;;
+    churl) echo "src/analytics/clickhouse.c:url_where,url_database,clickhouse_valid_name,clickhouse_open" ;;
     utf8) echo "src/base/utf8.c" ;;
     ratelimit) echo "src/api/ratelimit.c" ;;
     shipstate) echo "src/analytics/ship.c:state_parse,state_write,valid_stem,cursor_set,cursor_find,range_add" ;;

@@ -5,7 +5,7 @@
 
 FUZZ_FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=c17 -D_GNU_SOURCE"
 FUZZ_FLAGS="$FUZZ_FLAGS -Wall -Wextra -Werror -Isrc -Itests/fuzz"
-FUZZ_TARGETS="urlpath range cron config date evlog spool query dash chrows utf8 ratelimit shipstate datafiles etag"
+FUZZ_TARGETS="urlpath range cron config date evlog spool query dash chrows utf8 ratelimit shipstate datafiles etag churl"
 
 # The src/*/*.c files each target links: the parser and what it calls.
 sources_for() {
@@ -24,6 +24,9 @@ sources_for() {
     # are the Makefile's generated table (build/gen/dash_assets.c)
     dash) echo "src/api/dash.c src/http/hdr.c src/base/timeutil.c src/base/err.c build/gen/dash_assets.c" ;;
     etag) echo "src/http/hdr.c src/base/timeutil.c src/base/err.c" ;;
+    # churl: includes src/analytics/clickhouse.c itself (url_where and
+    # url_database are static)
+    churl) echo "src/base/err.c src/base/strbuf.c" ;;
     utf8) echo "src/base/utf8.c" ;;
     ratelimit) echo "src/api/ratelimit.c src/base/err.c" ;;
     # shipstate: includes src/analytics/ship.c itself (its parser is static) and
@@ -41,6 +44,7 @@ libs_for() {
     query) pkg-config --libs libcrypto 2>/dev/null || echo -lcrypto ;;
     dash) echo "-lz" ;;
     ratelimit) echo "-pthread" ;;
+    churl) echo "$(pkg-config --libs libcurl 2>/dev/null || echo -lcurl) -pthread" ;;
     shipstate) echo "$(pkg-config --libs libxxhash 2>/dev/null || echo -lxxhash) -pthread -lm" ;;
     esac
 }
