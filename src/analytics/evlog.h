@@ -28,6 +28,12 @@
 #define EVLOG_RECORD_SIZE 72
 #define EVLOG_FILE_HEADER 16
 
+/* The file in the store's directory (DATA_DIR/events/<dataset>/) that says
+ * the writer's fdatasyncs are failing: one line, the segment, the time and
+ * the error. Made at a failure, removed when a later pass syncs without one
+ * (and at the writer's start). /readyz reports it. */
+#define EVLOG_FSYNC_MARKER ".fsync-failing"
+
 /* Encode ev as one record. */
 void evlog_encode(const struct event *ev, uint8_t out[EVLOG_RECORD_SIZE]);
 

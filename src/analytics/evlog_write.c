@@ -75,8 +75,12 @@ struct evlog {
     struct ticker *sync; /* NULL until started */
     _Atomic uint64_t dropped, syncs, segments;
     uint64_t dropped_reported;
-    uint64_t sync_errors, sync_errors_reported; /* sync thread only */
-    int sync_errno;
+    /* Failed fdatasyncs (see sync_failed()): the count is read by scrapes;
+     * the rest is the sync thread's. */
+    _Atomic uint64_t sync_errors;
+    uint64_t sync_errors_logged; /* sync_errors at the last line logged */
+    int64_t sync_error_logged_ms;
+    int sync_failing; /* the last pass had a failure: the marker file exists */
     /* metrics: the store's size on disk, recounted by the sync thread at
      * most every DISK_RECOUNT_MS (a walk of the day directories: cheap, and
      * off every writer's path), and the fdatasync times */
@@ -372,10 +376,67 @@ static void collect(void *ctx, struct metrics_out *out)
     metrics_out_family(out, "pixflare_events_dropped_total", "counter",
                        "Events that could not be written to the local event log (disk full?).");
     metrics_out_sample(out, "pixflare_events_dropped_total", NULL, (double)st.dropped);
+    metrics_out_family(out, "pixflare_event_log_fsync_errors_total", "counter",
+                       "fdatasyncs of the local event log that failed (each segment then "
+                       "sealed, new events in a new one).");
+    metrics_out_sample(out, "pixflare_event_log_fsync_errors_total", NULL,
+                       (double)atomic_load(&lg->sync_errors));
     metrics_out_family(out, "pixflare_event_log_bytes", "gauge",
                        "Bytes the local event log holds on disk (recounted every 30 s).");
     metrics_out_sample(out, "pixflare_event_log_bytes", NULL,
                        (double)atomic_load_explicit(&lg->disk_bytes, memory_order_relaxed));
+}
+
+/* The marker file of a failing fdatasync: what /readyz and the operator
+ * read (see health.c); removed once syncs work again, or at the next
+ * start. */
+static void marker_path(const struct evlog *lg, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/" EVLOG_FSYNC_MARKER, lg->dir);
+}
+
+/* An fdatasync of live segment `s` of writer `w` failed. After such a
+ * failure the state of its pages is unknown: Linux may have marked the
+ * pages it could not write clean (or dropped them), and a retried fsync
+ * reports success without writing them (PostgreSQL's "fsyncgate"). So the
+ * segment is not synced again as if nothing happened: it is retired (the
+ * next pass seals it, keeping its records as the kernel holds them) and
+ * the writer's next event goes to a new segment, whose syncs tell whether
+ * the disk works again. The failure is counted, logged (the first one at
+ * once, then at most once a minute with the count) and recorded in the
+ * marker file. Never silent, and the server goes on serving. */
+static void sync_failed(struct evlog *lg, struct writer *w, struct seg *s, size_t used, int e)
+{
+    uint64_t n = atomic_fetch_add(&lg->sync_errors, 1) + 1;
+    pthread_mutex_lock(&w->mu);
+    if (w->cur == s) {
+        s->next = w->retired;
+        w->retired = s;
+        w->cur = NULL;
+    }
+    pthread_mutex_unlock(&w->mu);
+    w->synced_cur = NULL;
+    char path[PATH_MAX + 32], iso[21];
+    timeutil_format_iso8601((int64_t)time(NULL), iso);
+    marker_path(lg, path, sizeof(path));
+    FILE *f = fopen(path, "w");
+    if (f != NULL) {
+        fprintf(f, "fdatasync of %s failed at %s: %s\n", s->path, iso, strerror(e));
+        fclose(f);
+    }
+    lg->sync_failing = 1;
+    int64_t now = timeutil_mono_ms();
+    if (lg->log && (lg->sync_errors_logged == 0 || now - lg->sync_error_logged_ms >= 60000)) {
+        fprintf(lg->log,
+                "pixflare: events: fdatasync of %s failed (%s): its %zu events may not be on "
+                "disk; that segment is kept as it is, not synced again, and new events go to a new "
+                "one (%llu "
+                "fdatasync failures so far)\n",
+                s->path, strerror(e), (used - EVLOG_FILE_HEADER) / EVLOG_RECORD_SIZE,
+                (unsigned long long)n);
+        lg->sync_errors_logged = n;
+        lg->sync_error_logged_ms = now;
+    }
 }
 
 /* One pass of the sync thread: fdatasync live segments with new records,
@@ -385,6 +446,7 @@ static void collect(void *ctx, struct metrics_out *out)
  * the descriptor stays valid. */
 static void sync_writers(struct evlog *lg, int closing)
 {
+    int failed = 0, synced_any = 0;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     int64_t hour = ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000) / MS_PER_HOUR;
@@ -417,9 +479,10 @@ static void sync_writers(struct evlog *lg, int closing)
             int synced = fdatasync(cur->fd);
             metrics_observe_ns(lg->m_fsync, (uint64_t)(timeutil_mono_ns() - t0));
             if (synced != 0) {
-                lg->sync_errors++; /* `synced` stays: the next pass tries again */
-                lg->sync_errno = errno;
+                sync_failed(lg, w, cur, used, errno);
+                failed = 1;
             } else {
+                synced_any = 1;
                 /* A new segment's name, and its day directory's, must reach
                  * the disk too, or a power loss could lose the whole file. */
                 if (!cur->dir_synced) {
@@ -438,6 +501,15 @@ static void sync_writers(struct evlog *lg, int closing)
             seg_seal(lg, retired);
             retired = next;
         }
+    }
+    if (lg->sync_failing && synced_any && !failed) {
+        char path[PATH_MAX + 32];
+        marker_path(lg, path, sizeof(path));
+        unlink(path);
+        lg->sync_failing = 0;
+        if (lg->log)
+            fprintf(lg->log, "pixflare: events: fdatasync works again (%llu failures)\n",
+                    (unsigned long long)atomic_load(&lg->sync_errors));
     }
     if (closing)
         return;
@@ -463,11 +535,6 @@ static void sync_pass(void *arg)
         fprintf(lg->log, "pixflare: events: %llu events could not be stored (disk full?)\n",
                 (unsigned long long)(dropped - lg->dropped_reported));
         lg->dropped_reported = dropped;
-    }
-    if (lg->sync_errors != lg->sync_errors_reported && lg->log) {
-        fprintf(lg->log, "pixflare: events: fdatasync failed (%s); retrying\n",
-                strerror(lg->sync_errno));
-        lg->sync_errors_reported = lg->sync_errors;
     }
 }
 
@@ -594,6 +661,10 @@ int evlog_open(const char *data_dir, const char *dataset, int fsync_ms, FILE *lo
     }
     for (int i = 0; i < 8; i++)
         snprintf(lg->run_hex + 2 * i, 3, "%02x", lg->run[i]);
+    /* A failure a previous run recorded is that run's: its log says so;
+     * this run's syncs say whether the disk works now. */
+    marker_path(lg, lock_path, sizeof(lock_path));
+    unlink(lock_path);
     if (recover(lg) != 0) {
         snprintf(err, errlen, "cannot read the event store %s", lg->dir);
         goto fail;

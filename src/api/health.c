@@ -1,6 +1,8 @@
 /* health.c - see health.h. */
 #include "api/health.h"
 
+#include "analytics/evlog.h"
+
 #include "base/err.h"
 #include "base/fsutil.h"
 #include "cdn/urlpath.h"
@@ -88,6 +90,19 @@ static int check_event_store(struct health *h, char *why, size_t n)
 {
     if (h->events_dir == NULL)
         return 0;
+    /* The writer's fdatasyncs failing: events are taken and served, but
+     * may not be on disk. Not ready, so that a balancer prefers a node
+     * whose events are durable; the node still serves what reaches it. */
+    char marker[4096], line[300] = "";
+    snprintf(marker, sizeof(marker), "%s/" EVLOG_FSYNC_MARKER, h->events_dir);
+    FILE *f = fopen(marker, "r");
+    if (f != NULL) {
+        if (fgets(line, sizeof(line), f) != NULL)
+            line[strcspn(line, "\n")] = '\0';
+        fclose(f);
+        snprintf(why, n, "%s", line[0] != '\0' ? line : "fdatasync of the event log failed");
+        return PF_EIO;
+    }
     int fd = open(h->events_dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
     if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR) && access(h->events_dir, W_OK) == 0)
         return 0; /* a filesystem without O_TMPFILE: writable is what we can tell */
