@@ -40,6 +40,7 @@ subject_for() {
     query) echo "src/api/query.c src/api/auth.c" ;;
     dash) echo "src/api/dash.c" ;;
     churl) echo "src/analytics/clickhouse.c:url_where,url_database,clickhouse_valid_name,clickhouse_open" ;;
+    names) echo "src/cdn/import.c:import_check_owner,import_check_album,import_check_filename,name_chars_ok" ;;
     utf8) echo "src/base/utf8.c" ;;
     ratelimit) echo "src/api/ratelimit.c" ;;
     shipstate) echo "src/analytics/ship.c:state_parse,state_write,valid_stem,cursor_set,cursor_find,range_add" ;;
