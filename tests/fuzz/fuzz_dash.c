@@ -29,7 +29,7 @@
  *  - once: the asset table has unique names without '/', index.html among
  *    them, the content type of each extension, and a strong ETag that is the
  *    FNV-1a 64 of the bytes (tools/embed.c), and dash_headers[] holds the
- *    CSP (exactly the directives of dash.h and README.md, each once, and no
+ *    CSP (exactly the directives of dash.h and docs/DASHBOARD.md, each once, and no
  *    other origin), nosniff and no-referrer pairs. */
 #include "api/dash.h"
 #include "fuzz_check.h"

@@ -822,7 +822,7 @@ def test_rate_limit_per_owner(tmp_path):
         st, hdrs, body = api.call(ov, key=alice)
         assert_error(st, hdrs, body, 429, "RATE_LIMITED")
         assert re.fullmatch(r"[0-9]+", hdrs.get("retry-after", "")), hdrs
-        # When the next call passes (README): the first call counts for its
+        # When the next call passes (docs/API.md, "Rate limit"): the first call counts for its
         # second and the 60 after it, so 1-61 s from now, and not before a
         # minute after the first call has gone by.
         waited = time.monotonic() - t0
@@ -953,7 +953,7 @@ def test_overview_follows_realtime_batch_and_cleanup(tmp_path):
     assert all(s["status"] != 404 for s in ov["status_codes"])
     # The totals and series come from the owner's day totals, which the
     # retention keeps (like analytics_monthly): they still count day -3
-    # (README, "Analytics API").
+    # (docs/API.md).
     everything = expected_overview(hits, "alice", names, day(-6), 7, 100, d1)
     assert ov["totals"] == everything["totals"]
     assert ov["timeseries"] == everything["timeseries"]

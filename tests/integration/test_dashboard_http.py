@@ -603,7 +603,7 @@ def test_api_thumb_is_not_rate_limited(tmp_path, images):
             assert status == 200 and image_size(body) == (128, 128)
             no_rate_limit_headers(h, i)
         # A path that is not the thumbnail endpoint is an analytics call
-        # (README's order: the rate before the path).
+        # (docs/API.md's order: the rate before the path).
         status, h, body = srv.request("GET", "/v1/images/%s/thumb/" % mine[0], auth)
         check_api_error(status, h, body, 429, "RATE_LIMITED", "not a thumb path")
     finally:
