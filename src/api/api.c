@@ -523,6 +523,8 @@ static void thumb(struct api *api, const struct api_call *call, const struct aut
         http_resp_error(resp, 500, "INTERNAL", "cannot produce the thumbnail of this image");
         return;
     }
+    resp->body_release = cdn_release; /* the server gives the object back */
+    resp->body_ctx = (void *)obj;
     resp->etag = obj->etag;
     resp->last_modified = obj->last_modified;
     resp->cache_control = "private, max-age=86400";
@@ -648,6 +650,7 @@ static int handle(void *ctx, struct http_req *req, struct http_resp *resp, struc
     if (box != NULL) { /* resumed: the API thread has answered */
         *resp = box->call.resp;
         box->call.resp.owned_body = NULL; /* the server's now */
+        box->call.resp.body_release = NULL;
         return HTTP_DONE;
     }
     /* Aligned: the box's address is the request's state, whose low bits the
@@ -690,6 +693,8 @@ static void release(void *ctx, uintptr_t state)
     struct api_box *box = (struct api_box *)state;
     (void)ctx;
     free(box->call.resp.owned_body);
+    if (box->call.resp.body_release != NULL) /* the connection went first */
+        box->call.resp.body_release(box->call.resp.body_ctx);
     free(box);
 }
 

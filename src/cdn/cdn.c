@@ -1,9 +1,10 @@
 /* cdn.c - see cdn.h.
  *
  * The hot path (a published object, no conditional headers) is: one hash
- * lookup without locks, one atomic load of the variant's object, a few
- * header lookups, and a response that points at the object's memory. No
- * file is opened and no database is touched. */
+ * lookup without locks, a reference taken on the variant's object
+ * (storage_take(): atomic operations only), a few header lookups, and a
+ * response that points at the object's memory and gives the reference back
+ * when it is freed. No file is opened and no database is touched. */
 #include "cdn/cdn.h"
 
 #include "cdn/catalog.h"
@@ -137,8 +138,13 @@ void cdn_job_run(struct cdn *cdn, const struct cdn_job *job)
     const struct storage_obj *obj;
     if (job->img == NULL)
         catalog_refresh(cdn->cat);
-    else
-        get_obj(cdn, job->img, job->variant, &obj);
+    else if (get_obj(cdn, job->img, job->variant, &obj) == 0)
+        storage_release(obj); /* published: the request asks again */
+}
+
+void cdn_release(void *obj)
+{
+    storage_release(obj);
 }
 
 int cdn_get_owned(struct cdn *cdn, const char *id, const char *owner, int variant,
@@ -149,7 +155,7 @@ int cdn_get_owned(struct cdn *cdn, const char *id, const char *owner, int varian
         img = catalog_find_id(cdn->cat, id);
     if (img == NULL || strcmp(img->owner, owner) != 0)
         return PF_ENOTFOUND;
-    const struct storage_obj *obj = atomic_load_explicit(&img->objs[variant], memory_order_acquire);
+    const struct storage_obj *obj = storage_take(cdn->st, &img->objs[variant]);
     if (obj != NULL) {
         *out = obj;
         return 0;
@@ -181,7 +187,10 @@ int cdn_serve(struct cdn *cdn, const struct http_req *req, const struct urlpath 
         return 0;
     }
     int v = path->variant;
-    if (atomic_load_explicit(&img->objs[v], memory_order_acquire) == NULL) {
+    /* A reference, given back by the server once the response is done
+     * (resp->body_release), whatever the answer made of the object. */
+    const struct storage_obj *obj = storage_take(cdn->st, &img->objs[v]);
+    if (obj == NULL) {
         if (recently_failed(img, v)) {
             http_resp_error(resp, 500, "INTERNAL", "cannot produce this variant of the image");
             return 0;
@@ -191,17 +200,18 @@ int cdn_serve(struct cdn *cdn, const struct http_req *req, const struct urlpath 
             job->variant = v;
             return CDN_PENDING;
         }
+        int rc = get_obj(cdn, img, v, &obj);
+        if (rc == PF_ENOTFOUND) {
+            http_resp_error(resp, 404, "NOT_FOUND", "image not found");
+            return 0;
+        }
+        if (rc != 0) {
+            http_resp_error(resp, 500, "INTERNAL", "cannot produce this variant of the image");
+            return 0;
+        }
     }
-    const struct storage_obj *obj = NULL;
-    int rc = get_obj(cdn, img, v, &obj);
-    if (rc == PF_ENOTFOUND) {
-        http_resp_error(resp, 404, "NOT_FOUND", "image not found");
-        return 0;
-    }
-    if (rc != 0) {
-        http_resp_error(resp, 500, "INTERNAL", "cannot produce this variant of the image");
-        return 0;
-    }
+    resp->body_release = cdn_release;
+    resp->body_ctx = (void *)obj;
 
     resp->etag = obj->etag;
     resp->last_modified = obj->last_modified;

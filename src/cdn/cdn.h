@@ -57,12 +57,15 @@ int cdn_serve(struct cdn *cdn, const struct http_req *req, const struct urlpath 
 void cdn_attribute(struct cdn *cdn, const struct urlpath *path, struct http_note *note);
 
 /* The object of `variant` of image `id` if `owner` owns it, found or made
- * now (blocking: call it off the event loops). OUT: *out, valid while the
- * storage is open. PF_ENOTFOUND for an unknown image or another owner's
- * (the same answer, so existence is not revealed); PF_EIMAGE when the
- * variant cannot be made. Makes no analytics event. */
+ * now (blocking: call it off the event loops). OUT: *out, a reference to
+ * give back with cdn_release() (an http_resp's body_release). PF_ENOTFOUND for an unknown image or
+ * another owner's (the same answer, so existence is not revealed); PF_EIMAGE when the variant
+ * cannot be made. Makes no analytics event. */
 int cdn_get_owned(struct cdn *cdn, const char *id, const char *owner, int variant,
                   const struct storage_obj **out);
+
+/* Give back an object from cdn_get_owned() (void *: an http_resp hook). */
+void cdn_release(void *obj);
 
 /* Do the job: generate (or load) the variant and publish it for later
  * requests, remembering a failure for a while; or refresh the catalog. */

@@ -13,11 +13,18 @@
  * nodes making the same variant at once both serve the one file that won,
  * and a published file never changes under a reader. A temporary left by
  * a writer killed half-way is never read, and storage_sweep_temps()
- * removes it later. A served file is described by a `struct storage_obj`, created
- * once per (image, variant) and published through an atomic slot the caller
- * owns; objects are immutable and owned by the storage until storage_close().
- * Small objects are kept in memory (within the cache budget) so a hot image is
- * served without touching the filesystem. */
+ * removes it later. A served file is described by a `struct storage_obj`, made
+ * for an (image, variant) and published through an atomic slot the caller
+ * owns; objects are immutable. Small objects (up to 1 MiB) are kept in
+ * memory so a hot image is served without touching the filesystem: the
+ * bytes held stay within the cache budget, and past it the least useful
+ * object is evicted (SIEVE; chosen on a Zipf trace, BENCHMARKS.md) and its
+ * slot emptied, so the next request reads the file again. Whoever gets an
+ * object holds a reference to it and gives it back with
+ * storage_release(): an evicted object's memory is freed only when the
+ * last response using it is done. Objects served from disk (larger ones,
+ * or when the budget cannot hold them) stay published until
+ * storage_close(). */
 #ifndef PF_STORAGE_H
 #define PF_STORAGE_H
 
@@ -76,11 +83,22 @@ int storage_put_original(struct storage *st, const struct storage_ref *ref, cons
 int storage_remove(struct storage *st, const struct storage_ref *ref);
 
 /* Find or generate the object for `variant` of `ref`, publishing it in *slot
- * (the caller's atomic pointer for that image and variant). OUT: *out, valid
- * until storage_close(). PF_ENOTFOUND when the original is missing,
- * PF_EIMAGE when generation fails. */
+ * (the caller's atomic pointer for that image and variant; it must outlive
+ * the storage, and only storage functions may write it). Blocking. OUT:
+ * *out, a reference the caller gives back with storage_release().
+ * PF_ENOTFOUND when the original is missing, PF_EIMAGE when generation
+ * fails. */
 int storage_get(struct storage *st, const struct storage_ref *ref, int variant,
                 _Atomic(struct storage_obj *) *slot, const struct storage_obj **out);
+
+/* The object published in *slot with a reference taken, or NULL (never
+ * made, or evicted): then storage_get() reads or makes it. Never blocks,
+ * takes no lock and makes no system call. */
+const struct storage_obj *storage_take(struct storage *st, _Atomic(struct storage_obj *) *slot);
+
+/* Give back a reference from storage_get() or storage_take(); NULL is
+ * ignored. Any thread, any time before storage_close(). */
+void storage_release(const struct storage_obj *obj);
 
 /* Remove the temporary files (fsutil_is_temp()) last written more than
  * `older_than` seconds ago under the storage directory `dir`: what writers

@@ -3,7 +3,8 @@
  *
  * Handlers see a `struct http_req` and fill a `struct http_resp`; only
  * http_server.c knows libmicrohttpd. Bodies are either memory that
- * outlives the response (`body`), memory the response owns and frees
+ * outlives the response (`body`, perhaps kept alive until `body_release`
+ * is called), memory the response owns and frees
  * (`owned_body`), or a byte range of a file sent with sendfile(2)
  * (`file_path`). Every error body is the JSON of SPEC.md, made by
  * http_resp_error(). This header is the bottom of the HTTP layer: the
@@ -69,6 +70,13 @@ struct http_resp {
     struct http_headers *extra;       /* more headers (the API's), or NULL */
     const char *const *fixed_headers; /* static name, value, ..., NULL, or NULL */
     struct http_note note;
+    /* Called once with body_ctx when the server is done with what the
+     * handler referenced (the body, the validators, ...): when libmicrohttpd
+     * frees a response whose `body` it sends, or else once the answer is
+     * queued or dropped. Lets a body be memory that a reference count keeps
+     * alive (the CDN's cached objects). NULL: nothing to release. */
+    void (*body_release)(void *ctx);
+    void *body_ctx;
 };
 
 /* Value of request header `name` (case-insensitive), or NULL. */

@@ -246,6 +246,14 @@ static struct MHD_Response *make_response(struct http_resp *r)
             r->owned_body = NULL;
         return m;
     }
+    if (r->body != NULL && r->body_release != NULL) {
+        /* The body stays alive until MHD has sent its last copy. */
+        m = MHD_create_response_from_buffer_with_free_callback_cls(r->len, (void *)r->body,
+                                                                   r->body_release, r->body_ctx);
+        if (m != NULL)
+            r->body_release = NULL; /* MHD's now */
+        return m;
+    }
     return MHD_create_response_from_buffer(r->len, (void *)r->body, MHD_RESPMEM_PERSISTENT);
 }
 
@@ -270,6 +278,8 @@ static int run_route(struct http_server *srv, struct MHD_Connection *conn,
      * connection let go. */
     *closing = 1;
     free(resp->owned_body);
+    if (resp->body_release != NULL)
+        resp->body_release(resp->body_ctx);
     memset(resp, 0, sizeof(*resp));
     if (route->handle(route->ctx, req, resp, &work) != HTTP_DONE)
         http_resp_error(resp, 503, "UNAVAILABLE", "the server is stopping");
@@ -509,6 +519,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         if (srv->metrics != NULL && ret == MHD_YES)
             count_answer(srv, conn, ri, route, &req, &resp);
     }
+    if (resp.body_release != NULL) /* not handed to MHD: done with now */
+        resp.body_release(resp.body_ctx);
     word = (uintptr_t)*con_cls;
     release_state(srv, word);
     *con_cls = (void *)(word & ~REQ_STATE_MASK);
