@@ -8,13 +8,14 @@
 #   2. fuzz a copy of tests/fuzz/corpus/<name>/ in build/fuzz-campaign/corpus/<name>/
 #      until CAMPAIGN_RUNS executions (default 10000000) or CAMPAIGN_SECONDS
 #      seconds (default 1800), whichever comes first;
-#   3. minimise: libFuzzer -merge=1 of that corpus into the fresh directory
-#      build/fuzz-campaign/min/<name>/;
+#   3. minimise: a fresh directory build/fuzz-campaign/min/<name>/ gets the
+#      committed corpus (its named seeds and regress-* inputs stay whatever
+#      their coverage), then libFuzzer -merge=1 adds from the campaign's
+#      corpus only the inputs that bring new coverage;
 #   4. write build/fuzz-campaign/stats/<name>.txt (one line: executions, seconds,
 #      exec/s, corpus files and bytes before and after minimising, cov, ft, result).
-# With CAMPAIGN_KEEP=1 the minimised set then replaces tests/fuzz/corpus/<name>/
-# (files named regress-* there are kept whatever the merge says: they are past
-# findings). Crash inputs go to build/fuzz-campaign/artifacts/<name>/; logs to
+# With CAMPAIGN_KEEP=1 the inputs the merge added are then copied into
+# tests/fuzz/corpus/<name>/. Crash inputs go to build/fuzz-campaign/artifacts/<name>/; logs to
 # build/fuzz-campaign/logs/. OUT overrides the build directory. Exits 1 if a
 # target fails to build or crashes.
 set -u
@@ -86,6 +87,9 @@ for t in $targets; do
     before=$(corpus_size "$work")
     rm -rf "$min"
     mkdir -p "$min"
+    if [ -d "tests/fuzz/corpus/$t" ]; then
+        find "tests/fuzz/corpus/$t" -type f -exec cp {} "$min/" \;
+    fi
     nice -n 19 "$bin" -merge=1 -max_len=4096 -timeout=10 -rss_limit_mb=2048 "$min" "$work" \
         >"$OUT/logs/merge_$t.log" 2>&1
     after=$(corpus_size "$min")
@@ -93,10 +97,8 @@ for t in $targets; do
         "$t" "${execs:-?}" "$secs" "$rate" "$(echo "$before" | tr ' ' /)" \
         "$(echo "$after" | tr ' ' /)" "${cov:-?}" "${ft:-?}" "$result" | tee "$OUT/stats/$t.txt"
     if [ "${CAMPAIGN_KEEP:-0}" = 1 ] && [ "$result" = ok ]; then
-        keep="tests/fuzz/corpus/$t"
-        mkdir -p "$keep"
-        find "$keep" -type f ! -name 'regress-*' -exec rm -f {} +
-        find "$min" -type f -exec cp {} "$keep/" \;
+        mkdir -p "tests/fuzz/corpus/$t"
+        find "$min" -type f -exec cp {} "tests/fuzz/corpus/$t/" \;
     fi
 done
 exit $((failed > 0))
