@@ -13,6 +13,9 @@
  * kernel's page cache as soon as evlog_append() returns: a crash of the
  * process (kill -9 included) cannot lose it. The sync thread fdatasync()s
  * every segment with new records within `fsync_ms`, against power loss.
+ * When no segment can be made (a full disk), a thread's records are held
+ * in memory (bounded) until the sync thread can write them out; see
+ * docs/ANALYTICS.md for that and for a failing fdatasync.
  *
  * Reading (the events command, batch aggregation): evlog_scan() visits the
  * events of a range of UTC days, live files included, without the lock. */
@@ -67,8 +70,9 @@ struct evlog;
 int evlog_open(const char *data_dir, const char *dataset, int fsync_ms, FILE *log,
                struct evlog **out, char *err, size_t errlen);
 
-/* Append one event from the calling thread's own segment. Returns 0, or an
- * error when the event could not be stored (disk full: counted, and
+/* Append one event from the calling thread's own segment. Returns 0 (the
+ * event written, or held in memory while no segment can be made), or an
+ * error when it could not be kept (the memory bound reached: counted, and
  * reported by the sync thread). Never blocks on another thread's append. */
 int evlog_append(struct evlog *lg, const struct event *ev);
 

@@ -32,6 +32,10 @@
 #define SEGMENT_MIN (256u << 10)
 #define SEGMENT_MAX (16u << 20)
 
+/* Records held in memory, over all writers, while no segment can be made
+ * (a full disk): 64 MiB, 932k events. Beyond it events are dropped. */
+#define HELD_MAX ((size_t)64 << 20)
+
 struct seg {
     int fd;
     uint8_t *map;
@@ -58,6 +62,11 @@ struct writer {
     struct seg *retired;    /* full or past hours, to be sealed by the sync thread */
     int64_t retry_ms;       /* after a failed segment open: not before (monotonic ms) */
     int64_t spare_retry_ms; /* the same for preparing a spare; sync thread only */
+    /* Encoded records appended while no segment could be made (disk full),
+     * in order; the sync thread writes them out (write_held()). */
+    uint8_t *held;
+    size_t held_len, held_cap;
+    int64_t held_retry_ms; /* sync thread only */
     struct writer *next;
 };
 
@@ -75,6 +84,11 @@ struct evlog {
     struct ticker *sync; /* NULL until started */
     _Atomic uint64_t dropped, syncs, segments;
     uint64_t dropped_reported;
+    /* Records held in memory (see struct writer), and those written out
+     * since (counted as appended then). */
+    _Atomic size_t held_bytes;
+    _Atomic uint64_t held_written;
+    int held_reported; /* sync thread only: the line about holding was logged */
     /* Failed fdatasyncs (see sync_failed()): the count is read by scrapes;
      * the rest is the sync thread's. */
     _Atomic uint64_t sync_errors;
@@ -208,6 +222,28 @@ static struct writer *writer_get(struct evlog *lg)
     return w;
 }
 
+/* No segment can take `ev` (a full disk, or no descriptor left): keep its
+ * record in the writer's memory, within HELD_MAX over all writers. Under
+ * w->mu. Returns 0, or PF_ENOMEM when the bound or memory leaves no room
+ * (the event is then dropped). */
+static int hold(struct evlog *lg, struct writer *w, const struct event *ev)
+{
+    if (atomic_load_explicit(&lg->held_bytes, memory_order_relaxed) + EVLOG_RECORD_SIZE > HELD_MAX)
+        return PF_ENOMEM;
+    if (w->held_len + EVLOG_RECORD_SIZE > w->held_cap) {
+        size_t cap = w->held_cap ? w->held_cap * 2 : (size_t)EVLOG_RECORD_SIZE * 1024;
+        uint8_t *p = realloc(w->held, cap);
+        if (p == NULL)
+            return PF_ENOMEM;
+        w->held = p;
+        w->held_cap = cap;
+    }
+    evlog_encode(ev, w->held + w->held_len);
+    w->held_len += EVLOG_RECORD_SIZE;
+    atomic_fetch_add_explicit(&lg->held_bytes, EVLOG_RECORD_SIZE, memory_order_relaxed);
+    return 0;
+}
+
 int evlog_append(struct evlog *lg, const struct event *ev)
 {
     struct writer *w = writer_get(lg);
@@ -219,6 +255,16 @@ int evlog_append(struct evlog *lg, const struct event *ev)
     int64_t hour = ev->ts_ms / MS_PER_HOUR;
     pthread_mutex_lock(&w->mu);
     struct seg *s = w->cur;
+    if (w->held_len > 0) {
+        /* Some are held (no segment could be made): this one too, so that
+         * the sync thread writes them all out in order. */
+        if (hold(lg, w, ev) != 0) {
+            atomic_fetch_add_explicit(&lg->dropped, 1, memory_order_relaxed);
+            rc = PF_EIO;
+        }
+        pthread_mutex_unlock(&w->mu);
+        return rc;
+    }
     if (s == NULL || s->hour != hour || s->used + EVLOG_RECORD_SIZE > s->cap) {
         /* `s` stays valid while w->mu is held, even once retired. */
         if (s != NULL) {
@@ -257,7 +303,7 @@ int evlog_append(struct evlog *lg, const struct event *ev)
         atomic_store_explicit(&w->appended,
                               atomic_load_explicit(&w->appended, memory_order_relaxed) + 1,
                               memory_order_relaxed);
-    } else {
+    } else if (hold(lg, w, ev) != 0) { /* else kept in memory, written out later */
         atomic_fetch_add_explicit(&lg->dropped, 1, memory_order_relaxed);
         rc = PF_EIO;
     }
@@ -339,6 +385,49 @@ static void prepare_spare(struct evlog *lg, struct writer *w)
         seg_seal(lg, spare); /* not needed after all: removed, it is empty */
 }
 
+/* Write out the records writer `w` held in memory (hold()), in order, into
+ * new segments of their hours, numbered before any later event's: the
+ * writer holds every event while some are held, and this runs under its
+ * mutex (it waits for a few file creations and a copy, once, after a full
+ * disk). The segments are retired, so the next pass syncs and seals them
+ * outside the mutex. When a segment still cannot be made, what is left
+ * stays held and is tried again a second later. Sync thread (or close).
+ * Returns how many records are still held. */
+static size_t write_held(struct evlog *lg, struct writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    size_t len = w->held_len, done = 0;
+    while (done < len) {
+        struct event ev;
+        struct seg *seg = NULL;
+        (void)evlog_decode(w->held + done, EVLOG_RECORD_SIZE, &ev); /* encoded here: valid */
+        int64_t hour = ev.ts_ms / MS_PER_HOUR;
+        size_t n = 0; /* the run of records of that hour, up to a full segment */
+        while (done + n < len && EVLOG_FILE_HEADER + n + EVLOG_RECORD_SIZE <= SEGMENT_MAX &&
+               evlog_decode(w->held + done + n, EVLOG_RECORD_SIZE, &ev) == 0 &&
+               ev.ts_ms / MS_PER_HOUR == hour)
+            n += EVLOG_RECORD_SIZE;
+        if (seg_create(lg, w->slot, hour, w->seq, EVLOG_FILE_HEADER + n, &seg) != 0)
+            break;
+        w->seq++;
+        memcpy(seg->map + seg->used, w->held + done, n);
+        seg->used += n;
+        seg->next = w->retired;
+        w->retired = seg;
+        done += n;
+        atomic_fetch_sub(&lg->held_bytes, n);
+        atomic_fetch_add(&lg->held_written, n / EVLOG_RECORD_SIZE);
+    }
+    if (done > 0)
+        memmove(w->held, w->held + done, len - done);
+    w->held_len = len - done;
+    if (w->held_len > 0)
+        w->held_retry_ms = timeutil_mono_ms() + 1000;
+    size_t left = w->held_len / EVLOG_RECORD_SIZE;
+    pthread_mutex_unlock(&w->mu);
+    return left;
+}
+
 /* Bytes the files under `dir` and its subdirectories (the days) hold on
  * disk: allocated blocks, so a preallocated live segment counts whole. */
 static uint64_t disk_usage(const char *dir, int depth)
@@ -381,6 +470,11 @@ static void collect(void *ctx, struct metrics_out *out)
                        "sealed, new events in a new one).");
     metrics_out_sample(out, "pixflare_event_log_fsync_errors_total", NULL,
                        (double)atomic_load(&lg->sync_errors));
+    metrics_out_family(out, "pixflare_events_held", "gauge",
+                       "Events held in memory because no event log segment could be made "
+                       "(disk full?), written out once one can.");
+    metrics_out_sample(out, "pixflare_events_held", NULL,
+                       (double)(atomic_load(&lg->held_bytes) / EVLOG_RECORD_SIZE));
     metrics_out_family(out, "pixflare_event_log_bytes", "gauge",
                        "Bytes the local event log holds on disk (recounted every 30 s).");
     metrics_out_sample(out, "pixflare_event_log_bytes", NULL,
@@ -519,6 +613,8 @@ static void sync_writers(struct evlog *lg, int closing)
         if (w->synced_cur != NULL)
             prefault(w->synced_cur, w->synced_used);
         prepare_spare(lg, w);
+        if (timeutil_mono_ms() >= w->held_retry_ms)
+            (void)write_held(lg, w); /* (the lock-free check: the next pass sees it) */
     }
 }
 
@@ -529,6 +625,17 @@ static void sync_pass(void *arg)
     if (timeutil_mono_ms() - lg->disk_counted_ms >= DISK_RECOUNT_MS) {
         atomic_store_explicit(&lg->disk_bytes, disk_usage(lg->dir, 1), memory_order_relaxed);
         lg->disk_counted_ms = timeutil_mono_ms();
+    }
+    size_t held = atomic_load(&lg->held_bytes) / EVLOG_RECORD_SIZE;
+    if (held > 0 && !lg->held_reported && lg->log) {
+        fprintf(lg->log,
+                "pixflare: events: cannot make a new segment (disk full?): events are held in "
+                "memory (at most %zu MiB) and written out once one can be made\n",
+                HELD_MAX >> 20);
+        lg->held_reported = 1;
+    } else if (held == 0 && lg->held_reported && lg->log) {
+        fprintf(lg->log, "pixflare: events: the events held in memory are written out\n");
+        lg->held_reported = 0;
     }
     uint64_t dropped = atomic_load(&lg->dropped);
     if (dropped != lg->dropped_reported && lg->log) {
@@ -698,6 +805,7 @@ void evlog_get_stats(struct evlog *lg, struct evlog_stats *st)
     for (struct writer *w = lg->writers; w != NULL; w = w->next)
         st->appended += atomic_load_explicit(&w->appended, memory_order_relaxed);
     pthread_mutex_unlock(&lg->list_mu);
+    st->appended += atomic_load(&lg->held_written);
     st->dropped = atomic_load(&lg->dropped);
     st->syncs = atomic_load(&lg->syncs);
     st->segments = atomic_load(&lg->segments);
@@ -712,9 +820,22 @@ void evlog_close(struct evlog *lg)
         ticker_stop(lg->sync);
         sync_writers(lg, 1); /* seals what was retired since its last pass */
     }
+    /* The last chance for events held in memory; what still cannot be
+     * written is lost, and said so. */
+    size_t lost = 0;
+    for (struct writer *w = lg->writers; w != NULL; w = w->next)
+        if (w->held_len > 0)
+            lost += write_held(lg, w);
+    if (lost > 0 && lg->log)
+        fprintf(lg->log,
+                "pixflare: events: %zu events held in memory could not be written (disk "
+                "full?): lost from the event log\n",
+                lost);
+    atomic_fetch_add(&lg->dropped, lost);
     struct writer *w = lg->writers;
     while (w != NULL) {
         struct writer *next = w->next;
+        free(w->held);
         if (w->cur != NULL)
             seg_seal(lg, w->cur);
         if (w->spare != NULL)

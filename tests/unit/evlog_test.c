@@ -13,7 +13,9 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -876,16 +878,100 @@ static void test_spares_keep_write_order(void **state)
     rm_tree(dir);
 }
 
+/* No segment can be made (here: RLIMIT_FSIZE 0, so fallocate fails with
+ * EFBIG, as a full disk fails it with ENOSPC): events are held in memory,
+ * none dropped, and written out in order once segments can be made again. */
+static void test_full_disk_holds_events(void **state)
+{
+    (void)state;
+    char dir[64], err[256] = "";
+    make_tmpdir(dir, sizeof(dir));
+    struct evlog *lg = NULL;
+    struct evlog_stats st;
+    struct rlimit old, none;
+    /* Hours ahead: the sync thread leaves them current. */
+    int64_t a = ((int64_t)time(NULL) * 1000 / MS_PER_HOUR + 1) * MS_PER_HOUR, b = a + MS_PER_HOUR;
+    assert_int_equal(evlog_open(dir, DATASET, 20, NULL, &lg, err, sizeof(err)), 0);
+    int i = 0;
+    for (; i < 10; i++) {
+        struct event ev = sample_event(i);
+        ev.ts_ms = a + i;
+        assert_int_equal(evlog_append(lg, &ev), 0);
+    }
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    none = old;
+    none.rlim_cur = 0;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &none), 0);
+    for (; i < 160; i++) { /* hour b needs a new segment: held, then a's too */
+        struct event ev = sample_event(i);
+        ev.ts_ms = (i < 110 ? b : a) + i;
+        assert_int_equal(evlog_append(lg, &ev), 0);
+    }
+    evlog_get_stats(lg, &st);
+    assert_int_equal(st.dropped, 0);
+    assert_int_equal(st.appended, 10);
+    struct timespec pause = {0, 20 * 1000 * 1000};
+    for (int k = 0; k < 10; k++) /* still held while nothing can be made */
+        nanosleep(&pause, NULL);
+    evlog_get_stats(lg, &st);
+    assert_int_equal(st.appended, 10);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, SIG_DFL);
+    for (int k = 0; k < 500 && st.appended < 160; k++) {
+        nanosleep(&pause, NULL);
+        evlog_get_stats(lg, &st);
+    }
+    assert_int_equal(st.appended, 160);
+    for (; i < 170; i++) {
+        struct event ev = sample_event(i);
+        ev.ts_ms = b + i;
+        assert_int_equal(evlog_append(lg, &ev), 0);
+    }
+    evlog_close(lg);
+    /* In order: by hour, then by segment number. */
+    uint64_t want[170];
+    size_t n = 0;
+    for (int k = 0; k < 10; k++)
+        want[n++] = (uint64_t)k;
+    for (int k = 110; k < 160; k++)
+        want[n++] = (uint64_t)k;
+    for (int k = 10; k < 110; k++)
+        want[n++] = (uint64_t)k;
+    for (int k = 160; k < 170; k++)
+        want[n++] = (uint64_t)k;
+    struct collected c = {calloc(170, 16), calloc(170, sizeof(uint64_t)), 0, 170};
+    assert_non_null(c.ids);
+    assert_non_null(c.bytes);
+    struct evlog_file_stats total;
+    assert_int_equal(
+        evlog_scan(dir, DATASET, a / MS_PER_DAY, b / MS_PER_DAY, collect_cb, &c, stderr, &total),
+        0);
+    assert_int_equal(c.n, 170);
+    assert_memory_equal(c.bytes, want, sizeof(want));
+    free(c.ids);
+    free(c.bytes);
+    rm_tree(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip_edges),    cmocka_unit_test(test_decode_rejects),
-        cmocka_unit_test(test_scan_clean),         cmocka_unit_test(test_scan_zero_tail),
-        cmocka_unit_test(test_scan_torn_tail),     cmocka_unit_test(test_scan_damage_in_middle),
-        cmocka_unit_test(test_scan_bad_header),    cmocka_unit_test(test_concurrent_appends),
-        cmocka_unit_test(test_lock_conflict),      cmocka_unit_test(test_crash_recovery),
-        cmocka_unit_test(test_purge_before),       cmocka_unit_test(test_hour_and_day_rotation),
-        cmocka_unit_test(test_read_while_sealing), cmocka_unit_test(test_spares_keep_write_order),
+        cmocka_unit_test(test_roundtrip_edges),
+        cmocka_unit_test(test_decode_rejects),
+        cmocka_unit_test(test_scan_clean),
+        cmocka_unit_test(test_scan_zero_tail),
+        cmocka_unit_test(test_scan_torn_tail),
+        cmocka_unit_test(test_scan_damage_in_middle),
+        cmocka_unit_test(test_scan_bad_header),
+        cmocka_unit_test(test_concurrent_appends),
+        cmocka_unit_test(test_lock_conflict),
+        cmocka_unit_test(test_crash_recovery),
+        cmocka_unit_test(test_purge_before),
+        cmocka_unit_test(test_hour_and_day_rotation),
+        cmocka_unit_test(test_read_while_sealing),
+        cmocka_unit_test(test_spares_keep_write_order),
+        cmocka_unit_test(test_full_disk_holds_events),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
