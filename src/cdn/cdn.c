@@ -155,7 +155,7 @@ int cdn_get_owned(struct cdn *cdn, const char *id, const char *owner, int varian
         img = catalog_find_id(cdn->cat, id);
     if (img == NULL || strcmp(img->owner, owner) != 0)
         return PF_ENOTFOUND;
-    const struct storage_obj *obj = storage_take(cdn->st, &img->objs[variant]);
+    const struct storage_obj *obj = storage_take(cdn->st, &img->objs[variant], 1);
     if (obj != NULL) {
         *out = obj;
         return 0;
@@ -189,7 +189,8 @@ int cdn_serve(struct cdn *cdn, const struct http_req *req, const struct urlpath 
     int v = path->variant;
     /* A reference, given back by the server once the response is done
      * (resp->body_release), whatever the answer made of the object. */
-    const struct storage_obj *obj = storage_take(cdn->st, &img->objs[v]);
+    /* Back from its job (CDN_MAY_BLOCK), a request's miss is counted. */
+    const struct storage_obj *obj = storage_take(cdn->st, &img->objs[v], !(flags & CDN_MAY_BLOCK));
     if (obj == NULL) {
         if (recently_failed(img, v)) {
             http_resp_error(resp, 500, "INTERNAL", "cannot produce this variant of the image");

@@ -313,12 +313,14 @@ static struct obj_node *take(_Atomic(struct storage_obj *) *slot)
     }
 }
 
-const struct storage_obj *storage_take(struct storage *st, _Atomic(struct storage_obj *) *slot)
+const struct storage_obj *storage_take(struct storage *st, _Atomic(struct storage_obj *) *slot,
+                                       int count)
 {
     struct obj_node *n = take(slot);
     if (n == NULL)
         return NULL;
-    metrics_inc(n->obj.data != NULL ? st->m_hits : st->m_misses);
+    if (count)
+        metrics_inc(n->obj.data != NULL ? st->m_hits : st->m_misses);
     if (n->obj.data != NULL && !atomic_load_explicit(&n->visited, memory_order_relaxed))
         atomic_store_explicit(&n->visited, 1, memory_order_relaxed);
     return &n->obj;
@@ -537,7 +539,7 @@ done:
 int storage_get(struct storage *st, const struct storage_ref *ref, int variant,
                 _Atomic(struct storage_obj *) *slot, const struct storage_obj **out)
 {
-    const struct storage_obj *obj = storage_take(st, slot);
+    const struct storage_obj *obj = storage_take(st, slot, 1);
     if (obj != NULL) {
         *out = obj;
         return 0;
