@@ -88,7 +88,10 @@ for t in $targets; do
         total=0
         missed=0
         for file in $subject; do
-            row=$(awk -v f="$PWD/$file" '$1 == f { print $8, $9 }' "$OUT/logs/report_$t.txt")
+            # llvm-cov names the files by full path, or by what follows
+            # their common directory when there are several
+            row=$(awk -v f="$PWD/$file" '$1 == f || substr(f, length(f) - length($1)) == "/" $1 {
+                print $8, $9 }' "$OUT/logs/report_$t.txt")
             total=$((total + ${row% *}))
             missed=$((missed + ${row#* }))
         done
