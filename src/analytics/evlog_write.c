@@ -87,8 +87,9 @@ struct evlog {
     /* Records held in memory (see struct writer), and those written out
      * since (counted as appended then). */
     _Atomic size_t held_bytes;
-    _Atomic uint64_t held_written;
-    int held_reported; /* sync thread only: the line about holding was logged */
+    _Atomic uint64_t held_written, held_total;
+    int held_reported;             /* sync thread only: the line about holding was logged */
+    uint64_t held_seen, held_from; /* sync thread only: held_total at the last pass, at that line */
     /* Failed fdatasyncs (see sync_failed()): the count is read by scrapes;
      * the rest is the sync thread's. */
     _Atomic uint64_t sync_errors;
@@ -241,6 +242,7 @@ static int hold(struct evlog *lg, struct writer *w, const struct event *ev)
     evlog_encode(ev, w->held + w->held_len);
     w->held_len += EVLOG_RECORD_SIZE;
     atomic_fetch_add_explicit(&lg->held_bytes, EVLOG_RECORD_SIZE, memory_order_relaxed);
+    atomic_fetch_add_explicit(&lg->held_total, 1, memory_order_relaxed);
     return 0;
 }
 
@@ -626,15 +628,22 @@ static void sync_pass(void *arg)
         atomic_store_explicit(&lg->disk_bytes, disk_usage(lg->dir, 1), memory_order_relaxed);
         lg->disk_counted_ms = timeutil_mono_ms();
     }
+    /* Said once per episode, even one that began and ended between two
+     * passes (held_total moved). */
     size_t held = atomic_load(&lg->held_bytes) / EVLOG_RECORD_SIZE;
-    if (held > 0 && !lg->held_reported && lg->log) {
+    uint64_t held_total = atomic_load(&lg->held_total);
+    if (held_total != lg->held_seen && !lg->held_reported && lg->log) {
         fprintf(lg->log,
                 "pixflare: events: cannot make a new segment (disk full?): events are held in "
                 "memory (at most %zu MiB) and written out once one can be made\n",
                 HELD_MAX >> 20);
         lg->held_reported = 1;
-    } else if (held == 0 && lg->held_reported && lg->log) {
-        fprintf(lg->log, "pixflare: events: the events held in memory are written out\n");
+        lg->held_from = lg->held_seen;
+    }
+    lg->held_seen = held_total;
+    if (held == 0 && lg->held_reported && lg->log) {
+        fprintf(lg->log, "pixflare: events: the %llu events held in memory are written out\n",
+                (unsigned long long)(held_total - lg->held_from));
         lg->held_reported = 0;
     }
     uint64_t dropped = atomic_load(&lg->dropped);
