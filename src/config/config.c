@@ -50,6 +50,9 @@ enum key_id {
     K_DATABASE_FILE,
     K_METRICS_LISTEN,
     K_MIN_FREE_MB,
+    K_MAX_CONNECTIONS,
+    K_IDLE_TIMEOUT,
+    K_HEADER_TIMEOUT,
     K_COUNT
 };
 
@@ -81,6 +84,9 @@ static const char *const key_names[K_COUNT] = {
     "PIXFLARE_DATABASE_FILE",
     "PIXFLARE_METRICS_LISTEN",
     "PIXFLARE_MIN_FREE_MB",
+    "PIXFLARE_MAX_CONNECTIONS",
+    "PIXFLARE_IDLE_TIMEOUT_S",
+    "PIXFLARE_HEADER_TIMEOUT_S",
 };
 
 static int find_key(const char *key)
@@ -569,6 +575,17 @@ static int validate(struct config *cfg, const char *const val[K_COUNT], char *er
     if (parse_int(val[K_MIN_FREE_MB], 0, 1048576, &n) != 0)
         return bad(err, errlen, K_MIN_FREE_MB, val[K_MIN_FREE_MB], "expected MiB, 0-1048576");
     cfg->min_free_mb = (int)n;
+    if (parse_int(val[K_MAX_CONNECTIONS], 1, 1000000, &n) != 0)
+        return bad(err, errlen, K_MAX_CONNECTIONS, val[K_MAX_CONNECTIONS],
+                   "expected a connection count, 1-1000000");
+    cfg->max_connections = (int)n;
+    if (parse_int(val[K_IDLE_TIMEOUT], 1, 3600, &n) != 0)
+        return bad(err, errlen, K_IDLE_TIMEOUT, val[K_IDLE_TIMEOUT], "expected seconds, 1-3600");
+    cfg->idle_timeout_s = (int)n;
+    if (parse_int(val[K_HEADER_TIMEOUT], 1, 3600, &n) != 0)
+        return bad(err, errlen, K_HEADER_TIMEOUT, val[K_HEADER_TIMEOUT],
+                   "expected seconds, 1-3600");
+    cfg->header_timeout_s = (int)n;
     return 0;
 }
 
@@ -592,6 +609,9 @@ int config_load(const char *file, struct config *cfg, char *err, size_t errlen)
         [K_RATE_LIMIT] = "100",
         [K_CACHE_MB] = "256",
         [K_MIN_FREE_MB] = "100",
+        [K_MAX_CONNECTIONS] = "10000",
+        [K_IDLE_TIMEOUT] = "30",
+        [K_HEADER_TIMEOUT] = "10",
     };
     struct file_values fv;
     const char *val[K_COUNT];

@@ -17,6 +17,7 @@
 #include "base/metrics.h"
 #include "base/timeutil.h"
 #include "base/workq.h"
+#include "http/http_framing.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -24,6 +25,7 @@
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -49,6 +51,7 @@
  * bits 1-3 hold its route's index, and the bits above are the route's own
  * state (http_req.state), which keeps its low bits zero for these. */
 #define REQ_COUNTED ((uintptr_t)1)
+#define REQ_BAD_TARGET ((uintptr_t)2) /* before the first call: a CTL or space in the target */
 #define REQ_ROUTE_SHIFT 1
 #define REQ_ROUTE_MASK ((uintptr_t)7)
 #define REQ_SHIFT HTTP_STATE_RESERVED
@@ -77,12 +80,22 @@ struct http_metrics {
     int duration[NLABELS];
 };
 
-/* Per connection (MHD's socket context), when the server is counted: when
- * the current request's headers came in. Requests on a connection follow
- * one another, so one word serves them all. */
+/* Per connection (MHD's socket context): when the current request's
+ * headers came in (requests on a connection follow one another, so one
+ * word serves them all), and by when its next request's headers must be
+ * in. The server keeps them all on a list that a watchdog thread walks. */
 struct conn_ctx {
     int64_t start_ns;
+    _Atomic int64_t deadline_ns; /* 0: none (a request is being answered) */
+    int fd;
+    int refused; /* opened beyond max_connections: its request gets a 503 */
+    struct conn_ctx *prev, *next;
 };
+
+/* Connections beyond max_connections are still taken by libmicrohttpd, up
+ * to this many more, so that they can be answered 503 rather than dropped
+ * without a word; past that libmicrohttpd closes them at once. */
+#define REFUSAL_HEADROOM(max) ((max) / 4 + 64)
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -92,6 +105,15 @@ struct http_server {
     _Atomic int next_slot;
     struct inflight_slot inflight[INFLIGHT_SLOTS];
     struct http_metrics *metrics; /* NULL: not counted */
+    int max_connections, idle_timeout_s, header_timeout_s;
+    _Atomic long open_conns;
+    pthread_mutex_t conns_lock; /* the list; taken as a connection opens or closes */
+    struct conn_ctx *conns;
+    pthread_t watchdog;
+    int watchdog_running;
+    pthread_cond_t watchdog_cond; /* with conns_lock: signalled to stop */
+    int watchdog_stop;
+    int refused_id, timeouts_id; /* metrics counters (when counted) */
 };
 
 static _Thread_local int thread_slot = -1;
@@ -123,9 +145,10 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *con)
     (void)cls;
     (void)con;
     size_t n = strlen(uri);
+    uintptr_t bad = http_framing_target_ok(uri, n) ? 0 : REQ_BAD_TARGET;
     if (n > TARGET_MAX)
         n = TARGET_MAX + 1;
-    return (void *)((uintptr_t)(n + 1) << REQ_SHIFT);
+    return (void *)((uintptr_t)(n + 1) << REQ_SHIFT | bad);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -154,12 +177,21 @@ static void release_state(struct http_server *srv, uintptr_t word)
         route->release(route->ctx, state);
 }
 
+static struct conn_ctx *conn_ctx_of(struct MHD_Connection *conn);
+
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
                       enum MHD_RequestTerminationCode toe)
 {
-    (void)c;
+    struct http_server *srv = cls;
     (void)toe;
     uintptr_t word = (uintptr_t)*con_cls;
+    /* Answered: the next request's headers must all be in within the idle
+     * timeout, however slowly they trickle in. */
+    struct conn_ctx *cc = conn_ctx_of(c);
+    if (cc != NULL)
+        atomic_store_explicit(&cc->deadline_ns,
+                              timeutil_mono_ns() + (int64_t)srv->idle_timeout_s * 1000000000,
+                              memory_order_relaxed);
     if ((word & REQ_COUNTED) != 0) {
         release_state(cls, word); /* the connection went before its answer */
         inflight_add(cls, -1);
@@ -167,13 +199,13 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
 }
 
-static enum MHD_Result sum_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                  const char *value)
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   size_t key_len, const char *value, size_t value_len)
 {
     (void)kind;
-    size_t *sum = cls;
-    *sum += strlen(key) + (value ? strlen(value) : 0) + 4;
-    return *sum > HEADERS_MAX ? MHD_NO : MHD_YES;
+    struct http_framing *f = cls;
+    http_framing_add(f, key, key_len, value, value_len);
+    return f->header_bytes > HEADERS_MAX ? MHD_NO : MHD_YES;
 }
 
 struct deferred {
@@ -287,17 +319,78 @@ static int run_route(struct http_server *srv, struct MHD_Connection *conn,
     return HTTP_DONE;
 }
 
+/* Each connection's context goes on the server's list as it opens (its
+ * first request's headers due within the header timeout) and off it as it
+ * closes: libmicrohttpd tells of the close before it closes the socket, so
+ * the watchdog never touches a descriptor that may have been reused. */
 static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                               enum MHD_ConnectionNotificationCode code)
 {
-    (void)cls;
-    (void)c;
+    struct http_server *srv = cls;
+    struct conn_ctx *cc = *socket_context;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        *socket_context = calloc(1, sizeof(struct conn_ctx));
-    } else {
-        free(*socket_context);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        cc = calloc(1, sizeof(*cc));
+        *socket_context = cc;
+        if (cc == NULL)
+            return;
+        cc->fd = ci != NULL ? ci->connect_fd : -1;
+        cc->refused = atomic_fetch_add(&srv->open_conns, 1) >= srv->max_connections;
+        atomic_store(&cc->deadline_ns,
+                     timeutil_mono_ns() + (int64_t)srv->header_timeout_s * 1000000000);
+        pthread_mutex_lock(&srv->conns_lock);
+        cc->next = srv->conns;
+        if (srv->conns != NULL)
+            srv->conns->prev = cc;
+        srv->conns = cc;
+        pthread_mutex_unlock(&srv->conns_lock);
+    } else if (cc != NULL) {
+        pthread_mutex_lock(&srv->conns_lock);
+        if (cc->prev != NULL)
+            cc->prev->next = cc->next;
+        else
+            srv->conns = cc->next;
+        if (cc->next != NULL)
+            cc->next->prev = cc->prev;
+        pthread_mutex_unlock(&srv->conns_lock);
+        atomic_fetch_sub(&srv->open_conns, 1);
+        free(cc);
         *socket_context = NULL;
     }
+}
+
+/* Every quarter second: a connection whose request headers are overdue is
+ * shut down (libmicrohttpd then reads the end of it and closes it in its
+ * own thread). libmicrohttpd's own timeout restarts on every byte, so a
+ * client trickling one byte at a time would otherwise hold its connection
+ * for ever. */
+static void *watchdog_main(void *arg)
+{
+    struct http_server *srv = arg;
+    pthread_mutex_lock(&srv->conns_lock);
+    while (!srv->watchdog_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 250 * 1000 * 1000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&srv->watchdog_cond, &srv->conns_lock, &until);
+        int64_t now = timeutil_mono_ns();
+        for (struct conn_ctx *cc = srv->conns; cc != NULL && !srv->watchdog_stop; cc = cc->next) {
+            int64_t d = atomic_load_explicit(&cc->deadline_ns, memory_order_relaxed);
+            if (d == 0 || now < d || cc->fd < 0)
+                continue;
+            atomic_store_explicit(&cc->deadline_ns, 0, memory_order_relaxed);
+            shutdown(cc->fd, SHUT_RDWR);
+            if (srv->metrics != NULL)
+                metrics_inc(srv->timeouts_id);
+        }
+    }
+    pthread_mutex_unlock(&srv->conns_lock);
+    return NULL;
 }
 
 static struct conn_ctx *conn_ctx_of(struct MHD_Connection *conn)
@@ -378,6 +471,11 @@ static void collect_inflight(void *ctx, struct metrics_out *out)
     metrics_out_family(out, "pixflare_http_requests_in_flight", "gauge",
                        "HTTP requests received and not yet answered.");
     metrics_out_sample(out, "pixflare_http_requests_in_flight", NULL, (double)(n < 0 ? 0 : n));
+    struct http_server *srv = ctx;
+    long open = atomic_load(&srv->open_conns);
+    metrics_out_family(out, "pixflare_http_connections", "gauge",
+                       "HTTP connections open (PIXFLARE_MAX_CONNECTIONS caps them).");
+    metrics_out_sample(out, "pixflare_http_connections", NULL, (double)(open < 0 ? 0 : open));
 }
 
 /* Register the server's series: every (route label, status) pair, so that
@@ -415,6 +513,12 @@ static int metrics_setup(struct http_server *srv)
                               "Time from a request's headers to its answer being queued, by route.",
                               metrics_latency_bounds, metrics_latency_nbounds);
     }
+    srv->refused_id =
+        metrics_counter("pixflare_http_connections_refused_total", NULL,
+                        "Connections beyond PIXFLARE_MAX_CONNECTIONS, answered 503 and closed.", 0);
+    srv->timeouts_id = metrics_counter(
+        "pixflare_http_header_timeouts_total", NULL,
+        "Connections closed because their request headers were not all in on time.", 0);
     srv->metrics = m;
     return metrics_collector_add(collect_inflight, srv);
 }
@@ -423,8 +527,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
                                const char *method, const char *version, const char *upload_data,
                                size_t *upload_data_size, void **con_cls)
 {
+    static const char *const retry_after[] = {"Retry-After", "1", NULL};
     struct http_server *srv = cls;
-    (void)version;
     (void)upload_data;
     uintptr_t word = (uintptr_t)*con_cls;
     struct http_req req = {method, 0, origin_form(url), 0, conn, 0, 0, 0};
@@ -450,23 +554,42 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
          * connection stays alive. */
         inflight_add(srv, 1);
         *con_cls = (void *)(REQ_COUNTED | (uintptr_t)ri << REQ_ROUTE_SHIFT);
-        if (srv->metrics != NULL) {
-            struct conn_ctx *cc = conn_ctx_of(conn);
-            if (cc != NULL)
-                cc->start_ns = timeutil_mono_ns();
+        struct conn_ctx *cc = conn_ctx_of(conn);
+        if (cc != NULL) {
+            cc->start_ns = timeutil_mono_ns();
+            atomic_store_explicit(&cc->deadline_ns, 0, memory_order_relaxed);
         }
-        size_t header_bytes = 0;
-        MHD_get_connection_values(conn, MHD_HEADER_KIND, sum_header, &header_bytes);
-        if ((word >> REQ_SHIFT) > TARGET_MAX + 1) {
+        struct http_framing fr;
+        memset(&fr, 0, sizeof(fr));
+        MHD_get_connection_values_n(conn, MHD_HEADER_KIND, scan_header, &fr);
+        const char *code = NULL, *msg = NULL;
+        int bad = 0;
+        if (cc != NULL && cc->refused) {
+            http_resp_error(&resp, 503, "TOO_MANY_CONNECTIONS",
+                            "too many open connections; try again later");
+            resp.fixed_headers = retry_after;
+            if (srv->metrics != NULL)
+                metrics_inc(srv->refused_id);
+        } else if ((word >> REQ_SHIFT) > TARGET_MAX + 1) {
             http_resp_error(&resp, 414, "URI_TOO_LONG", "request target is longer than 8192 bytes");
-        } else if (header_bytes > HEADERS_MAX) {
+        } else if (fr.header_bytes > HEADERS_MAX) {
             http_resp_error(&resp, 431, "HEADERS_TOO_LARGE", "request headers exceed 8192 bytes");
+        } else if ((word & REQ_BAD_TARGET) != 0) {
+            http_resp_error(&resp, 400, "BAD_REQUEST",
+                            "the request target holds a control character or a space");
+        } else if ((bad = http_framing_check(&fr, url, strcmp(version, "HTTP/1.1") == 0, &code,
+                                             &msg)) != 0) {
+            http_resp_error(&resp, bad, code, msg);
         } else if (!is_get && !req.is_head) {
             http_resp_error(&resp, 405, "METHOD_NOT_ALLOWED", "only GET and HEAD are allowed here");
             resp.allow = "GET, HEAD";
         } else {
             return MHD_YES;
         }
+        /* Refused before its body: libmicrohttpd closes the connection
+         * after this answer (nothing after these bytes is read as a
+         * request); said in the answer too. */
+        closing = 1;
     } else if (*upload_data_size != 0) {
         *upload_data_size = 0; /* a GET body is read and discarded */
         return MHD_YES;
@@ -539,6 +662,11 @@ int http_server_start(const struct http_server_options *opt, struct http_server 
     if (srv == NULL)
         return PF_ENOMEM;
     srv->router = opt->router;
+    srv->max_connections = opt->max_connections > 0 ? opt->max_connections : 10000;
+    srv->idle_timeout_s = opt->idle_timeout_s > 0 ? opt->idle_timeout_s : 30;
+    srv->header_timeout_s = opt->header_timeout_s > 0 ? opt->header_timeout_s : 10;
+    pthread_mutex_init(&srv->conns_lock, NULL);
+    pthread_cond_init(&srv->watchdog_cond, NULL);
     for (int i = 1; rc == 0 && i <= http_router_count(opt->router); i++) {
         const struct http_route *r = http_router_get(opt->router, i);
         if (r->threads > 0)
@@ -546,6 +674,9 @@ int http_server_start(const struct http_server_options *opt, struct http_server 
     }
     if (rc == 0 && opt->metrics)
         rc = metrics_setup(srv);
+    if (rc == 0 && pthread_create(&srv->watchdog, NULL, watchdog_main, srv) != 0)
+        rc = PF_ENOMEM;
+    srv->watchdog_running = rc == 0;
     if (rc != 0) {
         snprintf(err, errlen, "cannot start the server's threads");
         http_server_stop(srv, 0);
@@ -566,11 +697,12 @@ int http_server_start(const struct http_server_options *opt, struct http_server 
     srv->daemon = MHD_start_daemon(
         /* The logger first: options after it log through it */
         flags, (uint16_t)opt->port, NULL, NULL, handler, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-        NULL, MHD_OPTION_NOTIFY_CONNECTION, srv->metrics != NULL ? notify_connection : NULL, NULL,
-        MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_THREAD_POOL_SIZE,
+        NULL, MHD_OPTION_NOTIFY_CONNECTION, notify_connection, srv, MHD_OPTION_SOCK_ADDR, &ss,
+        MHD_OPTION_THREAD_POOL_SIZE,
         /* 1 is MHD's "no pool" (one internal thread), said with a warning */
         (unsigned)(opt->threads > 1 ? opt->threads : 0), MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)10000, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+        (unsigned)(srv->max_connections + REFUSAL_HEADROOM(srv->max_connections)),
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->idle_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_POOL, MHD_OPTION_LISTEN_BACKLOG_SIZE,
         (unsigned)1024, MHD_OPTION_UNESCAPE_CALLBACK, unescape_identity, NULL,
         MHD_OPTION_URI_LOG_CALLBACK, uri_log, NULL, MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
@@ -621,6 +753,15 @@ void http_server_stop(struct http_server *srv, int grace_ms)
             workq_stop(srv->pools[i]);
     if (srv->daemon != NULL)
         MHD_stop_daemon(srv->daemon);
+    if (srv->watchdog_running) {
+        pthread_mutex_lock(&srv->conns_lock);
+        srv->watchdog_stop = 1;
+        pthread_cond_signal(&srv->watchdog_cond);
+        pthread_mutex_unlock(&srv->conns_lock);
+        pthread_join(srv->watchdog, NULL);
+    }
+    pthread_cond_destroy(&srv->watchdog_cond);
+    pthread_mutex_destroy(&srv->conns_lock);
     for (int i = 0; i <= HTTP_ROUTER_MAX; i++)
         workq_free(srv->pools[i]);
     if (srv->metrics != NULL)

@@ -25,6 +25,16 @@ struct http_server_options {
      * and requests in flight, by the routes' names. One such server per
      * process (the main listener; the metrics listener is not counted). */
     int metrics;
+    /* Connection limits (0: the defaults, 10000, 30 and 10; see
+     * docs/HTTP.md). Beyond max_connections open connections, a new one's
+     * request is answered 503 and the connection closed; one with no
+     * traffic for idle_timeout_s is closed; a new connection must send its
+     * whole request header within header_timeout_s, and a kept-alive one
+     * its next request's within idle_timeout_s of the last answer, however
+     * slowly the bytes trickle in. */
+    int max_connections;
+    int idle_timeout_s;
+    int header_timeout_s;
 };
 
 /* Start listening and serving on worker threads. OUT: *out, *bound_port. */

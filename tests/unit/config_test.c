@@ -35,7 +35,10 @@ static const char *const all_keys[] = {"PIXFLARE_LISTEN",
                                        "ANALYTICS_FSYNC_MS",
                                        "PIXFLARE_API_RATE_LIMIT",
                                        "PIXFLARE_THREADS",
-                                       "PIXFLARE_CACHE_MB"};
+                                       "PIXFLARE_CACHE_MB",
+                                       "PIXFLARE_MAX_CONNECTIONS",
+                                       "PIXFLARE_IDLE_TIMEOUT_S",
+                                       "PIXFLARE_HEADER_TIMEOUT_S"};
 
 static int clear_env(void **state)
 {
@@ -112,6 +115,10 @@ static void test_validation(void **state)
     expect_bad("PIXFLARE_API_RATE_LIMIT", "-1", "0 (off)");
     expect_bad("PIXFLARE_THREADS", "0", "1-256");
     expect_bad("PIXFLARE_CACHE_MB", "lots", "MiB");
+    expect_bad("PIXFLARE_MAX_CONNECTIONS", "0", "1-1000000");
+    expect_bad("PIXFLARE_MAX_CONNECTIONS", "10k", "1-1000000");
+    expect_bad("PIXFLARE_IDLE_TIMEOUT_S", "0", "1-3600");
+    expect_bad("PIXFLARE_HEADER_TIMEOUT_S", "3601", "1-3600");
 }
 
 static void test_bools_and_listen(void **state)
