@@ -319,8 +319,11 @@ const struct storage_obj *storage_take(struct storage *st, _Atomic(struct storag
     struct obj_node *n = take(slot);
     if (n == NULL)
         return NULL;
-    if (count)
-        metrics_inc(n->obj.data != NULL ? st->m_hits : st->m_misses);
+    if (!count)
+        return &n->obj;
+    metrics_inc(n->obj.data != NULL ? st->m_hits : st->m_misses);
+    /* A look not counted is the second look of the request that read the
+     * object in: marking it would make every new object look reused. */
     if (n->obj.data != NULL && !atomic_load_explicit(&n->visited, memory_order_relaxed))
         atomic_store_explicit(&n->visited, 1, memory_order_relaxed);
     return &n->obj;

@@ -93,9 +93,10 @@ int storage_get(struct storage *st, const struct storage_ref *ref, int variant,
 
 /* The object published in *slot with a reference taken, or NULL (never
  * made, or evicted): then storage_get() reads or makes it. Never blocks,
- * takes no lock and makes no system call. `count`: whether to count this
- * look in the hit/miss metrics (0 for a request's second look, after the
- * storage_get() that counted its miss). */
+ * takes no lock and makes no system call. `count`: whether this look is a
+ * request's, counted in the hit/miss metrics and marking the object as
+ * used again (0 for a request's second look, after the storage_get() that
+ * counted its miss and read the object in). */
 const struct storage_obj *storage_take(struct storage *st, _Atomic(struct storage_obj *) *slot,
                                        int count);
 
