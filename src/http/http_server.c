@@ -514,10 +514,10 @@ static int metrics_setup(struct http_server *srv)
                               metrics_latency_bounds, metrics_latency_nbounds);
     }
     srv->refused_id =
-        metrics_counter("pixflare_http_connections_refused_total", NULL,
+        metrics_counter("pixflare_http_connections_refused_total", "",
                         "Connections beyond PIXFLARE_MAX_CONNECTIONS, answered 503 and closed.", 0);
     srv->timeouts_id = metrics_counter(
-        "pixflare_http_header_timeouts_total", NULL,
+        "pixflare_http_header_timeouts_total", "",
         "Connections closed because their request headers were not all in on time.", 0);
     srv->metrics = m;
     return metrics_collector_add(collect_inflight, srv);
