@@ -3,9 +3,11 @@
  *
  * The server refuses on its own, before any route sees them, requests
  * whose target is over 8 KiB (414), whose headers are over 8 KiB (431) and
- * whose method is not GET or HEAD (405); the route of their path still
- * hears of the answer (http_route.answered). A route's deferred work runs
- * on threads the server makes for it (http_route.threads). */
+ * whose method is not GET or HEAD (405), and those whose framing is
+ * malformed or ambiguous (400/501, http_framing.h; docs/HTTP.md), closing
+ * the connection after the answer; the route of their path still hears of
+ * the answer (http_route.answered). A route's deferred work runs on threads
+ * the server makes for it (http_route.threads). */
 #ifndef PF_HTTP_SERVER_H
 #define PF_HTTP_SERVER_H
 
