@@ -563,8 +563,13 @@ int storage_get(struct storage *st, const struct storage_ref *ref, int variant,
     /* Only this stripe publishes in the slot: once it is checked empty here,
      * it stays empty until publish() (eviction only empties slots). */
     struct obj_node *n = take(slot);
-    if (n != NULL)
+    if (n != NULL) {
+        /* Read in by a request that came just before: a reuse, as a hit is
+         * (else a hot object's coalesced misses leave it looking unused). */
+        if (n->obj.data != NULL)
+            atomic_store_explicit(&n->visited, 1, memory_order_relaxed);
         goto done;
+    }
     if (v->mode != VARIANT_ORIGINAL && access(path, F_OK) != 0) {
         if (access(src, F_OK) != 0) {
             rc = PF_ENOTFOUND;
