@@ -24,9 +24,10 @@
 # against SQLite (BENCH_PG=0 skips it), then bench/clickhouse.sh
 # ANALYTICS_ENGINE=clickhouse against the embedded engine (BENCH_CH=0 skips
 # it), then bench/metrics.sh the CDN with Prometheus metrics scraped every
-# second against metrics off (BENCH_METRICS=0 skips it), and last
-# bench/insns.sh the instructions the server executes per request
-# (BENCH_INSNS=0 skips it).
+# second against metrics off (BENCH_METRICS=0 skips it), then bench/cache.sh
+# the hot-object cache under a Zipf workload ten times PIXFLARE_CACHE_MB
+# against nginx (BENCH_CACHE=0 skips it), and last bench/insns.sh the
+# instructions the server executes per request (BENCH_INSNS=0 skips it).
 #
 # Environment:
 #   BENCH_SECONDS      seconds per measured wrk run (default 10)
@@ -55,6 +56,9 @@
 #   BENCH_METRICS=0    skip bench/metrics.sh (metrics on and scraped against
 #                      off: CDN req/s, CPU and instructions per request; its
 #                      own knobs: see there)
+#   BENCH_CACHE=0      skip bench/cache.sh (Zipf workload ten times the
+#                      cache: hit ratio and req/s against nginx; its own
+#                      knobs: see there)
 #   PIXFLARE_THREADS, PIXFLARE_CACHE_MB  passed to pixflare as usual
 # Only addresses on 127.0.0.1 are used.
 set -eu
@@ -397,6 +401,17 @@ if [ "${BENCH_METRICS:-1}" != 0 ]; then
     log ""
     log "== metrics on the request path: bench/metrics.sh"
     sh "$ROOT/bench/metrics.sh"
+fi
+
+# --- 9d. the hot-object cache under a Zipf workload ten times its size ----------
+if [ "${BENCH_CACHE:-1}" != 0 ]; then
+    stop_pid "$PF_PID"
+    stop_pid "$NG_PID"
+    PF_PID=""
+    NG_PID=""
+    log ""
+    log "== hot-object cache, Zipf workload: bench/cache.sh"
+    BENCH_PIXFLARE_BIN=$BIN sh "$ROOT/bench/cache.sh"
 fi
 
 # --- 10. instructions per request, under callgrind ------------------------------
