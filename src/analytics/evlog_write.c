@@ -182,26 +182,66 @@ fail:
     return rc;
 }
 
+/* The marker file of a failing fdatasync: what /readyz and the operator
+ * read (see health.c); removed once syncs work again, or at the next
+ * start. */
+static void marker_path(const struct evlog *lg, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/" EVLOG_FSYNC_MARKER, lg->dir);
+}
+
+/* A sync of `path` failed with errno `e`: counted, and recorded in the
+ * marker file (the last failure's line). Sync thread (or close). Returns
+ * the count so far. */
+static uint64_t record_failure(struct evlog *lg, const char *what, const char *path, int e)
+{
+    char marker[PATH_MAX + 32], iso[21];
+    timeutil_format_iso8601((int64_t)time(NULL), iso);
+    marker_path(lg, marker, sizeof(marker));
+    FILE *f = fopen(marker, "w");
+    if (f != NULL) {
+        fprintf(f, "%s of %s failed at %s: %s\n", what, path, iso, strerror(e));
+        fclose(f);
+    }
+    lg->sync_failing = 1;
+    return atomic_fetch_add(&lg->sync_errors, 1) + 1;
+}
+
 /* Make a segment final: synced, cut to its records, renamed to .pfe (or
- * removed when it holds none). On the sync thread or at close. */
-static void seg_seal(struct evlog *lg, struct seg *s)
+ * removed when it holds none). On the sync thread or at close. Returns 0,
+ * or -1 when its fsync failed (counted and recorded like a failed
+ * fdatasync; the file stays .open, and the next start seals it). */
+static int seg_seal(struct evlog *lg, struct seg *s)
 {
     char sealed[PATH_MAX];
+    int rc = 0;
     munmap(s->map, s->cap);
     if (s->used <= EVLOG_FILE_HEADER) {
         close(s->fd);
         unlink(s->path);
         free(s);
-        return;
+        return 0;
     }
-    int ok = ftruncate(s->fd, (off_t)s->used) == 0 && fsync(s->fd) == 0;
+    int ok = ftruncate(s->fd, (off_t)s->used) == 0, e = 0;
+    if (ok && fsync(s->fd) != 0) {
+        e = errno;
+        ok = 0;
+        rc = -1;
+        record_failure(lg, "fsync (sealing)", s->path, e);
+    } else if (!ok) {
+        e = errno;
+    }
     close(s->fd);
     snprintf(sealed, sizeof(sealed), "%.*s.pfe", (int)(strlen(s->path) - 5), s->path);
     if (ok && rename(s->path, sealed) == 0)
         fsutil_sync_parent(sealed);
     else if (lg->log)
-        fprintf(lg->log, "pixflare: events: cannot seal %s: %s\n", s->path, strerror(errno));
+        fprintf(lg->log,
+                "pixflare: events: cannot seal %s: %s (kept as it is; the next start "
+                "seals it)\n",
+                s->path, strerror(e ? e : errno));
     free(s);
+    return rc;
 }
 
 static struct writer *writer_get(struct evlog *lg)
@@ -468,8 +508,8 @@ static void collect(void *ctx, struct metrics_out *out)
                        "Events that could not be written to the local event log (disk full?).");
     metrics_out_sample(out, "pixflare_events_dropped_total", NULL, (double)st.dropped);
     metrics_out_family(out, "pixflare_event_log_fsync_errors_total", "counter",
-                       "fdatasyncs of the local event log that failed (each segment then "
-                       "sealed, new events in a new one).");
+                       "Syncs of the local event log's segments that failed (fdatasync: the "
+                       "segment then sealed, new events in a new one; fsync when sealing).");
     metrics_out_sample(out, "pixflare_event_log_fsync_errors_total", NULL,
                        (double)atomic_load(&lg->sync_errors));
     metrics_out_family(out, "pixflare_events_held", "gauge",
@@ -481,14 +521,6 @@ static void collect(void *ctx, struct metrics_out *out)
                        "Bytes the local event log holds on disk (recounted every 30 s).");
     metrics_out_sample(out, "pixflare_event_log_bytes", NULL,
                        (double)atomic_load_explicit(&lg->disk_bytes, memory_order_relaxed));
-}
-
-/* The marker file of a failing fdatasync: what /readyz and the operator
- * read (see health.c); removed once syncs work again, or at the next
- * start. */
-static void marker_path(const struct evlog *lg, char *out, size_t cap)
-{
-    snprintf(out, cap, "%s/" EVLOG_FSYNC_MARKER, lg->dir);
 }
 
 /* An fdatasync of live segment `s` of writer `w` failed. After such a
@@ -503,7 +535,7 @@ static void marker_path(const struct evlog *lg, char *out, size_t cap)
  * marker file. Never silent, and the server goes on serving. */
 static void sync_failed(struct evlog *lg, struct writer *w, struct seg *s, size_t used, int e)
 {
-    uint64_t n = atomic_fetch_add(&lg->sync_errors, 1) + 1;
+    uint64_t n = record_failure(lg, "fdatasync", s->path, e);
     pthread_mutex_lock(&w->mu);
     if (w->cur == s) {
         s->next = w->retired;
@@ -512,22 +544,12 @@ static void sync_failed(struct evlog *lg, struct writer *w, struct seg *s, size_
     }
     pthread_mutex_unlock(&w->mu);
     w->synced_cur = NULL;
-    char path[PATH_MAX + 32], iso[21];
-    timeutil_format_iso8601((int64_t)time(NULL), iso);
-    marker_path(lg, path, sizeof(path));
-    FILE *f = fopen(path, "w");
-    if (f != NULL) {
-        fprintf(f, "fdatasync of %s failed at %s: %s\n", s->path, iso, strerror(e));
-        fclose(f);
-    }
-    lg->sync_failing = 1;
     int64_t now = timeutil_mono_ms();
     if (lg->log && (lg->sync_errors_logged == 0 || now - lg->sync_error_logged_ms >= 60000)) {
         fprintf(lg->log,
                 "pixflare: events: fdatasync of %s failed (%s): its %zu events may not be on "
-                "disk; that segment is kept as it is, not synced again, and new events go to a new "
-                "one (%llu "
-                "fdatasync failures so far)\n",
+                "disk; that segment is kept as it is, not synced again, and new events go to "
+                "a new one (%llu sync failures so far)\n",
                 s->path, strerror(e), (used - EVLOG_FILE_HEADER) / EVLOG_RECORD_SIZE,
                 (unsigned long long)n);
         lg->sync_errors_logged = n;
@@ -594,7 +616,8 @@ static void sync_writers(struct evlog *lg, int closing)
         }
         while (retired != NULL) {
             struct seg *next = retired->next;
-            seg_seal(lg, retired);
+            if (seg_seal(lg, retired) != 0)
+                failed = 1;
             retired = next;
         }
     }
@@ -733,9 +756,13 @@ static int recover(struct evlog *lg)
                         path, (unsigned long long)st.events,
                         st.tail_bytes ? ", a torn record at the end cut off" : "");
             int ok = ftruncate(fd, (off_t)st.valid_end) == 0 && fsync(fd) == 0;
+            int e = errno;
             close(fd);
             if (ok && rename(path, sealed) == 0)
                 fsutil_sync_parent(sealed);
+            else if (lg->log) /* readable as it is; the next start tries again */
+                fprintf(lg->log, "pixflare: events: cannot seal %s: %s (kept as it is)\n", path,
+                        strerror(ok ? errno : e));
         }
         evlog_free_names(files, nfiles);
     }

@@ -401,8 +401,9 @@ def test_event_log_fsync_eio(tmp_path, images, shim):
     status, body = get(srv.port, "/readyz")
     assert status == 503, body
     checks = json.loads(body)["checks"]
-    assert "fdatasync of" in checks["event_store"] and "Input/output error" in \
-        checks["event_store"], checks
+    # the last failure: the fdatasync, or the fsync sealing its segment
+    assert " of %s/" % day_dir in checks["event_store"] and "failed at" in \
+        checks["event_store"] and "Input/output error" in checks["event_store"], checks
     assert os.path.exists(os.path.join(srv.data_dir, "events", DATASET, ".fsync-failing"))
     line = [x for x in srv.log().splitlines() if "pixflare: events: fdatasync of " in x][0]
     failed_seg = line.split("fdatasync of ")[1].split(" failed")[0]
