@@ -114,11 +114,12 @@ def test_working_set_ten_times_the_cache(csrv):
     # Reads from disk happen again after evictions: more misses than images.
     assert m["pixflare_cache_misses_total"] > NIMG
     # Each request counted once; a miss whose object was evicted again
-    # before the request came back from its read (about 2% here, with a
-    # cache of 13 objects and 4 clients missing at once) is read and
-    # counted again.
+    # before the request came back from its read is read and counted again
+    # (about 2% here, with a cache of 13 objects and 4 clients missing at
+    # once; 6% under ASan, whose slowness widens that window).
     looked = m["pixflare_cache_hits_total"] + m["pixflare_cache_misses_total"]
-    assert NIMG + 6000 <= looked <= (NIMG + 6000) * 1.05
+    assert NIMG + 6000 <= looked <= (NIMG + 6000) * 1.15
+    assert m["pixflare_cache_hits_total"] < 6000
     rss1 = rss_kib(csrv.proc.pid)
     # Memory: the budget plus headers, connection pools and allocator slack;
     # well under the working set the traffic went over (10 MiB), and not
