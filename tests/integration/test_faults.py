@@ -96,11 +96,14 @@ def get(port, path, timeout=10):
         c.close()
 
 
-def metric(port, name):
+def metric(port, name, default=None):
+    """A sample of /metrics; `default` when it has none (else an error)."""
     _, body = get(port, "/metrics")
     for line in body.decode().splitlines():
         if line.startswith(name + " "):
             return float(line.split()[1])
+    if default is not None:
+        return default
     raise AssertionError(name + " not in /metrics")
 
 
@@ -663,22 +666,24 @@ def test_data_dir_disk_full_loses_nothing(tmp_path, images):
         srv.start()
         load = Load(srv, ids, 5).start()
         filler = fill(str(mnt))
-        wait_for(lambda: metric(mport, "pixflare_events_held") > 0, timeout=120,
-                 what="events held in memory")
+        # (dropped too: what the event log did before it held events)
+        wait_for(lambda: metric(mport, "pixflare_events_held", 0)
+                 + metric(mport, "pixflare_events_dropped_total") > 0, timeout=120,
+                 what="events finding no segment")
         wait_for(lambda: metric(mport, "pixflare_realtime_flush_failures_total") > 0,
                  what="a realtime flush refused")
         assert srv.proc.poll() is None
         assert not load.bad, load.bad[:5]
         os.unlink(filler)
-        wait_for(lambda: metric(mport, "pixflare_events_held") == 0, what="held events written")
+        wait_for(lambda: metric(mport, "pixflare_events_held", 0) == 0, what="held events written")
         load.stop()
         assert not load.bad, load.bad[:5]
         assert srv.stop() == 0
+        check_exact(srv, db_path, load, date)
+        assert integrity(db_path) == [("ok",)]
         log = srv.log()
         assert "cannot write realtime counts" in log and "full" in log, log
         assert "events are held in memory" in log and "held in memory are written out" in log, log
         assert "could not be stored" not in log and "lost" not in log, log
-        check_exact(srv, db_path, load, date)
-        assert integrity(db_path) == [("ok",)]
     finally:
         subprocess.run(["umount", "-l", str(mnt)])
