@@ -291,6 +291,45 @@ def test_database_locked_for_a_minute_loses_nothing(tmp_path, images):
     check_exact(srv, db_path, load, date)
 
 
+def test_database_locked_at_stop_the_batch_restores_the_counts(tmp_path, images):
+    """Stopped while the database is locked: the final flush gives up after
+    about ten seconds (ANALYTICS.md) and says how many requests it could not
+    write; the events hold them, and the batch of the date writes them: the
+    tables end exact. (The server's clock is set to yesterday, so that the
+    date can be aggregated now.)"""
+    src, _ = images
+    env = {"ANALYTICS_REALTIME_FLUSH_MS": "200", "ANALYTICS_BATCH_ENABLED": "false"}
+    first = Server(tmp_path / "data", env)
+    ids = import_tree(first, src)
+    db_path = os.path.join(first.data_dir, "pixflare.db")
+    date = utc_date(-1)
+    srv = Server(tmp_path / "data", faked(date + " 12:00:00", env))
+    srv.start()
+    load = start_serving(srv, ids, 6, 0.5)
+    locker = sqlite3.connect(db_path, timeout=60, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        time.sleep(1)
+        load.stop()
+        assert srv.stop() == 0
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert not load.bad, load.bad[:5]
+    assert "could not be written to the realtime tables; the batch aggregation restores " \
+        "them" in srv.log()
+    keys, twice = events(srv, date)
+    assert keys == load.got and not twice
+    short = realtime(db_path, date)
+    assert short != tables_of(load.got)
+    p = subprocess.run([BIN, "aggregate", "--date", date], env=first.env, capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert int(p.stdout.split("drift=")[1].split()[0]) < 0, p.stdout
+    assert realtime(db_path, date) == tables_of(load.got)
+    assert integrity(db_path) == [("ok",)]
+
+
 def mount_tmpfs(path, size):
     os.makedirs(path, exist_ok=True)
     p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", str(path)],
