@@ -1,4 +1,4 @@
-/* fuzz_cron.c - fuzzes cron_parse() and cron_next() (src/cron.c).
+/* fuzz_cron.c - fuzzes cron_parse(), cron_next() and cron_prev() (src/cron.c).
  *
  * The input is copied into an exactly sized NUL-terminated string (ASan
  * catches reads past the terminator). Invariants checked:
@@ -11,7 +11,12 @@
  *    month and day (day-of-month / day-of-week under the Vixie rule of
  *    cron.h) match the expression, no earlier minute after the start matches,
  *    and searching again from one second before it finds it again; on
- *    PF_ENOTFOUND no day in the next 28 years matches. */
+ *    PF_ENOTFOUND no day in the next 28 years matches;
+ *  - from the same times, cron_prev returns 0 or PF_ENOTFOUND; on 0 the time
+ *    is a matching whole minute at or before the start, no later minute up
+ *    to the start matches, and cron_next from one second before it finds
+ *    it; on PF_ENOTFOUND no whole day in the 28 years before the start's
+ *    day (and after 1970) matches. */
 #include "base/cron.h"
 #include "base/err.h"
 #include "fuzz_check.h"
@@ -90,6 +95,28 @@ static void check_next(const struct cron_expr *e, int64_t after)
     FUZZ_CHECK(again == next);
 }
 
+static void check_prev(const struct cron_expr *e, int64_t at)
+{
+    int64_t prev = 0;
+    int rc = cron_prev(e, at, &prev);
+    FUZZ_CHECK(rc == 0 || rc == PF_ENOTFOUND);
+    if (rc == PF_ENOTFOUND) {
+        int64_t t = floor_div(at, DAY) * DAY - DAY;
+        for (int i = 0; i < 28 * 365 && t >= 0; i++, t -= DAY)
+            FUZZ_CHECK(!date_matches(e, t));
+        return;
+    }
+    FUZZ_CHECK(prev <= at);
+    FUZZ_CHECK(prev % 60 == 0);
+    FUZZ_CHECK(minute_matches(e, prev));
+    check_none_between(e, prev + 60, floor_div(at, 60) * 60 + 60);
+    int64_t again = 0;
+    if (prev > 0) { /* cron_next searches from 1970 on */
+        FUZZ_CHECK(cron_next(e, prev - 1, &again) == 0);
+        FUZZ_CHECK(again == prev);
+    }
+}
+
 static void check_error(const char *text, const char *err, size_t errlen)
 {
     const char *end = memchr(err, '\0', errlen);
@@ -123,8 +150,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(e.dow != 0 && (e.dow >> 7) == 0);
     FUZZ_CHECK(e.dom_star == 0 || e.dom_star == 1);
     FUZZ_CHECK(e.dow_star == 0 || e.dow_star == 1);
-    for (size_t i = 0; i < sizeof(starts) / sizeof(starts[0]); i++)
+    for (size_t i = 0; i < sizeof(starts) / sizeof(starts[0]); i++) {
         check_next(&e, starts[i]);
+        check_prev(&e, starts[i]);
+    }
     free(text);
     return 0;
 }
