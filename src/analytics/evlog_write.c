@@ -195,13 +195,17 @@ static void marker_path(const struct evlog *lg, char *out, size_t cap)
  * the count so far. */
 static uint64_t record_failure(struct evlog *lg, const char *what, const char *path, int e)
 {
-    char marker[PATH_MAX + 32], iso[21];
+    char marker[PATH_MAX + 32], tmp[PATH_MAX + 40], iso[21];
     timeutil_format_iso8601((int64_t)time(NULL), iso);
     marker_path(lg, marker, sizeof(marker));
-    FILE *f = fopen(marker, "w");
+    /* Replaced whole (a temporary renamed over it): /readyz may read it at
+     * any moment. Not synced: it says how things are now. */
+    snprintf(tmp, sizeof(tmp), "%s.tmp", marker);
+    FILE *f = fopen(tmp, "w");
     if (f != NULL) {
         fprintf(f, "%s of %s failed at %s: %s\n", what, path, iso, strerror(e));
-        fclose(f);
+        if (fclose(f) != 0 || rename(tmp, marker) != 0)
+            unlink(tmp);
     }
     lg->sync_failing = 1;
     return atomic_fetch_add(&lg->sync_errors, 1) + 1;
