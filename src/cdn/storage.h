@@ -18,8 +18,9 @@
  * owns; objects are immutable. Small objects (up to 1 MiB) are kept in
  * memory so a hot image is served without touching the filesystem: the
  * bytes held stay within the cache budget, and past it the least useful
- * object is evicted (SIEVE; chosen on a Zipf trace, BENCHMARKS.md) and its
- * slot emptied, so the next request reads the file again. Whoever gets an
+ * object is evicted (SIEVE; chosen on a Zipf trace, BENCHMARKS.md): its
+ * slot gets a stand-in that sends the file from disk, and the object is
+ * read into memory again when it is asked for twice. Whoever gets an
  * object holds a reference to it and gives it back with
  * storage_release(): an evicted object's memory is freed only when the
  * last response using it is done. Objects served from disk (larger ones,
@@ -92,7 +93,8 @@ int storage_get(struct storage *st, const struct storage_ref *ref, int variant,
                 _Atomic(struct storage_obj *) *slot, const struct storage_obj **out);
 
 /* The object published in *slot with a reference taken, or NULL (never
- * made, or evicted): then storage_get() reads or makes it. Never blocks,
+ * made, or an evicted object asked for again): then storage_get() reads or
+ * makes it. Never blocks,
  * takes no lock and makes no system call. `count`: whether this look is a
  * request's, counted in the hit/miss metrics and marking the object as
  * used again (0 for a request's second look, after the storage_get() that
