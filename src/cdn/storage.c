@@ -37,8 +37,8 @@
  * reads it into memory again (storage_take() answers NULL, the request
  * goes to a worker). So a miss on an object used once costs a sendfile,
  * not a read and a copy on a worker thread, and such objects do not
- * displace others (on the Zipf benchmark: more hits than plain SIEVE with
- * 64 clients at once, and twice the requests/s of reading every miss in).
+ * displace others (bench/cache.sh, 64 clients at once: more hits, and
+ * more requests/s, than reading every miss in: BENCHMARKS.md).
  *
  * Memory: the object bytes on the list stay within the budget
  * (pixflare_cache_bytes). Beyond it: one header (~200 bytes + the path)
