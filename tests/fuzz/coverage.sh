@@ -42,6 +42,7 @@ subject_for() {
     dash) echo "src/api/dash.c:dash_serve,find" ;;
     churl) echo "src/analytics/clickhouse.c:url_where,url_database,clickhouse_valid_name,clickhouse_open" ;;
     names) echo "src/cdn/import.c:import_check_owner,import_check_album,import_check_filename,name_chars_ok" ;;
+    framing) echo "src/http/http_framing.c" ;;
     utf8) echo "src/base/utf8.c" ;;
     ratelimit) echo "src/api/ratelimit.c" ;;
     shipstate) echo "src/analytics/ship.c:state_parse,state_write,valid_stem,cursor_set,cursor_find,range_add" ;;

@@ -5,7 +5,7 @@
 
 FUZZ_FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=c17 -D_GNU_SOURCE"
 FUZZ_FLAGS="$FUZZ_FLAGS -Wall -Wextra -Werror -Isrc -Itests/fuzz"
-FUZZ_TARGETS="urlpath range cron config date evlog spool query dash chrows utf8 ratelimit shipstate datafiles etag churl names"
+FUZZ_TARGETS="urlpath range cron config date evlog spool query dash chrows utf8 ratelimit shipstate datafiles etag churl names framing"
 
 # The src/*/*.c files each target links: the parser and what it calls.
 sources_for() {
@@ -29,6 +29,7 @@ sources_for() {
     churl) echo "src/base/err.c src/base/strbuf.c" ;;
     # names: import.c's database and storage calls are stubs inside the target
     names) echo "src/cdn/import.c src/cdn/urlpath.c src/base/variant.c src/base/utf8.c src/base/err.c src/base/fsutil.c" ;;
+    framing) echo "src/http/http_framing.c" ;;
     utf8) echo "src/base/utf8.c" ;;
     ratelimit) echo "src/api/ratelimit.c src/base/err.c" ;;
     # shipstate: includes src/analytics/ship.c itself (its parser is static) and
