@@ -8,7 +8,7 @@
 #      Chromium included)
 #   3. clang build with -Werror
 #   4. clang ASan + UBSan build (leak checking on), unit and integration tests
-#   5. a short fuzzing run of every parser target (FUZZ_SECONDS, default 9:
+#   5. a short fuzzing run of every parser target (FUZZ_SECONDS, default 8:
 #      18 targets: with their builds, no longer than 10 targets at 20 s)
 # A throwaway PostgreSQL server (scripts/pg.sh, in a mktemp directory) serves
 # the unit and integration tests: PIXFLARE_TEST_PG_URL is its maintenance
@@ -130,7 +130,7 @@ step "asan+ubsan unit tests (PostgreSQL)" pg_unit unit_asan build/asan
 step "asan+ubsan integration tests" pytest_run build/asan -m "not pg or pg_only"
 servers_stop
 if [ -f tests/fuzz/run.sh ]; then
-    step "fuzzing (${FUZZ_SECONDS:-9}s per target)" sh tests/fuzz/run.sh "${FUZZ_SECONDS:-9}"
+    step "fuzzing (${FUZZ_SECONDS:-8}s per target)" sh tests/fuzz/run.sh "${FUZZ_SECONDS:-8}"
 fi
 
 echo
