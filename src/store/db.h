@@ -201,9 +201,13 @@ struct db_cleanup_stats {
 /* Delete analytics_daily and analytics_status_daily rows of dates before
  * `date`, one date per transaction (the realtime writer waits for one short
  * transaction at a time, never for the whole purge); analytics_monthly and
- * analytics_owner_daily are kept. Gives up between dates with PF_ECONFLICT
- * when *stop is set (stop may be NULL): a next run resumes. OUT: *st, also
- * on error (what was deleted so far). */
+ * analytics_owner_daily are kept. Every such row goes, whatever wrote it:
+ * after the dates the server tracked, a sweep finds rows of any owner on any
+ * older date (a restored backup, a `db copy`, a row written by hand) with
+ * one index seek per owner, and deletes them one owner per transaction.
+ * Gives up between transactions with PF_ECONFLICT when *stop is set (stop
+ * may be NULL): a next run resumes. OUT: *st, also on error (what was
+ * deleted so far). */
 int db_cleanup_before(struct db *db, const char *date, const atomic_int *stop,
                       struct db_cleanup_stats *st, char *err, size_t errlen);
 

@@ -546,6 +546,73 @@ static int cleanup_date(struct db_pg *db, const char *date, struct db_cleanup_st
     return rc;
 }
 
+/* As sweep_stray() in db_sqlite_write.c: the rows of analytics_daily
+ * before `date` that the dated pass cannot see (dates before the last
+ * cutoff, owners with no analytics_owner_daily row for the date), found by
+ * a loose scan of the primary key (one index seek per owner) and deleted
+ * one owner per transaction, their dates' versions raised. */
+static int sweep_stray(struct db_pg *db, const char *date, const atomic_int *stop,
+                       struct db_cleanup_stats *cs)
+{
+    PGresult *next = NULL, *stray = NULL, *r = NULL;
+    char *owner = strdup("");
+    int rc = owner != NULL ? 0 : PF_ENOMEM;
+    while (rc == 0) {
+        rc = db_pg_query(db,
+                         "SELECT owner FROM analytics_daily WHERE owner > $1 ORDER BY owner "
+                         "LIMIT 1",
+                         1, (const char *[]){owner}, &next);
+        if (rc != 0 || PQntuples(next) == 0)
+            break;
+        char *o = strdup(PQgetvalue(next, 0, 0));
+        PQclear(next);
+        next = NULL;
+        if (o == NULL) {
+            rc = PF_ENOMEM;
+            break;
+        }
+        free(owner);
+        owner = o;
+        rc = db_pg_query(db,
+                         "SELECT coalesce('{' || string_agg(DISTINCT date, ',') || '}', '') "
+                         "FROM analytics_daily WHERE owner = $1 AND date < $2",
+                         2, (const char *[]){owner, date}, &stray);
+        const char *list = rc == 0 && PQntuples(stray) == 1 ? PQgetvalue(stray, 0, 0) : "";
+        if (rc != 0 || list[0] == '\0') {
+            PQclear(stray);
+            stray = NULL;
+            continue;
+        }
+        if (stop && atomic_load(stop)) {
+            rc = PF_ECONFLICT;
+            break;
+        }
+        rc = db_pg_begin(db);
+        if (rc == 0)
+            rc = db_pg_query(db, LOCK_DAYS, 0, NULL, NULL);
+        if (rc == 0)
+            rc = db_pg_query(db, sql_bump, 1, (const char *[]){list}, NULL);
+        if (rc == 0)
+            rc = db_pg_query(db, "DELETE FROM analytics_daily WHERE owner = $1 AND date < $2", 2,
+                             (const char *[]){owner, date}, &r);
+        int64_t changed = rc == 0 ? strtoll(PQcmdTuples(r), NULL, 10) : 0;
+        PQclear(r);
+        r = NULL;
+        if (rc == 0)
+            rc = db_pg_commit(db);
+        else
+            db_pg_rollback(db);
+        if (rc == 0)
+            cs->daily_rows += changed;
+        PQclear(stray);
+        stray = NULL;
+    }
+    PQclear(next);
+    PQclear(stray);
+    free(owner);
+    return rc;
+}
+
 int db_pg_cleanup_before(struct db *base, const char *date, const atomic_int *stop,
                          struct db_cleanup_stats *cs, char *err, size_t errlen)
 {
@@ -570,6 +637,8 @@ int db_pg_cleanup_before(struct db *base, const char *date, const atomic_int *st
     for (int i = 0; rc == 0 && i < PQntuples(r); i++)
         rc = stop && atomic_load(stop) ? PF_ECONFLICT : cleanup_date(db, PQgetvalue(r, i, 0), cs);
     PQclear(r);
+    if (rc == 0)
+        rc = sweep_stray(db, date, stop, cs);
     if (rc == 0 && strcmp(date, marker) > 0) {
         char now[21];
         db_pg_now_iso(now);

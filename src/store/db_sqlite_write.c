@@ -515,6 +515,89 @@ static int cleanup_date(struct db_sqlite *db, const char *date, struct db_cleanu
     return rc;
 }
 
+/* The rows of analytics_daily before `date` that the dated pass cannot see:
+ * dates before the last cleanup's cutoff, or owners with no
+ * analytics_owner_daily row for the date; what a restored backup, a `db
+ * copy` or a hand-written row leaves. The primary key leads with owner, so
+ * the owners are walked with one index seek each (a loose scan), and each
+ * owner's rows before the cutoff are one range of it: on a table the dated
+ * pass keeps clean, that is all this costs. An owner's stray rows go in one
+ * transaction that also raises their dates' versions. */
+static int sweep_stray(struct db_sqlite *db, const char *date, const atomic_int *stop,
+                       struct db_cleanup_stats *cs)
+{
+    sqlite3_stmt *next = NULL, *stray = NULL;
+    char *owner = strdup(""), (*dates)[11] = NULL;
+    size_t cap = 0;
+    int rc = owner != NULL ? 0 : PF_ENOMEM;
+    if (rc == 0)
+        rc = db_sqlite_prep(
+            db, "SELECT owner FROM analytics_daily WHERE owner > ?1 ORDER BY owner LIMIT 1", &next);
+    if (rc == 0)
+        rc = db_sqlite_prep(db,
+                            "SELECT DISTINCT date FROM analytics_daily WHERE owner = ?1 "
+                            "AND date < ?2 ORDER BY 1",
+                            &stray);
+    while (rc == 0) {
+        size_t n = 0;
+        sqlite3_bind_text(next, 1, owner, -1, SQLITE_TRANSIENT);
+        int step = sqlite3_step(next);
+        if (step != SQLITE_ROW) {
+            rc = step == SQLITE_DONE ? 0 : PF_EDB;
+            break;
+        }
+        char *o = strdup((const char *)sqlite3_column_text(next, 0));
+        sqlite3_reset(next);
+        if (o == NULL) {
+            rc = PF_ENOMEM;
+            break;
+        }
+        free(owner);
+        owner = o;
+        sqlite3_bind_text(stray, 1, owner, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stray, 2, date, -1, SQLITE_STATIC);
+        while (rc == 0 && (step = sqlite3_step(stray)) == SQLITE_ROW) {
+            if (n == cap) {
+                size_t ncap = cap ? cap * 2 : 16;
+                void *nd = realloc(dates, ncap * sizeof(*dates));
+                if (nd == NULL) {
+                    rc = PF_ENOMEM;
+                    break;
+                }
+                dates = nd;
+                cap = ncap;
+            }
+            db_sqlite_copy_col(dates[n++], sizeof(dates[0]), stray, 0);
+        }
+        if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE)
+            rc = PF_EDB;
+        sqlite3_reset(stray);
+        if (rc != 0 || n == 0)
+            continue;
+        if (stop && atomic_load(stop)) {
+            rc = PF_ECONFLICT;
+            break;
+        }
+        int64_t changed = 0;
+        rc = sqlite3_exec(db->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : PF_EDB;
+        for (size_t i = 0; rc == 0 && i < n; i++)
+            rc = db_sqlite_exec_text(db, NULL, BUMP_SQL, dates[i], (const char *)NULL);
+        if (rc == 0)
+            rc = db_sqlite_exec_text(db, &changed,
+                                     "DELETE FROM analytics_daily WHERE owner = ?1 AND date < ?2",
+                                     owner, date, (const char *)NULL);
+        if (rc == 0 && sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+            rc = PF_EDB;
+        if (rc == 0)
+            cs->daily_rows += changed;
+    }
+    sqlite3_finalize(next);
+    sqlite3_finalize(stray);
+    free(owner);
+    free(dates);
+    return rc;
+}
+
 int db_sqlite_cleanup_before(struct db *base, const char *date, const atomic_int *stop,
                              struct db_cleanup_stats *cs, char *err, size_t errlen)
 {
@@ -560,6 +643,8 @@ int db_sqlite_cleanup_before(struct db *base, const char *date, const atomic_int
     sqlite3_finalize(st);
     for (size_t i = 0; rc == 0 && i < n; i++)
         rc = stop && atomic_load(stop) ? PF_ECONFLICT : cleanup_date(db, dates[i], cs);
+    if (rc == 0)
+        rc = sweep_stray(db, date, stop, cs);
     if (rc == 0 && strcmp(date, marker) > 0) {
         char now[21];
         db_sqlite_now_iso(now);

@@ -9,6 +9,7 @@ import fcntl
 import os
 import pty
 import re
+import shutil
 import signal
 import sqlite3  # test_a_locked_database_fails_cleanly's lock only
 import subprocess
@@ -397,6 +398,57 @@ def test_retention_deletes_exactly_what_is_older(tmp_path, tree):
                extra={"ANALYTICS_RETENTION_DAYS": "1"}, check=0)
     assert [st.day_dir(d).exists() for d in dates] == [False, False, False, True, True]
     assert {r[0] for r in st.query("SELECT DISTINCT date FROM analytics_daily")} == {dates[-1]}
+
+
+def test_retention_removes_rows_and_files_it_never_tracked(tmp_path, tree):
+    """Retention is complete: rows of analytics_daily and
+    analytics_status_daily older than the retention, and every raw event
+    directory, are removed whatever wrote them (a restored backup, a `db
+    copy`, a hand-written row), not only the dates the server tracked in
+    analytics_owner_daily from the last cleanup's cutoff on."""
+    st = Store(tmp_path, tree)
+    keep3 = {"ANALYTICS_RETENTION_DAYS": "3"}
+    dates = [day(-6), day(-5), day(-1)]
+    for d in dates:
+        st.traffic(d, n=60, realtime=True)
+    st.cli("cleanup", when=day(-1) + " 12:00:00", extra=keep3, check=0)  # cutoff day(-3)
+    assert st.meta()["cleanup_before"] == day(-3)
+    kept = st.tables([day(-1)])
+    # Written behind the server's back: a date long before the last cutoff,
+    # one after it but older than the next cutoff, for an owner the server
+    # never counted, and for an owner it counted, on a date it did not.
+    old, mid = day(-40), day(-2)
+    real_owner = next(iter(kept[0]))[0]
+    for owner, d in (("ghost", old), ("ghost", mid), (real_owner, old), (real_owner, mid),
+                     ("zz-last", old)):
+        st.execute("INSERT INTO analytics_daily (owner, date, image_id, variant, country, "
+                   "requests, bandwidth_bytes) VALUES (?, ?, 'abcdefg', 'original', 'XX', 5, 50)",
+                   owner, d)
+    st.execute("INSERT INTO analytics_status_daily (owner, date, status, requests) "
+               "VALUES ('ghost', ?, 404, 3)", old)
+    # A raw event directory a restore brought back, long before the cutoff.
+    src = next(p for p in st.day_dir(day(-1)).iterdir() if p.is_file())
+    st.day_dir(old).mkdir(parents=True)
+    shutil.copy(src, st.day_dir(old) / src.name)
+    # The next day's cleanup (cutoff day(-1)): everything before it goes,
+    # the day kept stays as it was.
+    p = st.cli("cleanup", when=day(0) + " 12:00:00", extra={"ANALYTICS_RETENTION_DAYS": "2"},
+               check=0)
+    assert {r[0] for r in st.query("SELECT DISTINCT date FROM analytics_daily")} == {day(-1)}
+    assert {r[0] for r in st.query("SELECT DISTINCT date FROM analytics_status_daily")} \
+        == {day(-1)}
+    assert st.tables([day(-1)]) == kept
+    assert not st.day_dir(old).exists()
+    assert "removed" in p.stdout
+    # The versions of the dates whose rows went were raised (the API's
+    # cached answers for them are dropped).
+    versions = {r[0] for r in st.query("SELECT date FROM analytics_day_versions")}
+    assert {old, mid} <= versions
+    # Nothing left for a second run.
+    p = st.cli("cleanup", when=day(0) + " 13:00:00", extra={"ANALYTICS_RETENTION_DAYS": "2"},
+               check=0)
+    assert "removed 0 analytics_daily rows and 0 analytics_status_daily rows of 0 dates, " \
+           "and 0 event files" in p.stdout
 
 
 def test_scheduled_cleanup(tmp_path, tree):
