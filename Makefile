@@ -1,7 +1,8 @@
 # Pixflare build. `make` builds build/pixflare; `make run` and `make test` are
 # the two commands of README.md; `make bench` runs the benchmarks.
 #
-# Variables: CC (gcc or clang), BUILD (output dir), SAN=1 (ASan + UBSan).
+# Variables: CC (gcc or clang), BUILD (output dir), SAN=1 (ASan + UBSan),
+# SAN=thread (ThreadSanitizer, clang).
 
 CC      ?= cc
 BUILD   ?= build
@@ -18,6 +19,10 @@ ifeq ($(SAN),1)
 CFLAGS  += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
 endif
+ifeq ($(SAN),thread)
+CFLAGS  += -O1 -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=thread
+endif
 
 # The layers of src/ (docs/ARCHITECTURE.md); cli/ is the program itself,
 # the rest is the library the unit tests, benchmarks and fuzzers link.
@@ -29,7 +34,7 @@ LIBOBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(filter-out src/cli/%,$(SRCS))) 
 WEB     := $(sort $(wildcard dashboard/*.html dashboard/*.js dashboard/*.css dashboard/*.svg))
 UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/*_test.c))
 
-.PHONY: all run test unit integration deps bench fuzz geoip format format-check structure clean \
+.PHONY: all run test unit valgrind-unit integration deps bench fuzz geoip format format-check structure clean \
         install uninstall
 
 all: $(BUILD)/pixflare
@@ -95,6 +100,17 @@ run: deps
 
 unit: $(UNIT)
 	@set -e; for t in $(UNIT); do echo "== $$t"; $$t; done
+
+# Every unit test under Valgrind's memcheck (a gcc build of its own, no
+# sanitizers: Valgrind cannot run them); VG_UNIT picks a subset.
+VG_BUILD ?= build/vg
+VG_UNIT  ?= $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/*_test.c))
+VALGRIND := nice -n 19 valgrind -q --error-exitcode=1 --leak-check=full \
+            --errors-for-leak-kinds=definite --show-leak-kinds=definite \
+            --suppressions=tests/valgrind.supp
+valgrind-unit:
+	@$(MAKE) -s CC=gcc SAN= BUILD=$(VG_BUILD) $(addprefix $(VG_BUILD)/unit/,$(VG_UNIT))
+	@set -e; for t in $(VG_UNIT); do echo "== valgrind $$t"; $(VALGRIND) $(VG_BUILD)/unit/$$t; done
 
 integration: $(BUILD)/pixflare
 	@sh scripts/deps.sh test
