@@ -8,7 +8,8 @@
 #      Chromium included)
 #   3. clang build with -Werror
 #   4. clang ASan + UBSan build (leak checking on), unit and integration tests
-#   5. a short fuzzing run of every parser target (FUZZ_SECONDS, default 8:
+#   5. ThreadSanitizer unit tests; every unit test under Valgrind memcheck
+#   6. a short fuzzing run of every parser target (FUZZ_SECONDS, default 8:
 #      18 targets: with their builds, no longer than 10 targets at 20 s)
 # A throwaway PostgreSQL server (scripts/pg.sh, in a mktemp directory) serves
 # the unit and integration tests: PIXFLARE_TEST_PG_URL is its maintenance
@@ -128,6 +129,14 @@ step "asan+ubsan unit tests (PostgreSQL)" pg_unit unit_asan build/asan
 # (test_postgres.py: nodes, outages, copies) that exercise the PostgreSQL
 # backend's C code; the gcc run above has run every test on both backends.
 step "asan+ubsan integration tests" pytest_run build/asan -m "not pg or pg_only"
+# Data races (ThreadSanitizer) in the unit tests that start threads; db_test
+# runs on SQLite. About 50 s with its build. Suppressions: tests/tsan.supp.
+step "tsan unit tests" env TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(pwd)/tests/tsan.supp" \
+    make -s -j"$JOBS" CC=clang SAN=thread BUILD=build/tsan unit
+# Every unit test under Valgrind's memcheck (definite leaks, invalid reads and
+# writes, uninitialised values) on a gcc build without sanitizers: about
+# 100 s. Suppressions: tests/valgrind.supp.
+step "valgrind unit tests" make -s -j"$JOBS" valgrind-unit
 servers_stop
 if [ -f tests/fuzz/run.sh ]; then
     step "fuzzing (${FUZZ_SECONDS:-8}s per target)" sh tests/fuzz/run.sh "${FUZZ_SECONDS:-8}"
