@@ -130,12 +130,12 @@ step "asan+ubsan unit tests (PostgreSQL)" pg_unit unit_asan build/asan
 # backend's C code; the gcc run above has run every test on both backends.
 step "asan+ubsan integration tests" pytest_run build/asan -m "not pg or pg_only"
 # Data races (ThreadSanitizer) in the unit tests that start threads; db_test
-# runs on SQLite. About 50 s with its build. Suppressions: tests/tsan.supp.
+# runs on SQLite. About 50 s (plus its build). Suppressions: tests/tsan.supp.
 step "tsan unit tests" env TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(pwd)/tests/tsan.supp" \
     make -s -j"$JOBS" CC=clang SAN=thread BUILD=build/tsan unit
 # Every unit test under Valgrind's memcheck (definite leaks, invalid reads and
 # writes, uninitialised values) on a gcc build without sanitizers: about
-# 100 s. Suppressions: tests/valgrind.supp.
+# 100 s (plus its build). Suppressions: tests/valgrind.supp.
 step "valgrind unit tests" make -s -j"$JOBS" valgrind-unit
 servers_stop
 if [ -f tests/fuzz/run.sh ]; then
