@@ -118,7 +118,8 @@ integration: $(BUILD)/pixflare
 	PIXFLARE_BIN=$(abspath $(BUILD)/pixflare) /usr/bin/python3 -m pytest -q -n $(or $(JOBS),2) tests/integration
 
 # Everything CI checks: formatting, gcc and clang builds, unit and
-# integration tests plain and under ASan+UBSan, and a short fuzzing run.
+# integration tests plain and under ASan+UBSan, the unit tests under TSan
+# and Valgrind, and a short fuzzing run.
 test:
 	@sh scripts/deps.sh test
 	@sh scripts/test.sh
