@@ -46,6 +46,13 @@ step() {
 # two workers on two cores take about 60% of one worker's time; each worker
 # has its own port range, see pftest.free_port). --durations shows where the
 # time goes when the budget is tight.
+# pytest_run_files BUILD [PYTEST-ARGS...] FILES...: only the files named.
+pytest_run_files() {
+    bin="$(pwd)/$1/pixflare"
+    shift
+    PIXFLARE_BIN="$bin" /usr/bin/python3 -m pytest -q -p no:cacheprovider -n "$JOBS" "$@"
+}
+
 pytest_run() {
     bin="$(pwd)/$1/pixflare"
     shift
@@ -108,6 +115,7 @@ pg_unit() {
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(pwd)/tests/tsan.supp"
 
 step "format check (clang-format)" make -s format-check
 # The GeoIP unit and integration tests read a real database, built offline
@@ -133,6 +141,15 @@ step "asan+ubsan integration tests" pytest_run build/asan -m "not pg or pg_only"
 # runs on SQLite. About 50 s (plus its build). Suppressions: tests/tsan.supp.
 step "tsan unit tests" env TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(pwd)/tests/tsan.supp" \
     make -s -j"$JOBS" CC=clang SAN=thread BUILD=build/tsan unit
+# The server under ThreadSanitizer, on the integration tests that drive its
+# threads hardest: the evicting cache under concurrent Zipf traffic
+# (test_cache), variants made on the pool (test_cdn), metrics scraped while
+# serving (test_metrics), events and realtime flushes (test_analytics). About
+# a minute on SQLite. pftest.sanitizer_clean fails a test on any TSan report.
+step "tsan build" make -s -j"$JOBS" CC=clang SAN=thread BUILD=build/tsan all
+step "tsan integration tests (threaded subset)" pytest_run_files build/tsan -m "not pg" \
+    tests/integration/test_cache.py tests/integration/test_cdn.py \
+    tests/integration/test_metrics.py tests/integration/test_analytics.py
 # Every unit test under Valgrind's memcheck (definite leaks, invalid reads and
 # writes, uninitialised values) on a gcc build without sanitizers: about
 # 100 s (plus its build). Suppressions: tests/valgrind.supp.

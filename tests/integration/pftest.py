@@ -679,7 +679,8 @@ def run(args, env, check=None, **kw):
 
 
 def sanitizer_clean(stderr):
-    for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+    for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "WARNING: ThreadSanitizer"):
         assert marker not in stderr, stderr
 
 

@@ -37,10 +37,12 @@ def metrics(port):
 
 
 def sanitized():
-    """Whether the binary is an ASan build: its quarantine keeps freed memory
-    (256 MiB by default), so RSS says nothing about the cache there."""
+    """Whether the binary is an ASan build (its quarantine keeps freed memory,
+    256 MiB by default) or a ThreadSanitizer one (its shadow and history grow
+    with every access): RSS says nothing about the cache there."""
     with open(BIN, "rb") as f:
-        return b"__asan_init" in f.read()
+        data = f.read()
+    return b"__asan_init" in data or b"__tsan_init" in data
 
 
 def rss_kib(pid):
