@@ -201,10 +201,9 @@ int cmd_serve(const char *config_file, int argc, char **argv)
         }
     }
     /* The requests are counted only when someone can read the counts. */
-    struct http_server_options opt = {cfg.listen_host,         cfg.listen_port,
-                                      cfg.threads,             router,
-                                      cfg.metrics_host != NULL, cfg.max_connections,
-                                      cfg.idle_timeout_s,      cfg.header_timeout_s};
+    struct http_server_options opt = {
+        cfg.listen_host,          cfg.listen_port,     cfg.threads,        router,
+        cfg.metrics_host != NULL, cfg.max_connections, cfg.idle_timeout_s, cfg.header_timeout_s};
     if (http_server_start(&opt, &srv, &port, err, sizeof(err)) != 0) {
         fprintf(stderr, "pixflare: %s\n", err);
         goto done;

@@ -42,7 +42,7 @@ struct config {
     size_t cache_bytes; /* memory budget for hot objects */
     char *metrics_host; /* PIXFLARE_METRICS_LISTEN's address; NULL: no metrics listener */
     int metrics_port;
-    int min_free_mb; /* /readyz fails below this much free disk (MiB) */
+    int min_free_mb;      /* /readyz fails below this much free disk (MiB) */
     int max_connections;  /* open HTTP connections; beyond: 503 and close */
     int idle_timeout_s;   /* a connection with no traffic for this long is closed */
     int header_timeout_s; /* a connection's first request headers must be in by then */
