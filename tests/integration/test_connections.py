@@ -220,8 +220,13 @@ def test_ten_thousand_kept_alive_connections(tmp_path):
     # libmicrohttpd's pool (CONN_POOL, 32 KiB, zeroed so resident) and its
     # connection state: bounded under 64 KiB a connection.
     assert held_rss - base_rss < N * 64
+    # The second round reuses the first's memory: a leaked pool (32 KiB a
+    # connection) would add about 320 MB. glibc's per-thread arenas may put
+    # part of the second round's pools beside the first's freed ones rather
+    # than in them: measured +33 to +83 MB (3.3 to 8.3 KiB a connection), so
+    # the bound is half a pool a connection.
     if not SANITIZED:  # ASan's quarantine holds freed memory back by design
-        assert held_rss2 < held_rss + N * 8
+        assert held_rss2 < held_rss + N * 16
     # Nothing leaked: every connection's descriptor went with it (the
     # baseline may be off by a passing descriptor or two).
     assert after1 <= base_fds + 5 and after2 <= after1 + 2
