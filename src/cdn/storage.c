@@ -385,21 +385,21 @@ static void evict_one(struct storage *st, struct obj_node **victims)
      * not a read into memory on a worker thread, until it is asked for
      * again (storage_take()). Only the cache writes a slot that holds an
      * object, under this lock or its stripe's with the slot empty. */
-    struct obj_node *stub = node_alloc(st);
-    if (stub != NULL) {
-        stub->obj = h->obj;
-        stub->obj.data = NULL;
-        stub->obj.path = strdup(h->obj.path);
-        if (stub->obj.path == NULL) {
-            node_recycle(stub);
-            stub = NULL;
+    struct obj_node *standin = node_alloc(st);
+    if (standin != NULL) {
+        standin->obj = h->obj;
+        standin->obj.data = NULL;
+        standin->obj.path = strdup(h->obj.path);
+        if (standin->obj.path == NULL) {
+            node_recycle(standin);
+            standin = NULL;
         } else {
-            stub->slot = h->slot;
-            atomic_store_explicit(&stub->refs, 1, memory_order_relaxed);
+            standin->slot = h->slot;
+            atomic_store_explicit(&standin->refs, 1, memory_order_relaxed);
         }
     }
     struct storage_obj *expect = &h->obj;
-    atomic_compare_exchange_strong_explicit(h->slot, &expect, stub ? &stub->obj : NULL,
+    atomic_compare_exchange_strong_explicit(h->slot, &expect, standin ? &standin->obj : NULL,
                                             memory_order_release, memory_order_relaxed);
     atomic_store_explicit(&st->cache_used,
                           atomic_load_explicit(&st->cache_used, memory_order_relaxed) -
