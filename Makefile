@@ -6,7 +6,7 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libmicrohttpd vips jansson sqlite3 libpq libcurl libcrypto libmaxminddb libxxhash
+PKGS    := libmicrohttpd vips jansson sqlite3 libpq libcurl libcrypto libmaxminddb libxxhash libpcre2-8
 # gcc's -Wformat-truncation flags every snprintf that may cut a string; we use
 # snprintf precisely so that cutting is safe (names are validated before).
 NO_TRUNC_WARN := $(shell $(CC) -Werror -Wno-format-truncation -E -x c /dev/null >/dev/null 2>&1 && echo -Wno-format-truncation)

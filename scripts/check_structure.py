@@ -52,6 +52,7 @@ LIBRARY_HOMES = {
     "curl/curl.h": ["src/analytics/clickhouse.c", "src/http/http_client.c"],
     "microhttpd.h": ["src/http/"],
     "maxminddb.h": ["src/analytics/geoip.c"],
+    "pcre2.h": ["src/analytics/uaclass.c"],
     "vips/vips.h": ["src/cdn/storage.c", "src/cli/demo.c"],
 }
 
