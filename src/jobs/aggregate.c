@@ -355,8 +355,8 @@ int aggregate_run_day(const struct config *cfg, struct engine *engine, struct db
     }
     if (rc == 0) {
         char why[256];
-        rc = db_batch_replace_day(db, date, daily, ndaily, status, nstatus, (int64_t)out->events,
-                                  &bs, why, sizeof(why));
+        rc = db_batch_replace_day(db, date, daily, ndaily, status, nstatus, NULL,
+                                  (int64_t)out->events, &bs, why, sizeof(why));
         if (rc != 0)
             snprintf(err, errlen,
                      "database error writing %s: %s; the date's rows are left as "

@@ -115,10 +115,11 @@ int db_counts_add(struct db *db, const char *flush_id, const struct db_count *ro
 
 int db_batch_replace_day(struct db *db, const char *date, const struct db_daily_row *daily,
                          size_t ndaily, const struct db_status_row *status, size_t nstatus,
-                         int64_t events, struct db_batch_stats *bs, char *err, size_t errlen)
+                         const struct db_batch_more *more, int64_t events,
+                         struct db_batch_stats *bs, char *err, size_t errlen)
 {
-    return counted(db->ops->batch_replace_day(db, date, daily, ndaily, status, nstatus, events, bs,
-                                              err, errlen));
+    return counted(db->ops->batch_replace_day(db, date, daily, ndaily, status, nstatus, more,
+                                              events, bs, err, errlen));
 }
 
 int db_flush_nodes(struct db *db, int64_t from, int64_t to, int (*fn)(void *ctx, const char *node),

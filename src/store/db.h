@@ -113,19 +113,36 @@ int db_image_by_path(struct db *db, const char *owner, const char *album, const 
 int db_image_scan(struct db *db, int64_t after, int (*fn)(void *ctx, const struct db_image *img),
                   void *ctx);
 
+/* The class of client a request came from, told from its user agent at
+ * capture (uaclass.h) and then forgotten: analytics_clients_daily's
+ * `client` ('human', 'bot', 'preview'), and the bot_* columns of the other
+ * tables (what exclude_bots=true subtracts). */
+enum db_client { DB_CLIENT_HUMAN = 0, DB_CLIENT_BOT = 1, DB_CLIENT_PREVIEW = 2 };
+#define DB_CLIENTS 3
+/* "human", "bot", "preview"; NULL for another value. */
+const char *db_client_name(int client);
+
 /* A count to add to one analytics row (see SPEC.md's tables). */
-enum db_count_kind { DB_COUNT_DAILY, DB_COUNT_OWNER_DAY, DB_COUNT_STATUS };
+enum db_count_kind {
+    DB_COUNT_DAILY,
+    DB_COUNT_OWNER_DAY,
+    DB_COUNT_STATUS,
+    DB_COUNT_HOURLY, /* analytics_hourly: image_id "" is the owner's total row */
+    DB_COUNT_CLIENT, /* analytics_clients_daily: (owner, date, client) */
+};
 
 struct db_count {
     enum db_count_kind kind;
     char owner[33];      /* keyed owner hash in hex, "" when unattributed */
-    char date[11];       /* YYYY-MM-DD */
-    char image_id[8];    /* DAILY */
+    char date[11];       /* YYYY-MM-DD (HOURLY: the hour's date) */
+    char image_id[8];    /* DAILY, HOURLY */
     const char *variant; /* DAILY */
     char country[3];     /* DAILY */
     int status;          /* STATUS */
+    int client;          /* db_client: a BOT count also adds to the row's bot_ columns */
+    int64_t hour;        /* HOURLY: Unix time / 3600 */
     int64_t requests;
-    int64_t bytes; /* DAILY, OWNER_DAY */
+    int64_t bytes; /* DAILY, OWNER_DAY, HOURLY, CLIENT */
 };
 
 /* Add every count to its row (creating it at zero) in one transaction: all
@@ -150,13 +167,38 @@ struct db_daily_row {
     char image_id[8];
     const char *variant;
     char country[3];
-    int64_t requests, bytes;
+    int64_t requests, bytes;         /* every client */
+    int64_t bot_requests, bot_bytes; /* of them, DB_CLIENT_BOT's */
 };
 
 struct db_status_row {
     char owner[33];
     int status;
     int64_t requests;
+    int64_t bot_requests;
+};
+
+/* The batch's rows beside the daily ones (db_batch_replace_day()'s
+ * `more`): the date's hourly rows (image_id "" the owner's total of the
+ * hour, as the realtime writer keeps it) and its rows by client class. */
+struct db_hourly_row {
+    char owner[33];
+    int64_t hour; /* Unix time / 3600, an hour of the date */
+    char image_id[8];
+    int64_t requests, bytes, bot_requests, bot_bytes;
+};
+struct db_client_row {
+    char owner[33];
+    int client; /* db_client */
+    int64_t requests, bytes;
+};
+struct db_batch_more {
+    const struct db_hourly_row *hourly; /* in (owner, hour, image_id) order */
+    size_t nhourly;
+    const struct db_client_row *clients; /* in (owner, client) order */
+    size_t nclients;
+    int hours; /* whether to replace the date's hourly rows (the date is
+                  within the hourly retention); else they are left alone */
 };
 
 struct db_batch_stats {
@@ -172,9 +214,43 @@ struct db_batch_stats {
  * record the date in analytics_batch_days and the run in analytics_meta
  * (last_aggregation_date only moves forward), in one transaction: on any
  * error nothing changed. `events` is what the event store held. */
+/* `more` (may be NULL: those tables are left alone) replaces the date's
+ * analytics_clients_daily rows and, if more->hours, its analytics_hourly
+ * rows, in the same transaction. The sketches of analytics_uniques_daily
+ * are never touched by the batch (events keep no client hash). */
 int db_batch_replace_day(struct db *db, const char *date, const struct db_daily_row *daily,
                          size_t ndaily, const struct db_status_row *status, size_t nstatus,
-                         int64_t events, struct db_batch_stats *st, char *err, size_t errlen);
+                         const struct db_batch_more *more, int64_t events,
+                         struct db_batch_stats *st, char *err, size_t errlen);
+
+/* ---- Unique clients (HyperLogLog sketches, base/hll.h) ---- */
+
+/* Sketch points to merge into one stored sketch: analytics_uniques_daily's
+ * row (owner, date, image_id; "" image_id: the owner's sketch of the day).
+ * A point is hll_point()'s (register index << 8 | rank). */
+struct db_sketch {
+    char owner[33];
+    char date[11];
+    char image_id[8];
+    const uint32_t *points;
+    size_t npoints;
+};
+
+/* Merge each sketch's points into its stored registers (register max,
+ * creating the row), and store the new estimate beside them, in one
+ * transaction. Idempotent: merging the same points again changes nothing,
+ * so a retried call (or another node's sketch of the same clients) never
+ * counts a client twice. PF_EDB with the reason in err. */
+int db_sketches_merge(struct db *db, const struct db_sketch *s, size_t n, char *err, size_t errlen);
+
+/* The day's random salt for the client hash (16 bytes): made by the first
+ * caller (first writer wins, so every node of a cluster gets the same) and
+ * stored in analytics_salts until db_salt_purge_before() removes it.
+ * OUT: salt. */
+int db_salt_get(struct db *db, const char *date, uint8_t salt[16], char *err, size_t errlen);
+/* Delete the salts of dates before `date`. OUT: *removed (may be NULL). */
+int db_salt_purge_before(struct db *db, const char *date, int64_t *removed, char *err,
+                         size_t errlen);
 
 /* Call fn with each node id (the part of a flush id before its first '.')
  * of the realtime flushes recorded from Unix time `from` until `to`
@@ -210,6 +286,13 @@ struct db_cleanup_stats {
  * deleted so far). */
 int db_cleanup_before(struct db *db, const char *date, const atomic_int *stop,
                       struct db_cleanup_stats *st, char *err, size_t errlen);
+/* The retention of the rest: analytics_clients_daily and
+ * analytics_uniques_daily rows of dates before `date`, and analytics_hourly
+ * rows of hours before `hour` (Unix time / 3600; the hourly retention is
+ * its own, ANALYTICS_HOURLY_RETENTION_DAYS). OUT: *rows (may be NULL), the
+ * rows deleted. */
+int db_cleanup_more_before(struct db *db, const char *date, int64_t hour, int64_t *rows, char *err,
+                           size_t errlen);
 
 /* ---- Scheduled jobs: one runner per slot across the nodes ---- */
 
@@ -283,6 +366,10 @@ struct db_stat_row {
     const char *date, *image_id, *variant, *country;
     int status;
     int64_t requests, bytes;
+    int64_t bot_requests, bot_bytes; /* of them, bots' (where the table has them) */
+    int64_t hour;                    /* db_owner_hours */
+    int client;                      /* db_owner_clients */
+    int64_t uniques;                 /* db_owner_uniques, db_image_uniques */
 };
 typedef int (*db_stat_fn)(void *ctx, const struct db_stat_row *row);
 
@@ -301,7 +388,20 @@ void db_read_end(struct db *db);
  * - db_segment_rows: one date's analytics_daily rows of the owner:
  *   image_id, variant, country, requests, bytes, in key order.
  * - db_image_rows: one image's analytics_daily rows over the dates: date,
- *   variant, country, requests, bytes. */
+ *   variant, country, requests, bytes.
+ * All of these also set bot_requests (and bot_bytes where the table has
+ * it: all but analytics_status_daily).
+ * - db_owner_hours: analytics_hourly rows of the owner's image `image_id`
+ *   ("": the owner's totals) for the hours from..to (Unix time / 3600,
+ *   inclusive): hour, requests, bytes, bot_requests, bot_bytes, in hour
+ *   order; hours without a row are absent.
+ * - db_owner_clients: the owner's analytics_clients_daily rows summed over
+ *   the dates, by class: client, requests, bytes.
+ * - db_owner_uniques: the estimates of the owner's sketches of image
+ *   `image_id` ("": the owner's day sketches) over the dates: date,
+ *   uniques, in date order; dates without a sketch are absent.
+ * - db_image_uniques: for every image of the owner with a sketch over the
+ *   dates, the sum of its daily estimates: image_id, uniques (any order). */
 int db_day_versions(struct db *db, const char *from, const char *to, db_stat_fn fn, void *ctx);
 int db_owner_days(struct db *db, const char *owner, const char *from, const char *to, db_stat_fn fn,
                   void *ctx);
@@ -310,6 +410,14 @@ int db_owner_statuses(struct db *db, const char *owner, const char *from, const 
 int db_segment_rows(struct db *db, const char *owner, const char *date, db_stat_fn fn, void *ctx);
 int db_image_rows(struct db *db, const char *owner, const char *image_id, const char *from,
                   const char *to, db_stat_fn fn, void *ctx);
+int db_owner_hours(struct db *db, const char *owner, const char *image_id, int64_t from_hour,
+                   int64_t to_hour, db_stat_fn fn, void *ctx);
+int db_owner_clients(struct db *db, const char *owner, const char *from, const char *to,
+                     db_stat_fn fn, void *ctx);
+int db_owner_uniques(struct db *db, const char *owner, const char *image_id, const char *from,
+                     const char *to, db_stat_fn fn, void *ctx);
+int db_image_uniques(struct db *db, const char *owner, const char *from, const char *to,
+                     db_stat_fn fn, void *ctx);
 
 /* Look up an image by id. PF_ENOTFOUND if absent. */
 int db_image_by_id(struct db *db, const char *id, struct db_image *out);

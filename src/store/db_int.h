@@ -27,7 +27,8 @@ struct db_ops {
                       int64_t *dropped, char *err, size_t errlen);
     int (*batch_replace_day)(struct db *db, const char *date, const struct db_daily_row *daily,
                              size_t ndaily, const struct db_status_row *status, size_t nstatus,
-                             int64_t events, struct db_batch_stats *bs, char *err, size_t errlen);
+                             const struct db_batch_more *more, int64_t events,
+                             struct db_batch_stats *bs, char *err, size_t errlen);
     int (*batch_day_done)(struct db *db, const char *date, int *done);
     int (*flush_nodes)(struct db *db, int64_t from, int64_t to,
                        int (*fn)(void *ctx, const char *node), void *ctx);

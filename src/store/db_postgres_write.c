@@ -376,8 +376,10 @@ static int recompute_owners(struct db_pg *db, const char *date, const struct db_
 
 int db_pg_batch_replace_day(struct db *base, const char *date, const struct db_daily_row *daily,
                             size_t ndaily, const struct db_status_row *status, size_t nstatus,
-                            int64_t events, struct db_batch_stats *bs, char *err, size_t errlen)
+                            const struct db_batch_more *more, int64_t events,
+                            struct db_batch_stats *bs, char *err, size_t errlen)
 {
+    (void)more; /* issue 20: filled in by the hourly/clients change */
     struct db_pg *db = (struct db_pg *)base;
     static const char *const sql_before =
         "SELECT COALESCE(SUM(requests), 0) FROM analytics_daily WHERE owner IN "

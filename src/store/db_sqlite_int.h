@@ -59,8 +59,8 @@ int db_sqlite_counts_add(struct db *base, const char *flush_id, const struct db_
                          size_t n, int64_t *dropped, char *err, size_t errlen);
 int db_sqlite_batch_replace_day(struct db *base, const char *date, const struct db_daily_row *daily,
                                 size_t ndaily, const struct db_status_row *status, size_t nstatus,
-                                int64_t events, struct db_batch_stats *bs, char *err,
-                                size_t errlen);
+                                const struct db_batch_more *more, int64_t events,
+                                struct db_batch_stats *bs, char *err, size_t errlen);
 int db_sqlite_batch_day_done(struct db *base, const char *date, int *done);
 int db_sqlite_flush_nodes(struct db *base, int64_t from, int64_t to,
                           int (*fn)(void *ctx, const char *node), void *ctx);

@@ -342,8 +342,10 @@ static int recompute_owners(struct db_sqlite *db, const char *date,
 
 int db_sqlite_batch_replace_day(struct db *base, const char *date, const struct db_daily_row *daily,
                                 size_t ndaily, const struct db_status_row *status, size_t nstatus,
-                                int64_t events, struct db_batch_stats *bs, char *err, size_t errlen)
+                                const struct db_batch_more *more, int64_t events,
+                                struct db_batch_stats *bs, char *err, size_t errlen)
 {
+    (void)more; /* issue 20: filled in by the hourly/clients change */
     struct db_sqlite *db = (struct db_sqlite *)base;
     /* A date's analytics_daily rows are reached by (owner, date) ranges of
      * the primary key, for the owners collect_owners() lists. */

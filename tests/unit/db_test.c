@@ -168,7 +168,7 @@ static struct db_batch_stats replace_day(struct db *db, const char *date,
             s[ns++].requests = c->requests;
         }
     }
-    int rc = db_batch_replace_day(db, date, d, nd, s, ns, events, &st, err, sizeof(err));
+    int rc = db_batch_replace_day(db, date, d, nd, s, ns, NULL, events, &st, err, sizeof(err));
     if (rc != 0)
         fail_msg("db_batch_replace_day %s: %s (%s)", date, err_str(rc), err);
     return st;
