@@ -128,14 +128,15 @@ enum db_count_kind {
     DB_COUNT_OWNER_DAY,
     DB_COUNT_STATUS,
     DB_COUNT_HOURLY, /* analytics_hourly: image_id "" is the owner's total row */
-    DB_COUNT_CLIENT, /* analytics_clients_daily: (owner, date, client) */
+    DB_COUNT_CLIENT, /* analytics_clients_daily: (owner, date, image_id, client); image_id ""
+                        is the owner's total row */
 };
 
 struct db_count {
     enum db_count_kind kind;
     char owner[33];      /* keyed owner hash in hex, "" when unattributed */
     char date[11];       /* YYYY-MM-DD (HOURLY: the hour's date) */
-    char image_id[8];    /* DAILY, HOURLY */
+    char image_id[8];    /* DAILY, HOURLY, CLIENT */
     const char *variant; /* DAILY */
     char country[3];     /* DAILY */
     int status;          /* STATUS */
@@ -189,13 +190,14 @@ struct db_hourly_row {
 };
 struct db_client_row {
     char owner[33];
-    int client; /* db_client */
+    char image_id[8]; /* "": the owner's total */
+    int client;       /* db_client */
     int64_t requests, bytes;
 };
 struct db_batch_more {
     const struct db_hourly_row *hourly; /* in (owner, hour, image_id) order */
     size_t nhourly;
-    const struct db_client_row *clients; /* in (owner, client) order */
+    const struct db_client_row *clients; /* in (owner, image_id, client) order */
     size_t nclients;
     int hours; /* whether to replace the date's hourly rows (the date is
                   within the hourly retention); else they are left alone */
@@ -395,8 +397,9 @@ void db_read_end(struct db *db);
  *   ("": the owner's totals) for the hours from..to (Unix time / 3600,
  *   inclusive): hour, requests, bytes, bot_requests, bot_bytes, in hour
  *   order; hours without a row are absent.
- * - db_owner_clients: the owner's analytics_clients_daily rows summed over
- *   the dates, by class: client, requests, bytes.
+ * - db_owner_clients: the analytics_clients_daily rows of the owner's image
+ *   `image_id` ("": the owner's totals) summed over the dates, by class:
+ *   client, requests, bytes.
  * - db_owner_uniques: the estimates of the owner's sketches of image
  *   `image_id` ("": the owner's day sketches) over the dates: date,
  *   uniques, in date order; dates without a sketch are absent.
@@ -412,8 +415,8 @@ int db_image_rows(struct db *db, const char *owner, const char *image_id, const 
                   const char *to, db_stat_fn fn, void *ctx);
 int db_owner_hours(struct db *db, const char *owner, const char *image_id, int64_t from_hour,
                    int64_t to_hour, db_stat_fn fn, void *ctx);
-int db_owner_clients(struct db *db, const char *owner, const char *from, const char *to,
-                     db_stat_fn fn, void *ctx);
+int db_owner_clients(struct db *db, const char *owner, const char *image_id, const char *from,
+                     const char *to, db_stat_fn fn, void *ctx);
 int db_owner_uniques(struct db *db, const char *owner, const char *image_id, const char *from,
                      const char *to, db_stat_fn fn, void *ctx);
 int db_image_uniques(struct db *db, const char *owner, const char *from, const char *to,
