@@ -153,40 +153,50 @@ static int date_param(const struct query *q, const char *name, int64_t *t, int *
     return 0;
 }
 
-int query_params(const struct query *q, enum query_endpoint ep, int64_t today,
-                 struct api_params *out, struct query_error *e)
+/* A choice among fixed words: the index of v in words (NULL-terminated),
+ * or -1. */
+static int word(const char *v, const char *const *words)
 {
-    static const char *const known[] = {"days", "start", "end", "format", "limit"};
-    size_t nknown = ep == QUERY_OVERVIEW ? 5 : 4;
+    for (int i = 0; words[i] != NULL; i++)
+        if (strcmp(v, words[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* interval, compare and exclude_bots (the range is checked after). */
+static int choice_params(const struct query *q, struct api_params *out, struct query_error *e)
+{
+    static const char *const intervals[] = {"day", "hour", NULL};
+    static const char *const compares[] = {"previous", NULL};
+    static const char *const bools[] = {"false", "true", NULL};
+    const char *v = query_get(q, "interval");
+    int k = 0;
+    if (v != NULL && (k = word(v, intervals)) < 0)
+        return fail(e, "interval", "interval must be day or hour");
+    out->hourly = v != NULL && k == 1;
+    v = query_get(q, "compare");
+    if (v != NULL && word(v, compares) < 0)
+        return fail(e, "compare", "compare must be previous");
+    out->compare = v != NULL;
+    v = query_get(q, "exclude_bots");
+    if (v != NULL && (k = word(v, bools)) < 0)
+        return fail(e, "exclude_bots", "exclude_bots must be true or false");
+    out->exclude_bots = v != NULL && k == 1;
+    return 0;
+}
+
+/* The range: days, or start and end. */
+static int range_params(const struct query *q, int64_t today, struct api_params *out,
+                        struct query_error *e)
+{
     int64_t start = 0, end = 0;
     int has_start, has_end, rc;
     char today_s[11];
-    today -= ((today % DAY) + DAY) % DAY;
     timeutil_format_date(today, today_s);
-    for (size_t i = 0; i < q->n; i++) {
-        size_t k = 0;
-        while (k < nknown && strcmp(q->p[i].name, known[k]) != 0)
-            k++;
-        if (k == nknown)
-            return fail(e, q->p[i].name,
-                        ep == QUERY_OVERVIEW
-                            ? "unknown parameter '%s' (known: days, start, end, limit, format)"
-                            : "unknown parameter '%s' (known: days, start, end, format)",
-                        q->p[i].name);
-    }
-    memset(out, 0, sizeof(*out));
-    out->limit = API_LIMIT_DEFAULT;
-    const char *v = query_get(q, "limit");
-    if (v != NULL && small_int(v, API_LIMIT_MAX, &out->limit) != 0)
-        return fail(e, "limit", "limit must be a whole number from 1 to %d", API_LIMIT_MAX);
-    v = query_get(q, "format");
-    if (v != NULL && strcmp(v, "json") != 0 && strcmp(v, "csv") != 0)
-        return fail(e, "format", "format must be json or csv");
-    out->csv = v != NULL && strcmp(v, "csv") == 0;
     if ((rc = date_param(q, "start", &start, &has_start, e)) != 0 ||
         (rc = date_param(q, "end", &end, &has_end, e)) != 0)
         return rc;
-    v = query_get(q, "days");
+    const char *v = query_get(q, "days");
     if (v != NULL) {
         if (has_start || has_end)
             return fail(e, "days", "days cannot be combined with start or end");
@@ -213,5 +223,46 @@ int query_params(const struct query *q, enum query_endpoint ep, int64_t today,
     out->start = start;
     out->end = end;
     out->days = (int)((end - start) / DAY) + 1;
+    return 0;
+}
+
+int query_params(const struct query *q, enum query_endpoint ep, int64_t today,
+                 struct api_params *out, struct query_error *e)
+{
+    /* `limit` is the overview's alone. */
+    static const char *const known[] = {"days",   "start",    "end",     "limit",
+                                        "format", "interval", "compare", "exclude_bots"};
+    const size_t nknown = sizeof(known) / sizeof(known[0]);
+    int rc;
+    today -= ((today % DAY) + DAY) % DAY;
+    for (size_t i = 0; i < q->n; i++) {
+        size_t k = 0;
+        while (k < nknown && (strcmp(q->p[i].name, known[k]) != 0 ||
+                              (ep != QUERY_OVERVIEW && strcmp(known[k], "limit") == 0)))
+            k++;
+        if (k == nknown)
+            return fail(e, q->p[i].name,
+                        ep == QUERY_OVERVIEW
+                            ? "unknown parameter '%s' (known: days, start, end, limit, format, "
+                              "interval, compare, exclude_bots)"
+                            : "unknown parameter '%s' (known: days, start, end, format, interval, "
+                              "compare, exclude_bots)",
+                        q->p[i].name);
+    }
+    memset(out, 0, sizeof(*out));
+    out->limit = API_LIMIT_DEFAULT;
+    const char *v = query_get(q, "limit");
+    if (v != NULL && small_int(v, API_LIMIT_MAX, &out->limit) != 0)
+        return fail(e, "limit", "limit must be a whole number from 1 to %d", API_LIMIT_MAX);
+    v = query_get(q, "format");
+    if (v != NULL && strcmp(v, "json") != 0 && strcmp(v, "csv") != 0)
+        return fail(e, "format", "format must be json or csv");
+    out->csv = v != NULL && strcmp(v, "csv") == 0;
+    if ((rc = choice_params(q, out, e)) != 0 || (rc = range_params(q, today, out, e)) != 0)
+        return rc;
+    /* 24 entries a day: a longer range would be a long answer few read. */
+    if (out->hourly && out->days > API_HOURLY_DAYS_MAX)
+        return fail(e, "interval", "interval=hour allows a range of at most %d days",
+                    API_HOURLY_DAYS_MAX);
     return 0;
 }

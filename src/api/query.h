@@ -49,12 +49,16 @@ struct api_params {
     int days;           /* end - start + 1 */
     int limit;          /* top_images (overview) */
     int csv;
+    int hourly;       /* interval=hour (the range is then at most API_HOURLY_DAYS_MAX) */
+    int compare;      /* compare=previous: also the period of `days` before start */
+    int exclude_bots; /* exclude_bots=true */
 };
 
 #define API_DAYS_DEFAULT 30
 #define API_DAYS_MAX 90
 #define API_LIMIT_DEFAULT 10
 #define API_LIMIT_MAX 100
+#define API_HOURLY_DAYS_MAX 7 /* interval=hour: 24 entries a day */
 
 /* Check the parameters for an endpoint, with today's date at `today`
  * (Unix seconds, any time of the day). Unknown parameters are errors

@@ -408,12 +408,138 @@ static void test_messages(void **state)
     assert_null(strstr(e.message, "known: days, start, end, limit"));
 }
 
+/* interval, compare and exclude_bots (issue 20). */
+struct choice_case {
+    const char *raw;
+    int ep;
+    int ok; /* 1: accepted with these values */
+    int days, hourly, compare, exclude_bots;
+    const char *param; /* on failure, the parameter named */
+};
+
+static const struct choice_case choice_cases[] = {
+    /* defaults */
+    {"", OV, 1, 30, 0, 0, 0, NULL},
+    {"", IMG, 1, 30, 0, 0, 0, NULL},
+    /* interval: day or hour; hour for at most 7 days */
+    {"interval=day", OV, 1, 30, 0, 0, 0, NULL},
+    {"interval=day&days=90", IMG, 1, 90, 0, 0, 0, NULL},
+    {"interval=hour&days=7", OV, 1, 7, 1, 0, 0, NULL},
+    {"interval=hour&days=1", IMG, 1, 1, 1, 0, 0, NULL},
+    {"days=7&interval=hour", IMG, 1, 7, 1, 0, 0, NULL},
+    {"interval=hour&start=2026-11-18&end=2026-11-24", OV, 1, 7, 1, 0, 0, NULL},
+    {"interval=hour&start=2026-11-24", OV, 1, 1, 1, 0, 0, NULL},
+    {"interval=hour&days=8", OV, 0, 0, 0, 0, 0, "interval"},
+    {"interval=hour", OV, 0, 0, 0, 0, 0, "interval"}, /* the default 30 days */
+    {"interval=hour&start=2026-11-17&end=2026-11-24", IMG, 0, 0, 0, 0, 0, "interval"},
+    {"interval=hour&end=2026-11-24", OV, 0, 0, 0, 0, 0, "interval"},
+    {"interval=Hour&days=1", OV, 0, 0, 0, 0, 0, "interval"},
+    {"interval=hours&days=1", OV, 0, 0, 0, 0, 0, "interval"},
+    {"interval=week", OV, 0, 0, 0, 0, 0, "interval"},
+    {"interval=", OV, 0, 0, 0, 0, 0, "interval"},
+    {"interval", IMG, 0, 0, 0, 0, 0, "interval"},
+    {"interval=day+", OV, 0, 0, 0, 0, 0, "interval"},
+    {"interval=day&interval=hour", OV, 0, 0, 0, 0, 0, "interval"},
+    /* a bad range is named before interval's range limit */
+    {"interval=hour&days=91", OV, 0, 0, 0, 0, 0, "days"},
+    {"interval=hour&end=2026-11-25", OV, 0, 0, 0, 0, 0, "end"},
+    /* compare: previous only */
+    {"compare=previous", OV, 1, 30, 0, 1, 0, NULL},
+    {"compare=previous&days=90&interval=day", IMG, 1, 90, 0, 1, 0, NULL},
+    {"compare=previous&days=7&interval=hour", OV, 1, 7, 1, 1, 0, NULL},
+    {"compare=Previous", OV, 0, 0, 0, 0, 0, "compare"},
+    {"compare=prev", OV, 0, 0, 0, 0, 0, "compare"},
+    {"compare=true", OV, 0, 0, 0, 0, 0, "compare"},
+    {"compare=", IMG, 0, 0, 0, 0, 0, "compare"},
+    {"compare", OV, 0, 0, 0, 0, 0, "compare"},
+    {"compare=previous&compare=previous", OV, 0, 0, 0, 0, 0, "compare"},
+    /* exclude_bots: true or false */
+    {"exclude_bots=true", OV, 1, 30, 0, 0, 1, NULL},
+    {"exclude_bots=false", IMG, 1, 30, 0, 0, 0, NULL},
+    {"exclude_bots=true&compare=previous&interval=hour&days=2", IMG, 1, 2, 1, 1, 1, NULL},
+    {"exclude_bots=TRUE", OV, 0, 0, 0, 0, 0, "exclude_bots"},
+    {"exclude_bots=1", OV, 0, 0, 0, 0, 0, "exclude_bots"},
+    {"exclude_bots=yes", OV, 0, 0, 0, 0, 0, "exclude_bots"},
+    {"exclude_bots=", IMG, 0, 0, 0, 0, 0, "exclude_bots"},
+    {"exclude_bots", OV, 0, 0, 0, 0, 0, "exclude_bots"},
+    {"exclude_bots=true&exclude_bots=true", OV, 0, 0, 0, 0, 0, "exclude_bots"},
+    {"exclude%5Fbots=true", OV, 1, 30, 0, 0, 1, NULL},
+    /* misspelt: unknown */
+    {"exclude_bot=true", OV, 0, 0, 0, 0, 0, "exclude_bot"},
+    {"intervals=day", IMG, 0, 0, 0, 0, 0, "intervals"},
+    {"Compare=previous", OV, 0, 0, 0, 0, 0, "Compare"},
+};
+
+static void test_choice_table(void **state)
+{
+    (void)state;
+    int64_t today;
+    assert_int_equal(timeutil_parse_iso8601(T, &today), 0);
+    for (size_t i = 0; i < sizeof(choice_cases) / sizeof(choice_cases[0]); i++) {
+        const struct choice_case *c = &choice_cases[i];
+        struct query q;
+        struct query_error e;
+        struct api_params p;
+        memset(&e, 0, sizeof(e));
+        int rc = query_parse(c->raw, strlen(c->raw), &q, &e);
+        if (rc == 0)
+            rc = query_params(&q, (enum query_endpoint)c->ep, today, &p, &e);
+        if (!c->ok) {
+            if (rc != PF_EINVAL || strcmp(e.param, c->param) != 0)
+                fail_msg("'%s': rc %d naming '%s' (%s), want an error naming '%s'", c->raw, rc,
+                         e.param, e.message, c->param);
+            assert_true(e.message[0] != '\0');
+            continue;
+        }
+        if (rc != 0)
+            fail_msg("'%s': refused: %s: %s", c->raw, e.param, e.message);
+        if (p.days != c->days || p.hourly != c->hourly || p.compare != c->compare ||
+            p.exclude_bots != c->exclude_bots)
+            fail_msg("'%s': days %d hourly %d compare %d exclude_bots %d, want %d %d %d %d", c->raw,
+                     p.days, p.hourly, p.compare, p.exclude_bots, c->days, c->hourly, c->compare,
+                     c->exclude_bots);
+    }
+}
+
+/* The new parameters' messages, as docs/API.md quotes them. */
+static void test_choice_messages(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *raw;
+        int ep;
+        const char *message;
+    } m[] = {
+        {"interval=minute", OV, "interval must be day or hour"},
+        {"interval=hour&days=8", OV, "interval=hour allows a range of at most 7 days"},
+        {"compare=last", OV, "compare must be previous"},
+        {"exclude_bots=no", IMG, "exclude_bots must be true or false"},
+        {"x=1", OV,
+         "unknown parameter 'x' (known: days, start, end, limit, format, interval, compare, "
+         "exclude_bots)"},
+        {"limit=1", IMG,
+         "unknown parameter 'limit' (known: days, start, end, format, interval, compare, "
+         "exclude_bots)"},
+    };
+    int64_t today;
+    assert_int_equal(timeutil_parse_iso8601(T, &today), 0);
+    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+        struct query q;
+        struct query_error e;
+        struct api_params p;
+        assert_int_equal(query_parse(m[i].raw, strlen(m[i].raw), &q, &e), 0);
+        assert_int_equal(query_params(&q, (enum query_endpoint)m[i].ep, today, &p, &e), PF_EINVAL);
+        assert_string_equal(e.message, m[i].message);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_table),  cmocka_unit_test(test_add_table),
         cmocka_unit_test(test_lengths),      cmocka_unit_test(test_too_many),
         cmocka_unit_test(test_params_table), cmocka_unit_test(test_messages),
+        cmocka_unit_test(test_choice_table), cmocka_unit_test(test_choice_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
