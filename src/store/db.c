@@ -228,6 +228,13 @@ int db_image_rows(struct db *db, const char *owner, const char *image_id, const 
     return counted(db->ops->image_rows(db, owner, image_id, from, to, fn, ctx));
 }
 
+int db_daily_page(struct db *db, const char *owner, const char *from, const char *to,
+                  const struct db_stat_row *after, int limit, db_stat_fn fn, void *ctx, int *rows)
+{
+    *rows = 0;
+    return counted(db->ops->daily_page(db, owner, from, to, after, limit, fn, ctx, rows));
+}
+
 int db_image_by_id(struct db *db, const char *id, struct db_image *out)
 {
     return counted(db->ops->image_by_id(db, id, out));

@@ -422,6 +422,22 @@ int db_owner_uniques(struct db *db, const char *owner, const char *image_id, con
 int db_image_uniques(struct db *db, const char *owner, const char *from, const char *to,
                      db_stat_fn fn, void *ctx);
 
+/* The export's read (GET /v1/analytics/export), a page at a time: up to
+ * `limit` of the owner's analytics_daily rows with from <= date <= to
+ * whose key (date, image_id, variant, country) is after `after`'s (NULL:
+ * from the first), in key order (byte order of the text), one call of fn
+ * each: date, image_id, variant, country, requests, bytes. The next page
+ * passes the last row given as `after` (keyset paging); fewer than `limit`
+ * rows (OUT: *rows) means the range is done. Each page is one statement
+ * and so one snapshot, and nothing is held between pages (no transaction,
+ * no cursor): an export of any length never keeps a connection busy or
+ * the writers waiting. The price: rows of a date that the batch replaces
+ * (db_batch_replace_day) while the pages are being read come from before
+ * or after the replacement, as the page that reads them saw the table, and
+ * a date cut by a page boundary may show some of each. */
+int db_daily_page(struct db *db, const char *owner, const char *from, const char *to,
+                  const struct db_stat_row *after, int limit, db_stat_fn fn, void *ctx, int *rows);
+
 /* Look up an image by id. PF_ENOTFOUND if absent. */
 int db_image_by_id(struct db *db, const char *id, struct db_image *out);
 

@@ -57,6 +57,10 @@ struct db_ops {
     int (*image_rows)(struct db *db, const char *owner, const char *image_id, const char *from,
                       const char *to, db_stat_fn fn, void *ctx);
     int (*image_by_id)(struct db *db, const char *id, struct db_image *out);
+    int (*daily_page)(struct db *db, const char *owner, const char *from, const char *to,
+                      const struct db_stat_row *after, int limit, db_stat_fn fn, void *ctx,
+                      int *rows);
+    /* Shared backends only (NULL otherwise). */
     /* Shared backends only (NULL otherwise). */
     int (*rate_take)(struct db *db, const char *owner, int limit, int *allowed, int *remaining,
                      int *retry_after);

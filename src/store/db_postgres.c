@@ -895,6 +895,7 @@ static const struct db_ops db_pg_ops = {
     .owner_statuses = db_pg_owner_statuses,
     .segment_rows = db_pg_segment_rows,
     .image_rows = db_pg_image_rows,
+    .daily_page = db_pg_daily_page,
     .image_by_id = db_pg_image_by_id,
     .rate_take = db_pg_rate_take,
     .table_count_rows = db_pg_table_count_rows,

@@ -115,6 +115,9 @@ int db_pg_segment_rows(struct db *base, const char *owner, const char *date, db_
                        void *ctx);
 int db_pg_image_rows(struct db *base, const char *owner, const char *image_id, const char *from,
                      const char *to, db_stat_fn fn, void *ctx);
+int db_pg_daily_page(struct db *base, const char *owner, const char *from, const char *to,
+                     const struct db_stat_row *after, int limit, db_stat_fn fn, void *ctx,
+                     int *rows);
 int db_pg_rate_take(struct db *base, const char *owner, int limit, int *allowed, int *remaining,
                     int *retry_after);
 /* db_postgres_copy.c: db_copy()'s operations (db_int.h). */

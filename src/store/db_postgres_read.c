@@ -228,3 +228,47 @@ int db_pg_image_rows(struct db *base, const char *owner, const char *image_id, c
     return read_rows((struct db_pg *)base, sql, 4, (const char *[]){owner, image_id, from, to},
                      "dvcrb", fn, ctx);
 }
+
+/* ---- The export's pages ---- */
+
+struct page_count {
+    db_stat_fn fn;
+    void *ctx;
+    int rows;
+};
+
+static int count_row(void *ctx, const struct db_stat_row *row)
+{
+    struct page_count *pc = ctx;
+    pc->rows++;
+    return pc->fn(pc->ctx, row);
+}
+
+int db_pg_daily_page(struct db *base, const char *owner, const char *from, const char *to,
+                     const struct db_stat_row *after, int limit, db_stat_fn fn, void *ctx,
+                     int *rows)
+{
+    /* One range of the primary key: the row comparison, on the key's
+     * columns after the owner, is an index condition of the btree, so a
+     * page starts where the last one ended and needs no sort (the columns
+     * are COLLATE "C": the same byte order as SQLite's). No key yet:
+     * ('', '', '', '') is below every row of a date. */
+    static const char *const sql =
+        "SELECT date, image_id, variant, country, requests, bandwidth_bytes FROM analytics_daily "
+        "WHERE owner = $1 AND date BETWEEN $2 AND $3 "
+        "AND (date, image_id, variant, country) > ($4, $5, $6, $7) "
+        "ORDER BY date, image_id, variant, country LIMIT $8::int";
+    struct page_count pc = {fn, ctx, 0};
+    char lim[16];
+    snprintf(lim, sizeof(lim), "%d", limit);
+    const char *p[8] = {owner, from, to, "", "", "", "", lim};
+    if (after != NULL) {
+        p[3] = after->date;
+        p[4] = after->image_id;
+        p[5] = after->variant;
+        p[6] = after->country;
+    }
+    int rc = read_rows((struct db_pg *)base, sql, 8, p, "divcrb", count_row, &pc);
+    *rows = pc.rows;
+    return rc;
+}

@@ -687,6 +687,7 @@ static const struct db_ops db_sqlite_ops = {
     .owner_statuses = db_sqlite_owner_statuses,
     .segment_rows = db_sqlite_segment_rows,
     .image_rows = db_sqlite_image_rows,
+    .daily_page = db_sqlite_daily_page,
     .image_by_id = db_sqlite_image_by_id,
     .rate_take = NULL,
     .table_count_rows = db_sqlite_table_count_rows,

@@ -22,6 +22,7 @@ enum db_sqlite_read_stmt {
     DBQ_SEGMENT,
     DBQ_IMAGE_ROWS,
     DBQ_IMAGE_BY_ID,
+    DBQ_DAILY_PAGE,
     DBQ_COUNT
 };
 
@@ -92,5 +93,8 @@ int db_sqlite_segment_rows(struct db *base, const char *owner, const char *date,
 int db_sqlite_image_rows(struct db *base, const char *owner, const char *image_id, const char *from,
                          const char *to, db_stat_fn fn, void *ctx);
 int db_sqlite_image_by_id(struct db *base, const char *id, struct db_image *out);
+int db_sqlite_daily_page(struct db *base, const char *owner, const char *from, const char *to,
+                         const struct db_stat_row *after, int limit, db_stat_fn fn, void *ctx,
+                         int *rows);
 
 #endif

@@ -39,6 +39,13 @@ static const char *const read_sql[DBQ_COUNT] = {
                        "(SELECT date FROM analytics_owner_daily WHERE owner = ?1 "
                        "AND date BETWEEN ?3 AND ?4) AND image_id = ?2",
     [DBQ_IMAGE_BY_ID] = "SELECT " DB_SQLITE_IMAGE_COLUMNS " FROM images WHERE id = ?1",
+    /* The export's pages: one seek of the primary key past the last key
+     * given (a row value, which SQLite's planner takes as the range's
+     * start), read in key order without sorting. */
+    [DBQ_DAILY_PAGE] = "SELECT date, image_id, variant, country, requests, bandwidth_bytes "
+                       "FROM analytics_daily WHERE owner = ?1 AND date BETWEEN ?2 AND ?3 "
+                       "AND (date, image_id, variant, country) > (?4, ?5, ?6, ?7) "
+                       "ORDER BY date, image_id, variant, country LIMIT ?8",
 };
 
 /* The kept statement `which`, reset and with its bindings cleared, or NULL
@@ -289,4 +296,96 @@ int db_sqlite_image_by_id(struct db *base, const char *id, struct db_image *out)
         db_sqlite_read_image(st, out);
     sqlite3_reset(st);
     return s == SQLITE_ROW ? 0 : s == SQLITE_DONE ? PF_ENOTFOUND : PF_EDB;
+}
+
+/* ---- The export's pages ---- */
+
+/* Bind the key of `after` (NULL: the empty key) as ?first..?first+3. */
+static void bind_texts4(sqlite3_stmt *st, int first, const struct db_stat_row *after)
+{
+    const char *v[4] = {"", "", "", ""};
+    if (after != NULL) {
+        v[0] = after->date;
+        v[1] = after->image_id;
+        v[2] = after->variant;
+        v[3] = after->country;
+    }
+    for (int i = 0; i < 4; i++)
+        sqlite3_bind_text(st, first + i, v[i], -1, SQLITE_TRANSIENT);
+}
+
+struct page_count {
+    db_stat_fn fn;
+    void *ctx;
+    int rows;
+};
+
+static int count_row(void *ctx, const struct db_stat_row *row)
+{
+    struct page_count *pc = ctx;
+    pc->rows++;
+    return pc->fn(pc->ctx, row);
+}
+
+int db_sqlite_daily_page(struct db *base, const char *owner, const char *from, const char *to,
+                         const struct db_stat_row *after, int limit, db_stat_fn fn, void *ctx,
+                         int *rows)
+{
+    struct db_sqlite *db = (struct db_sqlite *)base;
+    struct page_count pc = {fn, ctx, 0};
+    sqlite3_stmt *st = stmt(db, DBQ_DAILY_PAGE);
+    if (st != NULL) {
+        /* No key yet: ('', '', '', '') is below every row of a date. */
+        bind_texts(st, owner, from, to, NULL);
+        bind_texts4(st, 4, after);
+        sqlite3_bind_int(st, 8, limit);
+    }
+    int rc = each_row(st, "divcrb", count_row, &pc);
+    *rows = pc.rows;
+    return rc;
+}
+
+/* ---- Issue 20's reads ---- */
+
+int db_sqlite_owner_hours(struct db *base, const char *owner, const char *image_id,
+                          int64_t from_hour, int64_t to_hour, db_stat_fn fn, void *ctx)
+{
+    struct db_sqlite *db = (struct db_sqlite *)base;
+    sqlite3_stmt *st = stmt(db, DBQ_HOURS);
+    if (st != NULL) {
+        bind_texts(st, owner, image_id, NULL, NULL);
+        sqlite3_bind_int64(st, 3, from_hour);
+        sqlite3_bind_int64(st, 4, to_hour);
+    }
+    return each_row(st, "hrbRB", fn, ctx);
+}
+
+int db_sqlite_owner_clients(struct db *base, const char *owner, const char *image_id,
+                            const char *from, const char *to, db_stat_fn fn, void *ctx)
+{
+    struct db_sqlite *db = (struct db_sqlite *)base;
+    sqlite3_stmt *st = stmt(db, DBQ_CLIENTS);
+    if (st != NULL)
+        bind_texts(st, owner, image_id, from, to);
+    return each_row(st, "krb", fn, ctx);
+}
+
+int db_sqlite_owner_uniques(struct db *base, const char *owner, const char *image_id,
+                            const char *from, const char *to, db_stat_fn fn, void *ctx)
+{
+    struct db_sqlite *db = (struct db_sqlite *)base;
+    sqlite3_stmt *st = stmt(db, DBQ_UNIQUES);
+    if (st != NULL)
+        bind_texts(st, owner, image_id, from, to);
+    return each_row(st, "du", fn, ctx);
+}
+
+int db_sqlite_image_uniques(struct db *base, const char *owner, const char *from, const char *to,
+                            db_stat_fn fn, void *ctx)
+{
+    struct db_sqlite *db = (struct db_sqlite *)base;
+    sqlite3_stmt *st = stmt(db, DBQ_IMAGE_UNIQUES);
+    if (st != NULL)
+        bind_texts(st, owner, from, to, NULL);
+    return each_row(st, "iu", fn, ctx);
 }

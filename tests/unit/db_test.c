@@ -1259,6 +1259,105 @@ static void test_backup(void **state)
     assert_int_equal(nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
 }
 
+/* ---- The export's pages (db_daily_page) ---- */
+
+/* The key of the last row a page gave, for the next page's `after`. */
+struct page_key {
+    char date[11], image_id[16], variant[16], country[4];
+    struct collector c;
+};
+
+static int page_row(void *ctx, const struct db_stat_row *r)
+{
+    struct page_key *k = ctx;
+    snprintf(k->date, sizeof(k->date), "%s", r->date);
+    snprintf(k->image_id, sizeof(k->image_id), "%s", r->image_id);
+    snprintf(k->variant, sizeof(k->variant), "%s", r->variant);
+    snprintf(k->country, sizeof(k->country), "%s", r->country);
+    return collect(&k->c, r);
+}
+
+/* One page of `limit` rows after k's key (the first page when k->date is
+ * ""), as text; k then holds the page's last key. OUT: *rows. */
+static struct text page(struct db *db, const char *owner, const char *from, const char *to,
+                        struct page_key *k, int limit, int *rows)
+{
+    struct db_stat_row after = {k->date, k->image_id, k->variant, k->country};
+    k->c = (struct collector){.shape = "divcrb"};
+    assert_int_equal(
+        db_daily_page(db, owner, from, to, k->date[0] ? &after : NULL, limit, page_row, k, rows),
+        0);
+    assert_int_equal(*rows, k->c.n);
+    return rows_text(&k->c, 1);
+}
+
+/* Pages follow one another in key order (byte order: "Zoom" before
+ * "orig", "w1024" before "w128"), hold only the owner's rows of the dates,
+ * and a short page ends the range; a row written behind the last key is
+ * not seen, one ahead of it is. */
+static void test_export_pages(void **state)
+{
+    struct fixture *f = *state;
+    const char *a = OWNER("e0a1"), *b = OWNER("e0b1");
+    const char *d0 = "2033-03-01", *d1 = "2033-03-02", *d2 = "2033-03-03", *d3 = "2033-03-04";
+    const struct db_count c[] = {DAILY(a, d2, "e1a001", "orig", "FR", 1, 10),
+                                 DAILY(a, d1, "e1a002", "w128", "US", 2, 20),
+                                 DAILY(a, d1, "e1a002", "w1024", "US", 3, 30),
+                                 DAILY(a, d1, "e1a001", "orig", "DE", 4, 40),
+                                 DAILY(a, d1, "e1a001", "Zoom", "DE", 5, 50),
+                                 DAILY(a, d1, "e1a001", "orig", "AT", 6, 60),
+                                 DAILY(b, d1, "e1b001", "orig", "FR", 7, 70),
+                                 DAILY(a, d0, "e1a001", "orig", "FR", 8, 80),
+                                 DAILY(a, d3, "e1a001", "orig", "FR", 9, 90)};
+    struct page_key k;
+    int n = -1;
+    assert_int_equal(ADD(f->db, c), 0);
+    memset(&k, 0, sizeof(k));
+    assert_string_equal(page(f->db, a, d1, d2, &k, 2, &n).s,
+                        "2033-03-02 e1a001 Zoom DE 5 50; 2033-03-02 e1a001 orig AT 6 60");
+    assert_int_equal(n, 2);
+    assert_string_equal(page(f->db, a, d1, d2, &k, 2, &n).s,
+                        "2033-03-02 e1a001 orig DE 4 40; 2033-03-02 e1a002 w1024 US 3 30");
+    /* Between pages: a row before the last key (not seen) and one after. */
+    const struct db_count late[] = {DAILY(a, d1, "e1a000", "orig", "FR", 1, 1),
+                                    DAILY(a, d1, "e1a003", "orig", "FR", 2, 2)};
+    assert_int_equal(ADD(f->db, late), 0);
+    assert_string_equal(page(f->db, a, d1, d2, &k, 2, &n).s,
+                        "2033-03-02 e1a002 w128 US 2 20; 2033-03-02 e1a003 orig FR 2 2");
+    assert_int_equal(n, 2);
+    assert_string_equal(page(f->db, a, d1, d2, &k, 2, &n).s, "2033-03-03 e1a001 orig FR 1 10");
+    assert_int_equal(n, 1); /* short: the range is done */
+    assert_string_equal(page(f->db, a, d1, d2, &k, 2, &n).s, "");
+    assert_int_equal(n, 0);
+
+    /* One page for all; one date; no rows; another owner. */
+    memset(&k, 0, sizeof(k));
+    assert_string_equal(page(f->db, a, d0, d0, &k, 100, &n).s, "2033-03-01 e1a001 orig FR 8 80");
+    memset(&k, 0, sizeof(k));
+    assert_string_equal(page(f->db, b, d0, d3, &k, 100, &n).s, "2033-03-02 e1b001 orig FR 7 70");
+    memset(&k, 0, sizeof(k));
+    assert_string_equal(page(f->db, a, "2033-04-01", "2033-04-30", &k, 100, &n).s, "");
+    assert_int_equal(n, 0);
+    memset(&k, 0, sizeof(k));
+    (void)page(f->db, a, d0, d3, &k, 100, &n);
+    assert_int_equal(n, 10);
+
+    /* The batch's replacement of a date between pages: later pages read
+     * the new rows. */
+    memset(&k, 0, sizeof(k));
+    assert_string_equal(page(f->db, a, d2, d3, &k, 1, &n).s, "2033-03-03 e1a001 orig FR 1 10");
+    const struct db_count day3[] = {DAILY(a, "", "e1a001", "w512", "JP", 11, 110),
+                                    STATUS(a, "", 200, 11)};
+    REPLACE(f->db, d3, day3, 11);
+    assert_string_equal(page(f->db, a, d2, d3, &k, 1, &n).s, "2033-03-04 e1a001 w512 JP 11 110");
+    assert_string_equal(page(f->db, a, d2, d3, &k, 1, &n).s, "");
+
+    /* fn's non-zero return stops the page and is returned. */
+    struct collector stop = {.shape = "d", .stop_after = 1};
+    assert_int_equal(db_daily_page(f->db, a, d0, d3, NULL, 100, collect, &stop, &n), STOP);
+    assert_int_equal(stop.n, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1269,6 +1368,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_versions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_export_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_replace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_last_aggregation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cleanup, setup, teardown),
