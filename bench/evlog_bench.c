@@ -163,7 +163,7 @@ static void *worker(void *arg)
             ev.variant = e->variant;
             ev.status = e->status;
             ev.bytes = e->bytes;
-            capture_stamp(analytics_capture(j->an), e->country, NULL, &ev);
+            capture_stamp(analytics_capture(j->an), e->country, NULL, NULL, &ev);
             event_emit(analytics_sink(j->an), &ev);
         }
         break;
@@ -244,7 +244,8 @@ static struct result run_once(enum op op, int threads, long n, const char *dir)
     snprintf(db_url, sizeof(db_url), "sqlite:%s", db_path);
     if (op == OP_APPEND && evlog_open(dir, "bench", 1000, stderr, &lg, err, sizeof(err)) != 0)
         die("evlog_open: %s", err);
-    if (op == OP_ROLLUP && rollup_open(db_url, "bench00000000000", 1000, 1u << 20, stderr, &ru, err, sizeof(err)) != 0)
+    if (op == OP_ROLLUP && rollup_open(db_url, "bench00000000000", 1000, 1u << 20, NULL, stderr,
+                                       &ru, err, sizeof(err)) != 0)
         die("rollup_open: %s", err);
     if (op == OP_RECORD || op == OP_RECORD_NORT) {
         setenv("PIXFLARE_DATA_DIR", dir, 1);

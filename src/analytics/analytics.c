@@ -2,6 +2,7 @@
 #include "analytics/analytics.h"
 
 #include "analytics/rollup.h"
+#include "analytics/uniq.h"
 #include "base/err.h"
 
 #include <stdio.h>
@@ -18,6 +19,7 @@ struct analytics {
     struct engine *engine; /* the caller's; NULL: ANALYTICS_ENGINE=none */
     int writing;           /* the engine's writer was started here */
     struct rollup *rollup; /* NULL: realtime off */
+    struct uniq *uniq;     /* the day's salts; NULL: realtime off */
     struct event_tee tee;
     struct event_sink sink; /* ops NULL: nothing recorded */
     FILE *log;
@@ -42,9 +44,15 @@ int analytics_open(const struct config *cfg, struct engine *engine, FILE *log,
     char node[17] = "";
     if (rc == 0 && cfg->realtime_enabled)
         rc = config_node_id(cfg, node, err, errlen);
+    /* Unique clients are counted by the rollup (their sketches are only
+     * ever in its memory and the database): realtime off, none. */
+    if (rc == 0 && cfg->realtime_enabled)
+        rc = uniq_new(&an->uniq);
     if (rc == 0 && cfg->realtime_enabled) {
-        rc = rollup_open(cfg->database, node, cfg->realtime_flush_ms, ROLLUP_MAX_KEYS, log,
-                         &an->rollup, err, errlen);
+        rc = rollup_open(cfg->database, node, cfg->realtime_flush_ms, ROLLUP_MAX_KEYS, an->uniq,
+                         log, &an->rollup, err, errlen);
+        if (rc == 0)
+            capture_set_uniq(an->cap, an->uniq);
         if (rc == 0)
             rc = event_tee_add(&an->tee, rollup_sink(an->rollup));
     }
@@ -85,5 +93,6 @@ void analytics_close(struct analytics *an)
                 (unsigned long long)es.syncs, (unsigned long long)rs.flushes,
                 (unsigned long long)rs.rows, (unsigned long long)rs.failures);
     capture_close(an->cap);
+    uniq_free(an->uniq);
     free(an);
 }

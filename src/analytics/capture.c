@@ -2,16 +2,20 @@
 #include "analytics/capture.h"
 
 #include "analytics/geoip.h"
+#include "analytics/uaclass.h"
+#include "analytics/uniq.h"
 #include "base/err.h"
 
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 struct capture {
-    char *country_header; /* NULL: never read */
-    struct geoip *geo;    /* NULL: no PIXFLARE_GEOIP_DB */
+    char *country_header;    /* NULL: never read */
+    struct geoip *geo;       /* NULL: no PIXFLARE_GEOIP_DB */
+    const struct uniq *uniq; /* NULL: no unique clients */
 };
 
 int capture_open(const char *country_header, const char *geoip_db, struct capture **out, char *err,
@@ -24,6 +28,8 @@ int capture_open(const char *country_header, const char *geoip_db, struct captur
     if (country_header != NULL && country_header[0] != '\0' &&
         (c->country_header = strdup(country_header)) == NULL)
         rc = PF_ENOMEM;
+    if (rc == 0)
+        rc = uaclass_init(err, errlen);
     if (rc == 0 && geoip_db != NULL && geoip_open(geoip_db, &c->geo, err, errlen) != 0) {
         char why[256];
         snprintf(why, sizeof(why), "%s", err);
@@ -45,6 +51,11 @@ void capture_close(struct capture *c)
     geoip_close(c->geo);
     free(c->country_header);
     free(c);
+}
+
+void capture_set_uniq(struct capture *c, const struct uniq *u)
+{
+    c->uniq = u;
 }
 
 const char *capture_country_header(const struct capture *c)
@@ -71,12 +82,24 @@ void capture_country(const struct capture *c, const char *header, const struct s
     memcpy(cc, "XX", 3);
 }
 
-void capture_stamp(const struct capture *c, const char *header, const struct sockaddr *peer,
-                   struct event *ev)
+void capture_stamp(const struct capture *c, const char *header, const char *ua,
+                   const struct sockaddr *peer, struct event *ev)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ev->ts_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     event_request_id(ev->request_id);
     capture_country(c, header, peer, ev->country);
+    ev->client = (uint8_t)uaclass_of(ua);
+    ev->upoint = 0;
+    /* Bots are not people: they never count as unique clients. */
+    if (c->uniq == NULL || ev->client == UACLASS_BOT || peer == NULL)
+        return;
+    if (peer->sa_family == AF_INET)
+        ev->upoint = uniq_point(c->uniq, ev->ts_ms,
+                                &((const struct sockaddr_in *)(const void *)peer)->sin_addr, 4, ua);
+    else if (peer->sa_family == AF_INET6)
+        ev->upoint =
+            uniq_point(c->uniq, ev->ts_ms,
+                       &((const struct sockaddr_in6 *)(const void *)peer)->sin6_addr, 16, ua);
 }

@@ -4,8 +4,10 @@
  * answer; capture_stamp() adds the rest: the time, a request id and the
  * country, taken from the configured header (PIXFLARE_COUNTRY_HEADER) or
  * from the client's address through a GeoIP database
- * (PIXFLARE_GEOIP_DB). The address is looked up and dropped: it never
- * reaches an event, a file or a log. */
+ * (PIXFLARE_GEOIP_DB); the client class from the User-Agent (uaclass.h);
+ * and the client's point in the day's unique-clients sketch (uniq.h). The
+ * address and user agent are looked at and dropped: they never reach an
+ * event, a file or a log. */
 #ifndef PF_CAPTURE_H
 #define PF_CAPTURE_H
 
@@ -32,9 +34,17 @@ const char *capture_country_header(const struct capture *c);
 void capture_country(const struct capture *c, const char *header, const struct sockaddr *peer,
                      char cc[3]);
 
-/* Fill ev's time (now), request id and country (as capture_country()); the
- * caller sets the other fields. */
-void capture_stamp(const struct capture *c, const char *header, const struct sockaddr *peer,
-                   struct event *ev);
+struct uniq;
+/* Give every event its point in the day's unique-clients sketch from `u`
+ * (uniq.h; the caller's, outliving c). Without: no point (upoint 0). Set
+ * before any capture_stamp(). */
+void capture_set_uniq(struct capture *c, const struct uniq *u);
+
+/* Fill ev's time (now), request id, country (as capture_country()), client
+ * class (uaclass_of(ua): `ua` the User-Agent header, NULL when absent) and
+ * unique-client point (not for bots); the caller sets the other fields.
+ * The address and user agent are used here and forgotten. */
+void capture_stamp(const struct capture *c, const char *header, const char *ua,
+                   const struct sockaddr *peer, struct event *ev);
 
 #endif

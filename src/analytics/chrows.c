@@ -72,9 +72,9 @@ static long event_row(struct chrows *r, const uint8_t *p, size_t avail)
     if (k <= 0)
         return k;
     size_t o = 40 + (size_t)k;
-    if (avail < o + 13)
+    if (avail < o + 14)
         return 0;
-    if (!country_ok(p + o + 3))
+    if (!country_ok(p + o + 3) || p[o + 13] >= CHROWS_CLIENTS)
         return PF_EFORMAT;
     ev.variant = variant_of((int8_t)p[o]);
     ev.status = (int)le(p + o + 1, 2);
@@ -82,9 +82,11 @@ static long event_row(struct chrows *r, const uint8_t *p, size_t avail)
     ev.country[1] = (char)p[o + 4];
     ev.country[2] = '\0';
     ev.bytes = le(p + o + 5, 8);
+    ev.client = p[o + 13];
+    ev.upoint = 0;
     r->events++;
     r->fn_rc = r->fn(r->ctx, &ev);
-    return r->fn_rc ? r->fn_rc : (long)(o + 13);
+    return r->fn_rc ? r->fn_rc : (long)(o + 14);
 }
 
 static long group_row(struct chrows *r, const uint8_t *p, size_t avail)
@@ -96,9 +98,9 @@ static long group_row(struct chrows *r, const uint8_t *p, size_t avail)
     if (k <= 0)
         return k;
     size_t o = 16 + (size_t)k;
-    if (avail < o + 21)
+    if (avail < o + 23)
         return 0;
-    if (!country_ok(p + o + 1))
+    if (!country_ok(p + o + 1) || p[o + 5] > 23 || p[o + 6] >= CHROWS_CLIENTS)
         return PF_EFORMAT;
     if (r->n == r->gcap) {
         size_t cap = r->gcap ? r->gcap * 2 : 4096;
@@ -116,12 +118,14 @@ static long group_row(struct chrows *r, const uint8_t *p, size_t avail)
     ev.country[0] = (char)p[o + 1];
     ev.country[1] = (char)p[o + 2];
     ev.status = (int)le(p + o + 3, 2);
+    ev.client = p[o + 6];
     struct engine_group *g = &r->g[r->n++];
     engine_key_make(&g->k, &ev);
-    g->requests = le(p + o + 5, 8);
-    g->bytes = le(p + o + 13, 8);
+    engine_key_set_hour(&g->k, p[o + 5]);
+    g->requests = le(p + o + 7, 8);
+    g->bytes = le(p + o + 15, 8);
     r->events += g->requests;
-    return (long)(o + 21);
+    return (long)(o + 23);
 }
 
 int chrows_take(void *ctx, const uint8_t *p, size_t n)

@@ -3,13 +3,16 @@
  *
  * Events (`pixflare events`): timestamp UInt64, request_id FixedString(16),
  * owner FixedString(16), image_id String, variant Int8, status UInt16,
- * country FixedString(2), bytes UInt64; each goes to a callback.
+ * country FixedString(2), bytes UInt64, client UInt8; each goes to a
+ * callback.
  * Groups (the batch aggregation): owner FixedString(16), image_id String,
- * variant Int8, country FixedString(2), status UInt16, count UInt64,
- * sum(bytes) UInt64; collected into an array of engine_group.
+ * variant Int8, country FixedString(2), status UInt16, hour UInt8 (0-23),
+ * client UInt8, count UInt64, sum(bytes) UInt64; collected into an array of
+ * engine_group.
  * Integers are little-endian, a String is a LEB128 length and its bytes.
  * What no answer to these queries holds (an image id longer than 7 bytes or
- * not [a-z0-9], a country not [A-Z][A-Z0-9], an answer that ends inside a
+ * not [a-z0-9], a country not [A-Z][A-Z0-9], an hour over 23, a client
+ * class over 2, an answer that ends inside a
  * row) is PF_EFORMAT. */
 #ifndef PF_CHROWS_H
 #define PF_CHROWS_H
@@ -19,6 +22,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#define CHROWS_CLIENTS 3 /* client classes: db.h's db_client */
 
 struct chrows {
     uint8_t *buf; /* bytes not parsed yet: less than one row */

@@ -90,7 +90,8 @@ int engine_scan_day(struct engine *e, int64_t day, int (*fn)(void *ctx, const st
  *   w[0], w[1]  owner hash (16 bytes, as in the event)
  *   w[2]        image id, 8 bytes NUL-padded
  *   w[3]        country (bytes 0-1), variant (byte 2; ENGINE_NO_VARIANT when
- *               the request named none), status (bytes 4-5) */
+ *               the request named none), client class (byte 3), status
+ *               (bytes 4-5), UTC hour of the day (byte 6) */
 #define ENGINE_NO_VARIANT 255
 
 struct engine_key {
@@ -150,7 +151,22 @@ static inline void engine_key_make(struct engine_key *k, const struct event *ev)
     k->w[1] = engine_load64(ev->owner + 8);
     k->w[2] = engine_load64(ev->image_id);
     k->w[3] = (uint64_t)(uint8_t)ev->country[0] | (uint64_t)(uint8_t)ev->country[1] << 8 |
-              (uint64_t)variant << 16 | (uint64_t)(uint16_t)ev->status << 32;
+              (uint64_t)variant << 16 | (uint64_t)ev->client << 24 |
+              (uint64_t)(uint16_t)ev->status << 32 |
+              (uint64_t)(uint8_t)((ev->ts_ms % 86400000 + 86400000) % 86400000 / 3600000) << 48;
+}
+
+static inline void engine_key_set_hour(struct engine_key *k, unsigned hour)
+{
+    k->w[3] = (k->w[3] & ~(0xffULL << 48)) | (uint64_t)(uint8_t)hour << 48;
+}
+static inline int engine_key_client(const struct engine_key *k)
+{
+    return (int)(uint8_t)(k->w[3] >> 24);
+}
+static inline int engine_key_hour(const struct engine_key *k)
+{
+    return (int)(uint8_t)(k->w[3] >> 48);
 }
 
 static inline const uint8_t *engine_key_owner(const struct engine_key *k)

@@ -21,9 +21,14 @@
  *   and two of the shipper's, which make a retried batch recognisable:
  *     node        UInt64           the node that shipped the row
  *     batch       UInt64           that node's batch number
+ *   and, since 0.7, the client class told from the user agent:
+ *     client      UInt8            0 human, 1 bot, 2 preview (db.h's
+ *                                  db_client); a table made before 0.7
+ *                                  gets it by ALTER TABLE, 0 for old rows
  *   ENGINE = MergeTree() PARTITION BY intDiv(timestamp, 86400000) (a UTC day
  *   per partition, whatever the server's time zone) ORDER BY (owner,
- *   image_id, variant, country, status): the batch aggregation's GROUP BY.
+ *   image_id, variant, country, status): the batch aggregation's GROUP BY
+ *   (which also groups by the hour of the day and the client).
  *   Only what ClickHouse 18.16 (Debian 12) already had: no DateTime64, no
  *   LowCardinality, no TTL. The retention drops whole partitions.
  *
@@ -94,6 +99,7 @@ static const struct column columns[] = {
     {"bytes", "UInt64"},
     {"node", "UInt64"},
     {"batch", "UInt64"},
+    {"client", "UInt8"},
 };
 
 static const struct column node_columns[] = {
@@ -149,6 +155,31 @@ static int check_columns(struct clickhouse *ch, const char *table, const struct 
     return rc;
 }
 
+/* A table made before 0.7 has no `client` column: add it (ClickHouse 18.16
+ * has no ADD COLUMN IF NOT EXISTS, so ask system.columns first; two nodes
+ * adding it at once: the loser's ALTER fails, and the column is there). */
+static int add_client_column(struct chengine *c, char *err, size_t errlen)
+{
+    struct strbuf q = {0}, ans = {0};
+    strbuf_puts(&q, "SELECT count() FROM system.columns WHERE database = ");
+    clickhouse_quote(&q, clickhouse_database(c->ch));
+    strbuf_puts(&q, " AND table = ");
+    clickhouse_quote(&q, c->dataset);
+    strbuf_puts(&q, " AND name = 'client' FORMAT TabSeparated");
+    int rc = q.failed ? PF_ENOMEM : run(c->ch, q.p, &ans, err, errlen);
+    if (rc == 0 && ans.p != NULL && strtoull(ans.p, NULL, 10) == 0) {
+        q.len = 0;
+        strbuf_printf(&q, "ALTER TABLE %s.%s ADD COLUMN client UInt8 DEFAULT 0",
+                      clickhouse_database(c->ch), c->dataset);
+        rc = q.failed ? PF_ENOMEM : run(c->ch, q.p, NULL, err, errlen);
+        if (rc == PF_EINVAL || rc == PF_EIO)
+            rc = 0; /* another node's ALTER won: check_columns() says */
+    }
+    strbuf_free(&q);
+    strbuf_free(&ans);
+    return rc;
+}
+
 /* engine_open_check()'s: the table is there, with its columns; nothing
  * made. */
 static int table_present(struct chengine *c, char *err, size_t errlen)
@@ -166,6 +197,8 @@ static int table_present(struct chengine *c, char *err, size_t errlen)
                  clickhouse_where(c->ch), clickhouse_database(c->ch), c->dataset);
         rc = PF_ENOTFOUND;
     }
+    if (rc == 0)
+        rc = add_client_column(c, err, errlen);
     if (rc == 0)
         rc = check_columns(c->ch, c->dataset, columns, sizeof(columns) / sizeof(columns[0]), err,
                            errlen);
@@ -208,9 +241,10 @@ static int prepare(struct chengine *c, int check, char *err, size_t errlen)
                   "FixedString(16), owner FixedString(16), image_id String, variant ",
                   db, c->dataset);
     variant_enum(&q);
-    strbuf_puts(&q, ", status UInt16, country FixedString(2), bytes UInt64, node UInt64, batch "
-                    "UInt64) ENGINE = MergeTree() PARTITION BY intDiv(timestamp, 86400000) "
-                    "ORDER BY (owner, image_id, variant, country, status)");
+    strbuf_puts(
+        &q, ", status UInt16, country FixedString(2), bytes UInt64, node UInt64, batch "
+            "UInt64, client UInt8) ENGINE = MergeTree() PARTITION BY intDiv(timestamp, 86400000) "
+            "ORDER BY (owner, image_id, variant, country, status)");
     rc = q.failed ? PF_ENOMEM : run(c->ch, q.p, NULL, err, errlen);
     if (rc == 0) {
         q.len = 0;
@@ -264,7 +298,7 @@ static int ch_scan_day(struct engine *e, int64_t day, int (*fn)(void *ctx, const
     chrows_init_events(&r, fn, ctx);
     strbuf_printf(&q,
                   "SELECT timestamp, request_id, owner, image_id, CAST(variant AS Int8), status, "
-                  "country, bytes FROM %s.%s WHERE timestamp >= %" PRId64
+                  "country, bytes, client FROM %s.%s WHERE timestamp >= %" PRId64
                   " AND timestamp < %" PRId64 " ORDER BY timestamp, request_id FORMAT RowBinary",
                   clickhouse_database(c->ch), c->dataset, day * MS_PER_DAY, (day + 1) * MS_PER_DAY);
     int rc = q.failed ? PF_ENOMEM : query_rows(c, q.p, 0, &r, err, sizeof(err));
@@ -363,9 +397,10 @@ static int ch_group_day(struct engine *e, int64_t day, const struct engine_group
     if (rc == 0) {
         strbuf_printf(
             &q,
-            "SELECT owner, image_id, CAST(variant AS Int8), country, status, count(), "
+            "SELECT owner, image_id, CAST(variant AS Int8), country, status, "
+            "toUInt8(intDiv(timestamp %% 86400000, 3600000)) AS hour, client, count(), "
             "sum(bytes) FROM %s.%s WHERE timestamp >= %" PRId64 " AND timestamp < %" PRId64
-            " GROUP BY owner, image_id, variant, country, status FORMAT RowBinary",
+            " GROUP BY owner, image_id, variant, country, status, hour, client FORMAT RowBinary",
             clickhouse_database(c->ch), c->dataset, day * MS_PER_DAY, (day + 1) * MS_PER_DAY);
         rc = q.failed ? PF_ENOMEM : query_rows(c, q.p, o->threads, &r, err, errlen);
     }

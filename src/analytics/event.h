@@ -6,7 +6,9 @@
  * to one sink; which sinks that sink feeds (the embedded event log, the
  * realtime rollup, and next a ClickHouse shipper) is wired in one place,
  * analytics_open(), from the configuration. An event holds no client data:
- * no address, user agent, referer or query string ever reaches one. */
+ * no address, user agent, referer or query string ever reaches one; only
+ * the class its user agent was told to be, and (in memory, for the
+ * rollup) one register of a sketch. */
 #ifndef PF_EVENT_H
 #define PF_EVENT_H
 
@@ -21,6 +23,12 @@ struct event {
     int status;             /* HTTP status */
     char country[3];        /* two characters [A-Z][A-Z0-9] */
     uint64_t bytes;         /* response body bytes */
+    uint8_t client;         /* db_client: 0 human, 1 bot, 2 preview (uaclass.h) */
+    /* The client's point in the day's unique-clients sketch (hll_point() of
+     * a keyed hash of the day's salt, address and user agent: index << 8 |
+     * rank; 0: none). Only the realtime rollup reads it, to raise one
+     * register; no event file, spool or table ever holds it. */
+    uint32_t upoint;
 };
 
 /* Make a new request id into out: 8 bytes random per process start, 2 of

@@ -1,7 +1,8 @@
 /* evlog_format.c - the event log's on-disk format (see evlog.h): records
  * and file headers encoded and checked, and a file's bytes scanned.
  *
- * ON-DISK FORMAT (version 1). All integers are little-endian.
+ * ON-DISK FORMAT (file version 1; records of version 1 and 2). All
+ * integers are little-endian.
  *
  * Layout: DATA_DIR/events/<dataset>/<YYYY-MM-DD>/<HH>-<run>-<slot>-<seq>.<ext>
  *   YYYY-MM-DD, HH  UTC day and hour of every event in the file
@@ -25,7 +26,7 @@
  *   offset size  field
  *        0    2  sync bytes 0x9E 0x7D
  *        2    4  low 32 bits of XXH3-64 of record bytes 6..71
- *        6    1  record version, 1
+ *        6    1  record version: 2 (written), 1 (read: before clients)
  *        7    1  payload length, 64
  *        8    8  timestamp: ms since 1970-01-01T00:00:00Z, int64
  *       16   16  request id
@@ -39,7 +40,9 @@
  *       68    1  variant: index in variant.c's table (0 original, 1 w128,
  *                2 w256, 3 w512, 4 w1024, 5 w1536, 6 w2048, 7 thumb,
  *                8 og-image); 255 when the request named none
- *       69    3  reserved, zero
+ *       69    1  version 2: client class, 0 human, 1 bot, 2 preview
+ *                (db.h's db_client); version 1: zero, read as human
+ *       70    2  reserved, zero
  *
  * A live segment is preallocated (fallocate) and memory-mapped; bytes past
  * the last record are zero. Sealing cuts the file to its last record. A
@@ -50,7 +53,8 @@
  * unknown files in a day directory by skipping them (bad header).
  *
  * Versioning: a reader skips records whose version it does not know, using
- * the length byte; a new version may only append fields to the payload. */
+ * the length byte; a new version may only append fields to the payload or
+ * give a reserved byte a meaning (version 2: byte 69). */
 #include "analytics/evlog.h"
 #include "analytics/evlog_int.h"
 
@@ -66,7 +70,9 @@
 
 #define SYNC0 0x9E
 #define SYNC1 0x7D
-#define RECORD_VERSION 1
+#define RECORD_VERSION 2
+#define RECORD_VERSION_V1 1 /* before the client class: read still */
+#define CLIENT_CLASSES 3
 #define PAYLOAD_LEN 64
 #define FILE_VERSION 1
 #define NO_VARIANT 255
@@ -134,14 +140,16 @@ void evlog_encode(const struct event *ev, uint8_t out[EVLOG_RECORD_SIZE])
     put_u16(out + 64, (uint16_t)ev->status);
     memcpy(out + 66, ev->country, 2);
     out[68] = ev->variant < 0 ? NO_VARIANT : (uint8_t)ev->variant;
+    out[69] = ev->client < CLIENT_CLASSES ? ev->client : 0;
     put_u32(out + 2, checksum(out + 6, EVLOG_RECORD_SIZE - 6));
 }
 
 /* A record frame: sync, version, length and checksum hold. */
 static int frame_ok(const uint8_t *p, size_t len)
 {
-    return len >= EVLOG_RECORD_SIZE && p[0] == SYNC0 && p[1] == SYNC1 && p[6] == RECORD_VERSION &&
-           p[7] == PAYLOAD_LEN && get_u32(p + 2) == checksum(p + 6, EVLOG_RECORD_SIZE - 6);
+    return len >= EVLOG_RECORD_SIZE && p[0] == SYNC0 && p[1] == SYNC1 &&
+           (p[6] == RECORD_VERSION || p[6] == RECORD_VERSION_V1) && p[7] == PAYLOAD_LEN &&
+           get_u32(p + 2) == checksum(p + 6, EVLOG_RECORD_SIZE - 6);
 }
 
 /* Character classes of the record's text fields, by byte: bit 0 an image
@@ -176,7 +184,8 @@ static int decode_fields(const uint8_t *p, struct event *ev)
         return PF_EFORMAT;
     if (p[68] >= VARIANT_COUNT && p[68] != NO_VARIANT)
         return PF_EFORMAT;
-    if (p[69] != 0 || p[70] != 0 || p[71] != 0)
+    if ((p[6] == RECORD_VERSION_V1 ? p[69] != 0 : p[69] >= CLIENT_CLASSES) || p[70] != 0 ||
+        p[71] != 0)
         return PF_EFORMAT;
     ev->ts_ms = (int64_t)get_u64(p + 8);
     memcpy(ev->request_id, p + 16, 16);
@@ -188,6 +197,8 @@ static int decode_fields(const uint8_t *p, struct event *ev)
     ev->country[1] = (char)p[67];
     ev->country[2] = '\0';
     ev->variant = p[68] == NO_VARIANT ? -1 : p[68];
+    ev->client = p[69];
+    ev->upoint = 0;
     return 0;
 }
 

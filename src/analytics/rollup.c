@@ -12,9 +12,18 @@
  * unchanged, with its id; later counts go on into a new `pending`. The next flushes retry
  * `inflight` under the same id before anything else: if the failed write had committed after all
  * (PostgreSQL went away during COMMIT), the database knows the id and adds nothing, so the counts
- * are neither lost nor added twice. */
+ * are neither lost nor added twice.
+ *
+ * Kinds of keys. A daily, status and owner-day key counts as before, its
+ * bots' share beside (slot.bot_*). An hour key (owner, hour, image,
+ * client) feeds both analytics_hourly and analytics_clients_daily, each
+ * with its owner's totals summed at write time. A sketch key (owner, day,
+ * image or "" for the owner's, register index in `status`) keeps the
+ * highest rank seen (slot.requests), merged into analytics_uniques_daily
+ * (db_sketches_merge(): register max, so a retried write adds nothing). */
 #include "analytics/rollup.h"
 
+#include "analytics/uniq.h"
 #include "store/db.h"
 #include "base/err.h"
 #include "base/metrics.h"
@@ -34,7 +43,14 @@
 #define XXH_INLINE_ALL /* see evlog.c */
 #include <xxhash.h>
 
-enum { KIND_DAILY = 1, KIND_STATUS = 2, KIND_OWNER_DAY = 3 };
+enum {
+    KIND_DAILY = 1,
+    KIND_STATUS = 2,
+    KIND_OWNER_DAY = 3,
+    KIND_HOUR = 4,   /* day holds the hour (Unix time / 3600); pad[0] the client */
+    KIND_SKETCH = 5, /* status holds the register index; the slot the rank */
+    KIND_CLIENT = 6, /* write_table()'s: a day's requests of a client class (pad[0]) */
+};
 
 #define BUSY_TIMEOUT_MS 1000
 #define FINAL_TRIES 8
@@ -55,6 +71,7 @@ struct slot {
     struct key key;
     uint32_t used;
     int64_t requests, bytes;
+    int64_t bot_requests, bot_bytes; /* of them, bots' */
 };
 
 struct table {
@@ -84,9 +101,10 @@ struct rollup {
     uint64_t run_id, next_flush; /* run: random per process */
     pthread_mutex_t flush_mu;    /* one flush at a time (the thread, or close) */
     struct ticker *flusher;
+    struct uniq *uniq;        /* the caller's; NULL: no unique clients */
     _Atomic size_t live_keys; /* keys in every table, for the memory bound */
     _Atomic uint64_t flushes, rows, failures, overflow, pending_keys, batched;
-    int64_t last_error_log;
+    int64_t last_error_log, last_salt_log;
     int m_flush; /* metrics: duration of the flushes that wrote */
 };
 
@@ -151,7 +169,7 @@ static int grow(struct table *t)
  * memory bound (or memory) leaves no room for it. With `ru` NULL the table
  * is outside the bound (a flush's own scratch table). */
 static int table_add(struct rollup *ru, struct table *t, const struct key *k, int64_t requests,
-                     int64_t bytes)
+                     int64_t bytes, int bot)
 {
     uint64_t h = XXH3_64bits(k, sizeof(*k));
     struct slot *s = find(t, k, h);
@@ -170,9 +188,28 @@ static int table_add(struct rollup *ru, struct table *t, const struct key *k, in
         if (ru != NULL)
             atomic_fetch_add_explicit(&ru->live_keys, 1, memory_order_relaxed);
     }
+    if (k->kind == KIND_SKETCH) { /* a register: the highest rank */
+        if (requests > s->requests)
+            s->requests = requests;
+        return 0;
+    }
     s->requests += requests;
     s->bytes += bytes;
+    if (bot) {
+        s->bot_requests += requests;
+        s->bot_bytes += bytes;
+    }
     return 0;
+}
+
+/* Add a slot's counts (bots' share included) to t. */
+static int table_add_slot(struct rollup *ru, struct table *t, const struct key *k,
+                          const struct slot *s)
+{
+    int rc = table_add(ru, t, k, s->requests - s->bot_requests, s->bytes - s->bot_bytes, 0);
+    if (rc == 0 && s->bot_requests > 0 && k->kind != KIND_SKETCH)
+        rc = table_add(ru, t, k, s->bot_requests, s->bot_bytes, 1);
+    return rc;
 }
 
 int rollup_counts_daily(int status)
@@ -215,13 +252,14 @@ void rollup_add(struct rollup *ru, const struct event *ev)
         return;
     }
     int32_t day = (int32_t)(ev->ts_ms / 86400000);
+    int bot = ev->client == DB_CLIENT_BOT;
     pthread_mutex_lock(&sh->mu);
     memset(&k, 0, sizeof(k));
     memcpy(k.owner, ev->owner, 16);
     k.day = day;
     k.kind = KIND_STATUS;
     k.status = (uint16_t)ev->status;
-    lost += table_add(ru, sh->active, &k, 1, 0) != 0;
+    lost += table_add(ru, sh->active, &k, 1, 0, bot) != 0;
     if (rollup_counts_daily(ev->status) && ev->variant >= 0) {
         memset(&k, 0, sizeof(k));
         memcpy(k.owner, ev->owner, 16);
@@ -230,7 +268,24 @@ void rollup_add(struct rollup *ru, const struct event *ev)
         k.variant = (uint8_t)ev->variant;
         memcpy(k.image_id, ev->image_id, sizeof(k.image_id));
         memcpy(k.country, ev->country, 2);
-        lost += table_add(ru, sh->active, &k, 1, (int64_t)ev->bytes) != 0;
+        lost += table_add(ru, sh->active, &k, 1, (int64_t)ev->bytes, bot) != 0;
+        memset(&k, 0, sizeof(k));
+        memcpy(k.owner, ev->owner, 16);
+        k.day = (int32_t)(ev->ts_ms / 3600000);
+        k.kind = KIND_HOUR;
+        k.pad[0] = ev->client;
+        memcpy(k.image_id, ev->image_id, sizeof(k.image_id));
+        lost += table_add(ru, sh->active, &k, 1, (int64_t)ev->bytes, bot) != 0;
+        if (ev->upoint != 0) { /* the owner's sketch, then the image's */
+            memset(&k, 0, sizeof(k));
+            memcpy(k.owner, ev->owner, 16);
+            k.day = day;
+            k.kind = KIND_SKETCH;
+            k.status = (uint16_t)(ev->upoint >> 8);
+            table_add(ru, sh->active, &k, ev->upoint & 0xff, 0, 0); /* lost: not a request */
+            memcpy(k.image_id, ev->image_id, sizeof(k.image_id));
+            table_add(ru, sh->active, &k, ev->upoint & 0xff, 0, 0);
+        }
     }
     pthread_mutex_unlock(&sh->mu);
     if (lost) /* counted in requests, as merge() does */
@@ -260,7 +315,7 @@ static void merge(struct rollup *ru, struct table *to, struct table *from)
         /* The key is already counted in live_keys; only a key new to `to`
          * after the move adds one, which table_add does. */
         atomic_fetch_sub_explicit(&ru->live_keys, 1, memory_order_relaxed);
-        if (table_add(ru, to, &s->key, s->requests, s->bytes) != 0)
+        if (table_add_slot(ru, to, &s->key, s) != 0 && s->key.kind != KIND_SKETCH)
             atomic_fetch_add_explicit(&ru->overflow, (uint64_t)s->requests, memory_order_relaxed);
     }
     (void)moved;
@@ -276,71 +331,186 @@ static void owner_hex(const struct key *k, char out[33])
         keyhash_hex(k->owner, 16, out);
 }
 
-/* Write table t in one transaction under flush id `id`. Returns 0 (t
- * cleared) or an error (t kept). */
+/* One database count per client share of slot s (the bots' apart, so
+ * that they reach the bot_ columns), from template c. */
+static void emit(struct db_count *rows, size_t *n, const struct db_count *c, const struct slot *s)
+{
+    if (s->requests - s->bot_requests > 0 || s->bot_requests == 0) {
+        struct db_count *r = &rows[(*n)++];
+        *r = *c;
+        r->client = DB_CLIENT_HUMAN;
+        r->requests = s->requests - s->bot_requests;
+        r->bytes = s->bytes - s->bot_bytes;
+    }
+    if (s->bot_requests > 0) {
+        struct db_count *r = &rows[(*n)++];
+        *r = *c;
+        r->client = DB_CLIENT_BOT;
+        r->requests = s->bot_requests;
+        r->bytes = s->bot_bytes;
+    }
+}
+
+/* Sketch slots in (owner, day, image) order, then register index. */
+static int cmp_sketch(const void *a, const void *b)
+{
+    const struct key *x = &(*(struct slot *const *)a)->key, *y = &(*(struct slot *const *)b)->key;
+    int c = memcmp(x->owner, y->owner, 16);
+    if (c == 0)
+        c = (x->day > y->day) - (x->day < y->day);
+    if (c == 0)
+        c = memcmp(x->image_id, y->image_id, sizeof(x->image_id));
+    return c != 0 ? c : (x->status > y->status) - (x->status < y->status);
+}
+
+/* The sketch slots of t as db_sketch entries. OUT: *sk, *nsk, *pts (free
+ * both). */
+static int make_sketches(struct table *t, struct db_sketch **sk, size_t *nsk, uint32_t **pts)
+{
+    size_t n = 0, m = 0;
+    struct slot **v = malloc((t->count + 1) * sizeof(*v));
+    uint32_t *p = malloc((t->count + 1) * sizeof(*p));
+    struct db_sketch *out = malloc((t->count + 1) * sizeof(*out));
+    int rc = v && p && out ? 0 : PF_ENOMEM;
+    for (size_t i = 0; rc == 0 && i <= t->mask; i++)
+        if (t->slots[i].used && t->slots[i].key.kind == KIND_SKETCH)
+            v[n++] = &t->slots[i];
+    if (rc == 0)
+        qsort(v, n, sizeof(*v), cmp_sketch);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const struct key *k = &v[i]->key;
+        p[i] = (uint32_t)k->status << 8 | (uint32_t)(v[i]->requests & 0xff);
+        if (i > 0 && memcmp(k->owner, v[i - 1]->key.owner, 16) == 0 &&
+            k->day == v[i - 1]->key.day &&
+            memcmp(k->image_id, v[i - 1]->key.image_id, sizeof(k->image_id)) == 0) {
+            out[m - 1].npoints++;
+            continue;
+        }
+        struct db_sketch *d = &out[m++];
+        memset(d, 0, sizeof(*d));
+        owner_hex(k, d->owner);
+        timeutil_format_date((int64_t)k->day * 86400, d->date);
+        memcpy(d->image_id, k->image_id, sizeof(k->image_id));
+        d->image_id[7] = '\0';
+        d->points = &p[i];
+        d->npoints = 1;
+    }
+    free(v);
+    if (rc != 0) {
+        free(p);
+        free(out);
+        p = NULL;
+        out = NULL;
+        m = 0;
+    }
+    *sk = out;
+    *nsk = m;
+    *pts = p;
+    return rc;
+}
+
+/* Write table t in one transaction under flush id `id`, then its sketches.
+ * Returns 0 (t cleared) or an error (t kept: a retry under the same id
+ * adds the counts once, and the sketches' register max is idempotent). */
 static int write_table(struct rollup *ru, struct table *t, const char *id, char *err, size_t errlen)
 {
-    struct table *owner_days = NULL;
+    struct table *derived = NULL;
     struct db_count *rows = NULL;
-    size_t n = 0;
+    struct db_sketch *sk = NULL;
+    uint32_t *pts = NULL;
+    size_t n = 0, nsk = 0;
     int rc = 0;
     if (t->count == 0)
         return 0;
-    owner_days = table_new(64);
-    rows = malloc((t->count * 2 + 1) * sizeof(*rows));
-    if (owner_days == NULL || rows == NULL) {
-        snprintf(err, errlen, "out of memory");
+    derived = table_new(64);
+    if (derived == NULL) {
         rc = PF_ENOMEM;
         goto done;
     }
-    for (size_t i = 0; i <= t->mask; i++) {
-        struct slot *s = &t->slots[i];
-        if (!s->used)
+    /* The owners' day totals (and so their months'), hourly totals and
+     * client rows, summed from the keys: in the same transaction, so that
+     * each always equals the sum of its parts. */
+    for (size_t i = 0; rc == 0 && i <= t->mask; i++) {
+        const struct slot *s = &t->slots[i];
+        struct key dk;
+        if (!s->used || (s->key.kind != KIND_DAILY && s->key.kind != KIND_HOUR))
             continue;
-        struct db_count *c = &rows[n++];
-        memset(c, 0, sizeof(*c));
-        owner_hex(&s->key, c->owner);
-        timeutil_format_date((int64_t)s->key.day * 86400, c->date);
-        c->requests = s->requests;
-        if (s->key.kind == KIND_STATUS) {
-            c->kind = DB_COUNT_STATUS;
-            c->status = s->key.status;
+        memset(&dk, 0, sizeof(dk));
+        memcpy(dk.owner, s->key.owner, 16);
+        dk.day = s->key.day;
+        if (s->key.kind == KIND_DAILY) {
+            dk.kind = KIND_OWNER_DAY;
+            rc = table_add_slot(NULL, derived, &dk, s);
             continue;
         }
-        c->kind = DB_COUNT_DAILY;
-        memcpy(c->image_id, s->key.image_id, sizeof(s->key.image_id));
-        c->image_id[7] = '\0';
-        c->variant = variant_table[s->key.variant % VARIANT_COUNT].name;
-        memcpy(c->country, s->key.country, 2);
-        c->bytes = s->bytes;
-        /* The owner's day total (and so its month's row) takes the same
-         * counts, in the same transaction: analytics_monthly always equals
-         * the sum of its days. */
-        struct key ok;
-        memset(&ok, 0, sizeof(ok));
-        memcpy(ok.owner, s->key.owner, 16);
-        ok.kind = KIND_OWNER_DAY;
-        ok.day = s->key.day;
-        if (table_add(NULL, owner_days, &ok, s->requests, s->bytes) != 0) {
-            snprintf(err, errlen, "out of memory");
-            rc = PF_ENOMEM;
-            goto done;
+        dk.kind = KIND_HOUR; /* the owner's hour (image "", every client) */
+        rc = table_add_slot(NULL, derived, &dk, s);
+        memcpy(dk.image_id, s->key.image_id, sizeof(dk.image_id)); /* the image's hour */
+        if (rc == 0)
+            rc = table_add_slot(NULL, derived, &dk, s);
+        dk.kind = KIND_CLIENT; /* the image's day by client, then the owner's */
+        dk.day = (int32_t)(s->key.day / 24);
+        dk.pad[0] = s->key.pad[0];
+        if (rc == 0)
+            rc = table_add(NULL, derived, &dk, s->requests, s->bytes, 0);
+        memset(dk.image_id, 0, sizeof(dk.image_id));
+        if (rc == 0)
+            rc = table_add(NULL, derived, &dk, s->requests, s->bytes, 0);
+    }
+    if (rc == 0 && (rows = malloc((t->count + derived->count + 1) * 2 * sizeof(*rows))) == NULL)
+        rc = PF_ENOMEM;
+    for (int pass = 0; rc == 0 && pass < 2; pass++) {
+        struct table *from = pass == 0 ? t : derived;
+        for (size_t i = 0; i <= from->mask; i++) {
+            const struct slot *s = &from->slots[i];
+            struct db_count c;
+            if (!s->used || s->key.kind == KIND_SKETCH || (pass == 0 && s->key.kind == KIND_HOUR))
+                continue;
+            memset(&c, 0, sizeof(c));
+            owner_hex(&s->key, c.owner);
+            memcpy(c.image_id, s->key.image_id, sizeof(s->key.image_id));
+            c.image_id[7] = '\0';
+            if (s->key.kind == KIND_HOUR) {
+                c.kind = DB_COUNT_HOURLY;
+                c.hour = s->key.day;
+                timeutil_format_date(c.hour * 3600, c.date);
+            } else
+                timeutil_format_date((int64_t)s->key.day * 86400, c.date);
+            switch (s->key.kind) {
+            case KIND_STATUS:
+                c.kind = DB_COUNT_STATUS;
+                c.status = s->key.status;
+                break;
+            case KIND_DAILY:
+                c.kind = DB_COUNT_DAILY;
+                c.variant = variant_table[s->key.variant % VARIANT_COUNT].name;
+                memcpy(c.country, s->key.country, 2);
+                break;
+            case KIND_OWNER_DAY:
+                c.kind = DB_COUNT_OWNER_DAY;
+                break;
+            case KIND_CLIENT: /* one row per class: no bots' share to split */
+                c.kind = DB_COUNT_CLIENT;
+                c.client = s->key.pad[0];
+                c.requests = s->requests;
+                c.bytes = s->bytes;
+                rows[n++] = c;
+                continue;
+            default:
+                break;
+            }
+            emit(rows, &n, &c, s);
         }
     }
-    for (size_t i = 0; i <= owner_days->mask; i++) {
-        struct slot *s = &owner_days->slots[i];
-        if (!s->used)
-            continue;
-        struct db_count *c = &rows[n++];
-        memset(c, 0, sizeof(*c));
-        c->kind = DB_COUNT_OWNER_DAY;
-        owner_hex(&s->key, c->owner);
-        timeutil_format_date((int64_t)s->key.day * 86400, c->date);
-        c->requests = s->requests;
-        c->bytes = s->bytes;
-    }
+    if (rc == 0)
+        rc = make_sketches(t, &sk, &nsk, &pts);
+    if (rc == PF_ENOMEM)
+        snprintf(err, errlen, "out of memory");
     int64_t dropped = 0;
-    rc = db_counts_add(ru->db, id, rows, n, &dropped, err, errlen);
+    if (rc == 0)
+        rc = db_counts_add(ru->db, id, rows, n, &dropped, err, errlen);
+    if (rc == 0 && nsk > 0)
+        rc = db_sketches_merge(ru->db, sk, nsk, err, errlen);
     if (rc == 0) {
         atomic_fetch_sub_explicit(&ru->live_keys, t->count, memory_order_relaxed);
         table_clear(t);
@@ -349,8 +519,10 @@ static int write_table(struct rollup *ru, struct table *t, const char *id, char 
         atomic_fetch_add(&ru->batched, (uint64_t)dropped);
     }
 done:
-    table_free(owner_days);
+    table_free(derived);
     free(rows);
+    free(sk);
+    free(pts);
     return rc;
 }
 
@@ -419,7 +591,18 @@ static int flush(struct rollup *ru)
 
 static void flush_tick(void *arg)
 {
-    flush(arg);
+    struct rollup *ru = arg;
+    char err[256];
+    flush(ru);
+    /* The salts of the unique-clients hash: a database call only when a
+     * day turns (a database that refuses is tried again next tick). */
+    if (ru->uniq != NULL &&
+        uniq_refresh(ru->uniq, ru->db, (int64_t)time(NULL), err, sizeof(err)) != 0 &&
+        ru->log != NULL && timeutil_mono_ms() / 1000 - ru->last_salt_log >= 60) {
+        fprintf(ru->log,
+                "pixflare: analytics: cannot fetch the day's salt for unique clients (%s)\n", err);
+        ru->last_salt_log = timeutil_mono_ms() / 1000;
+    }
 }
 
 static void collect(void *ctx, struct metrics_out *out)
@@ -445,8 +628,8 @@ static void collect(void *ctx, struct metrics_out *out)
     }
 }
 
-int rollup_open(const char *database, const char *node_id, int flush_ms, size_t max_keys, FILE *log,
-                struct rollup **out, char *err, size_t errlen)
+int rollup_open(const char *database, const char *node_id, int flush_ms, size_t max_keys,
+                struct uniq *uniq, FILE *log, struct rollup **out, char *err, size_t errlen)
 {
     struct rollup *ru = calloc(1, sizeof(*ru));
     if (ru == NULL)
@@ -456,6 +639,8 @@ int rollup_open(const char *database, const char *node_id, int flush_ms, size_t 
     ru->log = log;
     ru->gen = atomic_fetch_add(&next_gen, 1);
     ru->last_error_log = -1000;
+    ru->last_salt_log = -1000;
+    ru->uniq = uniq;
     snprintf(ru->node_id, sizeof(ru->node_id), "%s", node_id);
     if (getrandom(&ru->run_id, sizeof(ru->run_id), 0) != sizeof(ru->run_id))
         ru->run_id = (uint64_t)timeutil_mono_ms() ^ ((uint64_t)getpid() << 32);
@@ -466,6 +651,12 @@ int rollup_open(const char *database, const char *node_id, int flush_ms, size_t 
      * one, and a stop is not held up for long. */
     if (rc == 0)
         db_set_busy_timeout(ru->db, BUSY_TIMEOUT_MS);
+    /* The salts before the first request (the flusher retries a failure). */
+    char why[256];
+    if (rc == 0 && uniq != NULL &&
+        uniq_refresh(uniq, ru->db, (int64_t)time(NULL), why, sizeof(why)) != 0 && log != NULL)
+        fprintf(log, "pixflare: analytics: cannot fetch the day's salt for unique clients (%s)\n",
+                why);
     if (rc == 0 && (ru->pending = table_new(4096)) == NULL)
         rc = PF_ENOMEM;
     ru->m_flush = metrics_histogram("pixflare_realtime_flush_duration_seconds", "",

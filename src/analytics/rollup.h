@@ -5,9 +5,11 @@
  * own table (its mutex is only ever contended by the flusher, once per
  * flush), and a flusher thread merges the threads' tables every half
  * `flush_ms` and adds the counts to analytics_daily, analytics_monthly and
- * analytics_status_daily (and analytics_owner_daily) in one transaction: one upsert per distinct
- * key per flush, whatever the request rate. If the database refuses (busy, disk full), the counts
- * stay pending and the next flush retries them.
+ * analytics_status_daily (and analytics_owner_daily, analytics_hourly,
+ * analytics_clients_daily) in one transaction: one upsert per distinct
+ * key per flush, whatever the request rate; then raises the registers of
+ * the day's unique-clients sketches (analytics_uniques_daily). If the database refuses (busy, disk
+ * full), the counts stay pending and the next flush retries them.
  *
  * Memory is bounded by `max_keys` distinct keys pending in total; a count
  * for a new key beyond it is not kept for realtime (it is counted as
@@ -26,8 +28,12 @@ struct rollup;
 
 /* database: db_open()'s URL (PIXFLARE_DATABASE); node_id: this node's
  * (config_node_id()), the first part of every flush id. */
-int rollup_open(const char *database, const char *node_id, int flush_ms, size_t max_keys, FILE *log,
-                struct rollup **out, char *err, size_t errlen);
+struct uniq;
+/* uniq (may be NULL: no unique clients): the salts the capture reads,
+ * kept current by the flusher (uniq_refresh()); the caller's, outliving
+ * the rollup. */
+int rollup_open(const char *database, const char *node_id, int flush_ms, size_t max_keys,
+                struct uniq *uniq, FILE *log, struct rollup **out, char *err, size_t errlen);
 
 /* Count one event: a status row always, a daily row (and so its month) for
  * statuses 200, 206 and 304. */

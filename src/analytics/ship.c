@@ -364,6 +364,7 @@ static void encode_row(struct strbuf *b, const struct event *ev, uint64_t node, 
     put_le(b, ev->bytes, 8);                                               /* bytes UInt64 */
     put_le(b, node, 8);                                                    /* node UInt64 */
     put_le(b, seq, 8);                                                     /* batch UInt64 */
+    put_le(b, ev->client, 1);                                              /* client UInt8 */
 }
 
 /* ---- Talking to ClickHouse --------------------------------------------- */
@@ -492,7 +493,7 @@ static int insert_rows(struct ship *s, const struct batch *b, const struct event
     query_id(s, b->seq, qid, sizeof(qid));
     snprintf(sql, sizeof(sql),
              "INSERT INTO %s.%s (timestamp, request_id, owner, image_id, variant, status, "
-             "country, bytes, node, batch) FORMAT RowBinary",
+             "country, bytes, node, batch, client) FORMAT RowBinary",
              clickhouse_database(s->ch), s->table);
     struct clickhouse_req req = {
         .sql = sql, .body = s->rows.p, .body_len = s->rows.len, .query_id = qid};

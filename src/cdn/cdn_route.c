@@ -124,7 +124,8 @@ static void answered(void *ctx, const struct http_req *req, const struct http_re
     ev.status = resp->status;
     ev.bytes = req->is_head || resp->status == 304 ? 0 : (uint64_t)resp->len;
     const char *header = capture_country_header(r->cap);
-    capture_stamp(r->cap, header ? http_req_header(req, header) : NULL, http_req_peer(req), &ev);
+    capture_stamp(r->cap, header ? http_req_header(req, header) : NULL,
+                  http_req_header(req, "User-Agent"), http_req_peer(req), &ev);
     event_emit(r->sink, &ev);
 }
 

@@ -53,6 +53,7 @@ enum key_id {
     K_MAX_CONNECTIONS,
     K_IDLE_TIMEOUT,
     K_HEADER_TIMEOUT,
+    K_HOURLY_RETENTION,
     K_COUNT
 };
 
@@ -87,6 +88,7 @@ static const char *const key_names[K_COUNT] = {
     "PIXFLARE_MAX_CONNECTIONS",
     "PIXFLARE_IDLE_TIMEOUT_S",
     "PIXFLARE_HEADER_TIMEOUT_S",
+    "ANALYTICS_HOURLY_RETENTION_DAYS",
 };
 
 static int find_key(const char *key)
@@ -526,6 +528,12 @@ static int validate(struct config *cfg, const char *const val[K_COUNT], char *er
         return bad(err, errlen, K_RETENTION, val[K_RETENTION],
                    "expected a whole number of days, 1-36500");
     cfg->retention_days = (int)n;
+    /* Hourly rows are 24 per day: kept a week by default (the API's hourly
+     * ranges are at most 7 days), and never longer than the daily ones. */
+    if (parse_int(val[K_HOURLY_RETENTION], 1, 36500, &n) != 0)
+        return bad(err, errlen, K_HOURLY_RETENTION, val[K_HOURLY_RETENTION],
+                   "expected a whole number of days, 1-36500");
+    cfg->hourly_retention_days = n < cfg->retention_days ? (int)n : cfg->retention_days;
 
     char why[200];
     char allowed[260];
@@ -612,6 +620,7 @@ int config_load(const char *file, struct config *cfg, char *err, size_t errlen)
         [K_MAX_CONNECTIONS] = "10000",
         [K_IDLE_TIMEOUT] = "30",
         [K_HEADER_TIMEOUT] = "10",
+        [K_HOURLY_RETENTION] = "7",
     };
     struct file_values fv;
     const char *val[K_COUNT];

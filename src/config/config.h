@@ -31,6 +31,7 @@ struct config {
     int realtime_enabled;
     int batch_enabled;
     int retention_days;
+    int hourly_retention_days; /* analytics_hourly; at most retention_days */
     char *aggregation_cron_text;
     struct cron_expr aggregation_cron;
     char *cleanup_cron_text;

@@ -86,11 +86,12 @@ static void owner_hex(const uint8_t owner[16], char out[33])
 /* Add one key's count to its owner's status rows (the owner's run of keys
  * is being read; s[first..*ns) are its rows so far, few). */
 static void add_status(struct db_status_row *s, size_t first, size_t *ns, const char *owner,
-                       int status, int64_t requests)
+                       int status, int64_t requests, int64_t bot_requests)
 {
     for (size_t i = first; i < *ns; i++)
         if (s[i].status == status) {
             s[i].requests += requests;
+            s[i].bot_requests += bot_requests;
             return;
         }
     /* Insert in status order. */
@@ -102,59 +103,187 @@ static void add_status(struct db_status_row *s, size_t first, size_t *ns, const 
     memcpy(s[at].owner, owner, 33);
     s[at].status = status;
     s[at].requests = requests;
+    s[at].bot_requests = bot_requests;
     (*ns)++;
+}
+
+/* The hourly and per-client counts of one image, or of the owner's images
+ * together, while the owner's (and the image's) run of keys is read. */
+struct run_counts {
+    struct db_hourly_row hour[24];
+    struct db_client_row client[DB_CLIENTS];
+};
+
+/* The batch's other rows, grown as the runs end. */
+struct more_rows {
+    struct db_hourly_row *h;
+    struct db_client_row *c;
+    size_t nh, nc, caph, capc;
+};
+
+static void run_add(struct run_counts *r, const struct engine_group *g)
+{
+    int hour = engine_key_hour(&g->k), client = engine_key_client(&g->k);
+    int bot = client == DB_CLIENT_BOT;
+    struct db_hourly_row *h = &r->hour[hour < 24 ? hour : 23];
+    h->requests += (int64_t)g->requests;
+    h->bytes += (int64_t)g->bytes;
+    h->bot_requests += bot ? (int64_t)g->requests : 0;
+    h->bot_bytes += bot ? (int64_t)g->bytes : 0;
+    struct db_client_row *c = &r->client[client < DB_CLIENTS ? client : DB_CLIENT_HUMAN];
+    c->requests += (int64_t)g->requests;
+    c->bytes += (int64_t)g->bytes;
+}
+
+/* Move a run's non-zero counts into m, as rows of owner/image (image ""
+ * for the owner's totals) of the day starting at hour0; r is zeroed. */
+static int run_flush(struct run_counts *r, struct more_rows *m, const char *owner,
+                     const char *image, int64_t hour0)
+{
+    int rc = 0;
+    if (m->nh + 24 > m->caph) {
+        size_t cap = m->caph ? m->caph * 2 : 256;
+        struct db_hourly_row *nh = realloc(m->h, cap * sizeof(*nh));
+        if (nh == NULL)
+            rc = PF_ENOMEM;
+        else {
+            m->h = nh;
+            m->caph = cap;
+        }
+    }
+    if (rc == 0 && m->nc + DB_CLIENTS > m->capc) {
+        size_t cap = m->capc ? m->capc * 2 : 64;
+        struct db_client_row *nc = realloc(m->c, cap * sizeof(*nc));
+        if (nc == NULL)
+            rc = PF_ENOMEM;
+        else {
+            m->c = nc;
+            m->capc = cap;
+        }
+    }
+    for (int i = 0; rc == 0 && i < 24; i++)
+        if (r->hour[i].requests > 0) {
+            struct db_hourly_row *h = &m->h[m->nh++];
+            *h = r->hour[i];
+            memcpy(h->owner, owner, 33);
+            snprintf(h->image_id, sizeof(h->image_id), "%s", image);
+            h->hour = hour0 + i;
+        }
+    for (int i = 0; rc == 0 && i < DB_CLIENTS; i++)
+        if (r->client[i].requests > 0) {
+            struct db_client_row *c = &m->c[m->nc++];
+            *c = r->client[i];
+            memcpy(c->owner, owner, 33);
+            snprintf(c->image_id, sizeof(c->image_id), "%s", image);
+            c->client = i;
+        }
+    memset(r, 0, sizeof(*r));
+    return rc;
+}
+
+static int cmp_hourly(const void *a, const void *b)
+{
+    const struct db_hourly_row *x = a, *y = b;
+    int c = strcmp(x->owner, y->owner);
+    if (c == 0)
+        c = (x->hour > y->hour) - (x->hour < y->hour);
+    return c != 0 ? c : strcmp(x->image_id, y->image_id);
+}
+
+static int cmp_client(const void *a, const void *b)
+{
+    const struct db_client_row *x = a, *y = b;
+    int c = strcmp(x->owner, y->owner);
+    if (c == 0)
+        c = strcmp(x->image_id, y->image_id);
+    return c != 0 ? c : (x->client > y->client) - (x->client < y->client);
 }
 
 /* The grouped counts as database rows, each list in its table's key order,
  * from one sort of the distinct keys (far fewer than events). `keys` is
  * sorted in place. */
-static int make_rows(struct engine_group *keys, size_t n, struct db_daily_row **daily,
-                     size_t *ndaily, struct db_status_row **status, size_t *nstatus)
+static int make_rows(struct engine_group *keys, size_t n, int64_t day, struct db_daily_row **daily,
+                     size_t *ndaily, struct db_status_row **status, size_t *nstatus,
+                     struct more_rows *m)
 {
     size_t nd = 0, ns = 0, owner_first = 0, last = 0;
     struct db_daily_row *d = malloc((n ? n : 1) * sizeof(*d));
     struct db_status_row *s = malloc((n ? n : 1) * sizeof(*s));
-    char owner[33] = "";
-    if (d == NULL || s == NULL) {
-        free(d);
-        free(s);
-        return PF_ENOMEM;
+    struct run_counts *ro = calloc(2, sizeof(*ro)), *ri = ro + 1; /* owner's, image's */
+    char owner[33] = "", image[8] = "";
+    int rc = 0;
+    if (d == NULL || s == NULL || ro == NULL) {
+        rc = PF_ENOMEM;
+        goto done;
     }
     qsort(keys, n, sizeof(*keys), cmp_key);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; rc == 0 && i < n; i++) {
         const struct engine_key *k = &keys[i].k;
-        if (i == 0 || k->w[0] != keys[i - 1].k.w[0] || k->w[1] != keys[i - 1].k.w[1]) {
+        int bot = engine_key_client(k) == DB_CLIENT_BOT;
+        int new_owner = i == 0 || k->w[0] != keys[i - 1].k.w[0] || k->w[1] != keys[i - 1].k.w[1];
+        if (i > 0 && (new_owner || k->w[2] != keys[i - 1].k.w[2]))
+            rc = run_flush(ri, m, owner, image, day * 24);
+        if (rc == 0 && i > 0 && new_owner)
+            rc = run_flush(ro, m, owner, "", day * 24);
+        if (new_owner) {
             owner_hex(engine_key_owner(k), owner);
             owner_first = ns;
         }
-        add_status(s, owner_first, &ns, owner, engine_key_status(k), (int64_t)keys[i].requests);
-        /* Daily: the statuses analytics_daily counts, with a variant. */
+        memcpy(image, engine_key_image(k), 8);
+        image[7] = '\0';
+        add_status(s, owner_first, &ns, owner, engine_key_status(k), (int64_t)keys[i].requests,
+                   bot ? (int64_t)keys[i].requests : 0);
+        /* Daily: the statuses analytics_daily counts, with a variant. The
+         * hourly and client rows count the same. */
         if (!rollup_counts_daily(engine_key_status(k)) ||
             engine_key_variant(k) == ENGINE_NO_VARIANT)
             continue;
-        /* The keys of one row differ only in status, so they are adjacent
-         * (a status analytics_daily leaves out may sit between them). */
+        run_add(ri, &keys[i]);
+        run_add(ro, &keys[i]);
+        /* The keys of one row differ only in status, hour and client, so
+         * they are adjacent (a status analytics_daily leaves out may sit
+         * between them). */
         if (nd > 0 && same_daily(k, &keys[last].k)) {
             d[nd - 1].requests += (int64_t)keys[i].requests;
             d[nd - 1].bytes += (int64_t)keys[i].bytes;
+            d[nd - 1].bot_requests += bot ? (int64_t)keys[i].requests : 0;
+            d[nd - 1].bot_bytes += bot ? (int64_t)keys[i].bytes : 0;
             last = i;
             continue;
         }
         last = i;
         struct db_daily_row *r = &d[nd++];
         memcpy(r->owner, owner, 33);
-        memcpy(r->image_id, engine_key_image(k), 8);
-        r->image_id[7] = '\0';
+        memcpy(r->image_id, image, 8);
         r->variant = variant_table[engine_key_variant(k)].name;
         engine_key_country(k, r->country);
         r->requests = (int64_t)keys[i].requests;
         r->bytes = (int64_t)keys[i].bytes;
+        r->bot_requests = bot ? r->requests : 0;
+        r->bot_bytes = bot ? r->bytes : 0;
+    }
+    if (rc == 0 && n > 0)
+        rc = run_flush(ri, m, owner, image, day * 24);
+    if (rc == 0 && n > 0)
+        rc = run_flush(ro, m, owner, "", day * 24);
+    if (rc == 0) {
+        qsort(m->h, m->nh, sizeof(*m->h), cmp_hourly);
+        qsort(m->c, m->nc, sizeof(*m->c), cmp_client);
+    }
+done:
+    free(ro);
+    if (rc != 0) {
+        free(d);
+        free(s);
+        d = NULL;
+        s = NULL;
+        nd = ns = 0;
     }
     *daily = d;
     *ndaily = nd;
     *status = s;
     *nstatus = ns;
-    return 0;
+    return rc;
 }
 
 /* Default readers: one per CPU, at most 8. Each holds a table of every
@@ -246,6 +375,7 @@ int aggregate_run_day(const struct config *cfg, struct engine *engine, struct db
     struct engine_group *keys = NULL;
     struct db_daily_row *daily = NULL;
     struct db_status_row *status = NULL;
+    struct more_rows more = {0};
     size_t nkeys = 0, ndaily = 0, nstatus = 0;
     struct db_batch_stats bs;
     int64_t now = (int64_t)time(NULL), end = (day + 1) * 86400, t0, t1;
@@ -312,7 +442,7 @@ int aggregate_run_day(const struct config *cfg, struct engine *engine, struct db
     for (size_t i = 0; rc == 0 && i < nkeys; i++)
         out->events += keys[i].requests; /* the date's events (a file's stray ones left out) */
     if (rc == 0)
-        rc = make_rows(keys, nkeys, &daily, &ndaily, &status, &nstatus);
+        rc = make_rows(keys, nkeys, day, &daily, &ndaily, &status, &nstatus, &more);
     if (rc == PF_ENOMEM && err[0] == '\0')
         snprintf(err, errlen, "out of memory");
     t1 = timeutil_mono_ns();
@@ -355,7 +485,14 @@ int aggregate_run_day(const struct config *cfg, struct engine *engine, struct db
     }
     if (rc == 0) {
         char why[256];
-        rc = db_batch_replace_day(db, date, daily, ndaily, status, nstatus, NULL,
+        /* The hourly rows of a date past the hourly retention would be
+         * purged again at the next cleanup: they are left alone. */
+        struct db_batch_more bm = {.hourly = more.h,
+                                   .nhourly = more.nh,
+                                   .clients = more.c,
+                                   .nclients = more.nc,
+                                   .hours = day >= now / 86400 - cfg->hourly_retention_days + 1};
+        rc = db_batch_replace_day(db, date, daily, ndaily, status, nstatus, &bm,
                                   (int64_t)out->events, &bs, why, sizeof(why));
         if (rc != 0)
             snprintf(err, errlen,
@@ -372,6 +509,8 @@ int aggregate_run_day(const struct config *cfg, struct engine *engine, struct db
     }
     free(keys);
     free(daily);
+    free(more.h);
+    free(more.c);
     free(status);
     return rc;
 }

@@ -43,6 +43,14 @@ int retention_run(const struct config *cfg, struct engine *engine, struct db *db
         snprintf(err, errlen, "database error deleting rows before %s: %s", date, why);
         return rc;
     }
+    /* Hourly rows keep ANALYTICS_HOURLY_RETENTION_DAYS dates, today
+     * included; client and sketch rows the daily retention's. */
+    int64_t hour = (today - cfg->hourly_retention_days + 1) * 24;
+    rc = db_cleanup_more_before(db, date, hour, &out->more_rows, why, sizeof(why));
+    if (rc != 0) {
+        snprintf(err, errlen, "database error deleting hourly, client and sketch rows: %s", why);
+        return rc;
+    }
     rc = retention_purge_events(cfg, engine, now, &out->files, err, errlen);
     if (rc != 0)
         return rc;

@@ -30,6 +30,7 @@ struct db;
 struct retention_result {
     int64_t cutoff_day; /* dates before it were purged */
     int64_t daily_rows, status_rows, dates;
+    int64_t more_rows; /* analytics_hourly, _clients_daily and _uniques_daily rows */
     uint64_t files;
     uint64_t temp_files; /* stale temporaries removed from the storage directory */
 };
