@@ -12,12 +12,12 @@
 # Needs npm and node (only to fetch the packages and read isbot's list),
 # python3, a C compiler and PCRE2 (libpcre2-dev). Rewrites, all committed so
 # that `make` needs neither network nor node:
-#   data/crawler-user-agents/patterns.txt   the patterns compiled, one a line,
+#   third_party/crawler-user-agents/patterns.txt   the patterns compiled, one a line,
 #                                           verbatim from the package
-#   data/crawler-user-agents/dropped.txt    patterns PCRE2 does not compile
-#   data/crawler-user-agents/LICENSE        the package's licence text
-#   data/crawler-user-agents/SOURCE         name, version, tarball, checksum
-#   data/isbot/{patterns,dropped}.txt, LICENSE, SOURCE   the same for isbot
+#   third_party/crawler-user-agents/dropped.txt    patterns PCRE2 does not compile
+#   third_party/crawler-user-agents/LICENSE        the package's licence text
+#   third_party/crawler-user-agents/SOURCE         name, version, tarball, checksum
+#   third_party/isbot/{patterns,dropped}.txt, LICENSE, SOURCE   the same for isbot
 #   src/analytics/uaclass_data.c            the patterns as a C array
 # and prints what changed (patterns added and removed). Review the diff, run
 # the uaclass unit test (it asserts the accuracy on tests/data/ua_labelled.tsv),
@@ -112,7 +112,7 @@ node -e 'for (const p of require(process.argv[1]).list) { if (/[\r\n]/.test(p) |
     "$ipkg/index.js" >"$tmp/iall.txt"
 "$tmp/check" "$tmp/iall.txt" "$tmp/ipatterns.txt" "$tmp/idropped.txt" caseless
 iversion=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' "$ipkg/package.json")
-idir="$root/data/isbot"
+idir="$root/third_party/isbot"
 mkdir -p "$idir"
 touch "$idir/patterns.txt"
 cp "$idir/patterns.txt" "$tmp/iold.txt"
@@ -130,7 +130,7 @@ cp "$ipkg/LICENSE" "$idir/LICENSE"
     echo "refresh: sh scripts/uaclass_refresh.sh"
 } >"$idir/SOURCE"
 
-dir="$root/data/crawler-user-agents"
+dir="$root/third_party/crawler-user-agents"
 mkdir -p "$dir"
 old_version=$(sed -n 's/^version: //p' "$dir/SOURCE" 2>/dev/null || true)
 version=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' "$pkg/package.json")
@@ -174,11 +174,11 @@ with open(sys.argv[2], "w", encoding="utf-8") as out:
  *
  * The crawler user-agent patterns of the npm package crawler-user-agents %s
  * (github.com/monperrus/crawler-user-agents), MIT licence: Copyright (c) 2017
- * Martin Monperrus; the licence text is data/crawler-user-agents/LICENSE.
+ * Martin Monperrus; the licence text is third_party/crawler-user-agents/LICENSE.
  * Then the generic rules of the npm package isbot %s
- * (github.com/omrilotan/isbot), Unlicense (public domain; data/isbot/LICENSE).
+ * (github.com/omrilotan/isbot), Unlicense (public domain; third_party/isbot/LICENSE).
  * JavaScript regular expressions, each compiled by PCRE2 unchanged; the ones
- * it does not compile are left out (data/NAME/dropped.txt). */
+ * it does not compile are left out (third_party/NAME/dropped.txt). */
 #include "analytics/uaclass_int.h"
 
 const char uaclass_data_version[] = "crawler-user-agents %s, isbot %s";

@@ -8,7 +8,7 @@
  *            iMessage, X, LinkedIn, WhatsApp, Telegram, Teams/Skype, ...):
  *            a small list in uaclass.c, checked first;
  *   bot      any other automated client: the patterns of the npm package
- *            crawler-user-agents (MIT; data/crawler-user-agents/, refreshed
+ *            crawler-user-agents (MIT; third_party/crawler-user-agents/, refreshed
  *            by scripts/uaclass_refresh.sh), and a missing or empty user
  *            agent (browsers always send one);
  *   human    everything else.

@@ -2,11 +2,11 @@
  *
  * The crawler user-agent patterns of the npm package crawler-user-agents 1.60.0
  * (github.com/monperrus/crawler-user-agents), MIT licence: Copyright (c) 2017
- * Martin Monperrus; the licence text is data/crawler-user-agents/LICENSE.
+ * Martin Monperrus; the licence text is third_party/crawler-user-agents/LICENSE.
  * Then the generic rules of the npm package isbot 5.2.4
- * (github.com/omrilotan/isbot), Unlicense (public domain; data/isbot/LICENSE).
+ * (github.com/omrilotan/isbot), Unlicense (public domain; third_party/isbot/LICENSE).
  * JavaScript regular expressions, each compiled by PCRE2 unchanged; the ones
- * it does not compile are left out (data/NAME/dropped.txt). */
+ * it does not compile are left out (third_party/NAME/dropped.txt). */
 #include "analytics/uaclass_int.h"
 
 const char uaclass_data_version[] = "crawler-user-agents 1.60.0, isbot 5.2.4";
