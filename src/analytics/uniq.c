@@ -102,7 +102,7 @@ uint32_t uniq_point(const struct uniq *u, int64_t ts_ms, const void *addr, size_
     n += ualen;
     uint16_t idx;
     uint8_t rank;
-    hll_point(siphash24(key, buf, n), &idx, &rank);
+    hll_point(siphash_24(key, buf, n), &idx, &rank);
     point = (uint32_t)idx << 8 | rank;
     memset(key, 0, sizeof(key));
     __asm__ volatile("" : : "r"(key) : "memory");
