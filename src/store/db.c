@@ -122,6 +122,26 @@ int db_batch_replace_day(struct db *db, const char *date, const struct db_daily_
                                               events, bs, err, errlen));
 }
 
+int db_sketches_merge(struct db *db, const struct db_sketch *s, size_t n, char *err, size_t errlen)
+{
+    return counted(db->ops->sketches_merge(db, s, n, err, errlen));
+}
+
+int db_salt_get(struct db *db, const char *date, uint8_t salt[16], char *err, size_t errlen)
+{
+    return counted(db->ops->salt_get(db, date, salt, err, errlen));
+}
+
+int db_salt_purge_before(struct db *db, const char *date, int64_t *removed, char *err,
+                         size_t errlen)
+{
+    int64_t n = 0;
+    int rc = counted(db->ops->salt_purge_before(db, date, &n, err, errlen));
+    if (removed != NULL)
+        *removed = n;
+    return rc;
+}
+
 int db_flush_nodes(struct db *db, int64_t from, int64_t to, int (*fn)(void *ctx, const char *node),
                    void *ctx)
 {
@@ -152,6 +172,16 @@ int db_cleanup_before(struct db *db, const char *date, const atomic_int *stop,
                       struct db_cleanup_stats *cs, char *err, size_t errlen)
 {
     return counted(db->ops->cleanup_before(db, date, stop, cs, err, errlen));
+}
+
+int db_cleanup_more_before(struct db *db, const char *date, int64_t hour, int64_t *rows, char *err,
+                           size_t errlen)
+{
+    int64_t n = 0;
+    int rc = counted(db->ops->cleanup_more_before(db, date, hour, &n, err, errlen));
+    if (rows != NULL)
+        *rows = n;
+    return rc;
 }
 
 int db_job_begin(struct db *db, const char *job, int64_t slot, const char *node, int retry_failed,
@@ -235,9 +265,39 @@ int db_daily_page(struct db *db, const char *owner, const char *from, const char
     return counted(db->ops->daily_page(db, owner, from, to, after, limit, fn, ctx, rows));
 }
 
+int db_owner_hours(struct db *db, const char *owner, const char *image_id, int64_t from_hour,
+                   int64_t to_hour, db_stat_fn fn, void *ctx)
+{
+    return counted(db->ops->owner_hours(db, owner, image_id, from_hour, to_hour, fn, ctx));
+}
+
+int db_owner_clients(struct db *db, const char *owner, const char *image_id, const char *from,
+                     const char *to, db_stat_fn fn, void *ctx)
+{
+    return counted(db->ops->owner_clients(db, owner, image_id, from, to, fn, ctx));
+}
+
+int db_owner_uniques(struct db *db, const char *owner, const char *image_id, const char *from,
+                     const char *to, db_stat_fn fn, void *ctx)
+{
+    return counted(db->ops->owner_uniques(db, owner, image_id, from, to, fn, ctx));
+}
+
+int db_image_uniques(struct db *db, const char *owner, const char *from, const char *to,
+                     db_stat_fn fn, void *ctx)
+{
+    return counted(db->ops->image_uniques(db, owner, from, to, fn, ctx));
+}
+
 int db_image_by_id(struct db *db, const char *id, struct db_image *out)
 {
     return counted(db->ops->image_by_id(db, id, out));
+}
+
+const char *db_client_name(int client)
+{
+    static const char *const names[DB_CLIENTS] = {"human", "bot", "preview"};
+    return client >= 0 && client < DB_CLIENTS ? names[client] : NULL;
 }
 
 const char *db_backend(const struct db *db)
@@ -262,22 +322,39 @@ int db_rate_take(struct db *db, const char *owner, int limit, int *allowed, int 
 
 /* Parents first is not needed (no foreign keys); the big tables last, so a
  * refusal or an error shows early. analytics_flushes (a node's own
- * receipts) and the rate limiter's buckets are not data: not copied. */
+ * receipts) and the rate limiter's buckets are not data: not copied.
+ * analytics_salts is never copied, nor is it in a backup's list: a day's
+ * salt lives only in the database that made it, until the purge removes
+ * it, so that no copy can join a client's hashes across days or
+ * databases. */
 const struct db_table db_tables[] = {
     {"images",
      "id, owner, album, filename, content_type, size_bytes, created_at, sha256, width, height", 10,
-     NULL},
+     NULL, 0},
     {"api_keys", "id, owner, key_hash, scopes, created_at, expires_at, last_used_at, revoked_at", 8,
-     NULL},
-    {"analytics_meta", "key, value, updated_at", 3, "key"},
+     NULL, 0},
+    {"analytics_meta", "key, value, updated_at", 3, "key", 0},
     {"analytics_batch_days", "date, events, daily_rows, status_rows, drift, aggregated_at", 6,
-     "date"},
-    {"analytics_day_versions", "date, version", 2, "date"},
-    {"analytics_monthly", "owner, year_month, requests, bandwidth_bytes", 4, "owner, year_month"},
-    {"analytics_owner_daily", "owner, date, requests, bandwidth_bytes", 4, "owner, date"},
-    {"analytics_status_daily", "owner, date, status, requests", 4, "owner, date, status"},
-    {"analytics_daily", "owner, date, image_id, variant, country, requests, bandwidth_bytes", 7,
-     "owner, date, image_id, variant, country"},
+     "date", 0},
+    {"analytics_day_versions", "date, version", 2, "date", 0},
+    {"analytics_monthly", "owner, year_month, requests, bandwidth_bytes", 4, "owner, year_month",
+     0},
+    {"analytics_owner_daily",
+     "owner, date, requests, bandwidth_bytes, bot_requests, bot_bandwidth_bytes", 6, "owner, date",
+     0},
+    {"analytics_status_daily", "owner, date, status, requests, bot_requests", 5,
+     "owner, date, status", 0},
+    {"analytics_clients_daily", "owner, date, image_id, client, requests, bandwidth_bytes", 6,
+     "owner, date, image_id, client", 0},
+    {"analytics_uniques_daily", "owner, date, image_id, uniques, registers", 5,
+     "owner, date, image_id", 5},
+    {"analytics_hourly",
+     "owner, image_id, hour, requests, bandwidth_bytes, bot_requests, bot_bandwidth_bytes", 7,
+     "owner, image_id, hour", 0},
+    {"analytics_daily",
+     "owner, date, image_id, variant, country, requests, bandwidth_bytes, bot_requests, "
+     "bot_bandwidth_bytes",
+     9, "owner, date, image_id, variant, country", 0},
 };
 const size_t db_table_count = sizeof(db_tables) / sizeof(db_tables[0]);
 

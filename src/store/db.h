@@ -451,6 +451,8 @@ struct db_table {
     const char *columns; /* "a, b, c" */
     int ncols;
     const char *order; /* ORDER BY of a read: the copy keeps insertion order */
+    int hex_col;       /* 1-based: the binary column (BLOB, bytea), whose bytes travel
+                          as hex text; 0: none */
 };
 extern const struct db_table db_tables[];
 extern const size_t db_table_count;

@@ -3,6 +3,7 @@
  * the target, so that a failed copy leaves the target empty. Values travel
  * as text through each backend's table_rows and table_insert. */
 #include "store/db.h"
+#include "store/db_int.h"
 
 #include "base/err.h"
 
@@ -73,6 +74,51 @@ static int chunk_row(void *ctx, const char *const *values)
         c->text_len += len;
     }
     return ++c->n == CHUNK_ROWS ? chunk_flush(c) : 0;
+}
+
+int db_table_select(const struct db_table *t, const char *hex_fmt, char *out, size_t cap)
+{
+    const char *p = t->columns;
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 1; *p != '\0'; i++) {
+        size_t len = strcspn(p, ",");
+        char col[64];
+        if (len >= sizeof(col))
+            return PF_EINVAL;
+        snprintf(col, sizeof(col), "%.*s", (int)len, p);
+        used += (size_t)snprintf(out + used, cap > used ? cap - used : 0, "%s", i > 1 ? ", " : "");
+        if (i == t->hex_col)
+            used += (size_t)snprintf(out + used, cap > used ? cap - used : 0, hex_fmt, col);
+        else
+            used += (size_t)snprintf(out + used, cap > used ? cap - used : 0, "%s", col);
+        p += len;
+        p += strspn(p, ", ");
+    }
+    return used < cap ? 0 : PF_EINVAL;
+}
+
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+int db_hex_decode(const char *hex, uint8_t *out, size_t cap, size_t *len)
+{
+    size_t n = strlen(hex);
+    if (n % 2 != 0 || n / 2 > cap)
+        return PF_EINVAL;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return PF_EINVAL;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    *len = n / 2;
+    return 0;
 }
 
 int db_copy_is_empty(struct db *db, int *empty, char *what, size_t whatlen)

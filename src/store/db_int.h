@@ -29,6 +29,11 @@ struct db_ops {
                              size_t ndaily, const struct db_status_row *status, size_t nstatus,
                              const struct db_batch_more *more, int64_t events,
                              struct db_batch_stats *bs, char *err, size_t errlen);
+    int (*sketches_merge)(struct db *db, const struct db_sketch *s, size_t n, char *err,
+                          size_t errlen);
+    int (*salt_get)(struct db *db, const char *date, uint8_t salt[16], char *err, size_t errlen);
+    int (*salt_purge_before)(struct db *db, const char *date, int64_t *removed, char *err,
+                             size_t errlen);
     int (*batch_day_done)(struct db *db, const char *date, int *done);
     int (*flush_nodes)(struct db *db, int64_t from, int64_t to,
                        int (*fn)(void *ctx, const char *node), void *ctx);
@@ -37,6 +42,8 @@ struct db_ops {
     int (*meta_set)(struct db *db, const char *key, const char *value, char *err, size_t errlen);
     int (*cleanup_before)(struct db *db, const char *date, const atomic_int *stop,
                           struct db_cleanup_stats *cs, char *err, size_t errlen);
+    int (*cleanup_more_before)(struct db *db, const char *date, int64_t hour, int64_t *rows,
+                               char *err, size_t errlen);
     int (*job_begin)(struct db *db, const char *job, int64_t slot, const char *node,
                      int retry_failed, enum db_job_claim *out);
     int (*job_end)(struct db *db, const char *job, int64_t slot, enum db_job_outcome outcome);
@@ -56,11 +63,18 @@ struct db_ops {
                         void *ctx);
     int (*image_rows)(struct db *db, const char *owner, const char *image_id, const char *from,
                       const char *to, db_stat_fn fn, void *ctx);
+    int (*owner_hours)(struct db *db, const char *owner, const char *image_id, int64_t from_hour,
+                       int64_t to_hour, db_stat_fn fn, void *ctx);
+    int (*owner_clients)(struct db *db, const char *owner, const char *image_id, const char *from,
+                         const char *to, db_stat_fn fn, void *ctx);
+    int (*owner_uniques)(struct db *db, const char *owner, const char *image_id, const char *from,
+                         const char *to, db_stat_fn fn, void *ctx);
+    int (*image_uniques)(struct db *db, const char *owner, const char *from, const char *to,
+                         db_stat_fn fn, void *ctx);
     int (*image_by_id)(struct db *db, const char *id, struct db_image *out);
     int (*daily_page)(struct db *db, const char *owner, const char *from, const char *to,
                       const struct db_stat_row *after, int limit, db_stat_fn fn, void *ctx,
                       int *rows);
-    /* Shared backends only (NULL otherwise). */
     /* Shared backends only (NULL otherwise). */
     int (*rate_take)(struct db *db, const char *owner, int limit, int *allowed, int *remaining,
                      int *retry_after);
@@ -91,5 +105,13 @@ int db_postgres_open(const char *url, int *check, struct db **out, char *err, si
  * backend's insertion order (`seq`: SQLite's rowid, PostgreSQL's identity
  * column). */
 #define DB_TABLE_ORDER(t, seq) ((t)->order != NULL ? (t)->order : (seq))
+
+/* A copy's read of t's columns (db_copy.c): t->columns with its binary
+ * column (t->hex_col) as `hex_fmt` makes it ("hex(%s)": the column's bytes
+ * as hex text), into out[0..cap). PF_EINVAL when it does not fit. */
+int db_table_select(const struct db_table *t, const char *hex_fmt, char *out, size_t cap);
+/* Hex text (either case) to bytes. OUT: out[0..*len). PF_EINVAL for text
+ * that is not hex or longer than cap * 2. */
+int db_hex_decode(const char *hex, uint8_t *out, size_t cap, size_t *len);
 
 #endif

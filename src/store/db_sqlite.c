@@ -164,6 +164,70 @@ static const char *const migrations[] = {
     "  ok INTEGER,"
     "  PRIMARY KEY (job, slot)"
     ");",
+
+    /* 6 -> 7: hourly series, client classes, unique clients (issue 20).
+     * - bot_requests, bot_bandwidth_bytes: the part of requests and
+     *   bandwidth_bytes that came from clients told to be bots (db.h's
+     *   DB_CLIENT_BOT); requests stays every client's total.
+     * - analytics_hourly: per owner and hour (Unix time / 3600, UTC), each
+     *   image's counts and, as image_id '', the owner's total of the hour.
+     *   The key leads with (owner, image_id, hour), so the API's one read
+     *   of it (an image's, or the totals', run of hours) is one range; the
+     *   index on hour serves the retention and the batch's replacement of
+     *   a date's 24 hours.
+     * - analytics_clients_daily: requests and bytes per owner, date, image
+     *   ('' the owner's total) and client class ('human', 'bot',
+     *   'preview').
+     * - analytics_uniques_daily: a HyperLogLog sketch of the distinct
+     *   clients per owner, date and image ('' the owner's whole day), as
+     *   hll_encode() writes it, with its estimate beside it so that reads
+     *   never decode. A rowid table (sketches reach 12 KiB, too large for
+     *   WITHOUT ROWID's b-tree cells), `uniques` before `registers` so a
+     *   read of the estimate stops before the sketch's overflow pages.
+     * - analytics_salts: the day's random salt of the client hash, made by
+     *   the first node to ask and purged after the day (db_salt_get());
+     *   connections run with secure_delete, so a purged salt is zeroed in
+     *   the file, not left in a free page. */
+    "ALTER TABLE analytics_daily ADD COLUMN bot_requests INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE analytics_daily ADD COLUMN bot_bandwidth_bytes INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE analytics_owner_daily ADD COLUMN bot_requests INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE analytics_owner_daily ADD COLUMN bot_bandwidth_bytes INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE analytics_status_daily ADD COLUMN bot_requests INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE analytics_hourly ("
+    "  owner TEXT NOT NULL,"
+    "  hour INTEGER NOT NULL,"
+    "  image_id TEXT NOT NULL,"
+    "  requests INTEGER NOT NULL DEFAULT 0,"
+    "  bandwidth_bytes INTEGER NOT NULL DEFAULT 0,"
+    "  bot_requests INTEGER NOT NULL DEFAULT 0,"
+    "  bot_bandwidth_bytes INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (owner, image_id, hour)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX analytics_hourly_hour ON analytics_hourly (hour);"
+    "CREATE TABLE analytics_clients_daily ("
+    "  owner TEXT NOT NULL,"
+    "  date TEXT NOT NULL,"
+    "  image_id TEXT NOT NULL,"
+    "  client TEXT NOT NULL,"
+    "  requests INTEGER NOT NULL DEFAULT 0,"
+    "  bandwidth_bytes INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (owner, date, image_id, client)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX analytics_clients_daily_date ON analytics_clients_daily (date);"
+    "CREATE TABLE analytics_uniques_daily ("
+    "  owner TEXT NOT NULL,"
+    "  date TEXT NOT NULL,"
+    "  image_id TEXT NOT NULL,"
+    "  uniques INTEGER NOT NULL,"
+    "  registers BLOB NOT NULL,"
+    "  PRIMARY KEY (owner, date, image_id)"
+    ");"
+    "CREATE INDEX analytics_uniques_daily_date ON analytics_uniques_daily (date);"
+    "CREATE TABLE analytics_salts ("
+    "  date TEXT PRIMARY KEY,"
+    "  salt BLOB NOT NULL,"
+    "  created_at TEXT NOT NULL"
+    ");",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -286,11 +350,14 @@ int db_sqlite_open(const char *sqlite_path, int *check, struct db **out, char *e
     }
     db_sqlite_set_busy_timeout(&db->base, 5000);
     /* The journal mode is the file's, set when it is made; a check only
-     * forbids itself to write. */
+     * forbids itself to write. secure_delete zeroes what a write removes
+     * (a purged salt: db_salt_purge_before()) instead of leaving it in a
+     * free page or slot of the file; it is a connection's setting, so every
+     * connection sets it (cost: see docs/ANALYTICS.md). */
     if (sqlite3_exec(db->conn,
                      check ? "PRAGMA query_only=ON;"
                            : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                             "PRAGMA foreign_keys=ON;",
+                             "PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;",
                      NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, errlen, "cannot open database %s: %s", sqlite_path, msg);
         goto fail;
@@ -350,6 +417,8 @@ static void db_sqlite_close(struct db *base)
     sqlite3_finalize(db->day_done);
     sqlite3_finalize(db->bump);
     sqlite3_finalize(db->receipt);
+    sqlite3_finalize(db->add_hourly);
+    sqlite3_finalize(db->add_client);
     for (int i = 0; i < DBQ_COUNT; i++)
         sqlite3_finalize(db->read[i]);
     sqlite3_close(db->conn);
@@ -482,6 +551,9 @@ int db_sqlite_exec_text(struct db_sqlite *db, int64_t *changes, const char *sql,
 
 /* ---- Copying (db_table_*) ---- */
 
+/* The largest binary value a copy carries (a sketch: HLL_ENCODED_MAX). */
+#define BLOB_MAX (64 * 1024)
+
 static int db_sqlite_table_count_rows(struct db *base, const struct db_table *t, int64_t *rows)
 {
     struct db_sqlite *db = (struct db_sqlite *)base;
@@ -500,13 +572,13 @@ static int db_sqlite_table_count_rows(struct db *base, const struct db_table *t,
 static int db_sqlite_table_rows(struct db *base, const struct db_table *t, db_row_fn fn, void *ctx)
 {
     struct db_sqlite *db = (struct db_sqlite *)base;
-    char sql[512];
+    char sql[1024], cols[512];
     const char *v[16];
     sqlite3_stmt *st = NULL;
-    int rc = 0, step = SQLITE_DONE;
-    snprintf(sql, sizeof(sql), "SELECT %s FROM %s ORDER BY %s", t->columns, t->name,
+    int rc = db_table_select(t, "hex(%s)", cols, sizeof(cols)), step = SQLITE_DONE;
+    snprintf(sql, sizeof(sql), "SELECT %s FROM %s ORDER BY %s", cols, t->name,
              DB_TABLE_ORDER(t, "rowid"));
-    if (t->ncols > 16 || db_sqlite_prep(db, sql, &st) != 0)
+    if (rc == 0 && (t->ncols > 16 || db_sqlite_prep(db, sql, &st) != 0))
         rc = PF_EDB;
     while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
         for (int i = 0; i < t->ncols; i++)
@@ -530,20 +602,30 @@ static int db_sqlite_table_insert(struct db *base, const struct db_table *t,
     for (int i = 1; i < t->ncols; i++)
         len += snprintf(sql + len, sizeof(sql) - (size_t)len, ", ?");
     snprintf(sql + len, sizeof(sql) - (size_t)len, ")");
-    int rc = db_sqlite_prep(db, sql, &st);
+    /* The binary column comes as hex text (db_table_select()). */
+    uint8_t *bin = t->hex_col > 0 ? malloc(BLOB_MAX) : NULL;
+    int rc = t->hex_col > 0 && bin == NULL ? PF_ENOMEM : db_sqlite_prep(db, sql, &st);
     for (size_t r = 0; rc == 0 && r < n; r++) {
-        for (int i = 0; i < t->ncols; i++) {
+        for (int i = 0; rc == 0 && i < t->ncols; i++) {
             const char *v = values[r * (size_t)t->ncols + (size_t)i];
+            size_t blen = 0;
             if (v == NULL)
                 sqlite3_bind_null(st, i + 1);
-            else
+            else if (i + 1 != t->hex_col)
                 sqlite3_bind_text(st, i + 1, v, -1, SQLITE_STATIC);
+            else if ((rc = db_hex_decode(v, bin, BLOB_MAX, &blen)) == 0)
+                sqlite3_bind_blob(st, i + 1, bin, (int)blen, SQLITE_TRANSIENT);
         }
-        rc = db_sqlite_step_done(st);
+        if (rc == 0)
+            rc = db_sqlite_step_done(st);
     }
     if (rc != 0)
-        snprintf(err, errlen, "%s: %s", t->name, sqlite3_errmsg(db->conn));
+        snprintf(err, errlen, "%s: %s", t->name,
+                 rc == PF_EINVAL   ? "a binary value is not hex"
+                 : rc == PF_ENOMEM ? "out of memory"
+                                   : sqlite3_errmsg(db->conn));
     sqlite3_finalize(st);
+    free(bin);
     return rc;
 }
 
@@ -667,12 +749,16 @@ static const struct db_ops db_sqlite_ops = {
     .image_scan = db_sqlite_image_scan,
     .counts_add = db_sqlite_counts_add,
     .batch_replace_day = db_sqlite_batch_replace_day,
+    .sketches_merge = db_sqlite_sketches_merge,
+    .salt_get = db_sqlite_salt_get,
+    .salt_purge_before = db_sqlite_salt_purge_before,
     .batch_day_done = db_sqlite_batch_day_done,
     .flush_nodes = db_sqlite_flush_nodes,
     .day_requests = db_sqlite_day_requests,
     .meta_get = db_sqlite_meta_get,
     .meta_set = db_sqlite_meta_set,
     .cleanup_before = db_sqlite_cleanup_before,
+    .cleanup_more_before = db_sqlite_cleanup_more_before,
     .job_begin = db_sqlite_job_begin,
     .job_end = db_sqlite_job_end,
     .key_insert = db_sqlite_key_insert,
@@ -688,6 +774,10 @@ static const struct db_ops db_sqlite_ops = {
     .segment_rows = db_sqlite_segment_rows,
     .image_rows = db_sqlite_image_rows,
     .daily_page = db_sqlite_daily_page,
+    .owner_hours = db_sqlite_owner_hours,
+    .owner_clients = db_sqlite_owner_clients,
+    .owner_uniques = db_sqlite_owner_uniques,
+    .image_uniques = db_sqlite_image_uniques,
     .image_by_id = db_sqlite_image_by_id,
     .rate_take = NULL,
     .table_count_rows = db_sqlite_table_count_rows,

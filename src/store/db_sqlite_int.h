@@ -1,6 +1,7 @@
 /* db_sqlite_int.h - what the SQLite backend's files share (db_sqlite.c: schema,
  * connection, catalog, and the operations table; db_sqlite_write.c: the
- * analytics writers; db_sqlite_read.c: API keys and the analytics API's
+ * analytics writers; db_sqlite_more.c: sketches, salts and the retention of
+ * issue 20's tables; db_sqlite_read.c: API keys and the analytics API's
  * reads). Not part of the db.h API: only src/store/db_sqlite*.c include it. */
 #ifndef PF_DB_SQLITE_INT_H
 #define PF_DB_SQLITE_INT_H
@@ -23,6 +24,10 @@ enum db_sqlite_read_stmt {
     DBQ_IMAGE_ROWS,
     DBQ_IMAGE_BY_ID,
     DBQ_DAILY_PAGE,
+    DBQ_HOURS,
+    DBQ_CLIENTS,
+    DBQ_UNIQUES,
+    DBQ_IMAGE_UNIQUES,
     DBQ_COUNT
 };
 
@@ -33,6 +38,7 @@ struct db_sqlite {
     sqlite3_stmt *image_by_path;
     sqlite3_stmt *image_scan;
     sqlite3_stmt *add_daily, *add_owner_day, *add_monthly, *add_status, *day_done, *bump, *receipt;
+    sqlite3_stmt *add_hourly, *add_client;
     sqlite3_stmt *read[DBQ_COUNT];
     int busy_ms; /* db_set_busy_timeout()'s */
 };
@@ -63,6 +69,15 @@ int db_sqlite_batch_replace_day(struct db *base, const char *date, const struct 
                                 const struct db_batch_more *more, int64_t events,
                                 struct db_batch_stats *bs, char *err, size_t errlen);
 int db_sqlite_batch_day_done(struct db *base, const char *date, int *done);
+int db_sqlite_cleanup_more_before(struct db *base, const char *date, int64_t hour, int64_t *rows,
+                                  char *err, size_t errlen);
+/* db_sqlite_more.c: db.h's operations of the same names. */
+int db_sqlite_sketches_merge(struct db *base, const struct db_sketch *s, size_t n, char *err,
+                             size_t errlen);
+int db_sqlite_salt_get(struct db *base, const char *date, uint8_t salt[16], char *err,
+                       size_t errlen);
+int db_sqlite_salt_purge_before(struct db *base, const char *date, int64_t *removed, char *err,
+                                size_t errlen);
 int db_sqlite_flush_nodes(struct db *base, int64_t from, int64_t to,
                           int (*fn)(void *ctx, const char *node), void *ctx);
 int db_sqlite_day_requests(struct db *base, const char *date, int64_t *requests);
@@ -93,6 +108,14 @@ int db_sqlite_segment_rows(struct db *base, const char *owner, const char *date,
 int db_sqlite_image_rows(struct db *base, const char *owner, const char *image_id, const char *from,
                          const char *to, db_stat_fn fn, void *ctx);
 int db_sqlite_image_by_id(struct db *base, const char *id, struct db_image *out);
+int db_sqlite_owner_hours(struct db *base, const char *owner, const char *image_id,
+                          int64_t from_hour, int64_t to_hour, db_stat_fn fn, void *ctx);
+int db_sqlite_owner_clients(struct db *base, const char *owner, const char *image_id,
+                            const char *from, const char *to, db_stat_fn fn, void *ctx);
+int db_sqlite_owner_uniques(struct db *base, const char *owner, const char *image_id,
+                            const char *from, const char *to, db_stat_fn fn, void *ctx);
+int db_sqlite_image_uniques(struct db *base, const char *owner, const char *from, const char *to,
+                            db_stat_fn fn, void *ctx);
 int db_sqlite_daily_page(struct db *base, const char *owner, const char *from, const char *to,
                          const struct db_stat_row *after, int limit, db_stat_fn fn, void *ctx,
                          int *rows);

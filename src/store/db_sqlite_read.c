@@ -25,20 +25,36 @@ static const char *const read_sql[DBQ_COUNT] = {
     [DBQ_KEY_TOUCH] = "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1",
     [DBQ_VERSIONS] = "SELECT date, version FROM analytics_day_versions "
                      "WHERE date BETWEEN ?1 AND ?2",
-    [DBQ_OWNER_DAYS] = "SELECT date, requests, bandwidth_bytes FROM analytics_owner_daily "
-                       "WHERE owner = ?1 AND date BETWEEN ?2 AND ?3",
-    [DBQ_STATUSES] = "SELECT status, SUM(requests) FROM analytics_status_daily "
+    [DBQ_OWNER_DAYS] = "SELECT date, requests, bandwidth_bytes, bot_requests, bot_bandwidth_bytes "
+                       "FROM analytics_owner_daily WHERE owner = ?1 AND date BETWEEN ?2 AND ?3",
+    [DBQ_STATUSES] = "SELECT status, SUM(requests), SUM(bot_requests) FROM analytics_status_daily "
                      "WHERE owner = ?1 AND date BETWEEN ?2 AND ?3 GROUP BY status",
-    [DBQ_SEGMENT] = "SELECT image_id, variant, country, requests, bandwidth_bytes "
-                    "FROM analytics_daily WHERE owner = ?1 AND date = ?2",
+    [DBQ_SEGMENT] = "SELECT image_id, variant, country, requests, bandwidth_bytes, bot_requests, "
+                    "bot_bandwidth_bytes FROM analytics_daily WHERE owner = ?1 AND date = ?2",
     /* The dates come from the owner's day totals, so that each is one seek
      * of analytics_daily's (owner, date, image_id) prefix: the image's rows
      * and no other owner's or image's. */
-    [DBQ_IMAGE_ROWS] = "SELECT date, variant, country, requests, bandwidth_bytes "
-                       "FROM analytics_daily WHERE owner = ?1 AND date IN "
+    [DBQ_IMAGE_ROWS] = "SELECT date, variant, country, requests, bandwidth_bytes, bot_requests, "
+                       "bot_bandwidth_bytes FROM analytics_daily WHERE owner = ?1 AND date IN "
                        "(SELECT date FROM analytics_owner_daily WHERE owner = ?1 "
                        "AND date BETWEEN ?3 AND ?4) AND image_id = ?2",
     [DBQ_IMAGE_BY_ID] = "SELECT " DB_SQLITE_IMAGE_COLUMNS " FROM images WHERE id = ?1",
+    /* One range of the primary key (owner, image_id, hour). */
+    [DBQ_HOURS] = "SELECT hour, requests, bandwidth_bytes, bot_requests, bot_bandwidth_bytes "
+                  "FROM analytics_hourly WHERE owner = ?1 AND image_id = ?2 "
+                  "AND hour BETWEEN ?3 AND ?4 ORDER BY hour",
+    /* The owner's dates are one range of the key (owner, date, image_id,
+     * client), the image's rows a seek within each date. */
+    [DBQ_CLIENTS] = "SELECT client, SUM(requests), SUM(bandwidth_bytes) "
+                    "FROM analytics_clients_daily WHERE owner = ?1 AND date BETWEEN ?3 AND ?4 "
+                    "AND image_id = ?2 GROUP BY client",
+    /* The estimates only: `uniques` is stored before the registers, so the
+     * sketches' overflow pages are never read. */
+    [DBQ_UNIQUES] = "SELECT date, uniques FROM analytics_uniques_daily WHERE owner = ?1 "
+                    "AND date BETWEEN ?3 AND ?4 AND image_id = ?2 ORDER BY date",
+    [DBQ_IMAGE_UNIQUES] = "SELECT image_id, SUM(uniques) FROM analytics_uniques_daily "
+                          "WHERE owner = ?1 AND date BETWEEN ?2 AND ?3 AND image_id <> '' "
+                          "GROUP BY image_id",
     /* The export's pages: one seek of the primary key past the last key
      * given (a row value, which SQLite's planner takes as the range's
      * start), read in key order without sorting. */
@@ -199,14 +215,15 @@ void db_sqlite_read_end(struct db *base)
 
 /* Step `st` to its end, calling fn per row with the row the columns make
  * by `shape`: a string of the fields in column order (d date, i image_id,
- * v variant, c country, s status, r requests, b bytes). */
+ * v variant, c country, s status, r requests, b bytes, R bot_requests,
+ * B bot_bytes, h hour, k client (its name), u uniques). */
 static int each_row(sqlite3_stmt *st, const char *shape, db_stat_fn fn, void *ctx)
 {
     int rc = 0, s;
     if (st == NULL)
         return PF_EDB;
     while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
-        struct db_stat_row r = {"", "", "", "", 0, 0, 0};
+        struct db_stat_row r = {.date = "", .image_id = "", .variant = "", .country = ""};
         for (int col = 0; shape[col] != '\0'; col++) {
             /* Integers are read as integers: asking for text first would
              * make SQLite print every count. */
@@ -215,15 +232,26 @@ static int each_row(sqlite3_stmt *st, const char *shape, db_stat_fn fn, void *ct
                                 : shape[col] == 'v' ? &r.variant
                                 : shape[col] == 'c' ? &r.country
                                                     : NULL;
+            int64_t *num = shape[col] == 'r'   ? &r.requests
+                           : shape[col] == 'b' ? &r.bytes
+                           : shape[col] == 'R' ? &r.bot_requests
+                           : shape[col] == 'B' ? &r.bot_bytes
+                           : shape[col] == 'h' ? &r.hour
+                           : shape[col] == 'u' ? &r.uniques
+                                               : NULL;
             if (text != NULL) {
                 const char *t = (const char *)sqlite3_column_text(st, col);
                 *text = t ? t : "";
+            } else if (num != NULL) {
+                *num = sqlite3_column_int64(st, col);
             } else if (shape[col] == 's') {
                 r.status = sqlite3_column_int(st, col);
-            } else if (shape[col] == 'r') {
-                r.requests = sqlite3_column_int64(st, col);
-            } else {
-                r.bytes = sqlite3_column_int64(st, col);
+            } else if (shape[col] == 'k') {
+                const char *t = (const char *)sqlite3_column_text(st, col);
+                r.client = -1;
+                for (int k = 0; k < DB_CLIENTS && t != NULL; k++)
+                    if (strcmp(t, db_client_name(k)) == 0)
+                        r.client = k;
             }
         }
         rc = fn(ctx, &r);
@@ -251,7 +279,7 @@ int db_sqlite_owner_days(struct db *base, const char *owner, const char *from, c
     sqlite3_stmt *st = stmt(db, DBQ_OWNER_DAYS);
     if (st != NULL)
         bind_texts(st, owner, from, to, NULL);
-    return each_row(st, "drb", fn, ctx);
+    return each_row(st, "drbRB", fn, ctx);
 }
 
 int db_sqlite_owner_statuses(struct db *base, const char *owner, const char *from, const char *to,
@@ -261,7 +289,7 @@ int db_sqlite_owner_statuses(struct db *base, const char *owner, const char *fro
     sqlite3_stmt *st = stmt(db, DBQ_STATUSES);
     if (st != NULL)
         bind_texts(st, owner, from, to, NULL);
-    return each_row(st, "sr", fn, ctx);
+    return each_row(st, "srR", fn, ctx);
 }
 
 int db_sqlite_segment_rows(struct db *base, const char *owner, const char *date, db_stat_fn fn,
@@ -271,7 +299,7 @@ int db_sqlite_segment_rows(struct db *base, const char *owner, const char *date,
     sqlite3_stmt *st = stmt(db, DBQ_SEGMENT);
     if (st != NULL)
         bind_texts(st, owner, date, NULL, NULL);
-    return each_row(st, "ivcrb", fn, ctx);
+    return each_row(st, "ivcrbRB", fn, ctx);
 }
 
 int db_sqlite_image_rows(struct db *base, const char *owner, const char *image_id, const char *from,
@@ -281,7 +309,7 @@ int db_sqlite_image_rows(struct db *base, const char *owner, const char *image_i
     sqlite3_stmt *st = stmt(db, DBQ_IMAGE_ROWS);
     if (st != NULL)
         bind_texts(st, owner, image_id, from, to);
-    return each_row(st, "dvcrb", fn, ctx);
+    return each_row(st, "dvcrbRB", fn, ctx);
 }
 
 int db_sqlite_image_by_id(struct db *base, const char *id, struct db_image *out)
@@ -343,4 +371,49 @@ int db_sqlite_daily_page(struct db *base, const char *owner, const char *from, c
     int rc = each_row(st, "divcrb", count_row, &pc);
     *rows = pc.rows;
     return rc;
+}
+
+/* ---- Issue 20's reads ---- */
+
+int db_sqlite_owner_hours(struct db *base, const char *owner, const char *image_id,
+                          int64_t from_hour, int64_t to_hour, db_stat_fn fn, void *ctx)
+{
+    struct db_sqlite *db = (struct db_sqlite *)base;
+    sqlite3_stmt *st = stmt(db, DBQ_HOURS);
+    if (st != NULL) {
+        bind_texts(st, owner, image_id, NULL, NULL);
+        sqlite3_bind_int64(st, 3, from_hour);
+        sqlite3_bind_int64(st, 4, to_hour);
+    }
+    return each_row(st, "hrbRB", fn, ctx);
+}
+
+int db_sqlite_owner_clients(struct db *base, const char *owner, const char *image_id,
+                            const char *from, const char *to, db_stat_fn fn, void *ctx)
+{
+    struct db_sqlite *db = (struct db_sqlite *)base;
+    sqlite3_stmt *st = stmt(db, DBQ_CLIENTS);
+    if (st != NULL)
+        bind_texts(st, owner, image_id, from, to);
+    return each_row(st, "krb", fn, ctx);
+}
+
+int db_sqlite_owner_uniques(struct db *base, const char *owner, const char *image_id,
+                            const char *from, const char *to, db_stat_fn fn, void *ctx)
+{
+    struct db_sqlite *db = (struct db_sqlite *)base;
+    sqlite3_stmt *st = stmt(db, DBQ_UNIQUES);
+    if (st != NULL)
+        bind_texts(st, owner, image_id, from, to);
+    return each_row(st, "du", fn, ctx);
+}
+
+int db_sqlite_image_uniques(struct db *base, const char *owner, const char *from, const char *to,
+                            db_stat_fn fn, void *ctx)
+{
+    struct db_sqlite *db = (struct db_sqlite *)base;
+    sqlite3_stmt *st = stmt(db, DBQ_IMAGE_UNIQUES);
+    if (st != NULL)
+        bind_texts(st, owner, from, to, NULL);
+    return each_row(st, "iu", fn, ctx);
 }

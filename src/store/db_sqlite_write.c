@@ -6,6 +6,7 @@
 #include "store/db_sqlite_int.h"
 
 #include "base/err.h"
+#include "base/timeutil.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -19,37 +20,54 @@
 
 /* The statements of db_counts_add(), prepared on first use: offline
  * commands that never count pay nothing for them. */
+#define COUNT_STMTS 9
 static int prepare_counts(struct db_sqlite *db)
 {
     /* (Parenthesized: each entry is one statement split over lines.) */
-    static const char *const sql[7] = {
+    static const char *const sql[COUNT_STMTS] = {
         ("INSERT INTO analytics_daily (owner, date, image_id, variant, country, requests, "
-         "bandwidth_bytes) VALUES (?, ?, ?, ?, ?, ?, ?) "
+         "bandwidth_bytes, bot_requests, bot_bandwidth_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
          "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests, "
-         "bandwidth_bytes = bandwidth_bytes + excluded.bandwidth_bytes"),
-        ("INSERT INTO analytics_owner_daily (owner, date, requests, bandwidth_bytes) "
-         "VALUES (?, ?, ?, ?) "
+         "bandwidth_bytes = bandwidth_bytes + excluded.bandwidth_bytes, "
+         "bot_requests = bot_requests + excluded.bot_requests, "
+         "bot_bandwidth_bytes = bot_bandwidth_bytes + excluded.bot_bandwidth_bytes"),
+        ("INSERT INTO analytics_owner_daily (owner, date, requests, bandwidth_bytes, "
+         "bot_requests, bot_bandwidth_bytes) VALUES (?, ?, ?, ?, ?, ?) "
          "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests, "
-         "bandwidth_bytes = bandwidth_bytes + excluded.bandwidth_bytes"),
+         "bandwidth_bytes = bandwidth_bytes + excluded.bandwidth_bytes, "
+         "bot_requests = bot_requests + excluded.bot_requests, "
+         "bot_bandwidth_bytes = bot_bandwidth_bytes + excluded.bot_bandwidth_bytes"),
         ("INSERT INTO analytics_monthly (owner, year_month, requests, bandwidth_bytes) "
          "VALUES (?, ?, ?, ?) "
          "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests, "
          "bandwidth_bytes = bandwidth_bytes + excluded.bandwidth_bytes"),
-        ("INSERT INTO analytics_status_daily (owner, date, status, requests) "
-         "VALUES (?, ?, ?, ?) "
-         "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests"),
+        ("INSERT INTO analytics_status_daily (owner, date, status, requests, bot_requests) "
+         "VALUES (?, ?, ?, ?, ?) "
+         "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests, "
+         "bot_requests = bot_requests + excluded.bot_requests"),
         "SELECT 1 FROM analytics_batch_days WHERE date = ?",
         BUMP_SQL,
         "INSERT OR IGNORE INTO analytics_flushes (id, at) VALUES (?, strftime('%s', 'now'))",
+        ("INSERT INTO analytics_hourly (owner, hour, image_id, requests, bandwidth_bytes, "
+         "bot_requests, bot_bandwidth_bytes) VALUES (?, ?, ?, ?, ?, ?, ?) "
+         "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests, "
+         "bandwidth_bytes = bandwidth_bytes + excluded.bandwidth_bytes, "
+         "bot_requests = bot_requests + excluded.bot_requests, "
+         "bot_bandwidth_bytes = bot_bandwidth_bytes + excluded.bot_bandwidth_bytes"),
+        ("INSERT INTO analytics_clients_daily (owner, date, image_id, client, requests, "
+         "bandwidth_bytes) VALUES (?, ?, ?, ?, ?, ?) "
+         "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests, "
+         "bandwidth_bytes = bandwidth_bytes + excluded.bandwidth_bytes"),
     };
-    sqlite3_stmt **st[7] = {&db->add_daily, &db->add_owner_day, &db->add_monthly, &db->add_status,
-                            &db->day_done,  &db->bump,          &db->receipt};
-    if (db->receipt != NULL)
+    sqlite3_stmt **st[COUNT_STMTS] = {&db->add_daily,  &db->add_owner_day, &db->add_monthly,
+                                      &db->add_status, &db->day_done,      &db->bump,
+                                      &db->receipt,    &db->add_hourly,    &db->add_client};
+    if (db->add_client != NULL)
         return 0;
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < COUNT_STMTS; i++)
         if (sqlite3_prepare_v3(db->conn, sql[i], -1, SQLITE_PREPARE_PERSISTENT, st[i], NULL) !=
             SQLITE_OK) {
-            for (int j = 0; j < 7; j++) {
+            for (int j = 0; j < COUNT_STMTS; j++) {
                 sqlite3_finalize(*st[j]);
                 *st[j] = NULL;
             }
@@ -61,6 +79,8 @@ static int prepare_counts(struct db_sqlite *db)
 static int add_one(struct db_sqlite *db, const struct db_count *c)
 {
     sqlite3_stmt *st;
+    /* A bot's count adds to the row's bot_ columns as well as its totals. */
+    int bot = c->client == DB_CLIENT_BOT;
     switch (c->kind) {
     case DB_COUNT_DAILY:
         st = db->add_daily;
@@ -71,18 +91,46 @@ static int add_one(struct db_sqlite *db, const struct db_count *c)
         sqlite3_bind_text(st, 5, c->country, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 6, c->requests);
         sqlite3_bind_int64(st, 7, c->bytes);
+        sqlite3_bind_int64(st, 8, bot ? c->requests : 0);
+        sqlite3_bind_int64(st, 9, bot ? c->bytes : 0);
         break;
     case DB_COUNT_OWNER_DAY:
-        for (int i = 0; i < 2; i++) {
-            st = i == 0 ? db->add_owner_day : db->add_monthly;
-            sqlite3_bind_text(st, 1, c->owner, -1, SQLITE_STATIC);
-            /* analytics_monthly's year_month is the date's YYYY-MM. */
-            sqlite3_bind_text(st, 2, c->date, i == 0 ? -1 : 7, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 3, c->requests);
-            sqlite3_bind_int64(st, 4, c->bytes);
-            if (i == 0 && db_sqlite_step_done(st) != 0)
-                return PF_EDB;
-        }
+        st = db->add_owner_day;
+        sqlite3_bind_text(st, 1, c->owner, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, c->date, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, c->requests);
+        sqlite3_bind_int64(st, 4, c->bytes);
+        sqlite3_bind_int64(st, 5, bot ? c->requests : 0);
+        sqlite3_bind_int64(st, 6, bot ? c->bytes : 0);
+        if (db_sqlite_step_done(st) != 0)
+            return PF_EDB;
+        st = db->add_monthly;
+        sqlite3_bind_text(st, 1, c->owner, -1, SQLITE_STATIC);
+        /* analytics_monthly's year_month is the date's YYYY-MM. */
+        sqlite3_bind_text(st, 2, c->date, 7, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, c->requests);
+        sqlite3_bind_int64(st, 4, c->bytes);
+        break;
+    case DB_COUNT_HOURLY:
+        st = db->add_hourly;
+        sqlite3_bind_text(st, 1, c->owner, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, c->hour);
+        sqlite3_bind_text(st, 3, c->image_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, c->requests);
+        sqlite3_bind_int64(st, 5, c->bytes);
+        sqlite3_bind_int64(st, 6, bot ? c->requests : 0);
+        sqlite3_bind_int64(st, 7, bot ? c->bytes : 0);
+        break;
+    case DB_COUNT_CLIENT:
+        st = db->add_client;
+        if (db_client_name(c->client) == NULL)
+            return PF_EINVAL;
+        sqlite3_bind_text(st, 1, c->owner, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, c->date, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, c->image_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, db_client_name(c->client), -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, c->requests);
+        sqlite3_bind_int64(st, 6, c->bytes);
         break;
     default:
         st = db->add_status;
@@ -90,6 +138,7 @@ static int add_one(struct db_sqlite *db, const struct db_count *c)
         sqlite3_bind_text(st, 2, c->date, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 3, c->status);
         sqlite3_bind_int64(st, 4, c->requests);
+        sqlite3_bind_int64(st, 5, bot ? c->requests : 0);
         break;
     }
     return db_sqlite_step_done(st);
@@ -177,7 +226,8 @@ int db_sqlite_counts_add(struct db *base, const char *flush_id, const struct db_
     if (rc == 0 && sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         rc = PF_EDB;
     if (rc != 0) {
-        snprintf(err, errlen, "%s", sqlite3_errmsg(db->conn));
+        snprintf(err, errlen, "%s",
+                 rc == PF_EINVAL ? "a count of an unknown client class" : sqlite3_errmsg(db->conn));
         if (!sqlite3_get_autocommit(db->conn))
             sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
     } else if (dropped != NULL) {
@@ -223,12 +273,13 @@ static int insert_rows(struct db_sqlite *db, const char *date, const struct db_d
     sqlite3_stmt *d = NULL, *s = NULL;
     int rc = db_sqlite_prep(db,
                             "INSERT INTO analytics_daily (owner, date, image_id, variant, country, "
-                            "requests, bandwidth_bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            "requests, bandwidth_bytes, bot_requests, bot_bandwidth_bytes) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             &d);
     if (rc == 0)
         rc = db_sqlite_prep(db,
-                            "INSERT INTO analytics_status_daily (owner, date, status, requests) "
-                            "VALUES (?, ?, ?, ?)",
+                            "INSERT INTO analytics_status_daily (owner, date, status, requests, "
+                            "bot_requests) VALUES (?, ?, ?, ?, ?)",
                             &s);
     if (rc == 0) {
         sqlite3_bind_text(d, 2, date, -1, SQLITE_STATIC);
@@ -242,12 +293,15 @@ static int insert_rows(struct db_sqlite *db, const char *date, const struct db_d
         sqlite3_bind_text(d, 5, r->country, -1, SQLITE_STATIC);
         sqlite3_bind_int64(d, 6, r->requests);
         sqlite3_bind_int64(d, 7, r->bytes);
+        sqlite3_bind_int64(d, 8, r->bot_requests);
+        sqlite3_bind_int64(d, 9, r->bot_bytes);
         rc = db_sqlite_step_done(d);
     }
     for (size_t i = 0; rc == 0 && i < nstatus; i++) {
         sqlite3_bind_text(s, 1, status[i].owner, -1, SQLITE_STATIC);
         sqlite3_bind_int(s, 3, status[i].status);
         sqlite3_bind_int64(s, 4, status[i].requests);
+        sqlite3_bind_int64(s, 5, status[i].bot_requests);
         rc = db_sqlite_step_done(s);
     }
     sqlite3_finalize(d);
@@ -305,20 +359,24 @@ static int recompute_owners(struct db_sqlite *db, const char *date,
     if (rc == 0)
         rc = db_sqlite_prep(
             db,
-            "INSERT INTO analytics_owner_daily (owner, date, requests, bandwidth_bytes) "
-            "VALUES (?, ?, ?, ?)",
+            "INSERT INTO analytics_owner_daily (owner, date, requests, bandwidth_bytes, "
+            "bot_requests, bot_bandwidth_bytes) VALUES (?, ?, ?, ?, ?, ?)",
             &st);
     for (size_t i = 0; rc == 0 && i < ndaily;) {
-        int64_t req = 0, bytes = 0;
+        int64_t req = 0, bytes = 0, bot_req = 0, bot_bytes = 0;
         size_t j = i;
         for (; j < ndaily && strcmp(daily[j].owner, daily[i].owner) == 0; j++) {
             req += daily[j].requests;
             bytes += daily[j].bytes;
+            bot_req += daily[j].bot_requests;
+            bot_bytes += daily[j].bot_bytes;
         }
         sqlite3_bind_text(st, 1, daily[i].owner, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, date, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, req);
         sqlite3_bind_int64(st, 4, bytes);
+        sqlite3_bind_int64(st, 5, bot_req);
+        sqlite3_bind_int64(st, 6, bot_bytes);
         rc = db_sqlite_step_done(st);
         i = j;
     }
@@ -340,12 +398,76 @@ static int recompute_owners(struct db_sqlite *db, const char *date,
     return rc;
 }
 
+/* The date's analytics_clients_daily rows, and if more->hours its
+ * analytics_hourly rows (its 24 hours, by the index on hour), become the
+ * batch's. */
+static int replace_more(struct db_sqlite *db, const char *date, const struct db_batch_more *more)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t first = 0;
+    int rc = db_sqlite_exec_text(db, NULL, "DELETE FROM analytics_clients_daily WHERE date = ?1",
+                                 date, (const char *)NULL);
+    if (rc == 0)
+        rc = db_sqlite_prep(db,
+                            "INSERT INTO analytics_clients_daily (owner, date, image_id, client, "
+                            "requests, bandwidth_bytes) VALUES (?, ?, ?, ?, ?, ?)",
+                            &st);
+    for (size_t i = 0; rc == 0 && i < more->nclients; i++) {
+        const struct db_client_row *c = &more->clients[i];
+        if (db_client_name(c->client) == NULL) {
+            rc = PF_EINVAL;
+            break;
+        }
+        sqlite3_bind_text(st, 1, c->owner, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, date, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, c->image_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, db_client_name(c->client), -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, c->requests);
+        sqlite3_bind_int64(st, 6, c->bytes);
+        rc = db_sqlite_step_done(st);
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc != 0 || !more->hours)
+        return rc;
+    if (timeutil_parse_date(date, &first) != 0)
+        return PF_EINVAL;
+    first /= 3600;
+    if (rc == 0)
+        rc = db_sqlite_prep(db, "DELETE FROM analytics_hourly WHERE hour >= ?1 AND hour < ?1 + 24",
+                            &st);
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, first);
+        rc = db_sqlite_step_done(st);
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc == 0)
+        rc = db_sqlite_prep(db,
+                            "INSERT INTO analytics_hourly (owner, hour, image_id, requests, "
+                            "bandwidth_bytes, bot_requests, bot_bandwidth_bytes) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            &st);
+    for (size_t i = 0; rc == 0 && i < more->nhourly; i++) {
+        const struct db_hourly_row *h = &more->hourly[i];
+        sqlite3_bind_text(st, 1, h->owner, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, h->hour);
+        sqlite3_bind_text(st, 3, h->image_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, h->requests);
+        sqlite3_bind_int64(st, 5, h->bytes);
+        sqlite3_bind_int64(st, 6, h->bot_requests);
+        sqlite3_bind_int64(st, 7, h->bot_bytes);
+        rc = db_sqlite_step_done(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int db_sqlite_batch_replace_day(struct db *base, const char *date, const struct db_daily_row *daily,
                                 size_t ndaily, const struct db_status_row *status, size_t nstatus,
                                 const struct db_batch_more *more, int64_t events,
                                 struct db_batch_stats *bs, char *err, size_t errlen)
 {
-    (void)more; /* issue 20: filled in by the hourly/clients change */
     struct db_sqlite *db = (struct db_sqlite *)base;
     /* A date's analytics_daily rows are reached by (owner, date) ranges of
      * the primary key, for the owners collect_owners() lists. */
@@ -377,6 +499,8 @@ int db_sqlite_batch_replace_day(struct db *base, const char *date, const struct 
         rc = insert_rows(db, date, daily, ndaily, status, nstatus);
     if (rc == 0)
         rc = recompute_owners(db, date, daily, ndaily);
+    if (rc == 0 && more != NULL)
+        rc = replace_more(db, date, more);
     if (rc == 0)
         rc = db_sqlite_exec_text(db, NULL, BUMP_SQL, date, (const char *)NULL);
     if (rc == 0)
@@ -417,7 +541,9 @@ int db_sqlite_batch_replace_day(struct db *base, const char *date, const struct 
     if (rc == 0 && sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         rc = PF_EDB;
     if (rc != 0) {
-        snprintf(err, errlen, "%s", sqlite3_errmsg(db->conn));
+        snprintf(err, errlen, "%s",
+                 rc == PF_EINVAL ? "a row of an unknown client class, or a bad date"
+                                 : sqlite3_errmsg(db->conn));
         if (!sqlite3_get_autocommit(db->conn))
             sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
     }
