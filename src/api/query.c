@@ -186,7 +186,7 @@ static int choice_params(const struct query *q, struct api_params *out, struct q
 }
 
 /* The range: days, or start and end. */
-static int range_params(const struct query *q, int64_t today, struct api_params *out,
+static int range_params(const struct query *q, int64_t today, int max_days, struct api_params *out,
                         struct query_error *e)
 {
     int64_t start = 0, end = 0;
@@ -200,8 +200,8 @@ static int range_params(const struct query *q, int64_t today, struct api_params 
     if (v != NULL) {
         if (has_start || has_end)
             return fail(e, "days", "days cannot be combined with start or end");
-        if (small_int(v, API_DAYS_MAX, &out->days) != 0)
-            return fail(e, "days", "days must be a whole number from 1 to %d", API_DAYS_MAX);
+        if (small_int(v, max_days, &out->days) != 0)
+            return fail(e, "days", "days must be a whole number from 1 to %d", max_days);
         out->end = today;
         out->start = today - (int64_t)(out->days - 1) * DAY;
         return 0;
@@ -217,9 +217,9 @@ static int range_params(const struct query *q, int64_t today, struct api_params 
                         : today - (int64_t)(API_DAYS_DEFAULT - 1) * DAY;
     if (start > end)
         return fail(e, "start", "start must not be after end");
-    if ((end - start) / DAY + 1 > API_DAYS_MAX)
+    if ((end - start) / DAY + 1 > max_days)
         return fail(e, has_start ? "start" : "end",
-                    "the range from start to end may span at most %d days", API_DAYS_MAX);
+                    "the range from start to end may span at most %d days", max_days);
     out->start = start;
     out->end = end;
     out->days = (int)((end - start) / DAY) + 1;
@@ -258,11 +258,33 @@ int query_params(const struct query *q, enum query_endpoint ep, int64_t today,
     if (v != NULL && strcmp(v, "json") != 0 && strcmp(v, "csv") != 0)
         return fail(e, "format", "format must be json or csv");
     out->csv = v != NULL && strcmp(v, "csv") == 0;
-    if ((rc = choice_params(q, out, e)) != 0 || (rc = range_params(q, today, out, e)) != 0)
+    if ((rc = choice_params(q, out, e)) != 0 ||
+        (rc = range_params(q, today, API_DAYS_MAX, out, e)) != 0)
         return rc;
     /* 24 entries a day: a longer range would be a long answer few read. */
     if (out->hourly && out->days > API_HOURLY_DAYS_MAX)
         return fail(e, "interval", "interval=hour allows a range of at most %d days",
                     API_HOURLY_DAYS_MAX);
     return 0;
+}
+
+int query_export_params(const struct query *q, int64_t today, struct api_params *out,
+                        struct query_error *e)
+{
+    static const char *const known[] = {"days", "start", "end", "format"};
+    today -= ((today % DAY) + DAY) % DAY;
+    for (size_t i = 0; i < q->n; i++) {
+        size_t k = 0;
+        while (k < sizeof(known) / sizeof(known[0]) && strcmp(q->p[i].name, known[k]) != 0)
+            k++;
+        if (k == sizeof(known) / sizeof(known[0]))
+            return fail(e, q->p[i].name, "unknown parameter '%s' (known: days, start, end, format)",
+                        q->p[i].name);
+    }
+    memset(out, 0, sizeof(*out));
+    const char *v = query_get(q, "format");
+    if (v != NULL && strcmp(v, "csv") != 0 && strcmp(v, "ndjson") != 0)
+        return fail(e, "format", "format must be csv or ndjson");
+    out->csv = v == NULL || strcmp(v, "csv") == 0;
+    return range_params(q, today, API_EXPORT_DAYS_MAX, out, e);
 }

@@ -58,7 +58,8 @@ struct api_params {
 #define API_DAYS_MAX 90
 #define API_LIMIT_DEFAULT 10
 #define API_LIMIT_MAX 100
-#define API_HOURLY_DAYS_MAX 7 /* interval=hour: 24 entries a day */
+#define API_HOURLY_DAYS_MAX 7   /* interval=hour: 24 entries a day */
+#define API_EXPORT_DAYS_MAX 366 /* the export's range: a year, leap years included */
 
 /* Check the parameters for an endpoint, with today's date at `today`
  * (Unix seconds, any time of the day). Unknown parameters are errors
@@ -66,5 +67,12 @@ struct api_params {
  * otherwise silently answer with the defaults. */
 int query_params(const struct query *q, enum query_endpoint ep, int64_t today,
                  struct api_params *out, struct query_error *e);
+
+/* The export's parameters (GET /v1/analytics/export): days, start and end
+ * as query_params() checks them (same defaults and messages) but for a
+ * range of up to API_EXPORT_DAYS_MAX days, and format csv (the default:
+ * out->csv = 1) or ndjson (out->csv = 0); anything else is unknown. */
+int query_export_params(const struct query *q, int64_t today, struct api_params *out,
+                        struct query_error *e);
 
 #endif

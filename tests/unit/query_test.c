@@ -533,13 +533,65 @@ static void test_choice_messages(void **state)
     }
 }
 
+/* The export's parameters: the same range rules up to 366 days, format
+ * csv (the default) or ndjson, nothing else. */
+static void test_export_params(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *raw;
+        int ok, days, csv;
+        const char *param, *message;
+    } c[] = {
+        {"", 1, 30, 1, NULL, NULL},
+        {"format=csv", 1, 30, 1, NULL, NULL},
+        {"format=ndjson&days=366", 1, 366, 0, NULL, NULL},
+        {"start=2025-11-24&end=2026-11-24", 1, 366, 1, NULL, NULL},
+        {"start=2025-11-23&end=2026-11-24", 0, 0, 0, "start",
+         "the range from start to end may span at most 366 days"},
+        {"days=367", 0, 0, 0, "days", "days must be a whole number from 1 to 366"},
+        {"days=0", 0, 0, 0, "days", "days must be a whole number from 1 to 366"},
+        {"days=7&start=2026-11-01", 0, 0, 0, "days", "days cannot be combined with start or end"},
+        {"end=2026-11-25", 0, 0, 0, "end", "end must not be after today (2026-11-24, UTC)"},
+        {"start=2026-02-30", 0, 0, 0, "start",
+         "start must be a real calendar date written YYYY-MM-DD"},
+        {"format=json", 0, 0, 0, "format", "format must be csv or ndjson"},
+        {"format=NDJSON", 0, 0, 0, "format", "format must be csv or ndjson"},
+        {"limit=5", 0, 0, 0, "limit",
+         "unknown parameter 'limit' (known: days, start, end, format)"},
+        {"interval=day", 0, 0, 0, "interval",
+         "unknown parameter 'interval' (known: days, start, end, format)"},
+    };
+    int64_t today;
+    assert_int_equal(timeutil_parse_iso8601(T, &today), 0);
+    for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+        struct query q;
+        struct query_error e;
+        struct api_params p;
+        assert_int_equal(query_parse(c[i].raw, strlen(c[i].raw), &q, &e), 0);
+        int rc = query_export_params(&q, today, &p, &e);
+        if (c[i].ok) {
+            if (rc != 0)
+                fail_msg("%s: %s", c[i].raw, e.message);
+            assert_int_equal(p.days, c[i].days);
+            assert_int_equal(p.csv, c[i].csv);
+            assert_int_equal(p.end - p.start, (int64_t)(c[i].days - 1) * 86400);
+        } else {
+            assert_int_equal(rc, PF_EINVAL);
+            assert_string_equal(e.param, c[i].param);
+            assert_string_equal(e.message, c[i].message);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_table),  cmocka_unit_test(test_add_table),
-        cmocka_unit_test(test_lengths),      cmocka_unit_test(test_too_many),
-        cmocka_unit_test(test_params_table), cmocka_unit_test(test_messages),
-        cmocka_unit_test(test_choice_table), cmocka_unit_test(test_choice_messages),
+        cmocka_unit_test(test_parse_table),   cmocka_unit_test(test_add_table),
+        cmocka_unit_test(test_lengths),       cmocka_unit_test(test_too_many),
+        cmocka_unit_test(test_params_table),  cmocka_unit_test(test_messages),
+        cmocka_unit_test(test_choice_table),  cmocka_unit_test(test_choice_messages),
+        cmocka_unit_test(test_export_params),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
