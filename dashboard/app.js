@@ -6,6 +6,12 @@
 //   #/?days=30                    overview of the last 30 days
 //   #/?start=2026-11-01&end=...   overview of a custom range
 //   #/image/abc123?days=7         one image
+//   ...&exclude_bots=true         the same without bots' requests
+//
+// A range of 7 days or less is asked for by the hour (interval=hour) and
+// drawn as hourly charts; a longer one by the day. Every view is asked for
+// with compare=previous (the deltas on the totals); an hourly one also by
+// the day, for the unique clients series and the daily table.
 //
 // The DOM carries the state for people and for tests: body[data-state] is
 // signin | loading | ready | empty | error; main#view has data-view and the
@@ -13,11 +19,13 @@
 // also carries its exact value in data-value.
 
 import { barList, columnChart, longDate } from './chart.js';
-import { addDays, bytes, count, countryName, statusClass, todayUTC } from './format.js';
+import { addDays, bytes, count, countryName, deltaText, statusClass, todayUTC } from './format.js';
 
 const KEY_STORE = 'pixflare.key';
 const KEY_RE = /^pfk_[a-z0-9]{12}_[A-Za-z0-9]{40}$/;
 const LIVE_MS = 5000;
+const HOURLY_DAYS = 7; // the API's limit for interval=hour
+const CLIENT_NAMES = { human: 'Humans', preview: 'Link previews', bot: 'Bots' };
 
 const $ = (sel) => document.querySelector(sel);
 const NUM = new Intl.NumberFormat('en-US');
@@ -53,7 +61,10 @@ function parseRoute() {
     range.days = q.get('days') || '30';
   }
   const m = /^\/image\/([a-z0-9]{6})$/.exec(path);
-  return { view: m ? 'image' : 'overview', id: m ? m[1] : null, range };
+  return {
+    view: m ? 'image' : 'overview', id: m ? m[1] : null, range,
+    excludeBots: q.get('exclude_bots') === 'true',
+  };
 }
 
 function rangeQuery(range) {
@@ -62,9 +73,28 @@ function rangeQuery(range) {
   return q.toString();
 }
 
+// The fragment's query of a route: its range, and the bots setting.
+function routeQuery(route) {
+  return rangeQuery(route.range) + (route.excludeBots ? '&exclude_bots=true' : '');
+}
+
+// The number of days of a range as the server will count them (start
+// alone runs to today, end alone is the 30 days ending there).
+function rangeDays(range) {
+  if (range.days) return Number(range.days);
+  const end = range.end || latestDay();
+  const start = range.start || addDays(end, -29);
+  return Math.round((Date.parse(end) - Date.parse(start)) / 86400000) + 1;
+}
+
+function hourlyRange(range) {
+  const n = rangeDays(range);
+  return n >= 1 && n <= HOURLY_DAYS;
+}
+
 function go(route) {
   const base = route.view === 'image' ? `#/image/${route.id}` : '#/';
-  const target = `${base}?${rangeQuery(route.range)}`;
+  const target = `${base}?${routeQuery(route)}`;
   if (location.hash === target) load();
   else location.hash = target;
 }
@@ -92,7 +122,7 @@ async function api(path, params, key, signal) {
     if (e.name === 'AbortError') throw e;
     throw new ApiError(0, 'NETWORK', 'The Pixflare server cannot be reached.');
   }
-  if (params.includes('format=csv') && res.ok) return res.text();
+  if (params.includes('format=csv') && res.ok) return path === 'export' ? res : res.text();
   let body = null;
   try {
     body = await res.json();
@@ -242,12 +272,22 @@ async function load(quiet = false) {
   app.controller = new AbortController();
   if (!quiet) document.body.dataset.state = 'loading';
   document.body.setAttribute('aria-busy', 'true');
+  const hourly = hourlyRange(route.range);
+  const bots = route.excludeBots ? '&exclude_bots=true' : '';
   const params = rangeQuery(route.range);
+  const path = route.view === 'image' ? `images/${route.id}` : 'overview';
+  const more = route.view === 'image' ? '' : '&limit=10';
   let data;
+  let daily;
   try {
-    data = route.view === 'image'
-      ? await api(`images/${route.id}`, params, app.key, app.controller.signal)
-      : await api('overview', `${params}&limit=10`, app.key, app.controller.signal);
+    // Hourly: the daily answer too (the uniques are per day), in parallel.
+    const signal = app.controller.signal;
+    [data, daily] = await Promise.all([
+      api(path, `${params}&interval=${hourly ? 'hour' : 'day'}&compare=previous${bots}${more}`, app.key, signal),
+      hourly ? api(path, `${params}&interval=day${bots}${route.view === 'image' ? '' : '&limit=1'}`, app.key, signal)
+        : null,
+    ]);
+    if (!daily) daily = data;
   } catch (e) {
     if (seq !== app.seq || e.name === 'AbortError') return;
     document.body.removeAttribute('aria-busy');
@@ -257,10 +297,10 @@ async function load(quiet = false) {
   if (seq !== app.seq) return;
   document.body.removeAttribute('aria-busy');
   const moved = !app.data || app.data.route.view !== route.view || app.data.route.id !== route.id;
-  app.data = { route, data };
+  app.data = { route, data, daily };
   app.owner = data.owner;
   if (route.range.days) app.serverToday = data.range.end;
-  render(route, data, quiet);
+  render(route, data, daily, quiet);
   scheduleLive(route, data);
   if (moved && !quiet) {
     // A new page (not a new range): start at its top, focus on its content.
@@ -353,7 +393,8 @@ function syncRangeControls(route) {
     $(id).min = addDays(today, -365);
   }
   $('#back').hidden = route.view !== 'image';
-  $('#back').href = `#/?${rangeQuery(route.range)}`;
+  $('#back').href = `#/?${routeQuery(route)}`;
+  $('#exclude-bots').checked = route.excludeBots;
 }
 
 // The last day a range may end on: the server's today (UTC) when known,
@@ -375,15 +416,53 @@ function setNumber(sel, value, text, title) {
   n.title = title || '';
 }
 
-function render(route, d, quiet) {
+// "previous 7 days" / "previous day": the period compare=previous answers.
+function previousLabel(d) {
+  const n = d.previous ? d.previous.range.days : d.range.days;
+  return n === 1 ? 'previous day' : `previous ${n} days`;
+}
+
+const ARROWS = { up: '▲', down: '▼', flat: '=', new: '▲' };
+
+function setDelta(sel, d, field, format) {
+  const n = $(sel);
+  if (!d.previous || !d.previous.totals || typeof d.previous.totals[field] !== 'number' ||
+      typeof d.totals[field] !== 'number') {
+    n.hidden = true;
+    return;
+  }
+  const cur = d.totals[field];
+  const prev = d.previous.totals[field];
+  const { dir, text } = deltaText(cur, prev);
+  const label = previousLabel(d);
+  const arrow = document.createElement('span');
+  arrow.className = 'arrow';
+  arrow.setAttribute('aria-hidden', 'true');
+  arrow.textContent = ARROWS[dir];
+  const words = dir === 'new' ? `new: none in the ${label}`
+    : dir === 'flat' && text === 'none' ? `none in the ${label} either`
+      : dir === 'flat' ? `unchanged vs ${label}` : `${text} vs ${label}`;
+  n.replaceChildren(arrow, ` ${words}`);
+  n.dataset.direction = dir;
+  n.dataset.previous = String(prev);
+  const pr = d.previous.range;
+  n.title = `${label[0].toUpperCase()}${label.slice(1)} (${longDate(pr.start)} – ${longDate(pr.end)}): ${format(prev)}`;
+  n.hidden = false;
+}
+
+function render(route, d, daily, quiet) {
   const view = $('#view');
-  const days = d.timeseries.length || 1;
+  const days = d.range.days || 1;
+  const hourly = d.range.interval === 'hour' || Boolean(d.timeseries.length && d.timeseries[0].hour);
   view.dataset.view = route.view;
   view.dataset.rangeStart = d.range.start;
   view.dataset.rangeEnd = d.range.end;
+  view.dataset.interval = hourly ? 'hour' : 'day';
+  view.dataset.excludeBots = String(Boolean(d.exclude_bots));
   view.dataset.updated = String(Number(view.dataset.updated || 0) + 1);
   $('#owner').textContent = d.owner;
-  setText('#range-label', `${longDate(d.range.start)} – ${longDate(d.range.end)} (UTC)`);
+  setText('#range-label', `${longDate(d.range.start)} – ${longDate(d.range.end)} (UTC)` +
+    (d.exclude_bots ? ', bots excluded' : ''));
   if (!quiet) {
     // A live refresh must not undo dates being typed in.
     $('#range-start').value = d.range.start;
@@ -393,23 +472,37 @@ function render(route, d, quiet) {
   setNumber('#total-requests', d.totals.requests, NUM.format(d.totals.requests));
   setNumber('#total-bandwidth', d.totals.bandwidth_bytes, bytes(d.totals.bandwidth_bytes),
     `${NUM.format(d.totals.bandwidth_bytes)} bytes`);
+  const uniques = Number(d.totals.uniques || 0);
+  setNumber('#total-uniques', uniques, NUM.format(uniques),
+    'The sum of the daily estimates: a client seen on two days counts twice');
+  setDelta('#delta-requests', d, 'requests', (v) => `${NUM.format(v)} requests`);
+  setDelta('#delta-bandwidth', d, 'bandwidth_bytes', (v) => bytes(v));
+  setDelta('#delta-uniques', d, 'uniques', (v) => `${NUM.format(v)} unique clients`);
   const avg = d.totals.requests / days;
   $('#avg-requests').textContent = `${avg > 0 && avg < 10 ? avg.toFixed(1) : count(Math.round(avg), true)} a day on average`;
   $('#avg-bandwidth').textContent = `${bytes(Math.round(d.totals.bandwidth_bytes / days))} a day on average`;
 
   const series = d.timeseries;
-  columnChart($('#chart-requests'), series.map((p) => ({ date: p.date, value: p.requests })), {
+  const point = hourly ? (p, v) => ({ hour: p.hour, value: v }) : (p, v) => ({ date: p.date, value: v });
+  setText('#h-requests', hourly ? 'Requests per hour (UTC)' : 'Requests per day');
+  setText('#h-bandwidth', hourly ? 'Bandwidth per hour (UTC)' : 'Bandwidth per day');
+  columnChart($('#chart-requests'), series.map((p) => point(p, p.requests)), {
     name: 'Requests', format: (v, s) => count(v, s), formatExact: (v) => NUM.format(v),
-    unit: 'requests', cls: 'req',
+    unit: 'requests', cls: 'req', hourly,
   });
-  columnChart($('#chart-bandwidth'), series.map((p) => ({ date: p.date, value: p.bandwidth_bytes })), {
-    name: 'Bandwidth', format: (v, s) => bytes(v, s), cls: 'bw',
+  columnChart($('#chart-bandwidth'), series.map((p) => point(p, p.bandwidth_bytes)), {
+    name: 'Bandwidth', format: (v, s) => bytes(v, s), cls: 'bw', hourly,
+  });
+  const perDay = daily.timeseries;
+  columnChart($('#chart-uniques'), perDay.map((p) => ({ date: p.date, value: Number(p.uniques || 0) })), {
+    name: 'Unique clients (estimated)', format: (v, s) => count(v, s), formatExact: (v) => NUM.format(v),
+    unit: 'unique clients (est.)', cls: 'uq', small: true,
   });
   const tbody = $('#daily-table tbody');
   tbody.replaceChildren();
-  for (const p of series.slice().reverse()) {
+  for (const p of perDay.slice().reverse()) {
     const tr = document.createElement('tr');
-    for (const t of [longDate(p.date), NUM.format(p.requests), bytes(p.bandwidth_bytes)]) {
+    for (const t of [longDate(p.date), NUM.format(p.requests), bytes(p.bandwidth_bytes), NUM.format(Number(p.uniques || 0))]) {
       const td = document.createElement('td');
       td.textContent = t;
       tr.appendChild(td);
@@ -425,6 +518,17 @@ function render(route, d, quiet) {
     attrs: { 'data-country': c.country, 'data-requests': c.requests, 'data-bandwidth': c.bandwidth_bytes },
   })), 'No requests in this range.');
   for (const li of document.querySelectorAll('#countries li[data-country]')) li.title = li.dataset.country;
+  const clients = d.clients || [];
+  const clientSum = clients.reduce((a, c) => a + c.requests, 0);
+  barList($('#clients'), clients.map((c) => ({
+    label: CLIENT_NAMES[c.client] || c.client, value: c.requests,
+    valueText: NUM.format(c.requests), subText: share(c.requests, clientSum), cls: `c-${c.client}`,
+    attrs: { 'data-client': c.client, 'data-requests': c.requests, 'data-bandwidth': c.bandwidth_bytes },
+  })), 'No requests in this range.');
+  $('#clients-note').textContent = (d.exclude_bots
+    ? 'Bots are left out of every number on this page ("Exclude bots"). '
+    : '') + 'Told apart by the user agent when the request is counted; the user agent itself is not stored. ' +
+    'Link previews are chat and social apps fetching an image to show a link.';
   barList($('#variants'), d.variants.map((v) => ({
     label: v.variant, value: v.requests, valueText: NUM.format(v.requests),
     subText: bytes(v.bandwidth_bytes),
@@ -446,7 +550,7 @@ function render(route, d, quiet) {
     document.title = `${name} · Pixflare stats`;
   } else {
     document.title = `${d.owner} · Pixflare stats`;
-    const q = rangeQuery(route.range);
+    const q = routeQuery(route);
     barList($('#top-images'), d.top_images.map((t) => ({
       label: t.filename, sub: t.album, value: t.requests, valueText: NUM.format(t.requests),
       subText: bytes(t.bandwidth_bytes), href: `#/image/${t.image_id}?${q}`,
@@ -512,6 +616,38 @@ async function downloadCsv() {
   }
 }
 
+// The export: every stored row of the range on screen (all the owner's
+// images), from /v1/analytics/export. fetch() sends the key in its header,
+// and the answer becomes a blob: URL to download: the key never goes into
+// a URL (where history, logs and Referer would keep it).
+async function exportRows() {
+  if (!app.data) return;
+  const { data } = app.data;
+  const params = `${rangeQuery({ start: data.range.start, end: data.range.end })}&format=csv`;
+  const button = $('#export');
+  button.disabled = true;
+  button.setAttribute('aria-busy', 'true');
+  try {
+    const res = await api('export', params, app.key);
+    const blob = await res.blob();
+    const cd = /filename="([^"\/]+)"/.exec(res.headers.get('Content-Disposition') || '');
+    const a = document.createElement('a');
+    a.href = URL.createObjectURL(new Blob([blob], { type: 'text/csv' }));
+    a.download = cd ? cd[1] : `pixflare-${data.owner}-export-${data.range.start}-${data.range.end}.csv`;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+  } catch (e) {
+    const auth = authMessage(e);
+    if (auth) showSignin(auth);
+    else showMessage('error', `The export could not be made: ${e.message}`, false);
+  } finally {
+    button.disabled = false;
+    button.removeAttribute('aria-busy');
+  }
+}
+
 // ---- wiring -----------------------------------------------------------
 
 function applyCustom(ev) {
@@ -544,6 +680,8 @@ function init() {
   }
   $('#range-custom').addEventListener('submit', applyCustom);
   $('#csv').addEventListener('click', downloadCsv);
+  $('#export').addEventListener('click', exportRows);
+  $('#exclude-bots').addEventListener('change', (e) => go({ ...parseRoute(), excludeBots: e.target.checked }));
   // The skip link must not go through the fragment: that holds the route.
   $('.skip').addEventListener('click', (e) => {
     e.preventDefault();

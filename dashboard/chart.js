@@ -1,5 +1,5 @@
-// chart.js - the dashboard's charts: a daily column chart and horizontal
-// bar lists, drawn as SVG and HTML with no library.
+// chart.js - the dashboard's charts: a column chart (a column a day, or an
+// hour) and horizontal bar lists, drawn as SVG and HTML with no library.
 //
 // Why hand-written: the dashboard needs two kinds of chart, and this module
 // is ~250 lines; a charting library from npm would add 50-200 KB to every
@@ -47,12 +47,21 @@ export function longDate(iso) {
   return LONG_FMT.format(new Date(iso + 'T00:00:00Z'));
 }
 
-// Daily column chart in `svg`, one column per point; `points` is
-// [{date, value}], `opt.format` turns a value into text, `opt.name` names
-// the measure for the tooltip and for screen readers. The chart is drawn at
-// the svg's current width and redrawn when it changes. Each day is a <g>
-// carrying data-date and data-value (the tooltip's and the tests' handle);
-// the tooltip follows the pointer, and the arrow keys when focused.
+// "2026-12-03T14:00:00Z" -> "Thu, Dec 3, 2026, 14:00-15:00 UTC".
+export function longHour(iso) {
+  const h = Number(iso.slice(11, 13));
+  const two = (n) => String(n).padStart(2, '0');
+  return `${longDate(iso.slice(0, 10))}, ${two(h)}:00–${two((h + 1) % 24)}:00 UTC`;
+}
+
+// Column chart in `svg`, one column per point; `points` is [{date, value}]
+// (a column a day) or, with `opt.hourly`, [{hour, value}] (an hour each,
+// "YYYY-MM-DDTHH:00:00Z"); `opt.format` turns a value into text, `opt.name`
+// names the measure for the tooltip and for screen readers. The chart is
+// drawn at the svg's current width and redrawn when it changes. Each column
+// is a <g> carrying data-date (or data-hour) and data-value (the tooltip's
+// and the tests' handle); the tooltip follows the pointer, and the arrow
+// keys when focused (Page Up / Page Down: a day back or on, hourly).
 export function columnChart(svg, points, opt) {
   const state = { svg, points, opt, active: -1 };
   svg.__chart = state;
@@ -82,7 +91,7 @@ export function columnChart(svg, points, opt) {
 function draw(s) {
   const { svg, points, opt } = s;
   const width = Math.max(240, svg.parentElement.clientWidth);
-  const height = width < 480 ? 150 : 190;
+  const height = (width < 480 ? 150 : 190) - (opt.small ? 50 : 0);
   const max = points.reduce((m, p) => Math.max(m, p.value), 0);
   const ticks = niceTicks(max);
   const top = ticks[ticks.length - 1] || 1;
@@ -95,10 +104,13 @@ function draw(s) {
   svg.setAttribute('width', width);
   svg.setAttribute('height', height);
   const total = points.reduce((a, p) => a + p.value, 0);
-  svg.setAttribute('aria-label', `${opt.name} per day, ${points.length} days` +
-    (points.length ? ` from ${longDate(points[0].date)} to ${longDate(points[points.length - 1].date)}` : '') +
-    `: ${opt.format(total)} in all, at most ${opt.format(max)} on one day. ` +
-    'Use the arrow keys to read each day.');
+  const hourly = Boolean(opt.hourly);
+  const unit = hourly ? 'hour' : 'day';
+  const when = hourly ? (p) => longHour(p.hour) : (p) => longDate(p.date);
+  svg.setAttribute('aria-label', `${opt.name} per ${unit}, ${points.length} ${unit}s` +
+    (points.length ? ` from ${when(points[0])} to ${when(points[points.length - 1])}` : '') +
+    `: ${opt.format(total)} in all, at most ${opt.format(max)} in one ${unit}. ` +
+    `Use the arrow keys to read each ${unit}` + (hourly ? ', Page Up and Page Down to move a day.' : '.'));
 
   const grid = el('g', { class: 'grid' }, svg);
   for (const t of ticks) {
@@ -115,7 +127,8 @@ function draw(s) {
   s.left = m.l;
   s.groups = [];
   points.forEach((p, i) => {
-    const g = el('g', { 'data-date': p.date, 'data-value': p.value }, days);
+    const g = el('g', hourly ? { 'data-hour': p.hour, 'data-value': p.value }
+      : { 'data-date': p.date, 'data-value': p.value }, days);
     const x = m.l + i * slot;
     el('rect', { class: 'hit', x, y: m.t, width: slot, height: ih }, g);
     const h = (p.value / top) * ih;
@@ -127,9 +140,15 @@ function draw(s) {
     }, g);
     s.groups.push(g);
   });
+  const axis = el('g', { class: 'axis' }, svg);
+  if (hourly) {
+    hourAxis(s, axis, grid, { m, ih, iw, height });
+    if (s.active >= points.length) s.active = -1;
+    setActive(s, s.active);
+    return;
+  }
   // Date labels: as many as fit, evenly spaced, always the last day.
   const every = Math.max(1, Math.ceil(n / Math.max(2, Math.floor(iw / 58))));
-  const axis = el('g', { class: 'axis' }, svg);
   points.forEach((p, i) => {
     if ((points.length - 1 - i) % every !== 0) return;
     // Labels at the edges are anchored inwards so they are never cut off.
@@ -149,6 +168,23 @@ function draw(s) {
   setActive(s, s.active);
 }
 
+// An hourly chart's axis: a line where each UTC day starts and the day's
+// date under it, every day or every few days, as many as fit.
+function hourAxis(s, axis, grid, { m, ih, iw, height }) {
+  const starts = [];
+  s.points.forEach((p, i) => {
+    if (p.hour.slice(11, 13) === '00') starts.push(i);
+  });
+  const every = Math.max(1, Math.ceil(starts.length / Math.max(2, Math.floor(iw / 58))));
+  starts.forEach((i, k) => {
+    const x = m.l + i * s.slot;
+    if (i > 0) el('line', { class: 'day', x1: x, x2: x, y1: m.t, y2: m.t + ih }, grid);
+    if (k % every !== 0 || x + 40 > m.l + iw + m.r) return;
+    const t = el('text', { x: x + 2, y: height - 6, 'text-anchor': 'start' }, axis);
+    t.textContent = shortDate(s.points[i].hour.slice(0, 10));
+  });
+}
+
 function pointAt(s, e) {
   const rect = s.svg.getBoundingClientRect();
   const scale = rect.width ? s.svg.viewBox.baseVal.width / rect.width : 1;
@@ -159,6 +195,7 @@ function pointAt(s, e) {
 function keyAt(s, e) {
   const last = s.points.length - 1;
   const moves = { ArrowLeft: -1, ArrowRight: 1, Home: -Infinity, End: Infinity };
+  if (s.opt.hourly) Object.assign(moves, { PageUp: -24, PageDown: 24 });
   if (e.key === 'Escape') { setActive(s, -1); return; }
   if (!(e.key in moves) || last < 0) return;
   e.preventDefault();
@@ -177,7 +214,7 @@ function setActive(s, i) {
   const p = s.points[i];
   tip.textContent = '';
   const d = document.createElement('strong');
-  d.textContent = longDate(p.date);
+  d.textContent = s.opt.hourly ? longHour(p.hour) : longDate(p.date);
   tip.append(d, document.createElement('br'), `${opt_format(s, p.value)} ${s.opt.unit || ''}`.trim());
   tip.hidden = false;
   const box = s.svg.getBoundingClientRect();

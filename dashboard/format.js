@@ -75,3 +75,16 @@ export function addDays(iso, d) {
   t.setUTCDate(t.getUTCDate() + d);
   return t.toISOString().slice(0, 10);
 }
+
+// A change against the previous period: {dir, text}, dir up | down | flat |
+// new. "+40%", "−12.5%" (one decimal under 10%, a true minus sign), "±0%";
+// a previous of 0 has no ratio, so "new" (or "none" when both are 0)
+// rather than infinity.
+export function deltaText(cur, prev) {
+  if (prev === 0) return cur === 0 ? { dir: 'flat', text: 'none' } : { dir: 'new', text: 'new' };
+  const pct = ((cur - prev) / prev) * 100;
+  const a = Math.abs(pct);
+  const digits = a >= 10 ? a.toFixed(0) : a.toFixed(1).replace(/\.0$/, '');
+  if (digits === '0') return { dir: 'flat', text: '±0%' };
+  return pct > 0 ? { dir: 'up', text: `+${digits}%` } : { dir: 'down', text: `−${digits}%` };
+}

@@ -28,7 +28,8 @@
 //    images (thumbnails 128 wide, links to #/image/<id>, optionally followed
 //    by ?<range>), countries with English names, variants, status codes,
 //    both charts (one [data-date] per day, data-value adding up to the
-//    totals), for 30, 7 (click), 90 (keyboard) days and custom dates;
+//    totals; for 7 days one [data-hour] per hour, adding up to the API's
+//    hourly series), for 30, 7 (click), 90 (keyboard) days and custom dates;
 //  - live refresh (#live) of new traffic without a reload;
 //  - the image page (#/image/<id>), its CSV download (= the API's CSV);
 //  - sign-out forgets the key; dark mode; a wrong key; an owner with no
@@ -115,10 +116,13 @@ function snapshot(page) {
     const chart = (s) => {
       const svg = q(s);
       if (!svg) return null;
-      const pts = qa('[data-date]', svg);
+      const hourly = qa('[data-hour]', svg).length > 0;
+      const attr = hourly ? 'data-hour' : 'data-date';
+      const pts = qa(`[${attr}]`, svg);
       return {
         n: pts.length,
-        dates: pts.map((e) => e.getAttribute('data-date')).sort(),
+        hourly,
+        dates: pts.map((e) => e.getAttribute(attr)).sort(),
         values: pts.map((e) => e.getAttribute('data-value')),
         sum: pts.reduce((a, e) => a + Number(e.getAttribute('data-value')), 0),
       };
@@ -206,17 +210,24 @@ function rangeMismatches(want, days) {
   };
 }
 
+// The charts against the answer the page asked for: a column a day
+// ([data-date]), or an hour ([data-hour]) when the answer is hourly (a
+// range of 7 days or less is asked for with interval=hour).
 function chartMismatches(out, snap, want) {
-  const dates = want.timeseries.map((d) => d.date).sort();
+  const hourly = want.timeseries.length > 0 && 'hour' in want.timeseries[0];
+  const attr = hourly ? 'data-hour' : 'data-date';
+  const dates = want.timeseries.map((d) => (hourly ? d.hour : d.date)).sort();
   for (const [k, field] of [['requests', 'requests'], ['bandwidth', 'bandwidth_bytes']]) {
     const c = snap.charts[k];
     if (!c) {
       out.push(`svg#chart-${k} is missing`);
       continue;
     }
-    eq(out, `svg#chart-${k} [data-date] count`, c.n, want.range.days);
-    eq(out, `svg#chart-${k} sum of data-value`, c.sum, want.totals[field]);
-    eq(out, `svg#chart-${k} data-date values`, c.dates, dates);
+    eq(out, `svg#chart-${k} hourly ([data-hour] columns)`, c.hourly, hourly);
+    eq(out, `svg#chart-${k} [${attr}] count`, c.n, hourly ? want.range.days * 24 : want.range.days);
+    eq(out, `svg#chart-${k} sum of data-value`, c.sum,
+      hourly ? want.timeseries.reduce((a, p) => a + p[field], 0) : want.totals[field]);
+    eq(out, `svg#chart-${k} ${attr} values`, c.dates, dates);
   }
 }
 
@@ -399,7 +410,8 @@ async function mainFlow(browser) {
     w.assertClean();
 
     step('7. range: 7 days (click)');
-    const ov7 = await api('/v1/analytics/overview?days=7');
+    // The page asks for 7 days by the hour.
+    const ov7 = await api('/v1/analytics/overview?days=7&interval=hour');
     await page.click('#range button[data-days="7"]');
     await until(page, 'overview after clicking 7 days', rangeMismatches(ov7, 7));
     await shot(page, 'range-7.png');

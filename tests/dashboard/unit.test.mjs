@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { niceTicks } from '../../dashboard/chart.js';
-import { addDays, bytes, count, countryName, statusClass } from '../../dashboard/format.js';
+import { addDays, bytes, count, countryName, deltaText, statusClass } from '../../dashboard/format.js';
 
 test('bytes: powers of 1000, three significant digits', () => {
   assert.equal(bytes(0), '0 B');
@@ -60,4 +60,18 @@ test('niceTicks: from 0 to a round number at or above the maximum', () => {
     const step = t[1] - t[0];
     t.forEach((v, i) => assert.ok(Math.abs(v - i * step) < step * 1e-9));
   }
+});
+
+test('deltaText: the change against the previous period', () => {
+  assert.deepEqual(deltaText(140, 100), { dir: 'up', text: '+40%' });
+  assert.deepEqual(deltaText(75, 100), { dir: 'down', text: '\u221225%' });
+  assert.deepEqual(deltaText(1025, 1000), { dir: 'up', text: '+2.5%' });
+  assert.deepEqual(deltaText(1030, 1000), { dir: 'up', text: '+3%' });
+  assert.deepEqual(deltaText(300, 100), { dir: 'up', text: '+200%' });
+  assert.deepEqual(deltaText(100, 100), { dir: 'flat', text: '\u00b10%' });
+  assert.deepEqual(deltaText(100001, 100000), { dir: 'flat', text: '\u00b10%' });
+  assert.deepEqual(deltaText(0, 100), { dir: 'down', text: '\u2212100%' });
+  // No ratio against nothing: "new", never Infinity or NaN.
+  assert.deepEqual(deltaText(5, 0), { dir: 'new', text: 'new' });
+  assert.deepEqual(deltaText(0, 0), { dir: 'flat', text: 'none' });
 });
