@@ -169,23 +169,33 @@ static json_t *append(json_t *a, json_t *v)
     return a;
 }
 
-static json_t *range_json(int64_t start, int days)
+static json_t *range_json(const struct aq_period *p)
 {
     char a[11], b[11];
-    timeutil_format_date(start, a);
-    timeutil_format_date(start + (int64_t)(days - 1) * DAY, b);
-    return json_pack("{s:s, s:s, s:i}", "start", a, "end", b, "days", days);
+    timeutil_format_date(p->start, a);
+    timeutil_format_date(p->start + (int64_t)(p->days - 1) * DAY, b);
+    return json_pack("{s:s, s:s, s:i, s:s}", "start", a, "end", b, "days", p->days, "interval",
+                     p->hourly ? "hour" : "day");
 }
 
-static json_t *series_json(const struct aq_result *r, int64_t start)
+/* Days with their uniques, or hours without (the sketches are daily). */
+static json_t *series_json(const struct aq_period *p)
 {
     json_t *a = json_array();
-    char d[11];
-    for (int i = 0; a && i < r->days; i++) {
-        timeutil_format_date(start + (int64_t)i * DAY, d);
-        a = append(a, json_pack("{s:s, s:I, s:I}", "date", d, "requests",
-                                (json_int_t)r->series[i].requests, "bandwidth_bytes",
-                                (json_int_t)r->series[i].bytes));
+    char t[21];
+    for (int i = 0; a && i < p->npoints; i++) {
+        const struct aq_point *e = &p->points[i];
+        if (p->hourly) {
+            timeutil_format_iso8601(p->start + (int64_t)i * 3600, t);
+            a = append(a,
+                       json_pack("{s:s, s:I, s:I}", "hour", t, "requests", (json_int_t)e->requests,
+                                 "bandwidth_bytes", (json_int_t)e->bytes));
+        } else {
+            timeutil_format_date(p->start + (int64_t)i * DAY, t);
+            a = append(a, json_pack("{s:s, s:I, s:I, s:I}", "date", t, "requests",
+                                    (json_int_t)e->requests, "bandwidth_bytes",
+                                    (json_int_t)e->bytes, "uniques", (json_int_t)e->uniques));
+        }
     }
     return a;
 }
@@ -207,10 +217,44 @@ static json_t *freshness_json(const struct api *api, const struct aq_result *r)
                                                  : json_null());
 }
 
-static json_t *totals_json(const struct aq_result *r)
+static json_t *totals_json(const struct aq_period *p)
 {
-    return json_pack("{s:I, s:I}", "requests", (json_int_t)r->requests, "bandwidth_bytes",
-                     (json_int_t)r->bytes);
+    return json_pack("{s:I, s:I, s:I}", "requests", (json_int_t)p->requests, "bandwidth_bytes",
+                     (json_int_t)p->bytes, "uniques", (json_int_t)p->uniques);
+}
+
+static json_t *clients_json(const struct aq_result *r)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < r->nclients; i++)
+        a = append(a, json_pack("{s:s, s:I, s:I}", "client", r->clients[i].name, "requests",
+                                (json_int_t)r->clients[i].requests, "bandwidth_bytes",
+                                (json_int_t)r->clients[i].bytes));
+    return a;
+}
+
+/* The answer's fields after its own: exclude_bots, clients and, with
+ * compare, the previous period (its range, totals and series). */
+static json_t *add_common(json_t *j, const struct api_params *p, const struct aq_result *r)
+{
+    json_t *prev = NULL;
+    if (j != NULL && p->compare)
+        prev = json_pack("{s:o, s:o, s:o}", "range", range_json(&r->prev), "totals",
+                         totals_json(&r->prev), "timeseries", series_json(&r->prev));
+    int bad = j == NULL || (p->compare && prev == NULL);
+    if (!bad)
+        bad = json_object_set_new(j, "exclude_bots", json_boolean(p->exclude_bots)) != 0 ||
+              json_object_set_new(j, "clients", clients_json(r)) != 0;
+    if (!bad && prev != NULL) {
+        bad = json_object_set_new(j, "previous", prev) != 0; /* taken either way */
+        prev = NULL;
+    }
+    json_decref(prev);
+    if (bad) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
 }
 
 /* Albums and filenames of the top images (NULL when an image is no longer
@@ -235,32 +279,36 @@ static json_t *overview_json(const struct api *api, const char *owner, const str
     json_t *top = json_array(), *statuses = json_array();
     for (size_t i = 0; top && i < r->nimages; i++)
         top = append(
-            top, json_pack("{s:s, s:o, s:o, s:I, s:I}", "image_id", r->images[i].name, "album",
-                           names[i].known ? json_string(names[i].album) : json_null(), "filename",
-                           names[i].known ? json_string(names[i].filename) : json_null(),
-                           "requests", (json_int_t)r->images[i].requests, "bandwidth_bytes",
-                           (json_int_t)r->images[i].bytes));
+            top,
+            json_pack("{s:s, s:o, s:o, s:I, s:I, s:I}", "image_id", r->images[i].name, "album",
+                      names[i].known ? json_string(names[i].album) : json_null(), "filename",
+                      names[i].known ? json_string(names[i].filename) : json_null(), "requests",
+                      (json_int_t)r->images[i].requests, "bandwidth_bytes",
+                      (json_int_t)r->images[i].bytes, "uniques", (json_int_t)r->images[i].uniques));
     for (size_t i = 0; statuses && i < r->nstatuses; i++)
         statuses = append(statuses, json_pack("{s:i, s:I}", "status", r->statuses[i].status,
                                               "requests", (json_int_t)r->statuses[i].requests));
-    return json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "owner", owner, "range",
-                     range_json(p->start, p->days), "totals", totals_json(r), "timeseries",
-                     series_json(r, p->start), "top_images", top, "countries",
-                     list_json(r->countries, r->ncountries, "country"), "variants",
-                     list_json(r->variants, r->nvariants, "variant"), "status_codes", statuses,
-                     "freshness", freshness_json(api, r));
+    return add_common(json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "owner", owner,
+                                "range", range_json(&r->cur), "totals", totals_json(&r->cur),
+                                "timeseries", series_json(&r->cur), "top_images", top, "countries",
+                                list_json(r->countries, r->ncountries, "country"), "variants",
+                                list_json(r->variants, r->nvariants, "variant"), "status_codes",
+                                statuses, "freshness", freshness_json(api, r)),
+                      p, r);
 }
 
 static json_t *image_json(const struct api *api, const char *owner, const struct db_image *img,
                           const struct image_names *n, const struct api_params *p,
                           const struct aq_result *r)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "image_id", img->id,
-                     "owner", owner, "album", n->album, "filename", n->filename, "range",
-                     range_json(p->start, p->days), "totals", totals_json(r), "variants",
-                     list_json(r->variants, r->nvariants, "variant"), "countries",
-                     list_json(r->countries, r->ncountries, "country"), "timeseries",
-                     series_json(r, p->start), "freshness", freshness_json(api, r));
+    return add_common(json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "image_id",
+                                img->id, "owner", owner, "album", n->album, "filename", n->filename,
+                                "range", range_json(&r->cur), "totals", totals_json(&r->cur),
+                                "variants", list_json(r->variants, r->nvariants, "variant"),
+                                "countries", list_json(r->countries, r->ncountries, "country"),
+                                "timeseries", series_json(&r->cur), "freshness",
+                                freshness_json(api, r)),
+                      p, r);
 }
 
 /* ---- CSV (RFC 4180) ---- */
@@ -285,15 +333,45 @@ static void put_field(struct strbuf *b, const char *s)
         strbuf_puts(b, "\"");
 }
 
-static void csv_series(struct strbuf *b, const struct aq_result *r, int64_t start)
+/* A series: `date` rows with uniques, or `hour` rows without; the
+ * previous period's named previous_date, previous_hour. */
+static void csv_series(struct strbuf *b, const struct aq_period *p, const char *prefix)
 {
-    char d[11];
-    strbuf_puts(b, "\r\ndate,requests,bandwidth_bytes\r\n");
-    for (int i = 0; i < r->days; i++) {
-        timeutil_format_date(start + (int64_t)i * DAY, d);
-        strbuf_printf(b, "%s,%lld,%lld\r\n", d, (long long)r->series[i].requests,
-                      (long long)r->series[i].bytes);
+    char t[21];
+    strbuf_printf(b, "\r\n%s%s,requests,bandwidth_bytes%s\r\n", prefix, p->hourly ? "hour" : "date",
+                  p->hourly ? "" : ",uniques");
+    for (int i = 0; i < p->npoints; i++) {
+        const struct aq_point *e = &p->points[i];
+        if (p->hourly)
+            timeutil_format_iso8601(p->start + (int64_t)i * 3600, t);
+        else
+            timeutil_format_date(p->start + (int64_t)i * DAY, t);
+        strbuf_printf(b, "%s,%lld,%lld", t, (long long)e->requests, (long long)e->bytes);
+        if (!p->hourly)
+            strbuf_printf(b, ",%lld", (long long)e->uniques);
+        strbuf_puts(b, "\r\n");
     }
+}
+
+/* The sections after the lists: clients, then with compare the previous
+ * period's summary row and series. */
+static void csv_tail(struct strbuf *b, const struct api_params *p, const struct aq_result *r)
+{
+    char a[11], e[11];
+    strbuf_puts(b, "\r\nclient,requests,bandwidth_bytes\r\n");
+    for (int i = 0; i < r->nclients; i++)
+        strbuf_printf(b, "%s,%lld,%lld\r\n", r->clients[i].name, (long long)r->clients[i].requests,
+                      (long long)r->clients[i].bytes);
+    if (!p->compare)
+        return;
+    timeutil_format_date(r->prev.start, a);
+    timeutil_format_date(r->prev.start + (int64_t)(r->prev.days - 1) * DAY, e);
+    strbuf_printf(b,
+                  "\r\nprevious_start,previous_end,previous_days,requests,bandwidth_bytes,"
+                  "uniques\r\n%s,%s,%d,%lld,%lld,%lld\r\n",
+                  a, e, r->prev.days, (long long)r->prev.requests, (long long)r->prev.bytes,
+                  (long long)r->prev.uniques);
+    csv_series(b, &r->prev, "previous_");
 }
 
 static void csv_list(struct strbuf *b, const char *key, const struct aq_item *items, size_t n)
@@ -314,8 +392,10 @@ static void csv_head(struct strbuf *b, const struct api *api, const char *owner,
     timeutil_format_date(p->start + (int64_t)(p->days - 1) * DAY, e);
     if (image != NULL)
         strbuf_puts(b, "image_id,album,filename,");
-    strbuf_puts(b,
-                "owner,start,end,days,requests,bandwidth_bytes,realtime,last_aggregation_date\r\n");
+    /* The columns of issue 20 come last, so that readers by position of
+     * the earlier ones still read them right. */
+    strbuf_puts(b, "owner,start,end,days,requests,bandwidth_bytes,realtime,last_aggregation_date,"
+                   "uniques,interval,exclude_bots\r\n");
     if (image != NULL) {
         put_field(b, image);
         strbuf_puts(b, ",");
@@ -325,9 +405,11 @@ static void csv_head(struct strbuf *b, const struct api *api, const char *owner,
         strbuf_puts(b, ",");
     }
     put_field(b, owner);
-    strbuf_printf(b, ",%s,%s,%d,%lld,%lld,%s,%s\r\n", a, e, p->days, (long long)r->requests,
-                  (long long)r->bytes, api->cfg->realtime_enabled ? "true" : "false",
-                  r->last_aggregation_date);
+    strbuf_printf(b, ",%s,%s,%d,%lld,%lld,%s,%s,%lld,%s,%s\r\n", a, e, p->days,
+                  (long long)r->cur.requests, (long long)r->cur.bytes,
+                  api->cfg->realtime_enabled ? "true" : "false", r->last_aggregation_date,
+                  (long long)r->cur.uniques, p->hourly ? "hour" : "day",
+                  p->exclude_bots ? "true" : "false");
 }
 
 /* ---- The endpoints ---- */
@@ -388,7 +470,8 @@ static void overview(struct api *api, struct db *db, const struct auth_principal
 {
     struct aq_result r;
     struct image_names *names = NULL;
-    int rc = aq_overview(api->aq, db, who->owner_hex, p->start, p->days, p->limit, &r);
+    struct aq_query q = {p->start, p->days, p->limit, p->hourly, p->exclude_bots, p->compare};
+    int rc = aq_overview(api->aq, db, who->owner_hex, &q, &r);
     if (rc == 0 && (names = calloc(r.nimages + 1, sizeof(*names))) == NULL)
         rc = PF_ENOMEM;
     for (size_t i = 0; rc == 0 && i < r.nimages; i++) {
@@ -403,15 +486,15 @@ static void overview(struct api *api, struct db *db, const struct auth_principal
     } else {
         struct strbuf b = {0};
         csv_head(&b, api, who->owner, NULL, NULL, p, &r);
-        csv_series(&b, &r, p->start);
-        strbuf_puts(&b, "\r\nimage_id,album,filename,requests,bandwidth_bytes\r\n");
+        csv_series(&b, &r.cur, "");
+        strbuf_puts(&b, "\r\nimage_id,album,filename,requests,bandwidth_bytes,uniques\r\n");
         for (size_t i = 0; i < r.nimages; i++) {
             strbuf_printf(&b, "%s,", r.images[i].name);
             put_field(&b, names[i].album);
             strbuf_puts(&b, ",");
             put_field(&b, names[i].filename);
-            strbuf_printf(&b, ",%lld,%lld\r\n", (long long)r.images[i].requests,
-                          (long long)r.images[i].bytes);
+            strbuf_printf(&b, ",%lld,%lld,%lld\r\n", (long long)r.images[i].requests,
+                          (long long)r.images[i].bytes, (long long)r.images[i].uniques);
         }
         csv_list(&b, "country", r.countries, r.ncountries);
         csv_list(&b, "variant", r.variants, r.nvariants);
@@ -419,6 +502,7 @@ static void overview(struct api *api, struct db *db, const struct auth_principal
         for (size_t i = 0; i < r.nstatuses; i++)
             strbuf_printf(&b, "%d,%lld\r\n", r.statuses[i].status,
                           (long long)r.statuses[i].requests);
+        csv_tail(&b, p, &r);
         set_csv(resp, &b, "overview", p->start, p->days);
     }
     free(names);
@@ -438,8 +522,9 @@ static void image(struct api *api, struct db *db, const struct auth_principal *w
         return;
     }
     if (rc == 0) {
+        struct aq_query q = {p->start, p->days, 0, p->hourly, p->exclude_bots, p->compare};
         clean_names(&img, &names);
-        rc = aq_image(db, who->owner_hex, id, p->start, p->days, &r);
+        rc = aq_image(db, who->owner_hex, id, &q, &r);
     } else
         memset(&r, 0, sizeof(r));
     if (rc != 0) {
@@ -449,9 +534,10 @@ static void image(struct api *api, struct db *db, const struct auth_principal *w
     } else {
         struct strbuf b = {0};
         csv_head(&b, api, who->owner, id, &names, p, &r);
-        csv_series(&b, &r, p->start);
+        csv_series(&b, &r.cur, "");
         csv_list(&b, "variant", r.variants, r.nvariants);
         csv_list(&b, "country", r.countries, r.ncountries);
+        csv_tail(&b, p, &r);
         char what[16];
         snprintf(what, sizeof(what), "image-%s", id);
         set_csv(resp, &b, what, p->start, p->days);

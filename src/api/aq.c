@@ -20,6 +20,7 @@
 struct seg_count {
     uint32_t code;
     int64_t requests, bytes;
+    int64_t bot_requests, bot_bytes; /* of them, bots' */
 };
 
 /* One owner's analytics_daily rows of one date, grouped. Immutable once
@@ -35,6 +36,7 @@ struct seg {
     uint32_t nimg, ncty;
     struct seg_count *img, *cty; /* by code */
     int64_t var_req[VARIANT_COUNT], var_bytes[VARIANT_COUNT];
+    int64_t var_bot_req[VARIANT_COUNT], var_bot_bytes[VARIANT_COUNT];
 };
 
 struct aq {
@@ -156,6 +158,7 @@ struct loader {
     struct seg *s;
     uint32_t cap;
     int64_t cty_req[COUNTRY_CODES], cty_bytes[COUNTRY_CODES];
+    int64_t cty_bot_req[COUNTRY_CODES], cty_bot_bytes[COUNTRY_CODES];
     int64_t rows;
     int failed;
 };
@@ -180,14 +183,21 @@ static int load_row(void *ctx, const struct db_stat_row *r)
             s->img = n;
             l->cap = ncap;
         }
-        s->img[s->nimg++] = (struct seg_count){code, 0, 0};
+        s->img[s->nimg++] = (struct seg_count){code, 0, 0, 0, 0};
     }
-    s->img[s->nimg - 1].requests += r->requests;
-    s->img[s->nimg - 1].bytes += r->bytes;
+    struct seg_count *img = &s->img[s->nimg - 1];
+    img->requests += r->requests;
+    img->bytes += r->bytes;
+    img->bot_requests += r->bot_requests;
+    img->bot_bytes += r->bot_bytes;
     l->cty_req[c] += r->requests;
     l->cty_bytes[c] += r->bytes;
+    l->cty_bot_req[c] += r->bot_requests;
+    l->cty_bot_bytes[c] += r->bot_bytes;
     s->var_req[v] += r->requests;
     s->var_bytes[v] += r->bytes;
+    s->var_bot_req[v] += r->bot_requests;
+    s->var_bot_bytes[v] += r->bot_bytes;
     return 0;
 }
 
@@ -214,7 +224,8 @@ static int seg_load(struct db *db, const char *owner, const char *date, int64_t 
             rc = PF_ENOMEM;
         for (int c = 0; rc == 0 && c < COUNTRY_CODES; c++)
             if (l->cty_req[c] != 0 || l->cty_bytes[c] != 0)
-                s->cty[s->ncty++] = (struct seg_count){(uint32_t)c, l->cty_req[c], l->cty_bytes[c]};
+                s->cty[s->ncty++] = (struct seg_count){(uint32_t)c, l->cty_req[c], l->cty_bytes[c],
+                                                       l->cty_bot_req[c], l->cty_bot_bytes[c]};
     }
     if (rc == 0 && s->nimg > 0 && s->nimg < l->cap) {
         void *n = realloc(s->img, s->nimg * sizeof(*s->img));
@@ -490,11 +501,13 @@ static int sums_add(struct image_sums *m, const struct seg_count *c)
     }
     struct seg_count *s = sums_slot(m->slots, m->cap, c->code);
     if (s->requests < 0) {
-        *s = (struct seg_count){c->code, 0, 0};
+        *s = (struct seg_count){c->code, 0, 0, 0, 0};
         m->used++;
     }
     s->requests += c->requests;
     s->bytes += c->bytes;
+    s->bot_requests += c->bot_requests;
+    s->bot_bytes += c->bot_bytes;
     return 0;
 }
 
@@ -529,9 +542,8 @@ struct range_ctx {
     int days;
     char last_date[11]; /* offset()'s last answer: rows come grouped by date */
     int last_offset;
-    struct aq_result *res;
+    int exclude_bots;
     int64_t *versions;
-    int *has_day;
     struct aq_item *statuses;
     size_t nstatuses, cap;
 };
@@ -559,23 +571,12 @@ static int on_version(void *ctx, const struct db_stat_row *row)
     return 0;
 }
 
-static int on_owner_day(void *ctx, const struct db_stat_row *row)
-{
-    struct range_ctx *r = ctx;
-    int o = offset(r, row->date);
-    if (o >= 0) {
-        r->res->series[o].requests = row->requests;
-        r->res->series[o].bytes = row->bytes;
-        r->res->requests += row->requests;
-        r->res->bytes += row->bytes;
-        r->has_day[o] = 1;
-    }
-    return 0;
-}
-
 static int on_status(void *ctx, const struct db_stat_row *row)
 {
     struct range_ctx *r = ctx;
+    int64_t req = row->requests - (r->exclude_bots ? row->bot_requests : 0);
+    if (r->exclude_bots && req == 0) /* a status only bots got */
+        return 0;
     if (r->nstatuses == r->cap) {
         size_t ncap = r->cap ? r->cap * 2 : 16;
         void *n = realloc(r->statuses, ncap * sizeof(*r->statuses));
@@ -587,7 +588,7 @@ static int on_status(void *ctx, const struct db_stat_row *row)
     struct aq_item *it = &r->statuses[r->nstatuses++];
     memset(it, 0, sizeof(*it));
     it->status = row->status;
-    it->requests = row->requests;
+    it->requests = req;
     return 0;
 }
 
@@ -596,13 +597,15 @@ static void fmt_day(int64_t start, int o, char out[11])
     timeutil_format_date(start + (int64_t)o * DAY, out);
 }
 
-/* Start a result: the series, zeros. */
-static int result_init(struct aq_result *out, int days)
+/* Start a result: the periods, zeros. */
+static int result_init(struct aq_result *out, const struct aq_query *q)
 {
     memset(out, 0, sizeof(*out));
-    out->days = days;
-    out->series = calloc((size_t)days, sizeof(*out->series));
-    return out->series ? 0 : PF_ENOMEM;
+    int rc = aq_period_init(&out->cur, q->start, q->days, q->hourly, q->exclude_bots);
+    if (rc == 0 && q->compare)
+        rc = aq_period_init(&out->prev, q->start - (int64_t)q->days * DAY, q->days, q->hourly,
+                            q->exclude_bots);
+    return rc;
 }
 
 static void read_freshness(struct db *db, struct aq_result *out)
@@ -612,49 +615,122 @@ static void read_freshness(struct db *db, struct aq_result *out)
         memcpy(out->last_aggregation_date, v, 11);
 }
 
-int aq_overview(struct aq *aq, struct db *db, const char *owner, int64_t start, int days, int limit,
+/* The period before the range (compare), and the range's clients: the
+ * reads both endpoints make alike, in their read transaction. */
+static int read_rest(struct db *db, const char *owner, const char *image_id,
+                     const struct aq_query *q, struct aq_result *out)
+{
+    char from[11], to[11];
+    int rc = 0;
+    fmt_day(q->start, 0, from);
+    fmt_day(q->start, q->days - 1, to);
+    if (q->compare)
+        rc = image_id[0] ? aq_period_image_days(&out->prev, db, owner, image_id)
+                         : aq_period_owner_days(&out->prev, db, owner, NULL);
+    if (rc == 0 && q->compare)
+        rc = aq_period_more(&out->prev, db, owner, image_id);
+    if (rc == 0)
+        rc = aq_period_more(&out->cur, db, owner, image_id);
+    if (rc == 0)
+        rc = aq_period_clients(db, owner, image_id, from, to, q->exclude_bots, out->clients,
+                               &out->nclients);
+    return rc;
+}
+
+/* The top images' uniques: db_image_uniques gives every image of the
+ * owner with a sketch; the top `limit` are looked up by binary search in a
+ * copy sorted by id. */
+struct top_uniques {
+    struct aq_item **by_name;
+    size_t n;
+};
+
+static int cmp_by_name(const void *x, const void *y)
+{
+    const struct aq_item *const *a = x, *const *b = y;
+    return strcmp((*a)->name, (*b)->name);
+}
+
+static int on_image_uniques(void *ctx, const struct db_stat_row *row)
+{
+    struct top_uniques *t = ctx;
+    size_t lo = 0, hi = t->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(t->by_name[mid]->name, row->image_id);
+        if (c == 0) {
+            t->by_name[mid]->uniques += row->uniques;
+            break;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+static int read_top_uniques(struct db *db, const char *owner, const char *from, const char *to,
+                            struct aq_item *images, size_t n)
+{
+    struct top_uniques t = {calloc(n + 1, sizeof(struct aq_item *)), n};
+    if (t.by_name == NULL)
+        return PF_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        t.by_name[i] = &images[i];
+    if (n > 1)
+        qsort(t.by_name, n, sizeof(*t.by_name), cmp_by_name);
+    int rc = n > 0 ? db_image_uniques(db, owner, from, to, on_image_uniques, &t) : 0;
+    free(t.by_name);
+    return rc;
+}
+
+int aq_overview(struct aq *aq, struct db *db, const char *owner, const struct aq_query *q,
                 struct aq_result *out)
 {
     char from[11], to[11], date[11];
+    const int days = q->days, ex = q->exclude_bots;
     struct seg **segs = NULL;
     struct image_sums sums = {NULL, 0, 0};
     int64_t *cty_req = NULL, *cty_bytes = NULL;
     int64_t var_req[VARIANT_COUNT] = {0}, var_bytes[VARIANT_COUNT] = {0};
+    int *has_day = NULL;
     int nsegs = 0, reading = 0;
-    struct range_ctx r = {start, days, "", -1, out, NULL, NULL, NULL, 0, 0};
-    int rc = result_init(out, days);
-    fmt_day(start, 0, from);
-    fmt_day(start, days - 1, to);
+    struct range_ctx r = {q->start, days, "", -1, ex, NULL, NULL, 0, 0};
+    int rc = result_init(out, q);
+    fmt_day(q->start, 0, from);
+    fmt_day(q->start, days - 1, to);
     r.versions = calloc((size_t)days, sizeof(*r.versions));
-    r.has_day = calloc((size_t)days, sizeof(*r.has_day));
+    has_day = calloc((size_t)days, sizeof(*has_day));
     segs = calloc((size_t)days, sizeof(*segs));
     cty_req = calloc(COUNTRY_CODES, sizeof(*cty_req));
     cty_bytes = calloc(COUNTRY_CODES, sizeof(*cty_bytes));
-    if (rc == 0 && (!r.versions || !r.has_day || !segs || !cty_req || !cty_bytes))
+    if (rc == 0 && (!r.versions || !has_day || !segs || !cty_req || !cty_bytes))
         rc = PF_ENOMEM;
 
-    /* One snapshot: versions, day totals, statuses and the segments. */
+    /* One snapshot: versions, day totals, statuses, the segments and the
+     * rest (uniques, hours, clients, the previous period). */
     if (rc == 0 && (rc = db_read_begin(db)) == 0)
         reading = 1;
     if (rc == 0)
         rc = db_day_versions(db, from, to, on_version, &r);
     if (rc == 0)
-        rc = db_owner_days(db, owner, from, to, on_owner_day, &r);
+        rc = aq_period_owner_days(&out->cur, db, owner, has_day);
     if (rc == 0)
         rc = db_owner_statuses(db, owner, from, to, on_status, &r);
+    if (rc == 0)
+        rc = read_rest(db, owner, "", q, out);
     if (rc == 0)
         read_freshness(db, out);
     /* A date with no day total has no rows: no segment to fetch. */
     for (int o = 0; rc == 0 && o < days; o++) {
-        if (!r.has_day[o])
+        if (!has_day[o])
             continue;
-        fmt_day(start, o, date);
+        fmt_day(q->start, o, date);
         rc = seg_get(aq, db, owner, date, r.versions[o], &segs[nsegs], out);
         if (rc == 0)
             nsegs++;
     }
-    if (reading)
-        db_read_end(db);
 
     /* Add the segments up. */
     size_t expect = 0;
@@ -667,12 +743,13 @@ int aq_overview(struct aq *aq, struct db *db, const char *owner, int64_t start, 
         for (uint32_t j = 0; rc == 0 && j < s->nimg; j++)
             rc = sums_add(&sums, &s->img[j]);
         for (uint32_t j = 0; j < s->ncty; j++) {
-            cty_req[s->cty[j].code] += s->cty[j].requests;
-            cty_bytes[s->cty[j].code] += s->cty[j].bytes;
+            const struct seg_count *c = &s->cty[j];
+            cty_req[c->code] += c->requests - (ex ? c->bot_requests : 0);
+            cty_bytes[c->code] += c->bytes - (ex ? c->bot_bytes : 0);
         }
         for (int v = 0; v < VARIANT_COUNT; v++) {
-            var_req[v] += s->var_req[v];
-            var_bytes[v] += s->var_bytes[v];
+            var_req[v] += s->var_req[v] - (ex ? s->var_bot_req[v] : 0);
+            var_bytes[v] += s->var_bytes[v] - (ex ? s->var_bot_bytes[v] : 0);
         }
     }
     out->segments = nsegs;
@@ -680,20 +757,29 @@ int aq_overview(struct aq *aq, struct db *db, const char *owner, int64_t start, 
         seg_release(aq, segs[i]);
 
     if (rc == 0) {
-        struct topk t = {calloc((size_t)limit, sizeof(struct aq_item)), 0, (size_t)limit};
+        struct topk t = {calloc((size_t)q->limit, sizeof(struct aq_item)), 0, (size_t)q->limit};
         if (t.h == NULL)
             rc = PF_ENOMEM;
         for (size_t i = 0; rc == 0 && i < sums.cap; i++) {
-            if (sums.slots[i].requests < 0)
+            const struct seg_count *c = &sums.slots[i];
+            if (c->requests < 0)
                 continue;
-            struct aq_item it = {"", 0, sums.slots[i].requests, sums.slots[i].bytes};
-            image_name(sums.slots[i].code, it.name);
+            struct aq_item it = {"", 0, c->requests - (ex ? c->bot_requests : 0),
+                                 c->bytes - (ex ? c->bot_bytes : 0), 0};
+            if (ex && it.requests == 0 && it.bytes == 0) /* only bots' */
+                continue;
+            image_name(c->code, it.name);
             topk_add(&t, &it);
         }
         sort_items(t.h, t.n);
         out->images = t.h;
         out->nimages = t.n;
     }
+    /* Still in the snapshot: the top images are known only now. */
+    if (rc == 0)
+        rc = read_top_uniques(db, owner, from, to, out->images, out->nimages);
+    if (reading)
+        db_read_end(db);
     if (rc == 0)
         rc = code_list(cty_req, cty_bytes, COUNTRY_CODES, 1, &out->countries, &out->ncountries);
     if (rc == 0)
@@ -706,7 +792,7 @@ int aq_overview(struct aq *aq, struct db *db, const char *owner, int64_t start, 
     }
     free(r.statuses);
     free(r.versions);
-    free(r.has_day);
+    free(has_day);
     free(segs);
     free(sums.slots);
     free(cty_req);
@@ -716,6 +802,7 @@ int aq_overview(struct aq *aq, struct db *db, const char *owner, int64_t start, 
 
 struct image_ctx {
     struct range_ctx r;
+    struct aq_period *cur;
     int64_t cty_req[COUNTRY_CODES], cty_bytes[COUNTRY_CODES];
     int64_t var_req[VARIANT_COUNT], var_bytes[VARIANT_COUNT];
 };
@@ -725,40 +812,42 @@ static int on_image_row(void *ctx, const struct db_stat_row *row)
     struct image_ctx *x = ctx;
     int o = offset(&x->r, row->date);
     int c = country_code(row->country), v = variant_find(row->variant, strlen(row->variant));
+    int64_t req = row->requests - (x->r.exclude_bots ? row->bot_requests : 0);
+    int64_t bytes = row->bytes - (x->r.exclude_bots ? row->bot_bytes : 0);
     if (o < 0)
         return 0;
-    x->r.res->series[o].requests += row->requests;
-    x->r.res->series[o].bytes += row->bytes;
-    x->r.res->requests += row->requests;
-    x->r.res->bytes += row->bytes;
+    aq_period_add_day(x->cur, o, row);
     if (c >= 0) {
-        x->cty_req[c] += row->requests;
-        x->cty_bytes[c] += row->bytes;
+        x->cty_req[c] += req;
+        x->cty_bytes[c] += bytes;
     }
     if (v >= 0) {
-        x->var_req[v] += row->requests;
-        x->var_bytes[v] += row->bytes;
+        x->var_req[v] += req;
+        x->var_bytes[v] += bytes;
     }
     return 0;
 }
 
-int aq_image(struct db *db, const char *owner, const char *image_id, int64_t start, int days,
+int aq_image(struct db *db, const char *owner, const char *image_id, const struct aq_query *q,
              struct aq_result *out)
 {
     char from[11], to[11];
     struct image_ctx *x = calloc(1, sizeof(*x));
-    int rc = result_init(out, days);
+    int rc = result_init(out, q);
     if (rc == 0 && x == NULL)
         rc = PF_ENOMEM;
-    fmt_day(start, 0, from);
-    fmt_day(start, days - 1, to);
+    fmt_day(q->start, 0, from);
+    fmt_day(q->start, q->days - 1, to);
     if (rc == 0) {
-        x->r.start = start;
-        x->r.days = days;
-        x->r.res = out;
+        x->r.start = q->start;
+        x->r.days = q->days;
+        x->r.exclude_bots = q->exclude_bots;
         x->r.last_offset = -1;
+        x->cur = &out->cur;
         if ((rc = db_read_begin(db)) == 0) {
             rc = db_image_rows(db, owner, image_id, from, to, on_image_row, x);
+            if (rc == 0)
+                rc = read_rest(db, owner, image_id, q, out);
             read_freshness(db, out);
             db_read_end(db);
         }
@@ -774,7 +863,8 @@ int aq_image(struct db *db, const char *owner, const char *image_id, int64_t sta
 
 void aq_result_free(struct aq_result *r)
 {
-    free(r->series);
+    aq_period_free(&r->cur);
+    aq_period_free(&r->prev);
     free(r->images);
     free(r->countries);
     free(r->variants);

@@ -14,12 +14,16 @@
  * Segments live in an LRU bounded by a memory budget; a query holds
  * references to the ones it adds up, so eviction never frees them under it.
  *
- * Totals and the daily series come from analytics_owner_daily, status codes
- * from analytics_status_daily (small tables), freshness from analytics_meta.
+ * A segment also keeps the bots' part of each count, so that exclude_bots
+ * subtracts it without another read. Totals and series, uniques and
+ * clients are read afresh (aq_period.h), status codes from
+ * analytics_status_daily (small tables), freshness from analytics_meta;
+ * the period before the range (compare) in the same read transaction.
  * Thread-safe: any number of threads, each with its own db connection. */
 #ifndef PF_AQ_H
 #define PF_AQ_H
 
+#include "api/aq_period.h"
 #include "store/db.h"
 
 #include <stddef.h>
@@ -37,37 +41,44 @@ struct aq_item {
     char name[16];
     int status;
     int64_t requests, bytes;
+    int64_t uniques; /* top images: the sum of the image's daily estimates */
 };
 
-struct aq_day {
-    int64_t requests, bytes;
+/* What to answer (query.h's parameters). */
+struct aq_query {
+    int64_t start; /* Unix seconds of the first date's midnight, UTC */
+    int days;
+    int limit;        /* top images (overview) */
+    int hourly;       /* the series by hour (aq_period.h) */
+    int exclude_bots; /* every count leaves out clients classed bot */
+    int compare;      /* also the period of `days` dates just before start */
 };
 
 struct aq_result {
-    int days;              /* of the range */
-    struct aq_day *series; /* one per day of the range, zeros included */
-    int64_t requests, bytes;
+    struct aq_period cur;  /* totals, series, uniques of the range */
+    struct aq_period prev; /* compare: the period before (else days 0) */
     /* Lists, in SPEC.md's order: requests descending, then bytes
      * descending, then name (status) ascending. */
     struct aq_item *images; /* overview: the top `limit` */
     size_t nimages;
     struct aq_item *countries, *variants, *statuses; /* statuses: overview */
     size_t ncountries, nvariants, nstatuses;
+    struct aq_client clients[3]; /* human, preview, bot (not with exclude_bots) */
+    int nclients;
     char last_aggregation_date[11]; /* "" if none */
     /* How the answer was made (for logs and the benchmark). */
     int segments, segments_loaded;
     int64_t rows_loaded;
 };
 
-/* The overview of owner (keyed hash hex) for `days` dates from `start`
- * (Unix seconds of its midnight, UTC). OUT: *out, freed with
+/* The overview of owner (keyed hash hex) for q. OUT: *out, freed with
  * aq_result_free(), also on error. */
-int aq_overview(struct aq *aq, struct db *db, const char *owner, int64_t start, int days, int limit,
+int aq_overview(struct aq *aq, struct db *db, const char *owner, const struct aq_query *q,
                 struct aq_result *out);
 
-/* One image's stats (variants, countries, series; no cache: one image's
- * rows are few and reached by index). */
-int aq_image(struct db *db, const char *owner, const char *image_id, int64_t start, int days,
+/* One image's stats (variants, countries, series, clients; no cache: one
+ * image's rows are few and reached by index). */
+int aq_image(struct db *db, const char *owner, const char *image_id, const struct aq_query *q,
              struct aq_result *out);
 
 void aq_result_free(struct aq_result *r);
