@@ -44,6 +44,7 @@ subject_for() {
     names) echo "src/cdn/import.c:import_check_owner,import_check_album,import_check_filename,name_chars_ok" ;;
     framing) echo "src/http/http_framing.c" ;;
     utf8) echo "src/base/utf8.c" ;;
+    hll) echo "src/base/hll.c:hll_decode,hll_merge_encoded,apply,hll_encode" ;;
     ratelimit) echo "src/api/ratelimit.c" ;;
     shipstate) echo "src/analytics/ship.c:state_parse,state_write,valid_stem,cursor_set,cursor_find,range_add" ;;
     datafiles) echo "src/config/config.c:config_node_id,config_ensure_secret" ;;

@@ -5,7 +5,7 @@
 
 FUZZ_FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=c17 -D_GNU_SOURCE"
 FUZZ_FLAGS="$FUZZ_FLAGS -Wall -Wextra -Werror -Isrc -Itests/fuzz"
-FUZZ_TARGETS="urlpath range cron config date evlog spool query dash chrows utf8 ratelimit shipstate datafiles etag churl names framing"
+FUZZ_TARGETS="urlpath range cron config date evlog spool query dash chrows utf8 ratelimit shipstate datafiles etag churl names framing hll uaclass"
 
 # The src/*/*.c files each target links: the parser and what it calls.
 sources_for() {
@@ -31,6 +31,8 @@ sources_for() {
     names) echo "src/cdn/import.c src/cdn/urlpath.c src/base/variant.c src/base/utf8.c src/base/err.c src/base/fsutil.c" ;;
     framing) echo "src/http/http_framing.c" ;;
     utf8) echo "src/base/utf8.c" ;;
+    uaclass) echo "src/analytics/uaclass.c src/analytics/uaclass_data.c src/base/err.c" ;;
+    hll) echo "src/base/hll.c src/base/err.c" ;;
     ratelimit) echo "src/api/ratelimit.c src/base/err.c" ;;
     # shipstate: includes src/analytics/ship.c itself (its parser is static) and
     # stubs the ClickHouse client and event-store calls
@@ -47,6 +49,8 @@ libs_for() {
     query | names) pkg-config --libs libcrypto 2>/dev/null || echo -lcrypto ;;
     dash) echo "-lz" ;;
     ratelimit) echo "-pthread" ;;
+    uaclass) echo "$(pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8) -pthread" ;;
+    hll) echo "-lm" ;;
     churl) echo "$(pkg-config --libs libcurl 2>/dev/null || echo -lcurl) -pthread" ;;
     shipstate) echo "$(pkg-config --libs libxxhash 2>/dev/null || echo -lxxhash) -pthread -lm" ;;
     esac
