@@ -237,6 +237,50 @@ static const char *const migrations[] = {
     "  END IF;\n"
     "  PERFORM pg_advisory_unlock(1886938628, hashtext(p_job));\n"
     "END $$ LANGUAGE plpgsql;",
+
+    /* 2 -> 3: issue 20's tables and columns, as SQLite's version 7
+     * (db_sqlite.c explains each). The sketches' table has no fillfactor:
+     * its rows are rewritten whole (a TOASTed bytea), never HOT. */
+    "ALTER TABLE analytics_daily ADD COLUMN bot_requests BIGINT NOT NULL DEFAULT 0,"
+    "  ADD COLUMN bot_bandwidth_bytes BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE analytics_owner_daily ADD COLUMN bot_requests BIGINT NOT NULL DEFAULT 0,"
+    "  ADD COLUMN bot_bandwidth_bytes BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE analytics_status_daily ADD COLUMN bot_requests BIGINT NOT NULL DEFAULT 0;"
+    "CREATE TABLE analytics_hourly ("
+    "  owner TEXT COLLATE \"C\" NOT NULL,"
+    "  hour BIGINT NOT NULL,"
+    "  image_id TEXT COLLATE \"C\" NOT NULL,"
+    "  requests BIGINT NOT NULL DEFAULT 0,"
+    "  bandwidth_bytes BIGINT NOT NULL DEFAULT 0,"
+    "  bot_requests BIGINT NOT NULL DEFAULT 0,"
+    "  bot_bandwidth_bytes BIGINT NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (owner, image_id, hour)"
+    ") WITH (fillfactor = 80);"
+    "CREATE INDEX analytics_hourly_hour ON analytics_hourly (hour);"
+    "CREATE TABLE analytics_clients_daily ("
+    "  owner TEXT COLLATE \"C\" NOT NULL,"
+    "  date TEXT COLLATE \"C\" NOT NULL,"
+    "  image_id TEXT COLLATE \"C\" NOT NULL,"
+    "  client TEXT COLLATE \"C\" NOT NULL,"
+    "  requests BIGINT NOT NULL DEFAULT 0,"
+    "  bandwidth_bytes BIGINT NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (owner, date, image_id, client)"
+    ") WITH (fillfactor = 80);"
+    "CREATE INDEX analytics_clients_daily_date ON analytics_clients_daily (date);"
+    "CREATE TABLE analytics_uniques_daily ("
+    "  owner TEXT COLLATE \"C\" NOT NULL,"
+    "  date TEXT COLLATE \"C\" NOT NULL,"
+    "  image_id TEXT COLLATE \"C\" NOT NULL,"
+    "  uniques BIGINT NOT NULL,"
+    "  registers BYTEA NOT NULL,"
+    "  PRIMARY KEY (owner, date, image_id)"
+    ");"
+    "CREATE INDEX analytics_uniques_daily_date ON analytics_uniques_daily (date);"
+    "CREATE TABLE analytics_salts ("
+    "  date TEXT COLLATE \"C\" PRIMARY KEY,"
+    "  salt BYTEA NOT NULL,"
+    "  created_at TEXT COLLATE \"C\" NOT NULL"
+    ");",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -875,12 +919,16 @@ static const struct db_ops db_pg_ops = {
     .image_scan = db_pg_image_scan,
     .counts_add = db_pg_counts_add,
     .batch_replace_day = db_pg_batch_replace_day,
+    .sketches_merge = db_pg_sketches_merge,
+    .salt_get = db_pg_salt_get,
+    .salt_purge_before = db_pg_salt_purge_before,
     .batch_day_done = db_pg_batch_day_done,
     .flush_nodes = db_pg_flush_nodes,
     .day_requests = db_pg_day_requests,
     .meta_get = db_pg_meta_get,
     .meta_set = db_pg_meta_set,
     .cleanup_before = db_pg_cleanup_before,
+    .cleanup_more_before = db_pg_cleanup_more_before,
     .job_begin = db_pg_job_begin,
     .job_end = db_pg_job_end,
     .key_insert = db_pg_key_insert,
@@ -896,6 +944,10 @@ static const struct db_ops db_pg_ops = {
     .segment_rows = db_pg_segment_rows,
     .image_rows = db_pg_image_rows,
     .daily_page = db_pg_daily_page,
+    .owner_hours = db_pg_owner_hours,
+    .owner_clients = db_pg_owner_clients,
+    .owner_uniques = db_pg_owner_uniques,
+    .image_uniques = db_pg_image_uniques,
     .image_by_id = db_pg_image_by_id,
     .rate_take = db_pg_rate_take,
     .table_count_rows = db_pg_table_count_rows,

@@ -112,13 +112,16 @@ int db_pg_table_count_rows(struct db *base, const struct db_table *t, int64_t *r
 int db_pg_table_rows(struct db *base, const struct db_table *t, db_row_fn fn, void *ctx)
 {
     struct db_pg *db = (struct db_pg *)base;
-    char sql[512];
+    char sql[1024], cols[512];
     const char *v[16];
     PGresult *r;
     int rc = db_pg_ready(db);
     if (rc != 0 || t->ncols > 16)
         return rc ? rc : PF_EINVAL;
-    snprintf(sql, sizeof(sql), "SELECT %s FROM %s ORDER BY %s", t->columns, t->name,
+    /* A binary column travels as hex text, as SQLite's hex() writes it. */
+    if ((rc = db_table_select(t, "encode(%s, 'hex')", cols, sizeof(cols))) != 0)
+        return rc;
+    snprintf(sql, sizeof(sql), "SELECT %s FROM %s ORDER BY %s", cols, t->name,
              DB_TABLE_ORDER(t, "seq"));
     /* Row by row: a table of millions never sits in memory. */
     if (!PQsendQuery(db->conn, sql) || !PQsetSingleRowMode(db->conn))
@@ -145,9 +148,42 @@ int db_pg_table_insert(struct db *base, const struct db_table *t, const char *co
                        size_t n, char *err, size_t errlen)
 {
     struct db_pg *db = (struct db_pg *)base;
-    int rc = db_pg_copy_in(db, t->name, t->columns, t->ncols, values, n);
+    const char **v = NULL;
+    char *text = NULL;
+    size_t at = 0, cap = 0;
+    int rc = 0;
+    /* The binary column's hex text becomes bytea's hex input (\x followed by the hex),
+     * validated first (COPY would take other text as escaped bytes). */
+    if (t->hex_col > 0) {
+        v = malloc(n * (size_t)t->ncols * sizeof(*v));
+        for (size_t r = 0; v != NULL && r < n; r++) {
+            const char *h = values[r * (size_t)t->ncols + (size_t)t->hex_col - 1];
+            cap += h != NULL ? strlen(h) + 3 : 0;
+        }
+        text = malloc(cap + 1);
+        rc = v == NULL || text == NULL ? PF_ENOMEM : 0;
+        for (size_t i = 0; rc == 0 && i < n * (size_t)t->ncols; i++) {
+            v[i] = values[i];
+            if ((int)(i % (size_t)t->ncols) + 1 != t->hex_col || values[i] == NULL)
+                continue;
+            size_t len = strlen(values[i]);
+            if (len % 2 != 0 || strspn(values[i], "0123456789abcdefABCDEF") != len) {
+                rc = PF_EINVAL;
+                snprintf(db->msg, sizeof(db->msg), "a binary value is not hex");
+                break;
+            }
+            v[i] = text + at;
+            at += (size_t)snprintf(text + at, cap + 1 - at, "\\x%s", values[i]) + 1;
+        }
+        if (rc == PF_ENOMEM)
+            snprintf(db->msg, sizeof(db->msg), "out of memory");
+    }
+    if (rc == 0)
+        rc = db_pg_copy_in(db, t->name, t->columns, t->ncols, v != NULL ? v : values, n);
     if (rc != 0)
         snprintf(err, errlen, "%s: %s", t->name, db->msg);
+    free(v);
+    free(text);
     return rc;
 }
 

@@ -2,7 +2,8 @@
  * (db_postgres.c: connection, outage handling, schema, catalog, the rate
  * limiter and the operations table; db_postgres_write.c: the analytics
  * writers; db_postgres_read.c: API keys and the API's reads;
- * db_postgres_copy.c: text in bulk, COPY, and db copy's operations).
+ * db_postgres_copy.c: text in bulk, COPY, and db copy's operations;
+ * db_postgres_more.c: issue 20's sketches and salts).
  * Not part of the db.h API: only src/store/db_postgres*.c include it. */
 #ifndef PF_DB_POSTGRES_INT_H
 #define PF_DB_POSTGRES_INT_H
@@ -88,6 +89,14 @@ int db_pg_batch_replace_day(struct db *base, const char *date, const struct db_d
                             const struct db_batch_more *more, int64_t events,
                             struct db_batch_stats *bs, char *err, size_t errlen);
 int db_pg_batch_day_done(struct db *base, const char *date, int *done);
+int db_pg_cleanup_more_before(struct db *base, const char *date, int64_t hour, int64_t *rows,
+                              char *err, size_t errlen);
+/* db_postgres_more.c: db.h's operations of the same names. */
+int db_pg_sketches_merge(struct db *base, const struct db_sketch *s, size_t n, char *err,
+                         size_t errlen);
+int db_pg_salt_get(struct db *base, const char *date, uint8_t salt[16], char *err, size_t errlen);
+int db_pg_salt_purge_before(struct db *base, const char *date, int64_t *removed, char *err,
+                            size_t errlen);
 int db_pg_flush_nodes(struct db *base, int64_t from, int64_t to,
                       int (*fn)(void *ctx, const char *node), void *ctx);
 int db_pg_day_requests(struct db *base, const char *date, int64_t *requests);
@@ -118,6 +127,14 @@ int db_pg_image_rows(struct db *base, const char *owner, const char *image_id, c
 int db_pg_daily_page(struct db *base, const char *owner, const char *from, const char *to,
                      const struct db_stat_row *after, int limit, db_stat_fn fn, void *ctx,
                      int *rows);
+int db_pg_owner_hours(struct db *base, const char *owner, const char *image_id, int64_t from_hour,
+                      int64_t to_hour, db_stat_fn fn, void *ctx);
+int db_pg_owner_clients(struct db *base, const char *owner, const char *image_id, const char *from,
+                        const char *to, db_stat_fn fn, void *ctx);
+int db_pg_owner_uniques(struct db *base, const char *owner, const char *image_id, const char *from,
+                        const char *to, db_stat_fn fn, void *ctx);
+int db_pg_image_uniques(struct db *base, const char *owner, const char *from, const char *to,
+                        db_stat_fn fn, void *ctx);
 int db_pg_rate_take(struct db *base, const char *owner, int limit, int *allowed, int *remaining,
                     int *retry_after);
 /* db_postgres_copy.c: db_copy()'s operations (db_int.h). */

@@ -132,14 +132,26 @@ void db_pg_read_end(struct db *base)
 
 /* Call fn per row of r, with the row the columns make by `shape` (as in
  * db_sqlite_read.c: d date, i image_id, v variant, c country, s status,
- * r requests, b bytes). */
+ * r requests, b bytes, R bot_requests, B bot_bytes, h hour, k client (its
+ * name), u uniques). */
 static int each_row(PGresult *r, const char *shape, db_stat_fn fn, void *ctx)
 {
     int rc = 0;
     for (int row = 0; rc == 0 && row < PQntuples(r); row++) {
-        struct db_stat_row s = {"", "", "", "", 0, 0, 0};
+        struct db_stat_row s = {.date = "", .image_id = "", .variant = "", .country = ""};
         for (int col = 0; shape[col] != '\0'; col++) {
             const char *v = PQgetvalue(r, row, col);
+            int64_t *num = shape[col] == 'r'   ? &s.requests
+                           : shape[col] == 'b' ? &s.bytes
+                           : shape[col] == 'R' ? &s.bot_requests
+                           : shape[col] == 'B' ? &s.bot_bytes
+                           : shape[col] == 'h' ? &s.hour
+                           : shape[col] == 'u' ? &s.uniques
+                                               : NULL;
+            if (num != NULL) {
+                *num = strtoll(v, NULL, 10);
+                continue;
+            }
             switch (shape[col]) {
             case 'd':
                 s.date = v;
@@ -156,11 +168,13 @@ static int each_row(PGresult *r, const char *shape, db_stat_fn fn, void *ctx)
             case 's':
                 s.status = atoi(v);
                 break;
-            case 'r':
-                s.requests = strtoll(v, NULL, 10);
+            case 'k':
+                s.client = -1;
+                for (int k = 0; k < DB_CLIENTS; k++)
+                    if (strcmp(v, db_client_name(k)) == 0)
+                        s.client = k;
                 break;
             default:
-                s.bytes = strtoll(v, NULL, 10);
                 break;
             }
         }
@@ -191,18 +205,19 @@ int db_pg_owner_days(struct db *base, const char *owner, const char *from, const
                      db_stat_fn fn, void *ctx)
 {
     static const char *const sql =
-        "SELECT date, requests, bandwidth_bytes FROM analytics_owner_daily "
-        "WHERE owner = $1 AND date BETWEEN $2 AND $3";
-    return read_rows((struct db_pg *)base, sql, 3, (const char *[]){owner, from, to}, "drb", fn,
+        "SELECT date, requests, bandwidth_bytes, bot_requests, bot_bandwidth_bytes "
+        "FROM analytics_owner_daily WHERE owner = $1 AND date BETWEEN $2 AND $3";
+    return read_rows((struct db_pg *)base, sql, 3, (const char *[]){owner, from, to}, "drbRB", fn,
                      ctx);
 }
 
 int db_pg_owner_statuses(struct db *base, const char *owner, const char *from, const char *to,
                          db_stat_fn fn, void *ctx)
 {
-    static const char *const sql = "SELECT status, SUM(requests) FROM analytics_status_daily "
-                                   "WHERE owner = $1 AND date BETWEEN $2 AND $3 GROUP BY status";
-    return read_rows((struct db_pg *)base, sql, 3, (const char *[]){owner, from, to}, "sr", fn,
+    static const char *const sql =
+        "SELECT status, SUM(requests), SUM(bot_requests) FROM analytics_status_daily "
+        "WHERE owner = $1 AND date BETWEEN $2 AND $3 GROUP BY status";
+    return read_rows((struct db_pg *)base, sql, 3, (const char *[]){owner, from, to}, "srR", fn,
                      ctx);
 }
 
@@ -210,9 +225,11 @@ int db_pg_segment_rows(struct db *base, const char *owner, const char *date, db_
                        void *ctx)
 {
     static const char *const sql =
-        "SELECT image_id, variant, country, requests, bandwidth_bytes FROM analytics_daily "
+        "SELECT image_id, variant, country, requests, bandwidth_bytes, bot_requests, "
+        "bot_bandwidth_bytes FROM analytics_daily "
         "WHERE owner = $1 AND date = $2 ORDER BY image_id, variant, country";
-    return read_rows((struct db_pg *)base, sql, 2, (const char *[]){owner, date}, "ivcrb", fn, ctx);
+    return read_rows((struct db_pg *)base, sql, 2, (const char *[]){owner, date}, "ivcrbRB", fn,
+                     ctx);
 }
 
 int db_pg_image_rows(struct db *base, const char *owner, const char *image_id, const char *from,
@@ -222,11 +239,12 @@ int db_pg_image_rows(struct db *base, const char *owner, const char *image_id, c
      * traffic on, as in SQLite; in no particular order (aq.c sums them),
      * so nothing is sorted. */
     static const char *const sql =
-        "SELECT d.date, d.variant, d.country, d.requests, d.bandwidth_bytes "
-        "FROM analytics_owner_daily o JOIN analytics_daily d ON d.owner = o.owner "
+        "SELECT d.date, d.variant, d.country, d.requests, d.bandwidth_bytes, d.bot_requests, "
+        "d.bot_bandwidth_bytes FROM analytics_owner_daily o JOIN analytics_daily d ON d.owner = "
+        "o.owner "
         "AND d.date = o.date AND d.image_id = $2 WHERE o.owner = $1 AND o.date BETWEEN $3 AND $4";
     return read_rows((struct db_pg *)base, sql, 4, (const char *[]){owner, image_id, from, to},
-                     "dvcrb", fn, ctx);
+                     "dvcrbRB", fn, ctx);
 }
 
 /* ---- The export's pages ---- */
@@ -271,4 +289,50 @@ int db_pg_daily_page(struct db *base, const char *owner, const char *from, const
     int rc = read_rows((struct db_pg *)base, sql, 8, p, "divcrb", count_row, &pc);
     *rows = pc.rows;
     return rc;
+}
+
+/* ---- Issue 20's reads (db_sqlite_read.c says which range each is) ---- */
+
+int db_pg_owner_hours(struct db *base, const char *owner, const char *image_id, int64_t from_hour,
+                      int64_t to_hour, db_stat_fn fn, void *ctx)
+{
+    static const char *const sql =
+        "SELECT hour, requests, bandwidth_bytes, bot_requests, bot_bandwidth_bytes "
+        "FROM analytics_hourly WHERE owner = $1 AND image_id = $2 "
+        "AND hour BETWEEN $3::bigint AND $4::bigint ORDER BY hour";
+    char a[24], b[24];
+    snprintf(a, sizeof(a), "%lld", (long long)from_hour);
+    snprintf(b, sizeof(b), "%lld", (long long)to_hour);
+    return read_rows((struct db_pg *)base, sql, 4, (const char *[]){owner, image_id, a, b}, "hrbRB",
+                     fn, ctx);
+}
+
+int db_pg_owner_clients(struct db *base, const char *owner, const char *image_id, const char *from,
+                        const char *to, db_stat_fn fn, void *ctx)
+{
+    static const char *const sql =
+        "SELECT client, SUM(requests), SUM(bandwidth_bytes) FROM analytics_clients_daily "
+        "WHERE owner = $1 AND date BETWEEN $3 AND $4 AND image_id = $2 GROUP BY client";
+    return read_rows((struct db_pg *)base, sql, 4, (const char *[]){owner, image_id, from, to},
+                     "krb", fn, ctx);
+}
+
+int db_pg_owner_uniques(struct db *base, const char *owner, const char *image_id, const char *from,
+                        const char *to, db_stat_fn fn, void *ctx)
+{
+    static const char *const sql =
+        "SELECT date, uniques FROM analytics_uniques_daily WHERE owner = $1 "
+        "AND date BETWEEN $3 AND $4 AND image_id = $2 ORDER BY date";
+    return read_rows((struct db_pg *)base, sql, 4, (const char *[]){owner, image_id, from, to},
+                     "du", fn, ctx);
+}
+
+int db_pg_image_uniques(struct db *base, const char *owner, const char *from, const char *to,
+                        db_stat_fn fn, void *ctx)
+{
+    static const char *const sql =
+        "SELECT image_id, SUM(uniques) FROM analytics_uniques_daily WHERE owner = $1 "
+        "AND date BETWEEN $2 AND $3 AND image_id <> '' GROUP BY image_id";
+    return read_rows((struct db_pg *)base, sql, 3, (const char *[]){owner, from, to}, "iu", fn,
+                     ctx);
 }

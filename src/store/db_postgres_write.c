@@ -11,6 +11,7 @@
 #include "store/db_postgres_int.h"
 
 #include "base/err.h"
+#include "base/timeutil.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -33,19 +34,25 @@ static const char *const sql_receipt =
 static const char *const sql_skip =
     "SELECT (SELECT value FROM analytics_meta WHERE key = 'cleanup_before'), "
     "ARRAY(SELECT date FROM analytics_batch_days WHERE date = ANY($1::text[]))::text";
+/* The bot_ columns' share of an upsert. */
+#define ADD_BOTS                                                                                   \
+    ", bot_requests = t.bot_requests + excluded.bot_requests, "                                    \
+    "bot_bandwidth_bytes = t.bot_bandwidth_bytes + excluded.bot_bandwidth_bytes"
 static const char *const sql_daily =
     "INSERT INTO analytics_daily AS t (owner, date, image_id, variant, country, requests, "
-    "bandwidth_bytes) SELECT o, d, i, v, c, SUM(r), SUM(b) FROM unnest($1::text[], $2::text[], "
-    "$3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[]) AS u(o, d, i, v, c, r, b) "
+    "bandwidth_bytes, bot_requests, bot_bandwidth_bytes) SELECT o, d, i, v, c, SUM(r), SUM(b), "
+    "SUM(br), SUM(bb) FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], "
+    "$6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[]) AS u(o, d, i, v, c, r, b, br, bb) "
     "GROUP BY o, d, i, v, c ORDER BY o, d, i, v, c ON CONFLICT (owner, date, image_id, variant, "
     "country) DO UPDATE SET requests = t.requests + excluded.requests, "
-    "bandwidth_bytes = t.bandwidth_bytes + excluded.bandwidth_bytes";
+    "bandwidth_bytes = t.bandwidth_bytes + excluded.bandwidth_bytes" ADD_BOTS;
 static const char *const sql_owner_day =
-    "INSERT INTO analytics_owner_daily AS t (owner, date, requests, bandwidth_bytes) "
-    "SELECT o, d, SUM(r), SUM(b) FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) "
-    "AS u(o, d, r, b) GROUP BY o, d ORDER BY o, d ON CONFLICT (owner, date) DO UPDATE SET "
+    "INSERT INTO analytics_owner_daily AS t (owner, date, requests, bandwidth_bytes, "
+    "bot_requests, bot_bandwidth_bytes) SELECT o, d, SUM(r), SUM(b), SUM(br), SUM(bb) "
+    "FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) "
+    "AS u(o, d, r, b, br, bb) GROUP BY o, d ORDER BY o, d ON CONFLICT (owner, date) DO UPDATE SET "
     "requests = t.requests + excluded.requests, "
-    "bandwidth_bytes = t.bandwidth_bytes + excluded.bandwidth_bytes";
+    "bandwidth_bytes = t.bandwidth_bytes + excluded.bandwidth_bytes" ADD_BOTS;
 static const char *const sql_monthly =
     "INSERT INTO analytics_monthly AS t (owner, year_month, requests, bandwidth_bytes) "
     "SELECT o, substr(d, 1, 7), SUM(r), SUM(b) FROM unnest($1::text[], $2::text[], "
@@ -53,15 +60,31 @@ static const char *const sql_monthly =
     "ON CONFLICT (owner, year_month) DO UPDATE SET requests = t.requests + excluded.requests, "
     "bandwidth_bytes = t.bandwidth_bytes + excluded.bandwidth_bytes";
 static const char *const sql_status =
-    "INSERT INTO analytics_status_daily AS t (owner, date, status, requests) "
-    "SELECT o, d, s, SUM(r) FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[]) "
-    "AS u(o, d, s, r) GROUP BY o, d, s ORDER BY o, d, s ON CONFLICT (owner, date, status) "
-    "DO UPDATE SET requests = t.requests + excluded.requests";
+    "INSERT INTO analytics_status_daily AS t (owner, date, status, requests, bot_requests) "
+    "SELECT o, d, s, SUM(r), SUM(br) FROM unnest($1::text[], $2::text[], $3::int[], "
+    "$4::bigint[], $5::bigint[]) AS u(o, d, s, r, br) GROUP BY o, d, s ORDER BY o, d, s "
+    "ON CONFLICT (owner, date, status) DO UPDATE SET requests = t.requests + excluded.requests, "
+    "bot_requests = t.bot_requests + excluded.bot_requests";
+static const char *const sql_hourly =
+    "INSERT INTO analytics_hourly AS t (owner, image_id, hour, requests, bandwidth_bytes, "
+    "bot_requests, bot_bandwidth_bytes) SELECT o, i, h, SUM(r), SUM(b), SUM(br), SUM(bb) "
+    "FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], "
+    "$7::bigint[]) AS u(o, i, h, r, b, br, bb) GROUP BY o, i, h ORDER BY o, i, h "
+    "ON CONFLICT (owner, image_id, hour) DO UPDATE SET requests = t.requests + excluded.requests, "
+    "bandwidth_bytes = t.bandwidth_bytes + excluded.bandwidth_bytes" ADD_BOTS;
+static const char *const sql_clients =
+    "INSERT INTO analytics_clients_daily AS t (owner, date, image_id, client, requests, "
+    "bandwidth_bytes) SELECT o, d, i, k, SUM(r), SUM(b) FROM unnest($1::text[], $2::text[], "
+    "$3::text[], $4::text[], $5::bigint[], $6::bigint[]) AS u(o, d, i, k, r, b) "
+    "GROUP BY o, d, i, k ORDER BY o, d, i, k ON CONFLICT (owner, date, image_id, client) "
+    "DO UPDATE SET requests = t.requests + excluded.requests, "
+    "bandwidth_bytes = t.bandwidth_bytes + excluded.bandwidth_bytes";
 static const char *const sql_bump = BUMP_SQL;
 
 /* The array literals of one flush: per kind, one per column. */
+#define MAX_COLS 9
 struct arrays {
-    struct strbuf col[7];
+    struct strbuf col[MAX_COLS];
     size_t n;
 };
 
@@ -82,7 +105,7 @@ static void arrays_add(struct arrays *a, int ncols, const char *const *text, con
 
 static int arrays_run(struct db_pg *db, struct arrays *a, int ncols, const char *sql)
 {
-    const char *p[7];
+    const char *p[MAX_COLS];
     if (a->n == 0)
         return 0;
     for (int c = 0; c < ncols; c++) {
@@ -96,7 +119,7 @@ static int arrays_run(struct db_pg *db, struct arrays *a, int ncols, const char 
 
 static void arrays_free(struct arrays *a)
 {
-    for (int c = 0; c < 7; c++)
+    for (int c = 0; c < MAX_COLS; c++)
         strbuf_free(&a->col[c]);
 }
 
@@ -112,6 +135,7 @@ int db_pg_counts_add(struct db *base, const char *flush_id, const struct db_coun
 {
     struct db_pg *db = (struct db_pg *)base;
     struct arrays daily = {0}, owner_day = {0}, status = {0}, dates = {0}, bumps = {0};
+    struct arrays hourly = {0}, clients = {0};
     PGresult *r = NULL;
     char purged[16] = "", *done_list = NULL, bumped[8][11];
     int nbumped = 0;
@@ -166,10 +190,13 @@ int db_pg_counts_add(struct db *base, const char *flush_id, const struct db_coun
             left_out += c->kind == DB_COUNT_STATUS ? c->requests : 0;
             continue;
         }
+        /* A bot's count adds to the row's bot_ columns too. */
+        int64_t br = c->client == DB_CLIENT_BOT ? c->requests : 0;
+        int64_t bb = c->client == DB_CLIENT_BOT ? c->bytes : 0;
         if (c->kind == DB_COUNT_DAILY) {
             const char *t[5] = {c->owner, c->date, c->image_id, c->variant, c->country};
-            int64_t v[2] = {c->requests, c->bytes};
-            arrays_add(&daily, 7, t, v, 2);
+            int64_t v[4] = {c->requests, c->bytes, br, bb};
+            arrays_add(&daily, 9, t, v, 4);
             daily.n++;
             /* One element per date (a flush spans a day or two; past 8
              * dates a date may repeat, which the GROUP BY absorbs). */
@@ -185,27 +212,46 @@ int db_pg_counts_add(struct db *base, const char *flush_id, const struct db_coun
             }
         } else if (c->kind == DB_COUNT_OWNER_DAY) {
             const char *t[2] = {c->owner, c->date};
-            int64_t v[2] = {c->requests, c->bytes};
-            arrays_add(&owner_day, 4, t, v, 2);
+            int64_t v[4] = {c->requests, c->bytes, br, bb};
+            arrays_add(&owner_day, 6, t, v, 4);
             owner_day.n++;
+        } else if (c->kind == DB_COUNT_HOURLY) {
+            const char *t[2] = {c->owner, c->image_id};
+            int64_t v[5] = {c->hour, c->requests, c->bytes, br, bb};
+            arrays_add(&hourly, 7, t, v, 5);
+            hourly.n++;
+        } else if (c->kind == DB_COUNT_CLIENT) {
+            const char *t[4] = {c->owner, c->date, c->image_id, db_client_name(c->client)};
+            int64_t v[2] = {c->requests, c->bytes};
+            if (t[3] == NULL) {
+                rc = PF_EINVAL;
+                snprintf(db->msg, sizeof(db->msg), "a count of an unknown client class");
+                break;
+            }
+            arrays_add(&clients, 6, t, v, 2);
+            clients.n++;
         } else {
             const char *t[2] = {c->owner, c->date};
-            int64_t v[2] = {c->status, c->requests};
-            arrays_add(&status, 4, t, v, 2);
+            int64_t v[3] = {c->status, c->requests, br};
+            arrays_add(&status, 5, t, v, 3);
             status.n++;
         }
     }
     if (rc == 0)
-        rc = arrays_run(db, &daily, 7, sql_daily);
+        rc = arrays_run(db, &daily, 9, sql_daily);
     if (rc == 0)
-        rc = arrays_run(db, &owner_day, 4, sql_owner_day);
+        rc = arrays_run(db, &owner_day, 6, sql_owner_day);
     if (rc == 0 && owner_day.n > 0) {
         const char *p[4] = {owner_day.col[0].p, owner_day.col[1].p, owner_day.col[2].p,
                             owner_day.col[3].p};
         rc = db_pg_query(db, sql_monthly, 4, p, NULL);
     }
     if (rc == 0)
-        rc = arrays_run(db, &status, 4, sql_status);
+        rc = arrays_run(db, &status, 5, sql_status);
+    if (rc == 0)
+        rc = arrays_run(db, &hourly, 7, sql_hourly);
+    if (rc == 0)
+        rc = arrays_run(db, &clients, 6, sql_clients);
     if (rc == 0)
         rc = arrays_run(db, &bumps, 1, sql_bump);
     if (rc == 0)
@@ -220,6 +266,8 @@ int db_pg_counts_add(struct db *base, const char *flush_id, const struct db_coun
     arrays_free(&daily);
     arrays_free(&owner_day);
     arrays_free(&status);
+    arrays_free(&hourly);
+    arrays_free(&clients);
     arrays_free(&dates);
     arrays_free(&bumps);
     return rc;
@@ -256,30 +304,34 @@ static int insert_rows(struct db_pg *db, const char *date, const struct db_daily
                        size_t ndaily, const struct db_status_row *status, size_t nstatus)
 {
     size_t n = ndaily > nstatus ? ndaily : nstatus;
-    const char **v = malloc((n > 0 ? n : 1) * 7 * sizeof(*v));
-    char(*num)[2][24] = malloc((n > 0 ? n : 1) * sizeof(*num));
+    const char **v = malloc((n > 0 ? n : 1) * 9 * sizeof(*v));
+    char(*num)[4][24] = malloc((n > 0 ? n : 1) * sizeof(*num));
     int rc = v == NULL || num == NULL ? PF_ENOMEM : 0;
     for (size_t i = 0; rc == 0 && i < ndaily; i++) {
         const struct db_daily_row *d = &daily[i];
         snprintf(num[i][0], sizeof(num[i][0]), "%lld", (long long)d->requests);
         snprintf(num[i][1], sizeof(num[i][1]), "%lld", (long long)d->bytes);
-        const char *row[7] = {d->owner,   date,      d->image_id, d->variant,
-                              d->country, num[i][0], num[i][1]};
-        memcpy(&v[i * 7], row, sizeof(row));
+        snprintf(num[i][2], sizeof(num[i][2]), "%lld", (long long)d->bot_requests);
+        snprintf(num[i][3], sizeof(num[i][3]), "%lld", (long long)d->bot_bytes);
+        const char *row[9] = {d->owner,  date,      d->image_id, d->variant, d->country,
+                              num[i][0], num[i][1], num[i][2],   num[i][3]};
+        memcpy(&v[i * 9], row, sizeof(row));
     }
     if (rc == 0)
         rc = db_pg_copy_in(db, "analytics_daily",
-                           "owner, date, image_id, variant, country, requests, bandwidth_bytes", 7,
-                           v, ndaily);
+                           "owner, date, image_id, variant, country, requests, bandwidth_bytes, "
+                           "bot_requests, bot_bandwidth_bytes",
+                           9, v, ndaily);
     for (size_t i = 0; rc == 0 && i < nstatus; i++) {
         snprintf(num[i][0], sizeof(num[i][0]), "%d", status[i].status);
         snprintf(num[i][1], sizeof(num[i][1]), "%lld", (long long)status[i].requests);
-        const char *row[4] = {status[i].owner, date, num[i][0], num[i][1]};
-        memcpy(&v[i * 4], row, sizeof(row));
+        snprintf(num[i][2], sizeof(num[i][2]), "%lld", (long long)status[i].bot_requests);
+        const char *row[5] = {status[i].owner, date, num[i][0], num[i][1], num[i][2]};
+        memcpy(&v[i * 5], row, sizeof(row));
     }
     if (rc == 0)
-        rc = db_pg_copy_in(db, "analytics_status_daily", "owner, date, status, requests", 4, v,
-                           nstatus);
+        rc = db_pg_copy_in(db, "analytics_status_daily",
+                           "owner, date, status, requests, bot_requests", 5, v, nstatus);
     if (rc == PF_ENOMEM)
         snprintf(db->msg, sizeof(db->msg), "out of memory");
     free(v);
@@ -326,8 +378,9 @@ static int recompute_owners(struct db_pg *db, const char *date, const struct db_
 {
     static const char *const sql_wipe = "DELETE FROM analytics_owner_daily WHERE date = $1";
     static const char *const sql_put =
-        "INSERT INTO analytics_owner_daily (owner, date, requests, bandwidth_bytes) "
-        "SELECT o, $1, r, b FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS u(o, r, b)";
+        "INSERT INTO analytics_owner_daily (owner, date, requests, bandwidth_bytes, bot_requests, "
+        "bot_bandwidth_bytes) SELECT o, $1, r, b, br, bb FROM unnest($2::text[], $3::bigint[], "
+        "$4::bigint[], $5::bigint[], $6::bigint[]) AS u(o, r, b, br, bb)";
     static const char *const sql_month_wipe =
         "DELETE FROM analytics_monthly WHERE year_month = $1 AND owner IN "
         "(SELECT owner FROM batch_owners)";
@@ -343,24 +396,27 @@ static int recompute_owners(struct db_pg *db, const char *date, const struct db_
     snprintf(last, sizeof(last), "%s-31", month);
     int rc = db_pg_query(db, sql_wipe, 1, (const char *[]){date}, NULL);
     for (size_t i = 0; rc == 0 && i < ndaily;) {
-        int64_t v[2] = {0, 0};
+        int64_t v[4] = {0, 0, 0, 0};
         size_t j = i;
         for (; j < ndaily && strcmp(daily[j].owner, daily[i].owner) == 0; j++) {
             v[0] += daily[j].requests;
             v[1] += daily[j].bytes;
+            v[2] += daily[j].bot_requests;
+            v[3] += daily[j].bot_bytes;
         }
         const char *t[1] = {daily[i].owner};
-        arrays_add(&a, 3, t, v, 2);
+        arrays_add(&a, 5, t, v, 4);
         a.n++;
         i = j;
     }
     if (rc == 0 && a.n > 0) {
-        for (int c = 0; c < 3; c++)
+        int failed = 0;
+        for (int c = 0; c < 5; c++) {
             strbuf_put(&a.col[c], "}", 1);
-        const char *p[4] = {date, a.col[0].p, a.col[1].p, a.col[2].p};
-        rc = a.col[0].failed || a.col[1].failed || a.col[2].failed
-                 ? PF_ENOMEM
-                 : db_pg_query(db, sql_put, 4, p, NULL);
+            failed |= a.col[c].failed;
+        }
+        const char *p[6] = {date, a.col[0].p, a.col[1].p, a.col[2].p, a.col[3].p, a.col[4].p};
+        rc = failed ? PF_ENOMEM : db_pg_query(db, sql_put, 6, p, NULL);
     }
     arrays_free(&a);
     if (rc == 0) {
@@ -374,12 +430,74 @@ static int recompute_owners(struct db_pg *db, const char *date, const struct db_
     return rc;
 }
 
+/* The date's analytics_clients_daily rows, and if more->hours its
+ * analytics_hourly rows (its 24 hours, by the index on hour), become the
+ * batch's, by COPY. */
+static int replace_more(struct db_pg *db, const char *date, const struct db_batch_more *more)
+{
+    static const char *const sql_wipe_clients =
+        "DELETE FROM analytics_clients_daily WHERE date = $1";
+    static const char *const sql_wipe_hours =
+        "DELETE FROM analytics_hourly WHERE hour >= $1 AND hour < $1::bigint + 24";
+    size_t n = more->nclients > more->nhourly ? more->nclients : more->nhourly;
+    const char **v = malloc((n > 0 ? n : 1) * 7 * sizeof(*v));
+    char(*num)[5][24] = malloc((n > 0 ? n : 1) * sizeof(*num));
+    int64_t first = 0;
+    int rc = v == NULL || num == NULL ? PF_ENOMEM : 0;
+    if (rc == 0)
+        rc = db_pg_query(db, sql_wipe_clients, 1, (const char *[]){date}, NULL);
+    for (size_t i = 0; rc == 0 && i < more->nclients; i++) {
+        const struct db_client_row *c = &more->clients[i];
+        snprintf(num[i][0], sizeof(num[i][0]), "%lld", (long long)c->requests);
+        snprintf(num[i][1], sizeof(num[i][1]), "%lld", (long long)c->bytes);
+        const char *row[6] = {c->owner,  date,     c->image_id, db_client_name(c->client),
+                              num[i][0], num[i][1]};
+        if (row[3] == NULL) {
+            rc = PF_EINVAL;
+            snprintf(db->msg, sizeof(db->msg), "a row of an unknown client class");
+        }
+        memcpy(&v[i * 6], row, sizeof(row));
+    }
+    if (rc == 0)
+        rc = db_pg_copy_in(db, "analytics_clients_daily",
+                           "owner, date, image_id, client, requests, bandwidth_bytes", 6, v,
+                           more->nclients);
+    if (rc == 0 && more->hours && timeutil_parse_date(date, &first) != 0) {
+        rc = PF_EINVAL;
+        snprintf(db->msg, sizeof(db->msg), "not a date: %s", date);
+    }
+    if (rc == 0 && more->hours) {
+        snprintf(num[0][0], sizeof(num[0][0]), "%lld", (long long)(first / 3600));
+        rc = db_pg_query(db, sql_wipe_hours, 1, (const char *[]){num[0][0]}, NULL);
+    }
+    for (size_t i = 0; rc == 0 && more->hours && i < more->nhourly; i++) {
+        const struct db_hourly_row *h = &more->hourly[i];
+        snprintf(num[i][0], sizeof(num[i][0]), "%lld", (long long)h->hour);
+        snprintf(num[i][1], sizeof(num[i][1]), "%lld", (long long)h->requests);
+        snprintf(num[i][2], sizeof(num[i][2]), "%lld", (long long)h->bytes);
+        snprintf(num[i][3], sizeof(num[i][3]), "%lld", (long long)h->bot_requests);
+        snprintf(num[i][4], sizeof(num[i][4]), "%lld", (long long)h->bot_bytes);
+        const char *row[7] = {h->owner,  h->image_id, num[i][0], num[i][1],
+                              num[i][2], num[i][3],   num[i][4]};
+        memcpy(&v[i * 7], row, sizeof(row));
+    }
+    if (rc == 0 && more->hours)
+        rc = db_pg_copy_in(db, "analytics_hourly",
+                           "owner, image_id, hour, requests, bandwidth_bytes, bot_requests, "
+                           "bot_bandwidth_bytes",
+                           7, v, more->nhourly);
+    if (rc == PF_ENOMEM)
+        snprintf(db->msg, sizeof(db->msg), "out of memory");
+    free(v);
+    free(num);
+    return rc;
+}
+
 int db_pg_batch_replace_day(struct db *base, const char *date, const struct db_daily_row *daily,
                             size_t ndaily, const struct db_status_row *status, size_t nstatus,
                             const struct db_batch_more *more, int64_t events,
                             struct db_batch_stats *bs, char *err, size_t errlen)
 {
-    (void)more; /* issue 20: filled in by the hourly/clients change */
     struct db_pg *db = (struct db_pg *)base;
     static const char *const sql_before =
         "SELECT COALESCE(SUM(requests), 0) FROM analytics_daily WHERE owner IN "
@@ -419,6 +537,8 @@ int db_pg_batch_replace_day(struct db *base, const char *date, const struct db_d
         rc = insert_rows(db, date, daily, ndaily, status, nstatus);
     if (rc == 0)
         rc = recompute_owners(db, date, daily, ndaily);
+    if (rc == 0 && more != NULL)
+        rc = replace_more(db, date, more);
     if (rc == 0)
         rc = db_pg_query(db, sql_bump, 1, (const char *[]){dates[0]}, NULL);
     snprintf(nums[0], sizeof(nums[0]), "%lld", (long long)events);
@@ -651,6 +771,45 @@ int db_pg_cleanup_before(struct db *base, const char *date, const atomic_int *st
         rc = db_pg_exec(db, sql_prune, 0, NULL, NULL);
     if (rc != 0)
         snprintf(err, errlen, "%s", rc == PF_ECONFLICT ? "stopped" : db->msg);
+    return rc;
+}
+
+/* Delete t's rows whose key is below $1, one key value (a date, an hour)
+ * per statement, and so per transaction: the smallest value by the key's
+ * index, then its rows. OUT: *rows += deleted. */
+static int delete_below(struct db_pg *db, const char *sql, const char *cut, int64_t *rows)
+{
+    for (;;) {
+        PGresult *r = NULL;
+        int rc = db_pg_query(db, sql, 1, (const char *[]){cut}, &r);
+        int64_t n = rc == 0 ? strtoll(PQcmdTuples(r), NULL, 10) : 0;
+        PQclear(r);
+        if (rc != 0 || n == 0)
+            return rc;
+        *rows += n;
+    }
+}
+
+int db_pg_cleanup_more_before(struct db *base, const char *date, int64_t hour, int64_t *rows,
+                              char *err, size_t errlen)
+{
+    struct db_pg *db = (struct db_pg *)base;
+    static const char *const sql[3] = {
+        ("DELETE FROM analytics_clients_daily WHERE date = "
+         "(SELECT MIN(date) FROM analytics_clients_daily WHERE date < $1)"),
+        ("DELETE FROM analytics_uniques_daily WHERE date = "
+         "(SELECT MIN(date) FROM analytics_uniques_daily WHERE date < $1)"),
+        ("DELETE FROM analytics_hourly WHERE hour = "
+         "(SELECT MIN(hour) FROM analytics_hourly WHERE hour < $1::bigint)")};
+    char h[24];
+    int rc = 0;
+    err[0] = '\0';
+    *rows = 0;
+    snprintf(h, sizeof(h), "%lld", (long long)hour);
+    for (int i = 0; rc == 0 && i < 3; i++)
+        rc = delete_below(db, sql[i], i < 2 ? date : h, rows);
+    if (rc != 0)
+        snprintf(err, errlen, "%s", db->msg);
     return rc;
 }
 
