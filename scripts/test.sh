@@ -98,9 +98,10 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-# pg_unit DBNAME BUILD: the database's unit test (tests/unit/db_test.c, on
-# PIXFLARE_TEST_DATABASE; the other unit tests open no database) on a fresh
-# PostgreSQL database DBNAME, with BUILD's binary (built by the unit step).
+# pg_unit DBNAME BUILD: the database's unit tests (tests/unit/db_test.c and
+# db_more_test.c, on PIXFLARE_TEST_DATABASE; the other unit tests open no
+# database) on fresh PostgreSQL databases DBNAME and DBNAME_more, with
+# BUILD's binaries (built by the unit step).
 pg_unit() {
     db=$1
     shift
@@ -110,7 +111,9 @@ pg_unit() {
     fi
     build=$1
     url=$(sh scripts/pg.sh createdb "$PG_DIR" "$db") || return 1
-    PIXFLARE_TEST_DATABASE=$url "$build/unit/db_test"
+    PIXFLARE_TEST_DATABASE=$url "$build/unit/db_test" || return 1
+    url=$(sh scripts/pg.sh createdb "$PG_DIR" "${db}_more") || return 1
+    PIXFLARE_TEST_DATABASE=$url "$build/unit/db_more_test"
 }
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
