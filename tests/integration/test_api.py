@@ -6,6 +6,7 @@ body bytes, 0 for HEAD and 304; totals, lists and series count 200, 206 and
 304; status_codes counts every status of the owner). Past dates get their
 traffic from servers whose clock libfaketime sets back (as in test_batch.py)."""
 import collections
+import copy
 import csv
 import datetime
 import io
@@ -106,10 +107,27 @@ class Api:
         return body.decode("utf-8"), hdrs
 
     def overview(self, query=""):
-        return self.get("/v1/analytics/overview" + ("?" + query if query else ""))[0]
+        return legacy(self.get("/v1/analytics/overview" + ("?" + query if query else ""))[0])
 
     def image(self, image_id, query=""):
-        return self.get("/v1/analytics/images/%s%s" % (image_id, "?" + query if query else ""))[0]
+        return legacy(self.get("/v1/analytics/images/%s%s" % (image_id,
+                                                              "?" + query if query else ""))[0])
+
+
+def legacy(j):
+    """An answer without the fields of issue 20 (interval, uniques,
+    exclude_bots, clients: test_api_more.py checks their numbers), once
+    their presence and shape are checked, so that the comparisons here stay
+    on the counts they test."""
+    j = copy.deepcopy(j)
+    assert j.pop("exclude_bots") is False, j
+    assert [c["client"] for c in j.pop("clients")] == ["human", "preview", "bot"], j
+    assert "previous" not in j, j
+    assert j["range"].pop("interval") == "day", j
+    assert isinstance(j["totals"].pop("uniques"), int), j
+    for e in j["timeseries"] + j.get("top_images", []):
+        assert isinstance(e.pop("uniques"), int), e
+    return j
 
 
 def assert_error(st, hdrs, body, status, code, parameter=None):
@@ -496,29 +514,33 @@ def listed(rows, key):
 def test_csv_has_the_json_numbers(world):
     srv, ids, t, apis = world
     alice = apis["alice"]
-    j = alice.overview("days=7&limit=100")
+    j = alice.get("/v1/analytics/overview?days=7&limit=100")[0]
     text, hdrs = alice.get("/v1/analytics/overview?days=7&limit=100&format=csv")
     assert hdrs["content-type"].startswith("text/csv"), hdrs
     assert "attachment" in hdrs.get("content-disposition", ""), hdrs
     s = csv_sections(text)
     assert [sec[0] for sec in s] == [
         ["owner", "start", "end", "days", "requests", "bandwidth_bytes", "realtime",
-         "last_aggregation_date"],
-        ["date", "requests", "bandwidth_bytes"],
-        ["image_id", "album", "filename", "requests", "bandwidth_bytes"],
+         "last_aggregation_date", "uniques", "interval", "exclude_bots"],
+        ["date", "requests", "bandwidth_bytes", "uniques"],
+        ["image_id", "album", "filename", "requests", "bandwidth_bytes", "uniques"],
         ["country", "requests", "bandwidth_bytes"],
         ["variant", "requests", "bandwidth_bytes"],
-        ["status", "requests"]]
+        ["status", "requests"],
+        ["client", "requests", "bandwidth_bytes"]]
     assert s[0][1:] == [["alice", j["range"]["start"], j["range"]["end"], "7",
                          str(j["totals"]["requests"]), str(j["totals"]["bandwidth_bytes"]),
-                         "true", ""]]
-    assert listed(s[1][1:], "date") == j["timeseries"]
-    assert [[r[0], r[1], r[2], int(r[3]), int(r[4])] for r in s[2][1:]] == \
+                         "true", "", str(j["totals"]["uniques"]), "day", "false"]]
+    assert [r[:3] + [int(r[3])] for r in s[1][1:]] == \
+        [[x["date"], str(x["requests"]), str(x["bandwidth_bytes"]), x["uniques"]]
+         for x in j["timeseries"]]
+    assert [[r[0], r[1], r[2], int(r[3]), int(r[4]), int(r[5])] for r in s[2][1:]] == \
         [[x["image_id"], guard(x["album"]), guard(x["filename"]), x["requests"],
-          x["bandwidth_bytes"]] for x in j["top_images"]]
+          x["bandwidth_bytes"], x["uniques"]] for x in j["top_images"]]
     assert listed(s[3][1:], "country") == j["countries"]
     assert listed(s[4][1:], "variant") == j["variants"]
     assert [{"status": int(a), "requests": int(b)} for a, b in s[5][1:]] == j["status_codes"]
+    assert listed(s[6][1:], "client") == j["clients"]
     # The awkward names: a comma and quotes come back as they are; '=' gets a '.
     by_id = {r[0]: r[2] for r in s[2][1:]}
     assert by_id[ids['alice/pics/a,"b".png']] == 'a,"b".png'
@@ -528,23 +550,29 @@ def test_csv_has_the_json_numbers(world):
     # The image endpoint, for the names that need quoting or the guard.
     for rel in ('alice/pics/a,"b".png', "alice/pics/=sum(1).png", "alice/pics/wide.png"):
         image_id = ids[rel]
-        j = alice.image(image_id, "days=7")
+        j = alice.get("/v1/analytics/images/%s?days=7" % image_id)[0]
         text, hdrs = alice.get("/v1/analytics/images/%s?days=7&format=csv" % image_id)
         assert hdrs["content-type"].startswith("text/csv")
         s = csv_sections(text)
         assert [sec[0] for sec in s] == [
             ["image_id", "album", "filename", "owner", "start", "end", "days", "requests",
-             "bandwidth_bytes", "realtime", "last_aggregation_date"],
-            ["date", "requests", "bandwidth_bytes"],
+             "bandwidth_bytes", "realtime", "last_aggregation_date", "uniques", "interval",
+             "exclude_bots"],
+            ["date", "requests", "bandwidth_bytes", "uniques"],
             ["variant", "requests", "bandwidth_bytes"],
-            ["country", "requests", "bandwidth_bytes"]]
+            ["country", "requests", "bandwidth_bytes"],
+            ["client", "requests", "bandwidth_bytes"]]
         _, album, filename = rel.split("/", 2)
         assert s[0][1:] == [[image_id, album, guard(filename), "alice", j["range"]["start"],
                              j["range"]["end"], "7", str(j["totals"]["requests"]),
-                             str(j["totals"]["bandwidth_bytes"]), "true", ""]]
-        assert listed(s[1][1:], "date") == j["timeseries"]
+                             str(j["totals"]["bandwidth_bytes"]), "true", "",
+                             str(j["totals"]["uniques"]), "day", "false"]]
+        assert [r[:3] + [int(r[3])] for r in s[1][1:]] == \
+            [[x["date"], str(x["requests"]), str(x["bandwidth_bytes"]), x["uniques"]]
+             for x in j["timeseries"]]
         assert listed(s[2][1:], "variant") == j["variants"]
         assert listed(s[3][1:], "country") == j["countries"]
+        assert listed(s[4][1:], "client") == j["clients"]
         assert j["totals"]["requests"] > 0
 
 
@@ -599,7 +627,7 @@ def test_parameter_errors_name_the_parameter(tmp_path):
         assert len(j["timeseries"]) == j["range"]["days"]
         assert [x["date"] for x in j["timeseries"]][0] == j["range"]["start"]
         assert [x["date"] for x in j["timeseries"]][-1] == j["range"]["end"]
-        return j["range"]
+        return legacy(j)["range"]
 
     for path in (ov, img):
         assert rng(path, "") == {"start": d(-29), "end": d(0), "days": 30}
@@ -1082,5 +1110,5 @@ def test_bug_empty_overview_passes_null_to_qsort(tmp_path):
         ([], [], [], [])
     text, _ = api.get("/v1/analytics/overview?days=3&format=csv")
     assert [sec[0][0] for sec in csv_sections(text)] == \
-        ["owner", "date", "image_id", "country", "variant", "status"]
+        ["owner", "date", "image_id", "country", "variant", "status", "client"]
     assert srv.stop() == 0
