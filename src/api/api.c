@@ -7,6 +7,8 @@
 #include "api/api.h"
 
 #include "api/aq.h"
+#include "api/csv.h"
+#include "api/export.h"
 #include "api/query.h"
 #include "api/auth.h"
 #include "cdn/cdn.h"
@@ -54,10 +56,14 @@ struct api {
     struct aq *aq;
     struct ratelimit *rl; /* NULL: no limit */
     int m_limited;        /* pixflare_api_rate_limited_total */
+    struct export *ex;    /* GET /v1/analytics/export */
     pthread_mutex_t lock; /* the idle connections */
     struct db **idle;
     int nidle, cap;
 };
+
+static struct db *conn_get(void *ctx);
+static void conn_put(void *ctx, struct db *db);
 
 int api_new(const struct config *cfg, int threads, struct cdn *cdn, struct api **out, char *err,
             size_t errlen)
@@ -70,7 +76,8 @@ int api_new(const struct config *cfg, int threads, struct cdn *cdn, struct api *
     if (rc == 0) {
         api->cfg = cfg;
         api->cdn = cdn;
-        api->cap = threads > 0 ? threads : 1;
+        /* The API's threads and the export's, which borrow one a page. */
+        api->cap = (threads > 0 ? threads : 1) + EXPORT_THREADS;
         api->idle = calloc((size_t)api->cap, sizeof(*api->idle));
         pthread_mutex_init(&api->lock, NULL);
         if (api->idle == NULL)
@@ -78,6 +85,8 @@ int api_new(const struct config *cfg, int threads, struct cdn *cdn, struct api *
     }
     if (rc == 0)
         rc = aq_new(SEGMENT_BUDGET, &api->aq);
+    if (rc == 0)
+        rc = export_new(&(struct export_pool){conn_get, conn_put, api}, &api->ex);
     if (rc == 0 && cfg->api_rate_limit > 0)
         rc = ratelimit_new(cfg->api_rate_limit, &api->rl);
     /* One connection now: a database that cannot be opened stops the
@@ -98,6 +107,7 @@ void api_free(struct api *api)
 {
     if (api == NULL)
         return;
+    export_free(api->ex); /* its threads give connections back */
     for (int i = 0; i < api->nidle; i++)
         db_close(api->idle[i]);
     free(api->idle);
@@ -107,8 +117,9 @@ void api_free(struct api *api)
     free(api);
 }
 
-static struct db *conn_get(struct api *api)
+static struct db *conn_get(void *ctx)
 {
+    struct api *api = ctx;
     struct db *db = NULL;
     char err[256];
     pthread_mutex_lock(&api->lock);
@@ -124,8 +135,9 @@ static struct db *conn_get(struct api *api)
     return db;
 }
 
-static void conn_put(struct api *api, struct db *db)
+static void conn_put(void *ctx, struct db *db)
 {
+    struct api *api = ctx;
     pthread_mutex_lock(&api->lock);
     if (api->nidle < api->cap) {
         api->idle[api->nidle++] = db;
@@ -313,26 +325,6 @@ static json_t *image_json(const struct api *api, const char *owner, const struct
 
 /* ---- CSV (RFC 4180) ---- */
 
-/* One text field: quoted when it holds a comma, quote or line break; and
- * a leading = + - @ (or tab, CR) gets a ' before it, so that a spreadsheet
- * shows a file named "=cmd|..." rather than running it (OWASP's advice on
- * CSV injection). */
-static void put_field(struct strbuf *b, const char *s)
-{
-    int quote = strpbrk(s, ",\"\r\n") != NULL;
-    if (quote)
-        strbuf_puts(b, "\"");
-    if (strchr("=+-@\t\r", s[0]) != NULL && s[0] != '\0')
-        strbuf_puts(b, "'");
-    for (const char *p = s; *p; p++) {
-        strbuf_put(b, p, 1);
-        if (*p == '"') /* doubled inside quotes */
-            strbuf_puts(b, "\"");
-    }
-    if (quote)
-        strbuf_puts(b, "\"");
-}
-
 /* A series: `date` rows with uniques, or `hour` rows without; the
  * previous period's named previous_date, previous_hour. */
 static void csv_series(struct strbuf *b, const struct aq_period *p, const char *prefix)
@@ -397,14 +389,14 @@ static void csv_head(struct strbuf *b, const struct api *api, const char *owner,
     strbuf_puts(b, "owner,start,end,days,requests,bandwidth_bytes,realtime,last_aggregation_date,"
                    "uniques,interval,exclude_bots\r\n");
     if (image != NULL) {
-        put_field(b, image);
+        csv_field(b, image);
         strbuf_puts(b, ",");
-        put_field(b, img->album);
+        csv_field(b, img->album);
         strbuf_puts(b, ",");
-        put_field(b, img->filename);
+        csv_field(b, img->filename);
         strbuf_puts(b, ",");
     }
-    put_field(b, owner);
+    csv_field(b, owner);
     strbuf_printf(b, ",%s,%s,%d,%lld,%lld,%s,%s,%lld,%s,%s\r\n", a, e, p->days,
                   (long long)r->cur.requests, (long long)r->cur.bytes,
                   api->cfg->realtime_enabled ? "true" : "false", r->last_aggregation_date,
@@ -490,9 +482,9 @@ static void overview(struct api *api, struct db *db, const struct auth_principal
         strbuf_puts(&b, "\r\nimage_id,album,filename,requests,bandwidth_bytes,uniques\r\n");
         for (size_t i = 0; i < r.nimages; i++) {
             strbuf_printf(&b, "%s,", r.images[i].name);
-            put_field(&b, names[i].album);
+            csv_field(&b, names[i].album);
             strbuf_puts(&b, ",");
-            put_field(&b, names[i].filename);
+            csv_field(&b, names[i].filename);
             strbuf_printf(&b, ",%lld,%lld,%lld\r\n", (long long)r.images[i].requests,
                           (long long)r.images[i].bytes, (long long)r.images[i].uniques);
         }
@@ -543,6 +535,22 @@ static void image(struct api *api, struct db *db, const struct auth_principal *w
         set_csv(resp, &b, what, p->start, p->days);
     }
     aq_result_free(&r);
+}
+
+/* GET /v1/analytics/export (export.h): its parameters checked as the other
+ * endpoints' are, then the body streamed. */
+static void export_call(struct api *api, struct db *db, const struct api_call *call,
+                        const struct auth_principal *who, int64_t now, struct http_resp *resp)
+{
+    struct api_params p;
+    struct query_error qe;
+    int rc;
+    if (call->query_rc != 0)
+        param_error(resp, &call->qe);
+    else if (query_export_params(&call->q, now, &p, &qe) != 0)
+        param_error(resp, &qe);
+    else if ((rc = export_start(api->ex, db, who->owner_hex, &p, resp)) != 0)
+        db_failed(resp, rc);
 }
 
 /* The endpoint of a raw path. OUT: id[7] for the image endpoint. */
@@ -681,6 +689,8 @@ static void api_handle(struct api *api, struct api_call *call)
             http_resp_error(resp, 429, "RATE_LIMITED",
                             "too many requests for this owner; see Retry-After");
             http_resp_header(resp, "Retry-After", "%d", retry);
+        } else if (!call->path_too_long && strcmp(call->path, "/v1/analytics/export") == 0) {
+            export_call(api, db, call, &who, now, resp);
         } else if (route(call, &ep, id) != 0) {
             http_resp_error(resp, 404, "NOT_FOUND", "no such API endpoint");
         } else if (call->query_rc != 0) {

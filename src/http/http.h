@@ -5,8 +5,9 @@
  * http_server.c knows libmicrohttpd. Bodies are either memory that
  * outlives the response (`body`, perhaps kept alive until `body_release`
  * is called), memory the response owns and frees
- * (`owned_body`), or a byte range of a file sent with sendfile(2)
- * (`file_path`). Every error body is the JSON of SPEC.md, made by
+ * (`owned_body`), a byte range of a file sent with sendfile(2)
+ * (`file_path`), or a stream of unknown length made while it is sent
+ * (`stream`: chunked, see below). Every error body is the JSON of SPEC.md, made by
  * http_resp_error(). This header is the bottom of the HTTP layer: the
  * server and the router include it, and so do the handlers above them
  * (the CDN route, the API, the dashboard), which the server never names. */
@@ -56,6 +57,8 @@ struct http_note {
     const void *ptr[2];
 };
 
+struct http_stream; /* the server's side of one streamed body */
+
 struct http_resp {
     int status;
     const char *content_type;
@@ -77,7 +80,34 @@ struct http_resp {
      * alive (the CDN's cached objects). NULL: nothing to release. */
     void (*body_release)(void *ctx);
     void *body_ctx;
+    /* A streamed body (NULL: none), sent with Transfer-Encoding: chunked
+     * and no Content-Length (HTTP/1.0: until the connection closes), made
+     * as it goes by stream(body_ctx, s, buf, max), which the server calls
+     * on its event loop whenever the client can take more. It must not
+     * block: it copies what it has (at most max bytes) and returns the
+     * count, or HTTP_STREAM_END, or HTTP_STREAM_ERROR (the connection is
+     * cut, so the client sees an unfinished body), or HTTP_STREAM_WAIT
+     * when it has nothing yet: the connection is then suspended (no event
+     * loop waits) until the route calls http_stream_wake(s), from any
+     * thread, once it has more or has ended. body_release(body_ctx) is
+     * called once when the server is done with the stream (sent, the
+     * client gone, or the server stopping). */
+    long (*stream)(void *ctx, struct http_stream *s, char *buf, size_t max);
 };
+
+#define HTTP_STREAM_WAIT 0
+#define HTTP_STREAM_END (-1)
+#define HTTP_STREAM_ERROR (-2)
+
+/* A route that returns HTTP_STREAM_WAIT keeps `s` (http_stream_hold, which
+ * keeps its memory alive past body_release) and calls http_stream_wake(s)
+ * once more data or the end is ready; a wake when nobody waits is
+ * remembered and harmless. http_stream_drop() once it will wake no more.
+ * A stopping server does not wait: a stream that says WAIT is then cut,
+ * and http_server_stop() waits for the wakes it is owed. */
+void http_stream_hold(struct http_stream *s);
+void http_stream_wake(struct http_stream *s);
+void http_stream_drop(struct http_stream *s);
 
 /* Value of request header `name` (case-insensitive), or NULL. */
 const char *http_req_header(const struct http_req *req, const char *name);

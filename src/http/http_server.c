@@ -113,7 +113,8 @@ struct http_server {
     int watchdog_running;
     pthread_cond_t watchdog_cond; /* with conns_lock: signalled to stop */
     int watchdog_stop;
-    int refused_id, timeouts_id; /* metrics counters (when counted) */
+    int refused_id, timeouts_id;  /* metrics counters (when counted) */
+    _Atomic long streams_waiting; /* streams suspended until their route wakes them */
 };
 
 static _Thread_local int thread_slot = -1;
@@ -246,6 +247,136 @@ static int defer(struct http_server *srv, struct MHD_Connection *conn, int ri,
     return rc;
 }
 
+/* ---- Streamed bodies (http.h's `stream`) ----
+ *
+ * Why a content reader with suspension, rather than a pipe
+ * (MHD_create_response_from_pipe): libmicrohttpd reads a pipe in its event
+ * loop and wants it in blocking mode (microhttpd.h), so an empty pipe
+ * would stall every connection of that thread while the database is
+ * read. Here the event loop only copies bytes the route already has;
+ * when it has none, the connection is suspended (libmicrohttpd's way:
+ * "returning zero should only be used in conjunction with
+ * MHD_suspend_connection()") and the route's own thread resumes it.
+ *
+ * The suspension must come before its resumption: a route may finish
+ * between saying WAIT and our suspending. So `mu` orders the two: the
+ * reader suspends under it only if no wake came meanwhile (`woken`), and
+ * a wake resumes under it only a connection the reader suspended
+ * (`waiting`). A suspended connection is never closed by libmicrohttpd,
+ * so `conn` is alive whenever `waiting` is set. The memory goes with the
+ * last reference: the response's (dropped when libmicrohttpd frees it)
+ * and the route's holds. Lock order: the route's own lock (if it wakes
+ * under it), then `mu`, then libmicrohttpd's. */
+struct http_stream {
+    struct http_server *srv;
+    struct MHD_Connection *conn;
+    long (*fn)(void *ctx, struct http_stream *s, char *buf, size_t max);
+    void (*release)(void *ctx);
+    void *ctx;
+    pthread_mutex_t mu;
+    int waiting, woken; /* under mu */
+    _Atomic int refs;
+};
+
+void http_stream_hold(struct http_stream *s)
+{
+    atomic_fetch_add(&s->refs, 1);
+}
+
+void http_stream_drop(struct http_stream *s)
+{
+    if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+void http_stream_wake(struct http_stream *s)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->waiting) {
+        s->waiting = 0;
+        MHD_resume_connection(s->conn);
+        /* After the resumption: a stopping server waits for this count to
+         * reach zero before libmicrohttpd may meet no suspended connection. */
+        atomic_fetch_sub(&s->srv->streams_waiting, 1);
+    } else {
+        s->woken = 1;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* libmicrohttpd's content reader: on the event loop. */
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct http_stream *s = cls;
+    (void)pos;
+    for (;;) {
+        long n = s->fn(s->ctx, s, buf, max);
+        if (n > 0)
+            return (ssize_t)n;
+        if (n == HTTP_STREAM_END)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (n != HTTP_STREAM_WAIT)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        pthread_mutex_lock(&s->mu);
+        if (s->woken) { /* the route got there first: ask again */
+            s->woken = 0;
+            pthread_mutex_unlock(&s->mu);
+            continue;
+        }
+        /* Counted before `stopping` is read, as http_server_stop() sets
+         * `stopping` before it reads the count: one of them sees the other. */
+        atomic_fetch_add(&s->srv->streams_waiting, 1);
+        if (atomic_load(&s->srv->stopping)) {
+            atomic_fetch_sub(&s->srv->streams_waiting, 1);
+            pthread_mutex_unlock(&s->mu);
+            return MHD_CONTENT_READER_END_WITH_ERROR; /* cut: the server is going */
+        }
+        s->waiting = 1;
+        MHD_suspend_connection(s->conn);
+        pthread_mutex_unlock(&s->mu);
+        return 0;
+    }
+}
+
+/* libmicrohttpd frees the response: the route is told, and the response's
+ * reference goes. The connection is not suspended here (see above). */
+static void stream_free(void *cls)
+{
+    struct http_stream *s = cls;
+    if (s->release != NULL)
+        s->release(s->ctx);
+    http_stream_drop(s);
+}
+
+static struct MHD_Response *stream_response(struct http_server *srv, struct MHD_Connection *conn,
+                                            struct http_resp *r)
+{
+    struct http_stream *s = calloc(1, sizeof(*s));
+    struct MHD_Response *m = NULL;
+    if (s != NULL) {
+        s->srv = srv;
+        s->conn = conn;
+        s->fn = r->stream;
+        s->release = r->body_release;
+        s->ctx = r->body_ctx;
+        atomic_init(&s->refs, 1);
+        pthread_mutex_init(&s->mu, NULL);
+        m = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, s,
+                                              stream_free);
+    }
+    if (m == NULL) {
+        if (s != NULL)
+            pthread_mutex_destroy(&s->mu);
+        free(s);
+        r->stream = NULL; /* the 500 that follows is a plain body */
+        return NULL;
+    }
+    r->body_release = NULL; /* the stream's now */
+    return m;
+}
+
 /* Reader for a response that has a length but never a body (304). */
 static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
 {
@@ -256,9 +387,12 @@ static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
     return MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
-static struct MHD_Response *make_response(struct http_resp *r)
+static struct MHD_Response *make_response(struct http_server *srv, struct MHD_Connection *conn,
+                                          struct http_resp *r)
 {
     struct MHD_Response *m = NULL;
+    if (r->stream != NULL)
+        return stream_response(srv, conn, r);
     if (r->status == 304)
         return MHD_create_response_from_callback(r->len, 4096, no_body, NULL, NULL);
     if (r->file_path != NULL) {
@@ -604,10 +738,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
             return MHD_YES;
     }
 
-    struct MHD_Response *m = make_response(&resp);
+    struct MHD_Response *m = make_response(srv, conn, &resp);
     if (m == NULL && resp.status != 500) {
         http_resp_error(&resp, 500, "INTERNAL", "cannot build the response");
-        m = make_response(&resp);
+        m = make_response(srv, conn, &resp);
     }
     free(resp.owned_body);
     resp.owned_body = NULL;
@@ -751,6 +885,13 @@ void http_server_stop(struct http_server *srv, int grace_ms)
     for (int i = 0; i <= HTTP_ROUTER_MAX; i++)
         if (srv->pools[i] != NULL)
             workq_stop(srv->pools[i]);
+    /* A suspended stream is owed a wake by its route (whose threads are
+     * not ours and still run): wait for it, as libmicrohttpd must not be
+     * stopped with a suspended connection. Streams that ask to wait from
+     * now on are cut instead (stream_read). */
+    struct timespec tick = {0, 10 * 1000 * 1000};
+    while (atomic_load(&srv->streams_waiting) > 0)
+        nanosleep(&tick, NULL);
     if (srv->daemon != NULL)
         MHD_stop_daemon(srv->daemon);
     if (srv->watchdog_running) {
