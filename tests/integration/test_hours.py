@@ -457,9 +457,15 @@ def test_marked_clients_leave_no_trace(tmp_path, tree):
         for (table,) in srv.sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"):
             blobs.append((table, repr(srv.sql("SELECT * FROM %s" % table)).encode()))
     if ch_db is not None:
-        for table in ("pixflare_cdn_metrics", "pixflare_cdn_metrics_nodes"):
-            blobs.append((table, pftest.ch_query("SELECT * FROM %s.%s FORMAT TabSeparated"
-                                                 % (ch_db, table)).encode()))
+        # Every column as text (binary ones in hex, which the needles
+        # below also take).
+        blobs.append(("clickhouse events", pftest.ch_query(
+            "SELECT timestamp, hex(request_id), hex(owner), image_id, variant, status, "
+            "country, bytes, node, batch, client FROM %s.pixflare_cdn_metrics "
+            "FORMAT TabSeparated" % ch_db).encode()))
+        blobs.append(("clickhouse nodes", pftest.ch_query(
+            "SELECT * FROM %s.pixflare_cdn_metrics_nodes FORMAT TabSeparated" % ch_db).encode()))
+        forms += [f.hex().upper().encode() for f in forms if len(f) >= 8]
     assert len(blobs) > 5
     assert find_any(blobs, forms) == []
     # The salt itself is kept only while its day lasts (next test): it is
