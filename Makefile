@@ -85,6 +85,10 @@ $(BUILD)/flush_bench: bench/flush_bench.c $(LIBOBJS)
 	@echo "CC $<"
 	@$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(LIBOBJS) $(LDLIBS)
 
+$(BUILD)/siphash_bench: bench/siphash_bench.c $(LIBOBJS)
+	@echo "CC $<"
+	@$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(LIBOBJS) $(LDLIBS)
+
 $(BUILD)/obj $(BUILD)/unit:
 	mkdir -p $@
 
