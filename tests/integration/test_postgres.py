@@ -330,7 +330,7 @@ def test_nodes_starting_at_once_on_an_empty_database(tmp_path):
     for p in procs:
         out, err = p.communicate(timeout=60)
         assert p.returncode == 0, err
-    assert pftest._run_sql(url, "SELECT version FROM pixflare_schema", (), True) == [(2,)]
+    assert pftest._run_sql(url, "SELECT version FROM pixflare_schema", (), True) == [(3,)]
 
 
 def test_overview_cache_follows_other_nodes(tmp_path, images):
