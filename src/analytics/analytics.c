@@ -10,8 +10,10 @@
 
 /* Distinct realtime keys in memory at most (see rollup.h). A flush holds
  * the keys of half a second of traffic; this bound matters only while the
- * database refuses writes for long. Tables grow at half load, 56 bytes per
- * slot: at most 2^19 slots (29 MB) each. */
+ * database refuses writes for long. Tables grow at half load, 80 bytes per
+ * slot (key, counts and the bots' share): at most 2^19 slots (42 MB) each.
+ * A request makes up to five keys (status, daily, hour, and the owner's and
+ * the image's sketch register), most of them shared with other requests. */
 #define ROLLUP_MAX_KEYS (1u << 18)
 
 struct analytics {
