@@ -242,7 +242,11 @@ struct db_sketch {
  * creating the row), and store the new estimate beside them, in one
  * transaction. Idempotent: merging the same points again changes nothing,
  * so a retried call (or another node's sketch of the same clients) never
- * counts a client twice. PF_EDB with the reason in err. */
+ * counts a client twice; concurrent calls lose nothing (PostgreSQL locks
+ * the rows). A stored sketch that does not decode (hll_decode()) is
+ * replaced by the new points, silently. PF_EINVAL (nothing written) for a
+ * point whose index or rank is out of range; PF_EDB with the reason in
+ * err. */
 int db_sketches_merge(struct db *db, const struct db_sketch *s, size_t n, char *err, size_t errlen);
 
 /* The day's random salt for the client hash (16 bytes): made by the first
@@ -250,7 +254,12 @@ int db_sketches_merge(struct db *db, const struct db_sketch *s, size_t n, char *
  * stored in analytics_salts until db_salt_purge_before() removes it.
  * OUT: salt. */
 int db_salt_get(struct db *db, const char *date, uint8_t salt[16], char *err, size_t errlen);
-/* Delete the salts of dates before `date`. OUT: *removed (may be NULL). */
+/* Delete the salts of dates before `date`, for good: on SQLite the
+ * connection's secure_delete zeroes them in the pages, then every call
+ * runs a TRUNCATE checkpoint that empties the WAL (PF_EDB if a reader's
+ * old snapshot keeps part of it: the rows are gone, and a call again
+ * finishes the job); on PostgreSQL, VACUUM analytics_salts after a call
+ * that removed rows. OUT: *removed (may be NULL). */
 int db_salt_purge_before(struct db *db, const char *date, int64_t *removed, char *err,
                          size_t errlen);
 

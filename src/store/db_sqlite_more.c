@@ -144,7 +144,7 @@ int db_sqlite_salt_purge_before(struct db *base, const char *date, int64_t *remo
                                 size_t errlen)
 {
     struct db_sqlite *db = (struct db_sqlite *)base;
-    int log = -1, done = -1;
+    int log = -1, done = -1, wal_left = 0;
     err[0] = '\0';
     int rc = db_sqlite_exec_text(db, removed, "DELETE FROM analytics_salts WHERE date < ?1", date,
                                  (const char *)NULL);
@@ -152,19 +152,19 @@ int db_sqlite_salt_purge_before(struct db *base, const char *date, int64_t *remo
      * WAL still holds the page as the insert wrote it, until a checkpoint
      * copies the new page into the database and TRUNCATE empties the WAL.
      * A reader in an older snapshot keeps part of the WAL: then the
-     * checkpoint is partial and this call fails, and the next purge tries
-     * again. */
-    if (rc == 0 && *removed > 0 &&
-        (sqlite3_wal_checkpoint_v2(db->conn, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done) !=
-             SQLITE_OK ||
-         log != 0))
-        rc = PF_EDB;
+     * checkpoint is partial and this call fails. The checkpoint runs on
+     * every call, not only when rows were deleted, so that the caller's
+     * retry (which deletes nothing) finishes the job. */
+    if (rc == 0) {
+        int c = sqlite3_wal_checkpoint_v2(db->conn, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+        wal_left = c == SQLITE_BUSY || (c == SQLITE_OK && log != 0);
+        rc = c == SQLITE_OK && log == 0 ? 0 : PF_EDB;
+    }
     if (rc != 0)
         snprintf(err, errlen, "%s",
-                 rc == PF_EDB && log != 0
-                     ? "the salts were deleted, but the WAL could not be emptied "
-                       "(a reader holds an old snapshot): the next purge retries"
-                     : sqlite3_errmsg(db->conn));
+                 wal_left ? "the salts were deleted, but the WAL could not be emptied "
+                            "(a reader holds an old snapshot): call again"
+                          : sqlite3_errmsg(db->conn));
     return rc;
 }
 

@@ -676,8 +676,20 @@ static void test_salts(void **state)
         assert_true(file_has(path, s1) || file_has(wal, s1));
     }
 
+    /* SQLite: a reader's older snapshot keeps the WAL from being emptied:
+     * the purge deletes, says so, and a call again finishes. */
+    if (f->dir[0] != '\0') {
+        struct collector c = {.shape = "d"};
+        db_set_busy_timeout(f->db, 100);
+        assert_int_equal(db_read_begin(f->db2), 0);
+        assert_int_equal(db_day_versions(f->db2, d1, d1, collect, &c), 0);
+        assert_int_equal(db_salt_purge_before(f->db, d3, &removed, err, sizeof(err)), PF_EDB);
+        assert_non_null(strstr(err, "WAL"));
+        db_read_end(f->db2);
+        db_set_busy_timeout(f->db, 5000);
+    }
     assert_int_equal(db_salt_purge_before(f->db, d3, &removed, err, sizeof(err)), 0);
-    assert_int_equal(removed, 2);
+    assert_int_equal(removed, f->dir[0] != '\0' ? 0 : 2);
     /* SQLite: the purged salts' bytes are nowhere in the database file or
      * its WAL (secure_delete, then the WAL's checkpoint and truncation);
      * the kept one still is. */
