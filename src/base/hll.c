@@ -163,9 +163,8 @@ size_t hll_encode(const struct hll *h, uint8_t *out, size_t cap)
     return DENSE_LEN;
 }
 
-/* Check in[0..len) against the FORMAT SPEC; when dst is not NULL (and only
- * after the whole input checked out) raise dst's registers to it. Returns 0
- * or PF_EINVAL. */
+/* Check in[0..len) against the FORMAT SPEC, then (only once the whole input
+ * checked out) raise dst's registers to it. Returns 0 or PF_EINVAL. */
 static int apply(const uint8_t *in, size_t len, struct hll *dst)
 {
     int rc = PF_EINVAL;
@@ -185,11 +184,9 @@ static int apply(const uint8_t *in, size_t len, struct hll *dst)
                 goto out;
             prev = idx;
         }
-        if (dst != NULL) {
-            for (size_t i = 0; i < n; i++) {
-                const uint8_t *e = in + 3 + 3 * i;
-                hll_set_max(dst, (uint16_t)get_u16(e), e[2]);
-            }
+        for (size_t i = 0; i < n; i++) {
+            const uint8_t *e = in + 3 + 3 * i;
+            hll_set_max(dst, (uint16_t)get_u16(e), e[2]);
         }
     } else if (in[0] == FORM_DENSE) {
         if (len != DENSE_LEN)
@@ -200,14 +197,12 @@ static int apply(const uint8_t *in, size_t len, struct hll *dst)
                 (v >> 12 & 0x3f) > HLL_RANK_MAX || (v >> 18) > HLL_RANK_MAX)
                 goto out;
         }
-        if (dst != NULL) {
-            for (size_t g = 0; g < HLL_M / 4; g++) {
-                uint32_t v = get_u24(in + 1 + 3 * g);
-                for (size_t j = 0; j < 4; j++) {
-                    uint8_t r = (uint8_t)(v >> (6 * j) & 0x3f);
-                    if (dst->reg[4 * g + j] < r)
-                        dst->reg[4 * g + j] = r;
-                }
+        for (size_t g = 0; g < HLL_M / 4; g++) {
+            uint32_t v = get_u24(in + 1 + 3 * g);
+            for (size_t j = 0; j < 4; j++) {
+                uint8_t r = (uint8_t)(v >> (6 * j) & 0x3f);
+                if (dst->reg[4 * g + j] < r)
+                    dst->reg[4 * g + j] = r;
             }
         }
     } else {
