@@ -592,7 +592,9 @@ function render(route, d, daily, quiet) {
 async function downloadCsv() {
   if (!app.data) return;
   const { route, data } = app.data;
-  const params = `${rangeQuery({ start: data.range.start, end: data.range.end })}&format=csv`;
+  // The numbers on screen: without bots when they are excluded.
+  const params = `${rangeQuery({ start: data.range.start, end: data.range.end })}&format=csv` +
+    (route.excludeBots ? '&exclude_bots=true' : '');
   const button = $('#csv');
   button.disabled = true;
   try {
