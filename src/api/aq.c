@@ -637,51 +637,23 @@ static int read_rest(struct db *db, const char *owner, const char *image_id,
     return rc;
 }
 
-/* The top images' uniques: db_image_uniques gives every image of the
- * owner with a sketch; the top `limit` are looked up by binary search in a
- * copy sorted by id. */
-struct top_uniques {
-    struct aq_item **by_name;
-    size_t n;
-};
-
-static int cmp_by_name(const void *x, const void *y)
-{
-    const struct aq_item *const *a = x, *const *b = y;
-    return strcmp((*a)->name, (*b)->name);
-}
-
+/* The top images' uniques: one range of analytics_uniques_daily's
+ * (owner, image_id, date) index per image, rather than every image of the
+ * owner (db_image_uniques: ~3,400 sketches a date here, 300,000 rows over
+ * 90 days). */
 static int on_image_uniques(void *ctx, const struct db_stat_row *row)
 {
-    struct top_uniques *t = ctx;
-    size_t lo = 0, hi = t->n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(t->by_name[mid]->name, row->image_id);
-        if (c == 0) {
-            t->by_name[mid]->uniques += row->uniques;
-            break;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    struct aq_item *it = ctx;
+    it->uniques += row->uniques;
     return 0;
 }
 
 static int read_top_uniques(struct db *db, const char *owner, const char *from, const char *to,
                             struct aq_item *images, size_t n)
 {
-    struct top_uniques t = {calloc(n + 1, sizeof(struct aq_item *)), n};
-    if (t.by_name == NULL)
-        return PF_ENOMEM;
-    for (size_t i = 0; i < n; i++)
-        t.by_name[i] = &images[i];
-    if (n > 1)
-        qsort(t.by_name, n, sizeof(*t.by_name), cmp_by_name);
-    int rc = n > 0 ? db_image_uniques(db, owner, from, to, on_image_uniques, &t) : 0;
-    free(t.by_name);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = db_owner_uniques(db, owner, images[i].name, from, to, on_image_uniques, &images[i]);
     return rc;
 }
 

@@ -276,6 +276,9 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (owner, date, image_id)"
     ");"
     "CREATE INDEX analytics_uniques_daily_date ON analytics_uniques_daily (date);"
+    /* As SQLite's: one image's estimates over a range, one index range. */
+    "CREATE INDEX analytics_uniques_daily_image ON analytics_uniques_daily "
+    "(owner, image_id, date) INCLUDE (uniques);"
     "CREATE TABLE analytics_salts ("
     "  date TEXT COLLATE \"C\" PRIMARY KEY,"
     "  salt BYTEA NOT NULL,"

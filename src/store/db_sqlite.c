@@ -223,6 +223,11 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (owner, date, image_id)"
     ");"
     "CREATE INDEX analytics_uniques_daily_date ON analytics_uniques_daily (date);"
+    /* The API's reads of one image's (or the owner's, image_id '') estimates
+     * over a range: one range of this covering index, where the key's
+     * (owner, date, image_id) would walk every image of every date. */
+    "CREATE INDEX analytics_uniques_daily_image ON analytics_uniques_daily "
+    "(owner, image_id, date, uniques);"
     "CREATE TABLE analytics_salts ("
     "  date TEXT PRIMARY KEY,"
     "  salt BLOB NOT NULL,"
