@@ -267,6 +267,9 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (owner, date, image_id, client)"
     ") WITH (fillfactor = 80);"
     "CREATE INDEX analytics_clients_daily_date ON analytics_clients_daily (date);"
+    /* As SQLite's: one image's classes over a range, one index range. */
+    "CREATE INDEX analytics_clients_daily_image ON analytics_clients_daily "
+    "(owner, image_id, date) INCLUDE (client, requests, bandwidth_bytes);"
     "CREATE TABLE analytics_uniques_daily ("
     "  owner TEXT COLLATE \"C\" NOT NULL,"
     "  date TEXT COLLATE \"C\" NOT NULL,"

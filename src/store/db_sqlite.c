@@ -214,6 +214,12 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (owner, date, image_id, client)"
     ") WITHOUT ROWID;"
     "CREATE INDEX analytics_clients_daily_date ON analytics_clients_daily (date);"
+    /* The API's read of one image's (or the owner's) classes over a range:
+     * one range of this covering index; the key's (owner, date, ...)
+     * would walk every image's rows of every date (50 ms for 90 days of
+     * 3,400 images; 2.7 ms with it). */
+    "CREATE INDEX analytics_clients_daily_image ON analytics_clients_daily "
+    "(owner, image_id, date, client, requests, bandwidth_bytes);"
     "CREATE TABLE analytics_uniques_daily ("
     "  owner TEXT NOT NULL,"
     "  date TEXT NOT NULL,"
