@@ -261,8 +261,21 @@ int db_image_rows(struct db *db, const char *owner, const char *image_id, const 
 int db_daily_page(struct db *db, const char *owner, const char *from, const char *to,
                   const struct db_stat_row *after, int limit, db_stat_fn fn, void *ctx, int *rows)
 {
+    /* The first page's key: just below every row of `from` ("2026-01-10"
+     * gives "2026-01-1/~"), so that the first seek starts there too (the
+     * backends filter by `from` as well, which keeps any other text right). */
+    char seek[24] = "";
+    struct db_stat_row first = {seek, "", "", ""};
+    size_t n = strlen(from);
+    if (after == NULL && n > 0 && n < sizeof(seek) - 1) {
+        memcpy(seek, from, n);
+        seek[n - 1]--;
+        seek[n] = '~';
+        seek[n + 1] = '\0';
+    }
     *rows = 0;
-    return counted(db->ops->daily_page(db, owner, from, to, after, limit, fn, ctx, rows));
+    return counted(db->ops->daily_page(db, owner, from, to, after != NULL ? after : &first, limit,
+                                       fn, ctx, rows));
 }
 
 int db_owner_hours(struct db *db, const char *owner, const char *image_id, int64_t from_hour,

@@ -269,11 +269,12 @@ int db_pg_daily_page(struct db *base, const char *owner, const char *from, const
     /* One range of the primary key: the row comparison, on the key's
      * columns after the owner, is an index condition of the btree, so a
      * page starts where the last one ended and needs no sort (the columns
-     * are COLLATE "C": the same byte order as SQLite's). No key yet:
-     * ('', '', '', '') is below every row of a date. */
+     * are COLLATE "C": the same byte order as SQLite's). `from` is only a
+     * filter (an expression: no index condition), so that the scan starts
+     * at the row comparison rather than at `from`. */
     static const char *const sql =
         "SELECT date, image_id, variant, country, requests, bandwidth_bytes FROM analytics_daily "
-        "WHERE owner = $1 AND date BETWEEN $2 AND $3 "
+        "WHERE owner = $1 AND date || '' >= $2 AND date <= $3 "
         "AND (date, image_id, variant, country) > ($4, $5, $6, $7) "
         "ORDER BY date, image_id, variant, country LIMIT $8::int";
     struct page_count pc = {fn, ctx, 0};

@@ -363,7 +363,6 @@ int db_sqlite_daily_page(struct db *base, const char *owner, const char *from, c
     struct page_count pc = {fn, ctx, 0};
     sqlite3_stmt *st = stmt(db, DBQ_DAILY_PAGE);
     if (st != NULL) {
-        /* No key yet: ('', '', '', '') is below every row of a date. */
         bind_texts(st, owner, from, to, NULL);
         bind_texts4(st, 4, after);
         sqlite3_bind_int(st, 8, limit);
