@@ -56,10 +56,11 @@ static const char *const read_sql[DBQ_COUNT] = {
                           "WHERE owner = ?1 AND date BETWEEN ?2 AND ?3 AND image_id <> '' "
                           "GROUP BY image_id",
     /* The export's pages: one seek of the primary key past the last key
-     * given (a row value, which SQLite's planner takes as the range's
-     * start), read in key order without sorting. */
+     * given, read in key order without sorting. The row value must be the
+     * range's start: `+date` keeps the planner from starting at `from`
+     * instead (then every page would scan the range's earlier rows). */
     [DBQ_DAILY_PAGE] = "SELECT date, image_id, variant, country, requests, bandwidth_bytes "
-                       "FROM analytics_daily WHERE owner = ?1 AND date BETWEEN ?2 AND ?3 "
+                       "FROM analytics_daily WHERE owner = ?1 AND +date >= ?2 AND date <= ?3 "
                        "AND (date, image_id, variant, country) > (?4, ?5, ?6, ?7) "
                        "ORDER BY date, image_id, variant, country LIMIT ?8",
 };
