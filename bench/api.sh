@@ -15,7 +15,11 @@
 #    "bench" over the 90 dates ending today (UTC), ~4,000 images with Zipf
 #    popularity, ~3.6 (variant, country) rows per image and date served, and
 #    five small owners (~47,000 rows between them); the images rows, and
-#    owner_daily / monthly / status_daily rows consistent with them. It
+#    owner_daily / monthly / status_daily rows consistent with them, a
+#    fixed bot share of each image's rows (bot_ columns), analytics_hourly
+#    for the last 14 dates (the owner's hours and each image's), per-image
+#    and owner analytics_clients_daily and analytics_uniques_daily rows
+#    (issue 20; ANALYTICS_HOURLY_RETENTION_DAYS=14 keeps the hours). It
 #    prints (and writes as JSON) the answers the API must give, computed
 #    from the generated values alone.
 # 2. Cold: BENCH_API_COLD times, a fresh `pixflare serve` and at once one
@@ -44,6 +48,11 @@
 #    variants, status codes; image: timeseries WITH TOTALS, variants,
 #    countries) and the same as one UNION ALL request. ClickHouse's
 #    server-side durations come from system.query_log.
+#    Then issue 20's parameters, the same wrk runs: the overview
+#    days=7&interval=hour&compare=previous, the same with exclude_bots=true,
+#    days=90&exclude_bots=true, and the top image's
+#    days=7&interval=hour&compare=previous (checked first against the
+#    generator's day totals, bots, hours and uniques: apigen.py check20).
 # 5. Under CDN traffic: a second wrk on CPU 1 (taskset) requests the live
 #    images and variants of "bench" (BENCH_API_CDN_CONNECTIONS connections,
 #    each waiting BENCH_API_CDN_DELAY_MS between requests) while the
@@ -176,6 +185,10 @@ export PIXFLARE_DATA_DIR="$DATA"
 export PIXFLARE_SECRET=pixflare-api-bench-secret-0001
 export PIXFLARE_API_RATE_LIMIT=0
 export ANALYTICS_BATCH_ENABLED=false
+# the generated hours (the last 14 dates) are kept: compare=previous on a
+# 7-day hourly range then reads real rows for both periods (the default, 7,
+# would purge the previous week's at start)
+export ANALYTICS_HOURLY_RETENTION_DAYS=14
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 kv() { # kv KEY FILE: the value of KEY=VALUE in FILE's first such pair
@@ -357,6 +370,30 @@ api_check "$GW" "$IMGTOP" --kind image --days 90 --image "$TOP" --expect "$EXP"
 api_check "$GW" "/v1/analytics/images/$TOP?days=30" --kind image --days 30 --image "$TOP" --expect "$EXP"
 api_check "$GW" "$IMGMID" --kind image --days 90 --image "$MID" --expect "$EXP"
 api_check "$GW" "/v1/analytics/images/$MID?days=30" --kind image --days 30 --image "$MID" --expect "$EXP"
+# issue 20's parameters against the generator's day totals, bots and hours
+check20() { # check20 PATH CHECK20-ARGS...
+    p=$1
+    shift
+    set -- $(api "$p" "$WORK/ans.json") "$@"
+    code=$2
+    shift 2
+    cp "$WORK/ans.json" "$RAW/api-answer-$(echo "$p" | tr -c 'a-zA-Z0-9=\n' '_' | cut -c 1-80).json"
+    if [ "$code" != 200 ]; then
+        check "GET $p" "HTTP $code" "HTTP 200"
+        return
+    fi
+    res=$("$PY" "$GEN" check20 --expect "$EXP" "$@" <"$WORK/ans.json" 2>&1) && same=identical || same=different
+    [ "$same" = identical ] || log "$res"
+    check "GET $p: totals, series and previous against the generator's" "$same" identical
+}
+OV7HP=/v1/analytics/overview?days=7\&interval=hour\&compare=previous
+OV7HPX=$OV7HP\&exclude_bots=true
+OV90X=/v1/analytics/overview?days=90\&exclude_bots=true
+IMGTOP7HP=/v1/analytics/images/$TOP?days=7\&interval=hour\&compare=previous
+check20 "$OV7HP" --days 7 --hourly --compare
+check20 "$OV7HPX" --days 7 --hourly --compare --exclude-bots
+check20 "$OV90X" --days 90 --exclude-bots
+check20 "/v1/analytics/overview?days=30&compare=previous&exclude_bots=true" --days 30 --compare --exclude-bots
 set -- $(api "$IMGTOP" "$WORK/ans.json" "$KEY_CAROL")
 check "GET $IMGTOP with carol's key" "HTTP $2" "HTTP 404"
 set -- $(api "$OV90" "$WORK/ans.json" "$KEY_CAROL")
@@ -519,6 +556,31 @@ while [ "$r" -le "$ROUNDS" ]; do
     fi
     r=$((r + 1))
 done
+# issue 20's parameters: a 7-day hourly series with the previous period
+# (the overview and the top image), and exclude_bots on it and on 90 days
+CASES20="ov7hp ov7hpx ov90x imgtop7hp"
+path20() {
+    case $1 in
+    ov7hp) echo "$OV7HP" ;;
+    ov7hpx) echo "$OV7HPX" ;;
+    ov90x) echo "$OV90X" ;;
+    imgtop7hp) echo "$IMGTOP7HP" ;;
+    esac
+}
+r=1
+while [ "$r" -le "$ROUNDS" ]; do
+    for c in $CASES20; do
+        for conns in 1 4; do
+            if [ "$r" = 1 ]; then
+                if [ "$conns" = 1 ]; then th=1; else th=2; fi
+                wrk -t"$th" -c"$conns" -d"${WARM}s" -H "Authorization: Bearer $KEY" "$PF$(path20 "$c")" >/dev/null
+            fi
+            log "== wrk $c, $conns connection(s), round $r (${SECS}s)"
+            wrk_run "$c" "$r" "$conns" "$(path20 "$c")"
+        done
+    done
+    r=$((r + 1))
+done
 cp "$WORK/results" "$RAW/api-wrk-results.txt"
 
 # --- 5. under CDN traffic ------------------------------------------------------------------
@@ -627,6 +689,10 @@ label() {
     imgtop) echo "image days=90, top image ($TOP, $(kv top_rows "$G") rows)" ;;
     imgmid) echo "image days=90, mid image ($MID, rank $(kv mid_rank "$G"), $(kv mid_rows "$G") rows)" ;;
     ov90-traffic) echo "overview days=90 under CDN traffic" ;;
+    ov7hp) echo "overview days=7&interval=hour&compare=previous" ;;
+    ov7hpx) echo "overview days=7&interval=hour&compare=previous&exclude_bots=true" ;;
+    ov90x) echo "overview days=90&exclude_bots=true" ;;
+    imgtop7hp) echo "image days=7&interval=hour&compare=previous, top image" ;;
     esac
 }
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
@@ -663,6 +729,19 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
     echo "| request | connections | req/s | p50 (ms) | p95 (ms) | p99 (ms) | max (ms) | errors |"
     echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     for c in $CASES; do
+        for conns in 1 4; do
+            awk -v c="$c" -v n="$conns" -v l="$(label "$c")" '$1 == c && $3 == n && (!f || $6 < b) { f = 1; b = $6; line = $0 }
+                END { split(line, x, " "); printf "| %s | %s | %.0f | %.2f | %.2f | %.2f | %.1f | %s |\n", l, n, x[4], x[5], x[6], x[7], x[8], x[10] }' "$WORK/results"
+        done
+    done
+    echo
+    echo "## Warm: issue 20's parameters"
+    echo
+    echo "The same wrk runs on the hourly series with the previous period (analytics_hourly: $(kv hourly_rows "$G") rows of bench, the last 14 dates) and with exclude_bots."
+    echo
+    echo "| request | connections | req/s | p50 (ms) | p95 (ms) | p99 (ms) | max (ms) | errors |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    for c in $CASES20; do
         for conns in 1 4; do
             awk -v c="$c" -v n="$conns" -v l="$(label "$c")" '$1 == c && $3 == n && (!f || $6 < b) { f = 1; b = $6; line = $0 }
                 END { split(line, x, " "); printf "| %s | %s | %.0f | %.2f | %.2f | %.2f | %.1f | %s |\n", l, n, x[4], x[5], x[6], x[7], x[8], x[10] }' "$WORK/results"

@@ -72,6 +72,7 @@ import sqlite3
 import sys
 import time
 import urllib.parse
+import zlib
 
 VARIANTS = ["original", "w128", "w256", "w512", "w1024", "w1536", "w2048", "thumb", "og-image"]
 VARIANT_MIX = [0.20, 0.08, 0.12, 0.20, 0.18, 0.06, 0.04, 0.08, 0.04]
@@ -201,6 +202,110 @@ def plan_owner(rnd, name, n_images, top, target_rows, dates, taken, created_now)
     return o
 
 
+# The share of an image's day rows in the hour of day (UTC), before noise.
+DIURNAL = [0.45, 0.38, 0.33, 0.30, 0.30, 0.34, 0.45, 0.62, 0.80, 0.95, 1.05, 1.12, 1.18, 1.20,
+           1.18, 1.15, 1.12, 1.10, 1.08, 1.05, 0.98, 0.85, 0.70, 0.55]
+
+
+def bot_share(image_id):
+    """The percentage of an image's requests and bytes that bots make
+    (0-15, fixed per image)."""
+    return zlib.crc32(image_id.encode()) % 16
+
+
+def epoch(date):
+    return int(datetime.datetime.fromisoformat(date + "T00:00:00+00:00").timestamp())
+
+
+def more_rows(conn, o, img_day, dates, rnd):
+    """analytics_clients_daily and analytics_uniques_daily as the capture
+    path keeps them: per image and date served (and the owner's totals as
+    image_id ''), the clients split into bot (the image's bot_share), preview
+    (5% of the rest) and human; an estimate of unique clients of 30-70% of
+    the requests, with a stand-in sketch of the size a real one would have
+    (4 bytes a client, at most 12 KiB: the reads never decode it). No
+    sketch for the last date: live traffic merges into today's, which must
+    be real."""
+    ndates = len(dates)
+    clients, uniques = [], []
+    o.day_uniques = [0] * ndates
+    for di, d in enumerate(dates):
+        tot = {}
+        day_u = 0
+        for iid in sorted(img_day):
+            r, b = img_day[iid][0][di], img_day[iid][1][di]
+            if r == 0:
+                continue
+            share = bot_share(iid)
+            br, bb = r * share // 100, b * share // 100
+            pr, pb = (r - br) // 20, (b - bb) // 20
+            for c, cr, cb in (("bot", br, bb), ("human", r - br - pr, b - bb - pb),
+                              ("preview", pr, pb)):
+                if cr:
+                    clients.append((o.hash, d, iid, c, cr, cb))
+                    t = tot.setdefault(c, [0, 0])
+                    t[0] += cr
+                    t[1] += cb
+            u = max(1, int((r - br) * rnd.uniform(0.3, 0.7)))
+            day_u += u
+            if di < ndates - 1:
+                uniques.append((o.hash, d, iid, u, bytes(min(12288, 4 * u))))
+        for c in sorted(tot):
+            clients.append((o.hash, d, "", c, tot[c][0], tot[c][1]))
+        if day_u and di < ndates - 1:
+            o.day_uniques[di] = day_u * 4 // 5
+            uniques.append((o.hash, d, "", o.day_uniques[di], bytes(12288)))
+    conn.executemany("INSERT INTO analytics_clients_daily (owner, date, image_id, client, requests, "
+                     "bandwidth_bytes) VALUES (?, ?, ?, ?, ?, ?)", sorted(clients))
+    conn.executemany("INSERT INTO analytics_uniques_daily (owner, date, image_id, uniques, "
+                     "registers) VALUES (?, ?, ?, ?, ?)", sorted(uniques))
+    o.more = (len(clients), len(uniques))
+
+
+def hourly_rows(o, img_day, dates, hdays, now_hour, rnd):
+    """analytics_hourly for the last `hdays` dates (no hour after now): each
+    image's day split over the hours (min(requests, 48) draws weighted by
+    DIURNAL, the requests shared by the draws' counts), and the owner's
+    total of each hour as image_id ''. In key order (owner, image_id, hour)."""
+    ndates = len(dates)
+    per = {}  # image -> {hour: [r, b, br, bb]}
+    for di in range(max(0, ndates - hdays), ndates):
+        h0 = epoch(dates[di]) // 3600
+        hours = [h for h in range(24) if h0 + h <= now_hour]
+        if not hours:
+            continue
+        w = [DIURNAL[h] for h in hours]
+        for iid, (rq, bt) in img_day.items():
+            r, b = rq[di], bt[di]
+            if r == 0:
+                continue
+            counts = {}
+            for h in rnd.choices(hours, weights=w, k=min(r, 48)):
+                counts[h] = counts.get(h, 0) + 1
+            n = sum(counts.values())
+            share = bot_share(iid)
+            left_r, left_b = r, b
+            items = sorted(counts.items())
+            dst = per.setdefault(iid, {})
+            for j, (h, c) in enumerate(items):
+                hr = r * c // n if j < len(items) - 1 else left_r
+                hb = b * hr // r if j < len(items) - 1 else left_b
+                left_r -= hr
+                left_b -= hb
+                if hr:
+                    dst[h0 + h] = [hr, hb, hr * share // 100, hb * share // 100]
+    total = {}
+    for iid, hrs in per.items():
+        for h, v in hrs.items():
+            t = total.setdefault(h, [0, 0, 0, 0])
+            for k in range(4):
+                t[k] += v[k]
+    rows = [(o.hash, h, "", *total[h]) for h in sorted(total)]
+    for iid in sorted(per):
+        rows.extend((o.hash, h, iid, *per[iid][h]) for h in sorted(per[iid]))
+    return rows
+
+
 def gen(args):
     today = datetime.date.fromisoformat(args.today)
     dates = [(today - datetime.timedelta(days=args.days - 1 - i)).isoformat() for i in range(args.days)]
@@ -237,13 +342,18 @@ def gen(args):
     expect = {"owner": "bench", "today": args.today, "days": args.days, "seed": args.seed}
     conn.execute("BEGIN")
     ins_daily = ("INSERT INTO analytics_daily (owner, date, image_id, variant, country, "
-                 "requests, bandwidth_bytes) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                 "requests, bandwidth_bytes, bot_requests, bot_bandwidth_bytes) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    hrnd = random.Random(args.seed * 7919 + 20)  # the hours: not the rows' generator
+    now_hour = int(time.time()) // 3600
     totals_all = {}
     for o in owners:
         images = sorted(o.images, key=lambda im: im.id)
         is_bench = o.name == "bench"
         day_req = [0] * ndates
         day_bytes = [0] * ndates
+        day_bot = [0] * ndates
+        day_bot_bytes = [0] * ndates
         # per date: per pair index, requests and bytes (countries, variants)
         pair_req = [[0] * NPAIRS for _ in range(ndates)] if is_bench else None
         pair_bytes = [[0] * NPAIRS for _ in range(ndates)] if is_bench else None
@@ -291,7 +401,12 @@ def gen(args):
                     e = img_day[iid] = ([0] * ndates, [0] * ndates)
                 e[0][di] += ireq
                 e[1][di] += ibyt
-            conn.executemany(ins_daily, rows)
+            # bots: a fixed share of each image's rows (bot_share), so the
+            # rows' own random draws stay those of the seed
+            brows = [r + (r[5] * bot_share(r[2]) // 100, r[6] * bot_share(r[2]) // 100) for r in rows]
+            day_bot[di] = sum(r[7] for r in brows)
+            day_bot_bytes[di] = sum(r[8] for r in brows)
+            conn.executemany(ins_daily, brows)
             tsv.write("".join("%s\t%s\t%s\t%s\t%s\t%d\t%d\n" % r for r in rows))
             if is_bench and args.progress:
                 if sys.stderr.isatty():
@@ -306,8 +421,9 @@ def gen(args):
         for di, d in enumerate(dates):
             if day_req[di] == 0 and day_bytes[di] == 0:
                 continue
-            conn.execute("INSERT INTO analytics_owner_daily (owner, date, requests, bandwidth_bytes) "
-                         "VALUES (?, ?, ?, ?)", (o.hash, d, day_req[di], day_bytes[di]))
+            conn.execute("INSERT INTO analytics_owner_daily (owner, date, requests, bandwidth_bytes, "
+                         "bot_requests, bot_bandwidth_bytes) VALUES (?, ?, ?, ?, ?, ?)",
+                         (o.hash, d, day_req[di], day_bytes[di], day_bot[di], day_bot_bytes[di]))
             m = months.setdefault(d[:7], [0, 0])
             m[0] += day_req[di]
             m[1] += day_bytes[di]
@@ -325,8 +441,10 @@ def gen(args):
             status_days[di] = st
             for s in sorted(st):  # (owner, date, status) order
                 if st[s] > 0:
-                    conn.execute("INSERT INTO analytics_status_daily (owner, date, status, requests) "
-                                 "VALUES (?, ?, ?, ?)", (o.hash, d, s, st[s]))
+                    # the bots' requests all answered 200
+                    conn.execute("INSERT INTO analytics_status_daily (owner, date, status, requests, "
+                                 "bot_requests) VALUES (?, ?, ?, ?, ?)",
+                                 (o.hash, d, s, st[s], day_bot[di] if s == 200 else 0))
                     stsv.write("%s\t%s\t%d\t%d\n" % (o.hash, d, s, st[s]))
         for im in o.images:
             conn.execute("INSERT INTO images (id, owner, album, filename, content_type, size_bytes, "
@@ -336,7 +454,24 @@ def gen(args):
         totals_all[o.name] = {"hash": o.hash, "rows": nrows, "image_days": image_days,
                               "images": len(o.images), "requests": sum(day_req),
                               "bandwidth_bytes": sum(day_bytes), "c": round(o.c, 4)}
+        more_rows(conn, o, img_day, dates, hrnd)
+        hourly = hourly_rows(o, img_day, dates, args.hourly_days, now_hour, hrnd)
+        conn.executemany("INSERT INTO analytics_hourly (owner, hour, image_id, requests, "
+                         "bandwidth_bytes, bot_requests, bot_bandwidth_bytes) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?)", hourly)
         if is_bench:
+            expect["bots"] = {"requests": day_bot, "bandwidth_bytes": day_bot_bytes}
+            first = epoch(dates[ndates - args.hourly_days]) // 3600 if args.hourly_days else 0
+            hs = {k: [0] * (args.hourly_days * 24) for k in ("r", "b", "br", "bb")}
+            for _, hr, iid, r, b, br, bb in hourly:
+                if iid == "":
+                    for k, v in (("r", r), ("b", b), ("br", br), ("bb", bb)):
+                        hs[k][hr - first] = v
+            expect["hourly"] = {"first_hour": first, "requests": hs["r"], "bandwidth_bytes": hs["b"],
+                                "bot_requests": hs["br"], "bot_bandwidth_bytes": hs["bb"],
+                                "rows": len(hourly)}
+            expect["more_rows"] = {"clients": o.more[0], "uniques": o.more[1]}
+            expect["owner_uniques"] = o.day_uniques
             by_id = {im.id: im for im in o.images}
             ranges = {}
             for span in sorted({args.days, 30, 7}):
@@ -449,12 +584,15 @@ def gen(args):
     b = totals_all["bench"]
     print("owner=bench owner_hash=%s rows=%d image_days=%d images=%d requests=%d bandwidth_bytes=%d "
           "top_image=%s top_requests=%d mid_image=%s mid_rank=%d top_rows=%d mid_rows=%d "
-          "all_rows=%d all_owners=%d gen_s=%.1f c=%s"
+          "all_rows=%d all_owners=%d gen_s=%.1f c=%s bot_requests=%d hourly_rows=%d "
+          "client_rows=%d uniques_rows=%d"
           % (b["hash"], b["rows"], b["image_days"], b["images"], b["requests"], b["bandwidth_bytes"],
              expect["picks"]["top"], expect["overview"][str(args.days)]["top_images"][0]["requests"],
              expect["picks"]["mid"], expect["pick_ranks"]["mid"],
              expect["image_rows"][expect["picks"]["top"]], expect["image_rows"][expect["picks"]["mid"]],
-             sum(t["rows"] for t in totals_all.values()), len(totals_all), gen_s, b["c"]))
+             sum(t["rows"] for t in totals_all.values()), len(totals_all), gen_s, b["c"],
+             sum(expect["bots"]["requests"]), expect["hourly"]["rows"],
+             expect["more_rows"]["clients"], expect["more_rows"]["uniques"]))
 
 
 # --- expected answers from the database (after live traffic) ----------------------------
@@ -511,6 +649,15 @@ def compare(got, want, kind, limit):
         if g != w:
             bad.append("%s: got %s, expected %s" % (what, json.dumps(g)[:300], json.dumps(w)[:300]))
 
+    # The fields of issue 20 are check20's: here the answer's older ones.
+    got = dict(got)
+    if isinstance(got.get("range"), dict):
+        got["range"] = {k: v for k, v in got["range"].items() if k != "interval"}
+    if isinstance(got.get("totals"), dict):
+        got["totals"] = {k: v for k, v in got["totals"].items() if k != "uniques"}
+    if isinstance(got.get("timeseries"), list):
+        got["timeseries"] = [{k: v for k, v in e.items() if k != "uniques"}
+                             for e in got["timeseries"]]
     for k in ("range", "totals", "timeseries"):
         eq(k, got.get(k), want.get(k))
     if kind == "image":
@@ -565,6 +712,71 @@ def check(args):
     print("ok: %s days=%d%s requests=%d bandwidth_bytes=%d" % (
         args.kind, args.days, (" image=" + args.image) if args.image else "",
         want["totals"]["requests"], want["totals"]["bandwidth_bytes"]))
+    return 0
+
+
+def check20(args):
+    """The overview with issue 20's parameters (interval=hour, compare,
+    exclude_bots) against the generator's day totals, bots and hours."""
+    got = json.loads(sys.stdin.read())
+    exp = json.load(open(args.expect))
+    ov = exp["overview"]["90"]["timeseries"]
+    dates = [e["date"] for e in ov]
+    req = [e["requests"] for e in ov]
+    byt = [e["bandwidth_bytes"] for e in ov]
+    bots = exp["bots"]
+    hourly = exp["hourly"]
+    uniq = exp["owner_uniques"]
+    ex = args.exclude_bots
+
+    def period(lo, n):
+        r = sum(req[lo:lo + n]) - (sum(bots["requests"][lo:lo + n]) if ex else 0)
+        b = sum(byt[lo:lo + n]) - (sum(bots["bandwidth_bytes"][lo:lo + n]) if ex else 0)
+        out = {"range": {"start": dates[lo], "end": dates[lo + n - 1], "days": n,
+                         "interval": "hour" if args.hourly else "day"},
+               "totals": {"requests": r, "bandwidth_bytes": b, "uniques": sum(uniq[lo:lo + n])}}
+        if args.hourly:
+            first = epoch(dates[lo]) // 3600
+            ts = []
+            for i in range(n * 24):
+                k = first + i - hourly["first_hour"]
+                hr = hb = 0
+                if 0 <= k < len(hourly["requests"]):
+                    hr = hourly["requests"][k] - (hourly["bot_requests"][k] if ex else 0)
+                    hb = hourly["bandwidth_bytes"][k] - (hourly["bot_bandwidth_bytes"][k] if ex else 0)
+                ts.append({"hour": datetime.datetime.fromtimestamp(
+                    (first + i) * 3600, datetime.timezone.utc).strftime("%Y-%m-%dT%H:00:00Z"),
+                    "requests": hr, "bandwidth_bytes": hb})
+        else:
+            ts = [{"date": dates[i], "requests": req[i] - (bots["requests"][i] if ex else 0),
+                   "bandwidth_bytes": byt[i] - (bots["bandwidth_bytes"][i] if ex else 0),
+                   "uniques": uniq[i]} for i in range(lo, lo + n)]
+        out["timeseries"] = ts
+        return out
+
+    lo = len(dates) - args.days
+    want = period(lo, args.days)
+    bad = []
+    for k in ("range", "totals", "timeseries"):
+        if got.get(k) != want[k]:
+            bad.append(k)
+    if got.get("exclude_bots") is not ex:
+        bad.append("exclude_bots")
+    if args.compare:
+        if lo - args.days < 0:
+            bad.append("previous: outside the generated dates")
+        else:
+            w = period(lo - args.days, args.days)
+            if got.get("previous") != w:
+                bad.append("previous")
+    elif "previous" in got:
+        bad.append("previous (not asked for)")
+    if bad:
+        print("  MISMATCH " + ", ".join(bad))
+        return 1
+    print("ok: overview days=%d%s%s%s requests=%d" % (
+        args.days, " interval=hour" if args.hourly else "", " compare=previous" if args.compare else "",
+        " exclude_bots=true" if ex else "", want["totals"]["requests"]))
     return 0
 
 
@@ -662,6 +874,7 @@ def main():
     g.add_argument("--status-tsv", required=True)
     g.add_argument("--expect", required=True)
     g.add_argument("--progress", action="store_true")
+    g.add_argument("--hourly-days", type=int, default=14)
     c = sub.add_parser("check")
     c.add_argument("--kind", choices=["overview", "image"], required=True)
     c.add_argument("--days", type=int, required=True)
@@ -671,6 +884,12 @@ def main():
     c.add_argument("--db")
     c.add_argument("--secret")
     c.add_argument("--today")
+    c = sub.add_parser("check20")
+    c.add_argument("--days", type=int, required=True)
+    c.add_argument("--hourly", action="store_true")
+    c.add_argument("--compare", action="store_true")
+    c.add_argument("--exclude-bots", action="store_true")
+    c.add_argument("--expect", required=True)
     p = sub.add_parser("peer")
     p.add_argument("--pixflare", required=True)
     p.add_argument("--key", required=True)
@@ -684,7 +903,8 @@ def main():
     q = sub.add_parser("pct")
     q.add_argument("p", type=float, nargs="+")
     args = ap.parse_args()
-    return {"gen": gen, "check": check, "peer": peer, "pct": pct_cmd}[args.cmd](args) or 0
+    return {"gen": gen, "check": check, "check20": check20, "peer": peer,
+            "pct": pct_cmd}[args.cmd](args) or 0
 
 
 if __name__ == "__main__":
