@@ -6,7 +6,7 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libmicrohttpd vips jansson sqlite3 libpq libcurl libcrypto libmaxminddb libxxhash libpcre2-8
+PKGS    := libmicrohttpd vips jansson sqlite3 libpq libcurl libcrypto libmaxminddb libxxhash libpcre2-8 libhs
 # gcc's -Wformat-truncation flags every snprintf that may cut a string; we use
 # snprintf precisely so that cutting is safe (names are validated before).
 NO_TRUNC_WARN := $(shell $(CC) -Werror -Wno-format-truncation -E -x c /dev/null >/dev/null 2>&1 && echo -Wno-format-truncation)
@@ -34,7 +34,7 @@ LIBOBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(filter-out src/cli/%,$(SRCS))) 
 WEB     := $(sort $(wildcard dashboard/*.html dashboard/*.js dashboard/*.css dashboard/*.svg))
 UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/*_test.c))
 
-.PHONY: all run test unit valgrind-unit integration deps bench fuzz geoip format format-check structure clean \
+.PHONY: all run test unit valgrind-unit integration deps bench bench-uaclass fuzz geoip format format-check structure clean \
         install uninstall
 
 all: $(BUILD)/pixflare
@@ -137,6 +137,16 @@ geoip:
 bench:
 	@sh scripts/deps.sh bench
 	@sh bench/run.sh
+
+# uaclass_of()'s cost per call, cached and not, with Hyperscan then PCRE2
+# (BENCHMARKS.md, "User-agent classification").
+bench-uaclass: $(BUILD)/uaclass_bench
+	@$(BUILD)/uaclass_bench
+	@PIXFLARE_UACLASS_PCRE=1 $(BUILD)/uaclass_bench 1
+
+$(BUILD)/uaclass_bench: bench/uaclass_bench.c $(LIBOBJS)
+	@echo "CC $<"
+	@$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(LIBOBJS) $(LDLIBS)
 
 fuzz:
 	@sh tests/fuzz/run.sh $(or $(FUZZ_SECONDS),60)

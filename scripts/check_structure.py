@@ -53,6 +53,7 @@ LIBRARY_HOMES = {
     "microhttpd.h": ["src/http/"],
     "maxminddb.h": ["src/analytics/geoip.c"],
     "pcre2.h": ["src/analytics/uaclass.c"],
+    "hs.h": ["src/analytics/uaclass.c"],
     "vips/vips.h": ["src/cdn/storage.c", "src/cli/demo.c"],
 }
 

@@ -40,7 +40,7 @@ run | geoip | bench | test) ;;
     ;;
 esac
 RUN="build-essential pkg-config zlib1g-dev libmicrohttpd-dev libvips-dev libjansson-dev
-libsqlite3-dev libssl-dev libpq-dev libcurl4-openssl-dev libmaxminddb-dev libxxhash-dev libpcre2-dev curl"
+libsqlite3-dev libssl-dev libpq-dev libcurl4-openssl-dev libmaxminddb-dev libxxhash-dev libpcre2-dev libhyperscan-dev curl"
 GEOIP="tor-geoipdb libmaxmind-db-writer-perl mmdb-bin"
 TEST="clang clang-format libclang-rt-14-dev libcmocka-dev python3 python3-pytest python3-pytest-xdist faketime valgrind
 postgresql python3-psycopg2 clickhouse-server clickhouse-client prometheus systemd groff-base

@@ -13,10 +13,14 @@
  *            agent (browsers always send one);
  *   human    everything else.
  *
- * Matching uses PCRE2 (JIT-compiled, one alternation per class) and a small
- * per-thread cache of recent answers, so a repeated user agent costs a hash.
- * Only the first UACLASS_MATCH_MAX bytes are matched (bot names come early;
- * a long unique user agent cannot make a request expensive).
+ * Matching uses Hyperscan (every pattern in one database, about a microsecond
+ * a user agent), or PCRE2 where Hyperscan cannot run (a CPU without SSSE3:
+ * a warning on stderr at init; hundreds of microseconds a new user agent),
+ * and a small per-thread cache of recent answers, so a repeated user agent
+ * costs a hash. Only the first UACLASS_MATCH_MAX bytes are matched (bot names
+ * come early; a long unique user agent cannot make a request expensive).
+ * PIXFLARE_UACLASS_PCRE=1 in the environment at init forces PCRE2: for the
+ * tests, which run both engines.
  *
  * Lifecycle: uaclass_init() once at startup before the threads that classify
  * start, uaclass_free() at shutdown after they have stopped. Between the two,
@@ -34,12 +38,18 @@ enum uaclass_kind { UACLASS_HUMAN = 0, UACLASS_BOT = 1, UACLASS_PREVIEW = 2 };
 
 /* Compile the patterns. Idempotent (a second call returns 0 at once) and
  * serialised by a lock. Returns 0, or PF_ENOMEM / PF_EFORMAT with a reason in
- * err (which pattern PCRE2 refused). */
+ * err (which pattern PCRE2 refused). Hyperscan failing (no SSSE3, a pattern
+ * it refuses) is no error: PCRE2 is used, with one line on stderr. */
 int uaclass_init(char *err, size_t errlen);
 
-/* Free the patterns and the calling thread's match data (other threads'
- * are freed when they exit). uaclass_init() may be called again after. */
+/* Free the patterns and the calling thread's match data and scratch space
+ * (other threads' are freed when they exit). uaclass_init() may be called
+ * again after. */
 void uaclass_free(void);
+
+/* The engine uaclass_init() chose: "hyperscan" or "pcre2" ("none" before
+ * it or after uaclass_free()). */
+const char *uaclass_engine(void);
 
 /* The class of a user agent (a C string, any bytes). NULL or "" is BOT.
  * Thread-safe. Before uaclass_init() (or after a failed one) only that rule

@@ -49,7 +49,7 @@ libs_for() {
     query | names) pkg-config --libs libcrypto 2>/dev/null || echo -lcrypto ;;
     dash) echo "-lz" ;;
     ratelimit) echo "-pthread" ;;
-    uaclass) echo "$(pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8) -pthread" ;;
+    uaclass) echo "$(pkg-config --cflags --libs libpcre2-8 libhs 2>/dev/null || echo -I/usr/include/hs -lpcre2-8 -lhs) -pthread" ;;
     hll) echo "-lm" ;;
     churl) echo "$(pkg-config --libs libcurl 2>/dev/null || echo -lcurl) -pthread" ;;
     shipstate) echo "$(pkg-config --libs libxxhash 2>/dev/null || echo -lxxhash) -pthread -lm" ;;

@@ -1,8 +1,11 @@
 /* uaclass_test.c - the user-agent classes (src/analytics/uaclass.c) on
  * tests/data/ua_labelled.tsv, 400-odd real user agents labelled by hand
- * (sources in its header): at least 98% right, every miss printed. Then the
- * edges: NULL and empty, 8 KiB, bytes that are not UTF-8, the lifecycle, the
- * names, and several threads at once.
+ * (sources in its header): at least 98% right, every miss printed, with
+ * each engine (Hyperscan, then PCRE2 as PIXFLARE_UACLASS_PCRE=1 forces it),
+ * and both engines give the same class to every one of them, lower-cased and
+ * upper-cased too. Then the edges: NULL and empty, 8 KiB, bytes that are not
+ * UTF-8, the patterns Hyperscan only prefilters, the lifecycle, the names,
+ * and several threads at once, with each engine.
  *
  * Run from the top of the checkout (as `make unit` does), or point
  * PIXFLARE_UA_TSV at the file. */
@@ -11,6 +14,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <ctype.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,9 +76,27 @@ static int teardown(void **state)
     return 0;
 }
 
-static void test_labelled(void **state)
+/* Re-initialise with the engine named (see uaclass.h), unless it is the
+ * one already (each Hyperscan compile takes a few hundred milliseconds). */
+static void use_engine(const char *engine)
 {
-    (void)state;
+    char err[256] = "";
+    if (strcmp(uaclass_engine(), engine) == 0)
+        return;
+    if (strcmp(engine, "pcre2") == 0)
+        assert_int_equal(setenv("PIXFLARE_UACLASS_PCRE", "1", 1), 0);
+    else
+        assert_int_equal(unsetenv("PIXFLARE_UACLASS_PCRE"), 0);
+    uaclass_free();
+    assert_string_equal(uaclass_engine(), "none");
+    if (uaclass_init(err, sizeof err) != 0)
+        fail_msg("uaclass_init: %s", err);
+    assert_string_equal(uaclass_engine(), engine);
+}
+
+static void labelled(const char *engine)
+{
+    use_engine(engine);
     load();
     assert_true(nrows >= 300);
     size_t right = 0, n[3] = {0}, ok[3] = {0};
@@ -92,10 +114,10 @@ static void test_labelled(void **state)
         assert_int_equal(uaclass_of(rows[i].ua), got);
     }
     double acc = 100.0 * (double)right / (double)nrows;
-    printf("  %s (%zu crawler patterns): %zu/%zu right (%.1f%%); human %zu/%zu, "
+    printf("  %s, %s (%zu crawler patterns): %zu/%zu right (%.1f%%); human %zu/%zu, "
            "bot %zu/%zu, preview %zu/%zu\n",
-           uaclass_source_version(), uaclass_source_count(), right, nrows, acc, ok[0], n[0], ok[1],
-           n[1], ok[2], n[2]);
+           engine, uaclass_source_version(), uaclass_source_count(), right, nrows, acc, ok[0], n[0],
+           ok[1], n[1], ok[2], n[2]);
     assert_true(n[UACLASS_HUMAN] >= 120 && n[UACLASS_BOT] >= 100 && n[UACLASS_PREVIEW] >= 60);
     assert_true(acc >= 98.0);
     for (size_t i = 0; i < nrows; i++)
@@ -103,9 +125,73 @@ static void test_labelled(void **state)
     nrows = 0;
 }
 
-static void test_edges(void **state)
+/* Hyperscan is the engine wherever it can run (it does here): a pattern
+ * list it came to refuse would silently bring back PCRE2's cost. */
+static void test_labelled_hyperscan(void **state)
 {
     (void)state;
+    labelled("hyperscan");
+}
+
+static void test_labelled_pcre2(void **state)
+{
+    (void)state;
+    labelled("pcre2");
+    use_engine("hyperscan");
+}
+
+/* Every labelled user agent, lower-cased and upper-cased too (the crawler
+ * list is case-sensitive, isbot's rules are not), has one class whichever
+ * engine answers. */
+static void test_engines_agree(void **state)
+{
+    (void)state;
+    load();
+    size_t n = 3 * nrows;
+    char **uas = calloc(n, sizeof *uas);
+    enum uaclass_kind *got = calloc(n, sizeof *got);
+    assert_non_null(uas);
+    assert_non_null(got);
+    for (size_t i = 0; i < nrows; i++) {
+        uas[3 * i] = rows[i].ua;
+        uas[3 * i + 1] = strdup(rows[i].ua);
+        uas[3 * i + 2] = strdup(rows[i].ua);
+        assert_non_null(uas[3 * i + 1]);
+        assert_non_null(uas[3 * i + 2]);
+        for (char *p = uas[3 * i + 1]; *p != '\0'; p++)
+            *p = (char)tolower((unsigned char)*p);
+        for (char *p = uas[3 * i + 2]; *p != '\0'; p++)
+            *p = (char)toupper((unsigned char)*p);
+    }
+    use_engine("hyperscan");
+    for (size_t i = 0; i < n; i++)
+        got[i] = uaclass_of(uas[i]);
+    use_engine("pcre2");
+    size_t differ = 0;
+    for (size_t i = 0; i < n; i++) {
+        enum uaclass_kind k = uaclass_of(uas[i]);
+        if (k != got[i]) {
+            printf("  differ: hyperscan %s, pcre2 %s: %s\n", uaclass_name(got[i]), uaclass_name(k),
+                   uas[i]);
+            differ++;
+        }
+    }
+    printf("  %zu user agents, %zu with another class under pcre2\n", n, differ);
+    assert_int_equal(differ, 0);
+    use_engine("hyperscan");
+    for (size_t i = 0; i < nrows; i++) {
+        free(uas[3 * i + 1]);
+        free(uas[3 * i + 2]);
+        free(rows[i].ua);
+    }
+    nrows = 0;
+    free(uas);
+    free(got);
+}
+
+static void edges(const char *engine)
+{
+    use_engine(engine);
     assert_int_equal(uaclass_of(NULL), UACLASS_BOT);
     assert_int_equal(uaclass_of(""), UACLASS_BOT);
     assert_int_equal(uaclass_of(" "), UACLASS_BOT); /* isbot: no browser sends that */
@@ -144,6 +230,36 @@ static void test_edges(void **state)
     assert_int_equal(uaclass_of("Twitterbot/1.0"), UACLASS_PREVIEW);
     assert_int_equal(uaclass_of("WhatsApp/2.23.20.0"), UACLASS_PREVIEW);
     assert_int_equal(uaclass_of("curl/8.5.0"), UACLASS_BOT);
+
+    /* isbot's rules with lookarounds, which Hyperscan only prefilters: the
+     * prefilter matches both of each pair, PCRE2 confirms one. */
+    static const char *const lookaround[][2] = {
+        {"Mozilla/5.0 (Linux; Android 10; CUBOT P40) AppleWebKit/537.36 (KHTML, like Gecko) "
+         "Chrome/120.0.0.0 Mobile Safari/537.36",
+         "Mozilla/5.0 (Linux; Android 10; TUBOT P40) AppleWebKit/537.36 (KHTML, like Gecko) "
+         "Chrome/120.0.0.0 Mobile Safari/537.36"},
+        {"Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/120.0 Camscanner/6.0",
+         "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/120.0 Xscanner/6.0"},
+        {"Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/120.0 java;",
+         "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/120.0 java/1.8"},
+    };
+    for (size_t i = 0; i < sizeof lookaround / sizeof lookaround[0]; i++) {
+        assert_int_equal(uaclass_of(lookaround[i][0]), UACLASS_HUMAN);
+        assert_int_equal(uaclass_of(lookaround[i][1]), UACLASS_BOT);
+    }
+}
+
+static void test_edges_hyperscan(void **state)
+{
+    (void)state;
+    edges("hyperscan");
+}
+
+static void test_edges_pcre2(void **state)
+{
+    (void)state;
+    edges("pcre2");
+    use_engine("hyperscan");
 }
 
 static void test_names(void **state)
@@ -169,6 +285,7 @@ static void test_lifecycle(void **state)
     const char *g = "Mozilla/5.0 (compatible; YandexBot/3.0; +http://yandex.com/bots)";
     uaclass_free();
     uaclass_free();
+    assert_string_equal(uaclass_engine(), "none");
     /* Not initialised: only the empty rule. */
     assert_int_equal(uaclass_of(""), UACLASS_BOT);
     assert_int_equal(uaclass_of("Mozilla/5.0 (compatible; bingbot/2.0)"), UACLASS_HUMAN);
@@ -193,9 +310,9 @@ static void *worker(void *arg)
     return (void *)bad;
 }
 
-static void test_threads(void **state)
+static void threads(const char *engine)
 {
-    (void)state;
+    use_engine(engine);
     load();
     enum uaclass_kind *want = calloc(nrows, sizeof *want);
     assert_non_null(want);
@@ -215,12 +332,27 @@ static void test_threads(void **state)
     nrows = 0;
 }
 
+static void test_threads_hyperscan(void **state)
+{
+    (void)state;
+    threads("hyperscan");
+}
+
+static void test_threads_pcre2(void **state)
+{
+    (void)state;
+    threads("pcre2");
+    use_engine("hyperscan");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_labelled), cmocka_unit_test(test_edges),
-        cmocka_unit_test(test_names),    cmocka_unit_test(test_lifecycle),
-        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_labelled_hyperscan), cmocka_unit_test(test_labelled_pcre2),
+        cmocka_unit_test(test_engines_agree),      cmocka_unit_test(test_edges_hyperscan),
+        cmocka_unit_test(test_edges_pcre2),        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_lifecycle),          cmocka_unit_test(test_threads_hyperscan),
+        cmocka_unit_test(test_threads_pcre2),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
