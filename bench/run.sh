@@ -26,7 +26,9 @@
 # it), then bench/metrics.sh the CDN with Prometheus metrics scraped every
 # second against metrics off (BENCH_METRICS=0 skips it), then bench/cache.sh
 # the hot-object cache under a Zipf workload ten times PIXFLARE_CACHE_MB
-# against nginx (BENCH_CACHE=0 skips it), and last bench/insns.sh the
+# against nginx (BENCH_CACHE=0 skips it), then bench/analytics20.sh issue
+# 20's analytics (client class, unique clients, more rollup keys) against the
+# seed's analytics alone (BENCH_A20=0 skips it), and last bench/insns.sh the
 # instructions the server executes per request (BENCH_INSNS=0 skips it).
 #
 # Environment:
@@ -59,6 +61,10 @@
 #   BENCH_CACHE=0      skip bench/cache.sh (Zipf workload ten times the
 #                      cache: hit ratio and req/s against nginx; its own
 #                      knobs: see there)
+#   BENCH_A20=0        skip bench/analytics20.sh (issue 20's analytics
+#                      against commit 70728f5's, both built from their
+#                      commits: req/s with a User-Agent mix, instructions
+#                      per request, ns per event; its own knobs: see there)
 #   PIXFLARE_THREADS, PIXFLARE_CACHE_MB  passed to pixflare as usual
 # Only addresses on 127.0.0.1 are used.
 set -eu
@@ -412,6 +418,17 @@ if [ "${BENCH_CACHE:-1}" != 0 ]; then
     log ""
     log "== hot-object cache, Zipf workload: bench/cache.sh"
     BENCH_PIXFLARE_BIN=$BIN sh "$ROOT/bench/cache.sh"
+fi
+
+# --- 9e. issue 20's analytics against the seed's analytics alone ---------------
+if [ "${BENCH_A20:-1}" != 0 ]; then
+    stop_pid "$PF_PID"
+    stop_pid "$NG_PID"
+    PF_PID=""
+    NG_PID=""
+    log ""
+    log "== issue 20's analytics against the seed's: bench/analytics20.sh"
+    sh "$ROOT/bench/analytics20.sh"
 fi
 
 # --- 10. instructions per request, under callgrind ------------------------------
