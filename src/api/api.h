@@ -2,7 +2,8 @@
  * /v1/analytics/images/{id}, behind API keys, per-owner rate limits and
  * strict parameters, answering JSON or CSV; and /v1/images/{id}/thumb, an
  * image's thumbnail for the dashboard (key and owner checked, no rate limit,
- * no analytics event: looking at the stats does not change them).
+ * no analytics event: looking at the stats does not change them); and
+ * /v1/analytics/export, every daily row of a range streamed (export.h).
  *
  * The API is the router's route for /v1. On the event loop its handler only
  * copies what a call carries (path, Authorization header, query pairs); the
