@@ -1300,15 +1300,12 @@ static void test_export_pages(void **state)
     struct fixture *f = *state;
     const char *a = OWNER("e0a1"), *b = OWNER("e0b1");
     const char *d0 = "2033-03-01", *d1 = "2033-03-02", *d2 = "2033-03-03", *d3 = "2033-03-04";
-    const struct db_count c[] = {DAILY(a, d2, "e1a001", "orig", "FR", 1, 10),
-                                 DAILY(a, d1, "e1a002", "w128", "US", 2, 20),
-                                 DAILY(a, d1, "e1a002", "w1024", "US", 3, 30),
-                                 DAILY(a, d1, "e1a001", "orig", "DE", 4, 40),
-                                 DAILY(a, d1, "e1a001", "Zoom", "DE", 5, 50),
-                                 DAILY(a, d1, "e1a001", "orig", "AT", 6, 60),
-                                 DAILY(b, d1, "e1b001", "orig", "FR", 7, 70),
-                                 DAILY(a, d0, "e1a001", "orig", "FR", 8, 80),
-                                 DAILY(a, d3, "e1a001", "orig", "FR", 9, 90)};
+    const struct db_count c[] = {
+        DAILY(a, d2, "e1a001", "orig", "FR", 1, 10),  DAILY(a, d1, "e1a002", "w128", "US", 2, 20),
+        DAILY(a, d1, "e1a002", "w1024", "US", 3, 30), DAILY(a, d1, "e1a001", "orig", "DE", 4, 40),
+        DAILY(a, d1, "e1a001", "Zoom", "DE", 5, 50),  DAILY(a, d1, "e1a001", "orig", "AT", 6, 60),
+        DAILY(b, d1, "e1b001", "orig", "FR", 7, 70),  DAILY(a, d0, "e1a001", "orig", "FR", 8, 80),
+        DAILY(a, d3, "e1a001", "orig", "FR", 9, 90)};
     struct page_key k;
     int n = -1;
     assert_int_equal(ADD(f->db, c), 0);
