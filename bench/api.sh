@@ -791,7 +791,7 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
     echo "## Target: overview p95 at most 20 ms"
     echo
     awk '$1 ~ /^ov/ { k = $1 " c" $3; if (!(k in b) || $6 < b[k]) b[k] = $6 }
-         END { for (k in b) { split(k, x, " "); printf "- %s, %s connection(s): p95 %.2f ms: %s\n", x[1] == "ov90" ? "overview days=90" : x[1] == "ov30" ? "overview days=30" : "overview days=90 under CDN traffic", substr(x[2], 2), b[k], b[k] <= 20 ? "met" : "**missed**" } }' "$WORK/results" | sort
+         END { for (k in b) { split(k, x, " "); printf "- %s, %s connection(s): p95 %.2f ms: %s\n", x[1] == "ov90" ? "overview days=90" : x[1] == "ov30" ? "overview days=30" : x[1] == "ov90-traffic" ? "overview days=90 under CDN traffic" : x[1] == "ov7hp" ? "overview days=7&interval=hour&compare=previous" : x[1] == "ov7hpx" ? "overview days=7&interval=hour&compare=previous&exclude_bots=true" : x[1] == "ov90x" ? "overview days=90&exclude_bots=true" : x[1], substr(x[2], 2), b[k], b[k] <= 20 ? "met" : "**missed**" } }' "$WORK/results" | sort
     set -- $(awk '$1 == "overview" { print $3 * 1000 }' "$WORK/cold" | pcts 50 100)
     echo "- cold (first request after a start): median $(printf %.1f "$1") ms, worst $(printf %.1f "$2") ms (a one-off per start, not a p95)"
     echo
