@@ -254,9 +254,10 @@ static int defer(struct http_server *srv, struct MHD_Connection *conn, int ri,
  * loop and wants it in blocking mode (microhttpd.h), so an empty pipe
  * stalls every connection of that thread while the database is read
  * (measured on 0.9.75 with one event-loop thread: a request sent 0.3 s
- * after a pipe response that got its data at 2 s was answered in 1.7 s). Here the event loop only copies bytes the route already has;
- * when it has none, the connection is suspended (libmicrohttpd's way:
- * "returning zero should only be used in conjunction with
+ * after a pipe response that got its data at 2 s was answered in 1.7 s).
+ * Here the event loop only copies bytes the route already has; when it
+ * has none, the connection is suspended (libmicrohttpd's way: "returning
+ * zero should only be used in conjunction with
  * MHD_suspend_connection()") and the route's own thread resumes it.
  *
  * The suspension must come before its resumption: a route may finish
