@@ -156,10 +156,10 @@ struct slot {
 /* A thread's own: PCRE2's match data, Hyperscan's scratch space, and the
  * copy of the user agent PCRE2 matches. That copy is there because PCRE2's
  * JIT reads the subject in 16-byte aligned blocks, up to 15 bytes past its
- * end (harmless as upstream sees it: never across a page; but Valgrind
- * rightly flags reads past a malloc'd user agent, and a hardened malloc may
- * too): with 16 bytes of zeroed slack after UACLASS_MATCH_MAX, every read
- * stays in memory of ours. */
+ * end (harmless as upstream sees it, never crossing a page; but Valgrind
+ * reports each read past a malloc'd user agent, and a hardened malloc may
+ * trap it): with 16 bytes of slack after UACLASS_MATCH_MAX (zeroed by
+ * calloc), every read stays in memory of ours. */
 struct tstate {
     pcre2_match_data *md;
     hs_scratch_t *scratch; /* NULL with the PCRE2 engine */
