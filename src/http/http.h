@@ -103,8 +103,9 @@ struct http_resp {
  * keeps its memory alive past body_release) and calls http_stream_wake(s)
  * once more data or the end is ready; a wake when nobody waits is
  * remembered and harmless. http_stream_drop() once it will wake no more.
- * A stopping server does not wait: a stream that says WAIT is then cut,
- * and http_server_stop() waits for the wakes it is owed. */
+ * A stopping server serves streams through its grace period like other
+ * requests; after it a stream that says WAIT is cut, and
+ * http_server_stop() waits for the wakes it is owed. */
 void http_stream_hold(struct http_stream *s);
 void http_stream_wake(struct http_stream *s);
 void http_stream_drop(struct http_stream *s);

@@ -115,6 +115,7 @@ struct http_server {
     int watchdog_stop;
     int refused_id, timeouts_id;  /* metrics counters (when counted) */
     _Atomic long streams_waiting; /* streams suspended until their route wakes them */
+    _Atomic int cutting;          /* the stop's grace is over: streams that would wait are cut */
 };
 
 static _Thread_local int thread_slot = -1;
@@ -327,10 +328,11 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             pthread_mutex_unlock(&s->mu);
             continue;
         }
-        /* Counted before `stopping` is read, as http_server_stop() sets
-         * `stopping` before it reads the count: one of them sees the other. */
+        /* Counted before `cutting` is read, as http_server_stop() sets
+         * `cutting` before it reads the count: one of them sees the other.
+         * Until then (the stop's grace included) a stream goes on. */
         atomic_fetch_add(&s->srv->streams_waiting, 1);
-        if (atomic_load(&s->srv->stopping)) {
+        if (atomic_load(&s->srv->cutting)) {
             atomic_fetch_sub(&s->srv->streams_waiting, 1);
             pthread_mutex_unlock(&s->mu);
             return MHD_CONTENT_READER_END_WITH_ERROR; /* cut: the server is going */
@@ -891,6 +893,7 @@ void http_server_stop(struct http_server *srv, int grace_ms)
      * not ours and still run): wait for it, as libmicrohttpd must not be
      * stopped with a suspended connection. Streams that ask to wait from
      * now on are cut instead (stream_read). */
+    atomic_store(&srv->cutting, 1);
     struct timespec tick = {0, 10 * 1000 * 1000};
     while (atomic_load(&srv->streams_waiting) > 0)
         nanosleep(&tick, NULL);

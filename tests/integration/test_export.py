@@ -433,3 +433,32 @@ def test_a_year_streams_with_flat_memory(tmp_path):
         assert len(part) < csv_len  # a complete body would be a failure
     c.close()
     assert "export cut short" not in srv.log()  # a stop is not a database failure
+
+    # Again with a client that keeps reading, slowly enough (1.3 MB/s) that
+    # the download outlasts the stop's 10 s grace: the download goes on
+    # through the grace (as any request in flight), then the stop cuts the
+    # body; nothing hangs.
+    srv = new_server(tmp_path)
+    c, r = open_export(srv, key, year)
+    got, errors = [], []
+
+    def reader():
+        try:
+            while True:
+                b = r.read(65536)
+                if not b:
+                    return
+                got.append(len(b))
+                time.sleep(0.05)
+        except (http.client.IncompleteRead, ConnectionError) as e:
+            errors.append(e)
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    time.sleep(1)
+    assert srv.stop() == 0
+    t.join(60)
+    c.close()
+    assert not t.is_alive() and errors and 0 < sum(got) < csv_len, (errors, sum(got))
+    print("SIGTERM during a download read at 1.3 MB/s: %d bytes received, then %r" % (
+        sum(got), errors[0]))
