@@ -386,10 +386,13 @@ if [ "$INSNS" != 0 ]; then
         ir=$(cat "$cg"* 2>/dev/null | awk '/^totals:/ { s += $2 } END { printf "%.0f", s }')
         [ "$n" -gt 0 ] && [ "$ir" -gt 0 ] || die "callgrind: nothing measured for $m"
         echo "$m $n $ir" >>"$WORK/insns"
-        # The analytics functions' inclusive share, for the report.
+        # The analytics functions' inclusive instructions, and the calls
+        # ("=> ... (Nx)"): the matcher's calls are the cache's misses.
         callgrind_annotate --inclusive=yes "$cg" 2>/dev/null |
-            grep -E 'answered|capture_stamp|uaclass_of|classify|pcre2_match|uniq_point|siphash|hll_point|rollup_add|event_emit|evlog_append' |
-            head -15 >"$WORK/insns-fn-$m" || true
+            grep -E '^ *[0-9,]+ \( *[0-9.]+%\)  (=> )?(/|\?\?\?|build)' |
+            grep -E '(answered|capture_stamp|uaclass_of|pcre2_match_8|hs_scan|uniq_point|siphash_24|sink_emit|rollup_add|table_add|evlog_append)( |$)' |
+            grep -v '^ *[0-9,]* ( *[0-9.]*%)  build/' | sed -E 's#(/|\./)[^ ]*/src/src/##g; s# \[[^]]*\]$##' |
+            awk '!seen[$0]++' | head -24 >"$WORK/insns-fn-$m" || true
     done
 fi
 
@@ -467,7 +470,7 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
         for m in base new; do
             if [ -s "$WORK/insns-fn-$m" ]; then
                 echo
-                echo "$m: analytics functions, inclusive instructions over the window (callgrind_annotate --inclusive=yes):"
+                echo "$m: analytics functions, inclusive instructions over the window, and calls (\`=>\`; the matcher's, pcre2_match_8 or hs_scan, are the User-Agent cache's misses):"
                 echo
                 echo '```'
                 cat "$WORK/insns-fn-$m"
