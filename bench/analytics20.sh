@@ -388,7 +388,7 @@ if [ "$INSNS" != 0 ]; then
         echo "$m $n $ir" >>"$WORK/insns"
         # The analytics functions' inclusive instructions, and the calls
         # ("=> ... (Nx)"): the matcher's calls are the cache's misses.
-        callgrind_annotate --inclusive=yes "$cg" 2>/dev/null |
+        callgrind_annotate --inclusive=yes --threshold=100 "$cg" 2>/dev/null |
             grep -E '^ *[0-9,]+ \( *[0-9.]+%\)  (=> )?(/|\?\?\?|build)' |
             grep -E '(answered|capture_stamp|uaclass_of|pcre2_match_8|hs_scan|uniq_point|siphash_24|sink_emit|rollup_add|table_add|evlog_append)( |$)' |
             grep -v '^ *[0-9,]* ( *[0-9.]*%)  build/' | sed -E 's#(/|\./)[^ ]*/src/src/##g; s# \[[^]]*\]$##' |
