@@ -20,7 +20,9 @@
  * with its owner's totals summed at write time. A sketch key (owner, day,
  * image or "" for the owner's, register index in `status`) keeps the
  * highest rank seen (slot.requests), merged into analytics_uniques_daily
- * (db_sketches_merge(): register max, so a retried write adds nothing). */
+ * (db_sketches_merge(): register max, so a retried write adds nothing).
+ * Requests count into image sketches only: the owner's sketch is their
+ * union (one client, one point in both), made at write time. */
 #include "analytics/rollup.h"
 
 #include "analytics/uniq.h"
@@ -276,15 +278,16 @@ void rollup_add(struct rollup *ru, const struct event *ev)
         k.pad[0] = ev->client;
         memcpy(k.image_id, ev->image_id, sizeof(k.image_id));
         lost += table_add(ru, sh->active, &k, 1, (int64_t)ev->bytes, bot) != 0;
-        if (ev->upoint != 0) { /* the owner's sketch, then the image's */
+        /* The image's sketch; the owner's is the union of its images'
+         * (a client's point is the same in both), made at write time. */
+        if (ev->upoint != 0) {
             memset(&k, 0, sizeof(k));
             memcpy(k.owner, ev->owner, 16);
             k.day = day;
             k.kind = KIND_SKETCH;
             k.status = (uint16_t)(ev->upoint >> 8);
-            table_add(ru, sh->active, &k, ev->upoint & 0xff, 0, 0); /* lost: not a request */
             memcpy(k.image_id, ev->image_id, sizeof(k.image_id));
-            table_add(ru, sh->active, &k, ev->upoint & 0xff, 0, 0);
+            table_add(ru, sh->active, &k, ev->upoint & 0xff, 0, 0); /* lost: not a request */
         }
     }
     pthread_mutex_unlock(&sh->mu);
@@ -363,18 +366,22 @@ static int cmp_sketch(const void *a, const void *b)
     return c != 0 ? c : (x->status > y->status) - (x->status < y->status);
 }
 
-/* The sketch slots of t as db_sketch entries. OUT: *sk, *nsk, *pts (free
- * both). */
-static int make_sketches(struct table *t, struct db_sketch **sk, size_t *nsk, uint32_t **pts)
+/* The sketch slots of t and u as db_sketch entries. OUT: *sk, *nsk, *pts
+ * (free both). */
+static int make_sketches(struct table *t, struct table *u, struct db_sketch **sk, size_t *nsk,
+                         uint32_t **pts)
 {
-    size_t n = 0, m = 0;
-    struct slot **v = malloc((t->count + 1) * sizeof(*v));
-    uint32_t *p = malloc((t->count + 1) * sizeof(*p));
-    struct db_sketch *out = malloc((t->count + 1) * sizeof(*out));
+    size_t n = 0, m = 0, all = t->count + u->count + 1;
+    struct slot **v = malloc(all * sizeof(*v));
+    uint32_t *p = malloc(all * sizeof(*p));
+    struct db_sketch *out = malloc(all * sizeof(*out));
     int rc = v && p && out ? 0 : PF_ENOMEM;
-    for (size_t i = 0; rc == 0 && i <= t->mask; i++)
-        if (t->slots[i].used && t->slots[i].key.kind == KIND_SKETCH)
-            v[n++] = &t->slots[i];
+    for (int w = 0; rc == 0 && w < 2; w++) {
+        struct table *x = w == 0 ? t : u;
+        for (size_t i = 0; i <= x->mask; i++)
+            if (x->slots[i].used && x->slots[i].key.kind == KIND_SKETCH)
+                v[n++] = &x->slots[i];
+    }
     if (rc == 0)
         qsort(v, n, sizeof(*v), cmp_sketch);
     for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -433,11 +440,17 @@ static int write_table(struct rollup *ru, struct table *t, const char *id, char 
     for (size_t i = 0; rc == 0 && i <= t->mask; i++) {
         const struct slot *s = &t->slots[i];
         struct key dk;
-        if (!s->used || (s->key.kind != KIND_DAILY && s->key.kind != KIND_HOUR))
+        if (!s->used || s->key.kind == KIND_STATUS)
             continue;
         memset(&dk, 0, sizeof(dk));
         memcpy(dk.owner, s->key.owner, 16);
         dk.day = s->key.day;
+        if (s->key.kind == KIND_SKETCH) { /* the owner's register: the max of its images' */
+            dk.kind = KIND_SKETCH;
+            dk.status = s->key.status;
+            rc = table_add(NULL, derived, &dk, s->requests, 0, 0);
+            continue;
+        }
         if (s->key.kind == KIND_DAILY) {
             dk.kind = KIND_OWNER_DAY;
             rc = table_add_slot(NULL, derived, &dk, s);
@@ -503,7 +516,7 @@ static int write_table(struct rollup *ru, struct table *t, const char *id, char 
         }
     }
     if (rc == 0)
-        rc = make_sketches(t, &sk, &nsk, &pts);
+        rc = make_sketches(t, derived, &sk, &nsk, &pts);
     if (rc == PF_ENOMEM)
         snprintf(err, errlen, "out of memory");
     int64_t dropped = 0;
