@@ -29,7 +29,7 @@ endif
 SRCS    := $(wildcard src/*/*.c)
 CLIOBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(wildcard src/cli/*.c))
 LIBOBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(filter-out src/cli/%,$(SRCS))) \
-           $(BUILD)/obj/gen/dash_assets.o
+           $(BUILD)/obj/gen/dash_assets.o $(BUILD)/obj/gen/uaclass_db.o
 # The dashboard's files, embedded in the binary (src/api/dash.h).
 WEB     := $(sort $(wildcard dashboard/*.html dashboard/*.js dashboard/*.css dashboard/*.svg))
 UNIT    := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/*_test.c))
@@ -56,6 +56,27 @@ $(BUILD)/gen/dash_assets.c: $(BUILD)/embed $(WEB) dashboard
 	@$(BUILD)/embed $(WEB) > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/obj/gen/dash_assets.o: $(BUILD)/gen/dash_assets.c
+	@mkdir -p $(@D)
+	@echo "CC $<"
+	@$(CC) $(CFLAGS) -Isrc -c -o $@ $<
+
+# The user-agent classifier's Hyperscan database, compiled at build time by
+# tools/uaclass_db (built from the classifier's own objects) rather than at
+# every start (src/analytics/uaclass_int.h). Where Hyperscan cannot build it
+# the file is empty, and the server compiles at start.
+UACLASS_DB_OBJS := $(BUILD)/obj/analytics/uaclass.o $(BUILD)/obj/analytics/uaclass_data.o \
+                   $(BUILD)/obj/base/err.o
+$(BUILD)/uaclass_db: tools/uaclass_db.c $(UACLASS_DB_OBJS)
+	@echo "CC $<"
+	@$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(UACLASS_DB_OBJS) $(LDLIBS)
+
+$(BUILD)/gen/uaclass_db.c: $(BUILD)/uaclass_db
+	@mkdir -p $(BUILD)/gen
+	@echo "GEN $@"
+	@$(BUILD)/uaclass_db > $@.tmp || echo "/* no database: compiled at start */" > $@.tmp
+	@mv $@.tmp $@
+
+$(BUILD)/obj/gen/uaclass_db.o: $(BUILD)/gen/uaclass_db.c
 	@mkdir -p $(@D)
 	@echo "CC $<"
 	@$(CC) $(CFLAGS) -Isrc -c -o $@ $<

@@ -140,6 +140,7 @@ enum { CONFIRM_MAX = 32, CONFIRM_ID = 16 };
 struct confirm {
     pcre2_code *re;
     enum uaclass_kind kind;
+    unsigned short list, index; /* the pattern's place (uaclass_db_confirm) */
 };
 
 /* One list of patterns and the class a match of it gives. */
@@ -280,7 +281,7 @@ static void drop(void)
 /* Build the Hyperscan engine: every list in one database (ids: see
  * CONFIRM_ID), and the prototype scratch. Returns 0, or -1 with the reason
  * in why (the caller then falls back to PCRE2). */
-static int hs_build(char *why, size_t whylen)
+static int hs_build(const hs_platform_info_t *plat, char *why, size_t whylen)
 {
     int rc = -1;
     size_t total = 0, n = 0;
@@ -320,11 +321,13 @@ static int hs_build(char *why, size_t whylen)
             (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
             confirm[nconfirm].re = re;
             confirm[nconfirm].kind = l->kind;
+            confirm[nconfirm].list = (unsigned short)i;
+            confirm[nconfirm].index = (unsigned short)j;
             flags[n] |= HS_FLAG_PREFILTER;
             ids[n] = CONFIRM_ID + (unsigned)nconfirm++;
         }
     }
-    if (hs_compile_multi(pats, flags, ids, (unsigned)n, HS_MODE_BLOCK, NULL, &db, &cerr) !=
+    if (hs_compile_multi(pats, flags, ids, (unsigned)n, HS_MODE_BLOCK, plat, &db, &cerr) !=
         HS_SUCCESS) {
         snprintf(why, whylen, "Hyperscan refuses %s: %s",
                  cerr->expression >= 0 ? pats[cerr->expression] : "the database", cerr->message);
@@ -345,6 +348,77 @@ out:
     return rc;
 }
 
+/* Load the database compiled with the binary and make its PCRE2
+ * confirmations. Returns 0, or -1 (nothing kept: the caller compiles). */
+static int hs_load(void)
+{
+    int rc = -1;
+    if (&uaclass_db_len == NULL || &uaclass_db_nconfirm == NULL ||
+        uaclass_db_nconfirm > CONFIRM_MAX)
+        return -1;
+    for (size_t i = 0; i < uaclass_db_nconfirm; i++) {
+        unsigned short li = uaclass_db_confirm[i][0], pi = uaclass_db_confirm[i][1];
+        int code;
+        PCRE2_SIZE off;
+        if (li >= 3 || pi >= lists[li].n)
+            goto out;
+        pcre2_code *re = pcre2_compile((PCRE2_SPTR)lists[li].pats[pi], PCRE2_ZERO_TERMINATED,
+                                       lists[li].caseless ? PCRE2_CASELESS : 0, &code, &off, NULL);
+        if (re == NULL)
+            goto out;
+        (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+        confirm[nconfirm++] = (struct confirm){re, lists[li].kind, li, pi};
+    }
+    if (hs_deserialize_database((const char *)uaclass_db_bytes, uaclass_db_len, &db) !=
+        HS_SUCCESS) {
+        db = NULL;
+        goto out;
+    }
+    if (hs_alloc_scratch(db, &proto) != HS_SUCCESS) {
+        proto = NULL;
+        goto out;
+    }
+    rc = 0;
+out:
+    if (rc != 0)
+        drop();
+    return rc;
+}
+
+int uaclass_db_export(char **bytes, size_t *len, unsigned short out[][2], size_t *nout, char *err,
+                      size_t errlen)
+{
+    /* For the CPU that builds (which, built from source, runs it): another
+     * CPU's Hyperscan refuses a database that needs what it lacks, and
+     * hs_load() then falls back to compiling. */
+    hs_platform_info_t plat;
+    int rc = PF_EINVAL;
+    if (hs_populate_platform(&plat) != HS_SUCCESS) {
+        snprintf(err, errlen, "Hyperscan cannot run on this CPU");
+        return rc;
+    }
+    pthread_mutex_lock(&lock);
+    lists[0] =
+        (struct list){"preview", preview_patterns,
+                      sizeof preview_patterns / sizeof preview_patterns[0], UACLASS_PREVIEW, 0};
+    lists[1] = (struct list){"crawler", uaclass_data_patterns, uaclass_data_count, UACLASS_BOT, 0};
+    lists[2] =
+        (struct list){"generic", uaclass_data_generic, uaclass_data_generic_count, UACLASS_BOT, 1};
+    *bytes = NULL;
+    if (hs_build(&plat, err, errlen) == 0 && hs_serialize_database(db, bytes, len) == HS_SUCCESS) {
+        for (size_t i = 0; i < nconfirm; i++) {
+            out[i][0] = confirm[i].list;
+            out[i][1] = confirm[i].index;
+        }
+        *nout = nconfirm;
+        rc = 0;
+    } else if (*bytes == NULL && err[0] == '\0')
+        snprintf(err, errlen, "cannot serialize the Hyperscan database");
+    drop();
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
 int uaclass_init(char *err, size_t errlen)
 {
     int rc = 0;
@@ -362,8 +436,8 @@ int uaclass_init(char *err, size_t errlen)
         char why[400] = "";
         if (hs_valid_platform() != HS_SUCCESS)
             snprintf(why, sizeof why, "this CPU lacks SSSE3, which Hyperscan needs");
-        else
-            (void)hs_build(why, sizeof why);
+        else if (hs_load() != 0)
+            (void)hs_build(NULL, why, sizeof why);
         if (why[0] != '\0') {
             fprintf(stderr, "pixflare: uaclass: %s; matching user agents with PCRE2 (slower)\n",
                     why);
