@@ -568,15 +568,17 @@ def test_kill9_at_20_moments_loses_nothing_and_counts_nothing_twice(tmp_path, im
             db.execute("DELETE FROM job_runs")
             for d in junk:
                 db.executemany(
-                    "INSERT OR IGNORE INTO analytics_daily "
-                    "VALUES (?, ?, ?, 'original', 'US', 1, 10)",
+                    "INSERT OR IGNORE INTO analytics_daily (owner, date, image_id, variant, "
+                    "country, requests, bandwidth_bytes) VALUES (?, ?, ?, 'original', 'US', 1, 10)",
                     [("%032x" % (o % 40), d, "i%05d" % o) for o in range(JUNK_ROWS)])
                 db.executemany(
-                    "INSERT OR IGNORE INTO analytics_status_daily VALUES (?, ?, 200, 10)",
+                    "INSERT OR IGNORE INTO analytics_status_daily (owner, date, status, requests) "
+                    "VALUES (?, ?, 200, 10)",
                     [("%032x" % o, d) for o in range(40)])
                 # as the server keeps them: the owners' day totals beside
                 db.executemany(
-                    "INSERT OR IGNORE INTO analytics_owner_daily VALUES (?, ?, 10, 100)",
+                    "INSERT OR IGNORE INTO analytics_owner_daily (owner, date, requests, "
+                    "bandwidth_bytes) VALUES (?, ?, 10, 100)",
                     [("%032x" % o, d) for o in range(40)])
             db.execute("COMMIT")
         finally:
