@@ -266,10 +266,10 @@ static int make_rows(struct engine_group *keys, size_t n, int64_t day, struct db
         rc = run_flush(ri, m, owner, image, day * 24);
     if (rc == 0 && n > 0)
         rc = run_flush(ro, m, owner, "", day * 24);
-    if (rc == 0) {
+    if (rc == 0 && m->nh > 0) /* (qsort wants an array, even of none) */
         qsort(m->h, m->nh, sizeof(*m->h), cmp_hourly);
+    if (rc == 0 && m->nc > 0)
         qsort(m->c, m->nc, sizeof(*m->c), cmp_client);
-    }
 done:
     free(ro);
     if (rc != 0) {
