@@ -135,7 +135,8 @@ VALGRIND := nice -n 19 valgrind -q --error-exitcode=1 --leak-check=full \
             --suppressions=tests/valgrind.supp
 valgrind-unit:
 	@$(MAKE) -s CC=gcc SAN= BUILD=$(VG_BUILD) $(addprefix $(VG_BUILD)/unit/,$(VG_UNIT))
-	@set -e; for t in $(VG_UNIT); do echo "== valgrind $$t"; $(VALGRIND) $(VG_BUILD)/unit/$$t; done
+	@set -e; for t in $(VG_UNIT); do echo "== valgrind $$t"; s=$$(date +%s); \
+	    $(VALGRIND) $(VG_BUILD)/unit/$$t; echo "== valgrind $$t: $$(( $$(date +%s) - s )) s"; done
 
 integration: $(BUILD)/pixflare
 	@sh scripts/deps.sh test
