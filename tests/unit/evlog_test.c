@@ -184,7 +184,7 @@ static void test_roundtrip_edges(void **state)
     evlog_encode(&ev, rec);
     assert_int_equal(rec[0], 0x9E);
     assert_int_equal(rec[1], 0x7D);
-    assert_int_equal(rec[6], 1);
+    assert_int_equal(rec[6], 2); /* record version 2: byte 69 is the client */
     assert_int_equal(rec[7], 64);
     assert_int_equal(rec[68], 255); /* no variant */
     assert_int_equal(rec[64], 0xFF);
@@ -250,14 +250,33 @@ static void test_decode_rejects(void **state)
     assert_int_equal(decode_with(71, 1, 0), PF_EFORMAT);
     assert_int_equal(decode_with(0, 0x9F, 1), PF_EFORMAT);
     assert_int_equal(decode_with(1, 0x7C, 1), PF_EFORMAT);
-    assert_int_equal(decode_with(6, 2, 1), PF_EFORMAT);
+    assert_int_equal(decode_with(6, 3, 1), PF_EFORMAT);
     assert_int_equal(decode_with(6, 0, 1), PF_EFORMAT);
     assert_int_equal(decode_with(7, 63, 1), PF_EFORMAT);
     assert_int_equal(decode_with(7, 65, 1), PF_EFORMAT);
 
-    /* Reserved bytes. */
-    for (size_t at = 69; at < 72; at++)
+    /* The client class (version 2): 0-2; reserved bytes zero. */
+    assert_int_equal(decode_with(69, 2, 1), 0);
+    assert_int_equal(decode_with(69, 3, 1), PF_EFORMAT);
+    for (size_t at = 70; at < 72; at++)
         assert_int_equal(decode_with(at, 1, 1), PF_EFORMAT);
+    /* A version 1 record (before the client class) is read as human; its
+     * byte 69 was reserved, so must be zero. */
+    ev.client = 2;
+    evlog_encode(&ev, rec);
+    rec[6] = 1;
+    rec[69] = 0;
+    fix_checksum(rec);
+    assert_int_equal(evlog_decode(rec, sizeof(rec), &back), 0);
+    assert_int_equal(back.client, 0);
+    rec[69] = 1;
+    fix_checksum(rec);
+    assert_int_equal(evlog_decode(rec, sizeof(rec), &back), PF_EFORMAT);
+    /* Version 2 keeps the class. */
+    ev.client = 2;
+    evlog_encode(&ev, rec);
+    assert_int_equal(evlog_decode(rec, sizeof(rec), &back), 0);
+    assert_int_equal(back.client, 2);
 
     /* Country: [A-Z][A-Z0-9] only. */
     assert_int_equal(decode_with(66, 'u', 1), PF_EFORMAT);
