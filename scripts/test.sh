@@ -159,7 +159,7 @@ step "tsan integration tests (threaded subset)" pytest_run_files build/tsan -m "
 step "valgrind unit tests" make -s -j"$JOBS" valgrind-unit
 servers_stop
 if [ -f tests/fuzz/run.sh ]; then
-    step "fuzzing (${FUZZ_SECONDS:-8}s per target)" sh tests/fuzz/run.sh "${FUZZ_SECONDS:-8}"
+    step "fuzzing (${FUZZ_SECONDS:-5}s per target)" sh tests/fuzz/run.sh "${FUZZ_SECONDS:-5}"
 fi
 
 echo

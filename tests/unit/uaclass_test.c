@@ -9,6 +9,12 @@
  *
  * Run from the top of the checkout (as `make unit` does), or point
  * PIXFLARE_UA_TSV at the file. */
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -162,12 +168,16 @@ static void test_engines_agree(void **state)
         for (char *p = uas[3 * i + 2]; *p != '\0'; p++)
             *p = (char)toupper((unsigned char)*p);
     }
+    /* Under Valgrind every PCRE2 miss costs milliseconds: the originals
+     * only (the labelled tests ran them both ways already; about 70 s less
+     * of `make test`). */
+    size_t step = RUNNING_ON_VALGRIND ? 3 : 1;
     use_engine("hyperscan");
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i += step)
         got[i] = uaclass_of(uas[i]);
     use_engine("pcre2");
     size_t differ = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i += step) {
         enum uaclass_kind k = uaclass_of(uas[i]);
         if (k != got[i]) {
             printf("  differ: hyperscan %s, pcre2 %s: %s\n", uaclass_name(got[i]), uaclass_name(k),
@@ -175,7 +185,7 @@ static void test_engines_agree(void **state)
             differ++;
         }
     }
-    printf("  %zu user agents, %zu with another class under pcre2\n", n, differ);
+    printf("  %zu user agents, %zu with another class under pcre2\n", n / step, differ);
     assert_int_equal(differ, 0);
     for (size_t i = 0; i < nrows; i++) {
         free(uas[3 * i + 1]);
