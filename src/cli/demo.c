@@ -8,6 +8,7 @@
 #include "cdn/catalog.h"
 #include "base/err.h"
 #include "base/fsutil.h"
+#include "base/hll.h"
 #include "cdn/import.h"
 
 #include <limits.h>
@@ -165,6 +166,24 @@ int demo_traffic(const struct event_sink *sink, struct catalog *cat, int days, u
                 ev->variant = pick(&s, variant_w, VARIANT_COUNT);
                 int c = pick(&s, country_w, (int)(sizeof(country_w) / sizeof(country_w[0])));
                 memcpy(ev->country, countries[c], 3);
+                /* Clients: mostly browsers, some crawlers and link
+                 * unfurlers; a browser is one of the owner's day's
+                 * visitors (a pool smaller than its requests: some come
+                 * back), its sketch point made from the visitor's number
+                 * as uniq.c makes one from a salted hash. */
+                int who = (int)(rnd(&s) % 100);
+                ev->client = who < 84 ? 0 : who < 93 ? 1 : 2;
+                if (ev->client != 1) {
+                    uint64_t z =
+                        ((uint64_t)day << 24 ^ (uint64_t)img->owner_hash[0] << 16 ^ rnd(&s) % 160) *
+                        0x9E3779B97F4A7C15ULL;
+                    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+                    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+                    uint16_t idx;
+                    uint8_t rank;
+                    hll_point(z ^ (z >> 31), &idx, &rank);
+                    ev->upoint = (uint32_t)idx << 8 | rank;
+                }
                 uint64_t full = (uint64_t)((double)img->size_bytes * variant_share[ev->variant]);
                 int roll = (int)(rnd(&s) % 100);
                 if (roll < 86) {
