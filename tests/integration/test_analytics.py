@@ -109,6 +109,7 @@ class Traffic:
         try:
             for method, path, headers, owner, image_id, vname in reqs:
                 headers = dict(headers)
+                extra = self.label(headers)
                 if headers.get("If-None-Match") == "ETAG":
                     etag = self.etags.get(path)
                     if etag is None:
@@ -126,12 +127,17 @@ class Traffic:
                 with self.lock:
                     self.expected.append((owner if r.status != 400 else None,
                                           image_id if r.status != 400 else "",
-                                          vname, r.status, country, nbytes))
+                                          vname, r.status, country, nbytes) + extra)
                 if r.getheader("Connection", "").lower() == "close":
                     conn.close()
                     conn = self.srv.connect()
         finally:
             conn.close()
+
+    def label(self, headers):
+        """Fields a subclass adds to each expected entry, taken out of the
+        request's headers before it is sent: none here."""
+        return ()
 
     def run(self, n, workers):
         reqs = self.plan(n)
